@@ -1,0 +1,41 @@
+# gemmalog: the two commands a new user needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test test-fast test-faults lint bench docs clean
+
+venv: $(STAMP)
+
+# torch is pinned first so the CPU wheel on this machine is used, never a CUDA build.
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[trl,dev]"
+	touch $(STAMP)
+
+demo: venv
+	$(PY) examples/demo.py
+
+test: venv
+	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow and not faults"
+
+test-faults: venv
+	$(PY) -m pytest -q -m faults
+
+lint: venv
+	$(PY) -m ruff check gemmalog tests benchmarks examples
+	$(PY) -m ruff format --check gemmalog tests benchmarks examples
+	$(PY) -m mypy
+
+bench: venv
+	$(PY) benchmarks/bench_hot_path.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache gemmalog_runs

@@ -1,0 +1,50 @@
+"""Per-context values (step, epoch, anything the caller binds) held in one ContextVar.
+
+One ContextVar holding an immutable dict is cheaper to read on every event than one
+ContextVar per key: the envelope processor does a single ``get()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("gemmalog_context", default={})  # noqa: B039
+
+
+def bind(**values: Any) -> None:
+    """Bind values (``step=``, ``epoch=``, ...) to every later event of this context."""
+    _CONTEXT.set({**_CONTEXT.get(), **values})
+
+
+def unbind(*keys: str) -> None:
+    """Remove keys bound with :func:`bind`; unknown keys are ignored."""
+    current = _CONTEXT.get()
+    _CONTEXT.set({k: v for k, v in current.items() if k not in keys})
+
+
+def clear_context() -> None:
+    """Remove everything bound in this context."""
+    _CONTEXT.set({})
+
+
+def get_context() -> dict[str, Any]:
+    """Return a copy of what is bound in this context."""
+    return dict(_CONTEXT.get())
+
+
+@contextmanager
+def bound(**values: Any) -> Iterator[None]:
+    """Bind values for the duration of a ``with`` block, then restore the previous ones."""
+    token = _CONTEXT.set({**_CONTEXT.get(), **values})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def current() -> dict[str, Any]:
+    """Return the bound dict itself (read-only by convention): the hot path's accessor."""
+    return _CONTEXT.get()

@@ -1,0 +1,340 @@
+"""The running pipeline: one per process, created by ``initialize`` and ended by ``shutdown``.
+
+All global state sits here (structlog's ``_config`` is the model): the current
+:class:`Pipeline`, and the functions that start, flush and stop it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from gemmalog._listener import EventListener, FlushRequest
+from gemmalog._queue import EventQueue
+from gemmalog._router import Route, Router
+from gemmalog._run import Run, distributed_env, new_run_id, safe_name, shared_run_id
+from gemmalog.config.build import build_sink
+from gemmalog.config.loader import ConfigError, apply_overrides, env_overrides, load
+from gemmalog.config.model import Config, default_config
+from gemmalog.processors import AddEnvelope, AddResources, Redact, Sanitize, Sanitizer
+from gemmalog.sinks.base import LEVEL_NUMBERS, Sink
+from gemmalog.sinks.jsonl import JsonlSink
+
+
+class Pipeline:
+    """Processors on the caller's thread, a bounded queue, the listener thread and its sinks."""
+
+    def __init__(self, config: Config, *, child_of: Pipeline | None = None) -> None:
+        s = config.settings
+        self.config = config
+        self.metrics = config.metrics
+        self.roles = config.role_loggers()
+        rank, world = distributed_env()
+        if child_of is None:
+            run_id = s.run_id or shared_run_id() or new_run_id(s.run_name)
+            run_dir = Path(s.root).expanduser() / safe_name(run_id)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if s.private:
+                os.chmod(run_dir, 0o700)
+            self.run = Run(run_id, s.run_name or run_id, run_dir, rank, world, config=config.snapshot())
+            shard = self.run.jsonl_path
+        else:  # a forked child: its own shard, no other sinks, no manifest
+            parent = child_of.run
+            self.run = Run(parent.id, parent.name, parent.dir, parent.rank, parent.world_size, config=parent.config)
+            shard = parent.dir / f"events.{parent.rank}.{os.getpid()}.jsonl"
+        self.is_child = child_of is not None
+        self.started = time.time()
+        self.queue = EventQueue(s.queue_size, s.backpressure)  # type: ignore[arg-type]
+        self.chain = (
+            AddEnvelope(self.run.id, self.run.rank),
+            AddResources(s.memory_interval),
+            Sanitize(Sanitizer(max_string_length=s.max_string_length)),
+        )
+        primary = JsonlSink(shard, fsync=s.fsync)
+        sinks: dict[str, Sink] = {}
+        self.startup_errors: dict[str, str] = {}
+        if child_of is None:
+            for name, spec in config.handlers.items():
+                if self.run.rank != 0 and spec.type in ("csv", "tensorboard"):
+                    continue
+                try:
+                    sink = build_sink(config, spec, self.run.dir)
+                except Exception as exc:  # e.g. permission denied: report, carry on without it
+                    self.startup_errors[name] = f"{type(exc).__name__}: {exc}"
+                    print(f"gemmalog: handler {name!r} could not start and is disabled: {exc}", file=sys.stderr)
+                    continue
+                if sink is not None:
+                    sinks[name] = sink
+        routes = {name: Route(lc.level, lc.handlers, lc.propagate) for name, lc in config.loggers.items()}
+        root = config.root
+        self.router = Router(sinks, routes, Route(root.level, root.handlers, root.propagate), always=(primary,))
+        listener_chain = (Redact(s.redact_patterns),) if s.redact else ()
+        self.listener = EventListener(
+            self.queue,
+            primary,
+            self.router,
+            listener_chain,
+            flush_interval=s.flush_interval,
+            run=self.run.id,
+            rank=self.run.rank,
+        )
+        self._levels: dict[str, int] = {}
+        self.listener.start()
+        self.stopped = False
+
+    # -- the hot path -------------------------------------------------------------------
+    def levelno(self, logger: str) -> int:
+        level = self._levels.get(logger)
+        if level is None:
+            level = self._levels[logger] = self.router.levelno_for(logger)
+        return level
+
+    def emit(self, method: str, event: dict[str, Any]) -> None:
+        """Run the caller-side processors and hand the event to the listener; never raises."""
+        try:
+            for proc in self.chain:
+                event = proc(None, method, event)
+            self.queue.put(event)
+        except Exception as exc:
+            _warn_once(f"an event could not be logged ({type(exc).__name__}: {exc})")
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything logged before this call is written and flushed."""
+        if self.stopped or threading.current_thread() is self.listener._thread:
+            return self.stopped
+        request = FlushRequest()
+        self.queue.put_nowait(request)
+        return request.done.wait(timeout)
+
+    def stop(self, status: str, error: str | None = None, stats: Mapping[str, Any] | None = None) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self.run.status = status
+        self.run.ended = time.time()
+        if not self.is_child:
+            self.emit(
+                "info" if status == "completed" else "error",
+                {
+                    "kind": "run_end",
+                    "logger": self.roles["system"],
+                    "event": f"run {status}",
+                    "status": status,
+                    "duration_s": self.run.ended - self.started,
+                    "events": self.listener.events_handled + len(self.queue) + 1,
+                    "drops": self.queue.drops,
+                    "error": error,
+                    "stats": dict(stats or {}),
+                },
+            )
+        self.listener.stop()
+        self.queue.close()
+        self.listener.close_sinks()
+        if not self.is_child:
+            primary = self.listener.primary
+            self.run.write_manifest(
+                events_written=primary.lines_written,
+                events_lost=primary.lines_lost,
+                drops=self.queue.drops,
+                sink_errors={
+                    **{k: {"error": v, "missed": None} for k, v in self.startup_errors.items()},
+                    **{k: f.as_dict() for k, f in self.listener.failures.items()},
+                },
+                error=error,
+            )
+
+
+class _State:
+    pipeline: Pipeline | None = None
+    lock = threading.RLock()
+    warned: set[str] = set()  # noqa: RUF012
+    final_stats: dict[str, Any] = {}  # noqa: RUF012
+    exit_status: tuple[str, str | None] | None = None
+    forked_from: Pipeline | None = None
+    hooks_installed = False
+
+
+def _warn_once(message: str) -> None:
+    if message not in _State.warned:
+        _State.warned.add(message)
+        print(f"gemmalog: {message}", file=sys.stderr)
+
+
+def current() -> Pipeline:
+    """The running pipeline; starts one with the defaults if nothing was initialized.
+
+    In a forked child the parent's pipeline is unusable (its listener thread did not survive
+    the fork): the child's first event starts a child pipeline writing its own shard.
+    """
+    pipeline = _State.pipeline
+    if pipeline is not None:
+        return pipeline
+    with _State.lock:
+        if _State.pipeline is None:
+            parent = _State.forked_from
+            if parent is not None:
+                _State.pipeline = Pipeline(parent.config, child_of=parent)
+                _flush_at_child_exit()
+            else:
+                _warn_once("logging before initialize(): starting a run with the default configuration")
+                initialize()
+        assert _State.pipeline is not None
+        return _State.pipeline
+
+
+def running() -> Pipeline | None:
+    """The running pipeline of this process, or None (no syscall: fork is tracked by a hook)."""
+    return _State.pipeline
+
+
+def initialize(config_path: str | os.PathLike[str] | Config | None = None, **overrides: Any) -> Run:
+    """Start logging: validate the configuration, create the run directory, start the listener.
+
+    ``config_path`` is a YAML file in the seed plan's format (or a :class:`Config`); without
+    one, every event goes to ``events.<rank>.jsonl`` and training/system messages to the
+    console. Keyword overrides (``root``, ``run_name``, ``run_id``, ``level``,
+    ``flush_interval``, ``queue_size``, ``backpressure``, ``fsync``, ``redact``,
+    ``memory_interval``, ``max_string_length``, ``capture_stdlib``, ``capture_warnings``,
+    ``private``) win over ``GEMMALOG_*`` environment variables, which win over the file.
+    Calling it again ends the current run first. Raises :class:`ConfigError` on a bad file.
+    """
+    if isinstance(config_path, Config):
+        config = config_path
+    elif config_path is None:
+        config = default_config()
+    else:
+        config = load(config_path)
+    apply_overrides(config, env_overrides(), "environment")
+    apply_overrides(config, {k: v for k, v in overrides.items() if v is not None})
+    with _State.lock:
+        if running() is not None:
+            shutdown()
+        pipeline = Pipeline(config)
+        _State.pipeline = pipeline
+        _State.final_stats = {}
+        _State.exit_status = None
+        _install_hooks()
+        if config.settings.capture_stdlib:
+            _bridge.install(config)
+        elif config.settings.capture_warnings:
+            logging.captureWarnings(True)
+    run = pipeline.run
+    run.write_manifest()
+    pipeline.emit(
+        "info",
+        {
+            "kind": "run_start",
+            "logger": pipeline.roles["system"],
+            "event": f"run {run.id} started",
+            "name": run.name,
+            "run_dir": str(run.dir),
+            "config": run.config,
+            "versions": run.manifest()["versions"],
+            "host": run.manifest()["host"],
+            "pid": os.getpid(),
+            "world_size": run.world_size,
+        },
+    )
+    return run
+
+
+def flush(timeout: float = 30.0) -> bool:
+    """Block until every event logged so far is written and flushed; True when it was."""
+    pipeline = running()
+    return True if pipeline is None else pipeline.flush(timeout)
+
+
+def shutdown(status: str | None = None, error: str | None = None) -> None:
+    """Write ``run_end``, flush and close every sink, finish ``run.json``. Safe to call twice."""
+    with _State.lock:
+        pipeline = running()
+        if pipeline is None:
+            return
+        if status is None:
+            status, error = _State.exit_status or ("completed", None)
+        _bridge.uninstall()
+        pipeline.stop(status, error, _State.final_stats)
+        _State.pipeline = None
+
+
+def set_final_stats(**stats: Any) -> None:
+    """Statistics for ``run_end`` (the TRL integration's accuracy, correct/total answers, ...)."""
+    _State.final_stats.update(stats)
+
+
+# -- exit, signals, uncaught exceptions --------------------------------------------------
+_previous_excepthook = sys.excepthook
+
+
+def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    pipeline = running()
+    if pipeline is not None:
+        interrupted = issubclass(exc_type, KeyboardInterrupt)
+        message = f"{exc_type.__name__}: {exc}"
+        _State.exit_status = ("interrupted" if interrupted else "failed", message)
+        pipeline.emit(
+            "error",
+            {
+                "kind": "log",
+                "logger": pipeline.roles["training"],
+                "event": "run interrupted" if interrupted else "uncaught exception",
+                "exc": "".join(traceback.format_exception(exc_type, exc, tb)),
+            },
+        )
+    _previous_excepthook(exc_type, exc, tb)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _State.exit_status = ("interrupted", f"signal {signal.Signals(signum).name}")
+    shutdown()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_hooks() -> None:
+    if _State.hooks_installed:
+        return
+    _State.hooks_installed = True
+    atexit.register(shutdown)
+    sys.excepthook = _excepthook
+    if threading.current_thread() is threading.main_thread():
+        try:
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):
+            pass
+
+
+def _flush_at_child_exit() -> None:
+    # multiprocessing children leave through os._exit(), which skips atexit; its own
+    # finalizers still run, so register the shutdown there too.
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.Finalize(None, shutdown, exitpriority=100)
+
+
+def _after_fork_in_child() -> None:
+    # The parent's listener thread does not exist here and its locks may be held: replace
+    # the lock, and let the next event start a child pipeline on its own shard.
+    _State.lock = threading.RLock()
+    if _State.pipeline is not None:
+        _State.forked_from = _State.pipeline
+        _State.pipeline = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+from gemmalog import _stdlib as _bridge  # noqa: E402  (imports this module)
+
+__all__ = ["LEVEL_NUMBERS", "ConfigError", "Pipeline", "current", "flush", "initialize", "running", "shutdown"]

@@ -1,0 +1,48 @@
+"""Render an event dict to one JSON line, once, on the listener thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+_OPTIONS = orjson.OPT_APPEND_NEWLINE
+
+
+def render(event: dict[str, Any]) -> bytes:
+    """One JSON line for ``event``; values orjson refuses are repaired, never lost."""
+    try:
+        return orjson.dumps(event, option=_OPTIONS)
+    except Exception:
+        pass
+    try:
+        return orjson.dumps(repair(event), option=_OPTIONS)
+    except Exception as exc:  # last resort: keep the envelope and say why
+        keep = {k: repair(event.get(k)) for k in ("v", "ts", "kind", "logger", "level", "run", "rank", "step")}
+        keep["event"] = f"<unrenderable event: {type(exc).__name__}>"
+        return orjson.dumps(keep, option=_OPTIONS)
+
+
+def repair(value: Any, depth: int = 0) -> Any:
+    """Make what orjson refused serializable: lone surrogates, huge ints, odd keys."""
+    t = type(value)
+    if t is str:
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if t is int:
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if value is None or t is float or t is bool:
+        return value
+    if depth > 64:
+        return "<nested too deep>"
+    if t is dict:
+        return {repair(str(k), depth + 1): repair(v, depth + 1) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [repair(v, depth + 1) for v in value]
+    try:
+        return repair(repr(value), depth + 1)
+    except Exception:
+        return f"<unserializable {t.__name__}>"

@@ -1,0 +1,114 @@
+"""Turn handler configurations into sinks for one run.
+
+Relative paths (``filename: logs/training.log``, ``log_dir: logs/tensorboard``) resolve
+inside the run directory, so two runs with the same configuration never share a file.
+Absolute paths are used as written.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+from typing import Any
+
+from gemmalog.config.model import Config, FormatterConfig, HandlerConfig
+from gemmalog.sinks.base import Sink
+from gemmalog.sinks.text import HandlerSink, TextFormatter
+
+
+def resolve(run_dir: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else run_dir / path
+
+
+class JsonFormatter(logging.Formatter):
+    """``format: json`` with the configured ``fields`` (timestamp, level, name, message)."""
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def format(self, record: logging.LogRecord) -> str:
+        import orjson
+
+        values = {
+            "timestamp": record.created,
+            "level": record.levelname,
+            "name": record.name,
+            "message": record.getMessage(),
+        }
+        return orjson.dumps({f: values.get(f) for f in self.fields}).decode()
+
+
+def _formatter(config: Config, spec: HandlerConfig, stream: Any = None) -> logging.Formatter:
+    fmt = config.formatters.get(spec.formatter or "", FormatterConfig())
+    if fmt.json:
+        return JsonFormatter(fmt.fields)
+    color = stream is not None and bool(getattr(stream, "isatty", lambda: False)())
+    return TextFormatter(fmt.format, fmt.datefmt, color=color)
+
+
+def build_sink(config: Config, spec: HandlerConfig, run_dir: Path) -> Sink | None:
+    """One sink for one handler configuration; ``None`` for a null handler."""
+    opts = spec.options
+    if spec.type == "console":
+        stream = sys.stdout if opts.get("stream") == "ext://sys.stdout" else sys.stderr
+        handler: logging.Handler = logging.StreamHandler(stream)
+        handler.setFormatter(_formatter(config, spec, stream))
+        return HandlerSink(spec.name, handler, spec.level)
+    if spec.type in ("file", "rotating_file"):
+        path = resolve(run_dir, opts["filename"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if spec.type == "file":
+            handler = logging.FileHandler(path, mode=opts.get("mode", "a"), encoding=opts.get("encoding", "utf-8"))
+        else:
+            handler = logging.handlers.RotatingFileHandler(
+                path,
+                mode=opts.get("mode", "a"),
+                maxBytes=opts.get("maxBytes", 0),
+                backupCount=opts.get("backupCount", 0),
+                encoding=opts.get("encoding", "utf-8"),
+            )
+        handler.setFormatter(_formatter(config, spec))
+        return HandlerSink(spec.name, handler, spec.level)
+    if spec.type == "csv":
+        from gemmalog.sinks.csv import CsvSink
+
+        return CsvSink(
+            resolve(run_dir, opts["filename"]),
+            name=spec.name,
+            columns=opts.get("columns"),
+            buffer_size=opts.get("buffer_size", 100),
+            flush_interval=opts.get("flush_interval", 5.0),
+            raw=opts.get("raw", False),
+            phases=opts.get("phases"),
+        )
+    if spec.type == "tensorboard":
+        from gemmalog.sinks.tensorboard import TensorBoardSink
+
+        return TensorBoardSink(
+            resolve(run_dir, opts.get("log_dir", "tensorboard")),
+            name=spec.name,
+            flush_secs=opts.get("flush_secs", 30.0),
+            max_queue=opts.get("max_queue", 100),
+            sampling_ratio=opts.get("sampling_ratio", config.metrics.sampling_ratio),
+            histograms=opts.get("histograms", True),
+            text_samples=opts.get("text_samples", True),
+        )
+    if spec.type == "null":
+        return None
+    raise ValueError(f"handler {spec.name!r}: no sink for type {spec.type!r}")
+
+
+def build_sinks(config: Config, run_dir: Path, *, rank: int = 0) -> dict[str, Sink]:
+    """Every configured handler as a sink. TensorBoard and CSV only on rank 0."""
+    sinks: dict[str, Sink] = {}
+    for name, spec in config.handlers.items():
+        if rank != 0 and spec.type in ("csv", "tensorboard"):
+            continue
+        sink = build_sink(config, spec, run_dir)
+        if sink is not None:
+            sinks[name] = sink
+    return sinks

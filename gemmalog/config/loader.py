@@ -1,0 +1,372 @@
+"""Read and validate a YAML configuration before anything starts.
+
+Every problem is reported at once, one line each, naming the file, the key path, what is
+wrong and what is allowed::
+
+    configs/bad.yaml: handlers.csv.buffer_size: must be a positive integer, got -5
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gemmalog._queue import POLICIES
+from gemmalog.config.model import (
+    LEVELS,
+    Config,
+    FormatterConfig,
+    HandlerConfig,
+    LoggerConfig,
+    MetricsConfig,
+    Settings,
+    default_config,
+)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file, key and fix."""
+
+
+# Accepted class names -> canonical handler type. The seed plan's names come first.
+HANDLER_CLASSES: dict[str, str] = {
+    "logging.StreamHandler": "console",
+    "logging.FileHandler": "file",
+    "logging.handlers.RotatingFileHandler": "rotating_file",
+    "logging.custom.CSVHandler": "csv",
+    "logging.custom.TensorBoardHandler": "tensorboard",
+    "logging.NullHandler": "null",
+    "console": "console",
+    "file": "file",
+    "rotating_file": "rotating_file",
+    "csv": "csv",
+    "tensorboard": "tensorboard",
+    "null": "null",
+    "gemmalog.sinks.ConsoleSink": "console",
+    "gemmalog.sinks.FileSink": "file",
+    "gemmalog.sinks.RotatingFileSink": "rotating_file",
+    "gemmalog.sinks.CsvSink": "csv",
+    "gemmalog.sinks.TensorBoardSink": "tensorboard",
+}
+
+_COMMON = {"class", "level", "formatter", "filters"}
+# Handler type -> option -> (checker, description of what is allowed)
+Checker = Callable[[Any], bool]
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _positive_int(v: Any) -> bool:
+    return type(v) is int and v > 0
+
+
+def _non_negative_int(v: Any) -> bool:
+    return type(v) is int and v >= 0
+
+
+def _positive_number(v: Any) -> bool:
+    return type(v) in (int, float) and v > 0
+
+
+def _string(v: Any) -> bool:
+    return isinstance(v, str) and v != ""
+
+
+def _bool(v: Any) -> bool:
+    return type(v) is bool
+
+
+def _string_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) and x for x in v)
+
+
+_OPTIONS: dict[str, dict[str, tuple[Checker, str]]] = {
+    "console": {"stream": (lambda v: v in ("ext://sys.stdout", "ext://sys.stderr"), "ext://sys.stdout or ext://sys.stderr")},
+    "file": {
+        "filename": (_string, "a file path"),
+        "mode": (lambda v: v in ("a", "w"), "'a' or 'w'"),
+        "encoding": (_string, "an encoding name"),
+    },
+    "rotating_file": {
+        "filename": (_string, "a file path"),
+        "mode": (lambda v: v in ("a", "w"), "'a' or 'w'"),
+        "maxBytes": (_non_negative_int, "a non-negative integer (0 never rotates)"),
+        "backupCount": (_non_negative_int, "a non-negative integer"),
+        "encoding": (_string, "an encoding name"),
+    },
+    "csv": {
+        "filename": (_string, "a file path"),
+        "columns": (_string_list, "a list of column names"),
+        "buffer_size": (_positive_int, "a positive integer"),
+        "flush_interval": (_positive_number, "a positive number of seconds"),
+        "raw": (_bool, "true or false (true disables spreadsheet-formula neutralizing)"),
+        "phases": (_string_list, "a list of phases such as [train, eval]"),
+    },
+    "tensorboard": {
+        "log_dir": (_string, "a directory path"),
+        "flush_secs": (_positive_number, "a positive number of seconds"),
+        "max_queue": (_positive_int, "a positive integer"),
+        "sampling_ratio": (lambda v: type(v) in (int, float) and 0 <= v <= 1, "a number between 0 and 1"),
+        "histograms": (_bool, "true or false"),
+        "text_samples": (_bool, "true or false"),
+    },
+    "null": {},
+}
+_REQUIRED = {"file": ("filename",), "rotating_file": ("filename",), "csv": ("filename",)}
+
+_SETTINGS: dict[str, tuple[Checker, str]] = {
+    "root": (_string, "a directory path"),
+    "run_name": (_string, "a name"),
+    "run_id": (_string, "an id"),
+    "flush_interval": (_positive_number, "a positive number of seconds"),
+    "queue_size": (_positive_int, "a positive integer"),
+    "backpressure": (lambda v: v in POLICIES, " or ".join(POLICIES)),
+    "fsync": (_bool, "true or false"),
+    "redact": (_bool, "true or false"),
+    "redact_patterns": (_string_list, "a list of regular expressions"),
+    "memory_interval": (_positive_number, "a positive number of seconds"),
+    "max_string_length": (_positive_int, "a positive integer"),
+    "capture_stdlib": (_bool, "true or false"),
+    "capture_warnings": (_bool, "true or false"),
+    "private": (_bool, "true or false (true makes the run directory readable by its owner only)"),
+}
+
+_METRICS: dict[str, tuple[Checker, str]] = {
+    "logging_frequency": (_positive_int, "a positive integer (steps)"),
+    "validation_frequency": (_positive_int, "a positive integer (steps)"),
+    "gradient_frequency": (_positive_int, "a positive integer (steps)"),
+    "sampling_ratio": (lambda v: type(v) in (int, float) and 0 <= v <= 1, "a number between 0 and 1"),
+    "enable": (lambda v: isinstance(v, dict), "a mapping of category: true/false"),
+}
+ENABLE_KEYS = ("reward_metrics", "generation_metrics", "validation_metrics", "resource_metrics")
+_TOP = {"version", "disable_existing_loggers", "incremental", "root", "loggers", "handlers", "formatters", "filters", "metrics", "gemmalog"}
+
+
+class _Problems:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(f"{self.source}: {path}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            count = len(self.items)
+            head = f"invalid gemmalog configuration ({count} problem{'s' if count > 1 else ''}):"
+            raise ConfigError("\n".join([head, *self.items]))
+
+
+def _level(value: Any, path: str, problems: _Problems) -> str:
+    if isinstance(value, str) and value.lower() in LEVELS:
+        return value.lower()
+    if value == "NOTSET":
+        return "debug"
+    problems.add(path, f"unknown level {value!r}; allowed: {', '.join(x.upper() for x in LEVELS)}")
+    return "info"
+
+
+def _check_options(section: Mapping[str, Any], table: dict[str, tuple[Checker, str]], path: str, problems: _Problems, skip: set[str] = set()) -> dict[str, Any]:  # noqa: B006
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if key in skip:
+            continue
+        spec = table.get(key)
+        if spec is None:
+            allowed = ", ".join(sorted(table)) or "none"
+            problems.add(f"{path}.{key}", f"unknown key; allowed: {allowed}")
+            continue
+        checker, allowed_text = spec
+        if not checker(value):
+            problems.add(f"{path}.{key}", f"must be {allowed_text}, got {value!r}")
+            continue
+        out[key] = value
+    return out
+
+
+def parse(data: Any, source: str = "<config>") -> Config:
+    """Validate a configuration mapping (as loaded from YAML) and return a :class:`Config`."""
+    problems = _Problems(source)
+    if not isinstance(data, Mapping):
+        problems.add("(top level)", f"must be a mapping of sections, got {type(data).__name__}")
+        problems.raise_if_any()
+    config = default_config() if not data.get("handlers") and not data.get("loggers") else Config()
+    for key in data:
+        if key not in _TOP:
+            problems.add(str(key), f"unknown section; allowed: {', '.join(sorted(_TOP))}")
+    if "version" in data and data["version"] != 1:
+        problems.add("version", f"must be 1, got {data['version']!r}")
+
+    formatters = data.get("formatters") or {}
+    if not isinstance(formatters, Mapping):
+        problems.add("formatters", "must be a mapping of name: {format, datefmt}")
+        formatters = {}
+    for name, spec in formatters.items():
+        path = f"formatters.{name}"
+        if not isinstance(spec, Mapping):
+            problems.add(path, "must be a mapping with 'format' (and optionally 'datefmt')")
+            continue
+        unknown = set(spec) - {"format", "datefmt", "fields", "style", "class"}
+        for key in sorted(unknown):
+            problems.add(f"{path}.{key}", "unknown key; allowed: datefmt, fields, format")
+        fmt = spec.get("format", FormatterConfig.format)
+        if not isinstance(fmt, str):
+            problems.add(f"{path}.format", f"must be a format string or 'json', got {fmt!r}")
+            continue
+        fields = spec.get("fields", list(FormatterConfig.fields))
+        if not _string_list(fields):
+            problems.add(f"{path}.fields", f"must be a list of field names, got {fields!r}")
+            fields = list(FormatterConfig.fields)
+        config.formatters[str(name)] = FormatterConfig(
+            format=fmt, datefmt=spec.get("datefmt"), json=fmt.strip().lower() == "json", fields=tuple(fields)
+        )
+
+    handlers = data.get("handlers") or {}
+    if not isinstance(handlers, Mapping):
+        problems.add("handlers", "must be a mapping of name: {class, ...}")
+        handlers = {}
+    for name, spec in handlers.items():
+        path = f"handlers.{name}"
+        if not isinstance(spec, Mapping):
+            problems.add(path, "must be a mapping with a 'class'")
+            continue
+        cls = spec.get("class")
+        kind = HANDLER_CLASSES.get(cls) if isinstance(cls, str) else None
+        if kind is None:
+            allowed = ", ".join(k for k in HANDLER_CLASSES if "." in k)
+            problems.add(f"{path}.class", f"unknown handler class {cls!r}; allowed: {allowed}")
+            continue
+        options = _check_options(spec, _OPTIONS[kind], path, problems, skip=_COMMON)
+        for required in _REQUIRED.get(kind, ()):
+            if required not in spec:
+                problems.add(f"{path}.{required}", f"missing; a {cls} handler needs '{required}'")
+        formatter = spec.get("formatter")
+        if formatter is not None and formatter not in formatters:
+            problems.add(f"{path}.formatter", f"names unknown formatter {formatter!r}; defined: {', '.join(map(str, formatters)) or 'none'}")
+        level = _level(spec.get("level", "NOTSET"), f"{path}.level", problems)
+        config.handlers[str(name)] = HandlerConfig(str(name), kind, level, formatter, options, class_name=str(cls))
+
+    def logger_config(spec: Any, path: str) -> LoggerConfig:
+        if not isinstance(spec, Mapping):
+            problems.add(path, "must be a mapping with level, handlers, propagate")
+            return LoggerConfig()
+        for key in sorted(set(spec) - {"level", "handlers", "propagate", "filters"}):
+            problems.add(f"{path}.{key}", "unknown key; allowed: handlers, level, propagate")
+        names = spec.get("handlers", [])
+        if not _string_list(names) and names != []:
+            problems.add(f"{path}.handlers", f"must be a list of handler names, got {names!r}")
+            names = []
+        for handler in names:
+            if handler not in handlers:
+                problems.add(f"{path}.handlers", f"names unknown handler {handler!r}; defined: {', '.join(map(str, handlers)) or 'none'}")
+        propagate = spec.get("propagate", True)
+        if not _bool(propagate):
+            problems.add(f"{path}.propagate", f"must be true or false, got {propagate!r}")
+            propagate = True
+        return LoggerConfig(_level(spec.get("level", "INFO"), f"{path}.level", problems), tuple(names), propagate)
+
+    if "root" in data:
+        config.root = logger_config(data["root"], "root")
+    loggers = data.get("loggers") or {}
+    if not isinstance(loggers, Mapping):
+        problems.add("loggers", "must be a mapping of logger name: {level, handlers, propagate}")
+        loggers = {}
+    for name, spec in loggers.items():
+        config.loggers[str(name)] = logger_config(spec, f"loggers.{name}")
+
+    metrics = data.get("metrics") or {}
+    if not isinstance(metrics, Mapping):
+        problems.add("metrics", "must be a mapping")
+        metrics = {}
+    checked = _check_options(metrics, _METRICS, "metrics", problems)
+    enable = dict(MetricsConfig().enable)
+    for key, value in (checked.pop("enable", None) or {}).items():
+        if key not in ENABLE_KEYS:
+            problems.add(f"metrics.enable.{key}", f"unknown category; allowed: {', '.join(ENABLE_KEYS)}")
+        elif not _bool(value):
+            problems.add(f"metrics.enable.{key}", f"must be true or false, got {value!r}")
+        else:
+            enable[key] = value
+    config.metrics = MetricsConfig(**checked, enable=enable)
+
+    settings = data.get("gemmalog") or {}
+    if not isinstance(settings, Mapping):
+        problems.add("gemmalog", "must be a mapping of pipeline settings")
+        settings = {}
+    checked_settings = _check_options(settings, _SETTINGS, "gemmalog", problems)
+    if "redact_patterns" in checked_settings:
+        checked_settings["redact_patterns"] = tuple(checked_settings["redact_patterns"])
+    config.settings = Settings(**checked_settings)
+    problems.raise_if_any()
+    return config
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Load and validate a YAML file; raises :class:`ConfigError` naming the file and key."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read configuration: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(file)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    config = parse({} if data is None else data, str(file))
+    config.source = file.resolve()
+    return config
+
+
+ENV_OVERRIDES = {
+    "GEMMALOG_ROOT": "root",
+    "GEMMALOG_RUN_NAME": "run_name",
+    "GEMMALOG_LEVEL": "level",
+    "GEMMALOG_BACKPRESSURE": "backpressure",
+    "GEMMALOG_FLUSH_INTERVAL": "flush_interval",
+}
+
+
+def apply_overrides(config: Config, overrides: Mapping[str, Any], source: str = "initialize()") -> Config:
+    """Apply keyword overrides (and ``level``, which sets the root and every configured logger)."""
+    problems = _Problems(source)
+    values = dict(overrides)
+    level = values.pop("level", None)
+    if level is not None:
+        lvl = _level(level, "level", problems)
+        config.root.level = lvl
+        for logger in config.loggers.values():
+            logger.level = lvl
+    checked = _check_options(values, _SETTINGS, "settings", problems)
+    problems.raise_if_any()
+    for key, value in checked.items():
+        setattr(config.settings, key, tuple(value) if key == "redact_patterns" else value)
+    return config
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """GEMMALOG_ROOT, GEMMALOG_RUN_NAME, GEMMALOG_LEVEL, ... as keyword overrides."""
+    env = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for var, key in ENV_OVERRIDES.items():
+        raw = env.get(var)
+        if not raw:
+            continue
+        if key == "flush_interval":
+            try:
+                out[key] = float(raw)
+            except ValueError:
+                raise ConfigError(f"{var}: must be a number of seconds, got {raw!r}") from None
+        else:
+            out[key] = raw
+    return out

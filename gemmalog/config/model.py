@@ -1,0 +1,128 @@
+"""The configuration, as plain dataclasses: what a YAML file or keyword arguments produce.
+
+The layout follows the seed plan's ``gemma_logging_config.yaml`` (a ``logging.config``
+dictConfig-style file: ``loggers``, ``root``, ``handlers``, ``formatters``) plus its
+``metrics`` section and an optional ``gemmalog`` section for the pipeline's own settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gemmalog.events import DEFAULT_LOGGER_NAMES, ROLES
+from gemmalog.sinks.text import STANDARD_DATEFMT, STANDARD_FORMAT
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass
+class FormatterConfig:
+    """``format``/``datefmt`` as in ``logging.Formatter``; ``format: json`` writes JSON lines."""
+
+    format: str = STANDARD_FORMAT
+    datefmt: str | None = STANDARD_DATEFMT
+    json: bool = False
+    fields: tuple[str, ...] = ("timestamp", "level", "name", "message")
+
+
+@dataclass
+class HandlerConfig:
+    """One handler: its canonical type (console, file, rotating_file, csv, tensorboard, null)."""
+
+    name: str
+    type: str
+    level: str = "debug"
+    formatter: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    class_name: str = ""
+
+
+@dataclass
+class LoggerConfig:
+    level: str = "info"
+    handlers: tuple[str, ...] = ()
+    propagate: bool = True
+
+
+@dataclass
+class MetricsConfig:
+    """The seed plan's ``metrics`` section, read by the integrations."""
+
+    logging_frequency: int = 5
+    validation_frequency: int = 250
+    sampling_ratio: float = 0.1
+    gradient_frequency: int = 20
+    enable: dict[str, bool] = field(
+        default_factory=lambda: {
+            "reward_metrics": True,
+            "generation_metrics": True,
+            "validation_metrics": True,
+            "resource_metrics": True,
+        }
+    )
+
+    def enabled(self, category: str) -> bool:
+        """Whether a metric category (reward_metrics, generation_metrics, ...) is on."""
+        return self.enable.get(category, True)
+
+
+@dataclass
+class Settings:
+    """The pipeline's own settings (the ``gemmalog:`` section, keywords, GEMMALOG_* variables)."""
+
+    root: str = "gemmalog_runs"
+    run_name: str | None = None
+    run_id: str | None = None
+    flush_interval: float = 0.5
+    queue_size: int = 100_000
+    backpressure: str = "block"
+    fsync: bool = False
+    redact: bool = True
+    redact_patterns: tuple[str, ...] = ()
+    memory_interval: float = 1.0
+    max_string_length: int = 1_000_000
+    capture_stdlib: bool = True
+    capture_warnings: bool = True
+    private: bool = False
+
+
+@dataclass
+class Config:
+    """Everything :func:`gemmalog.initialize` needs."""
+
+    settings: Settings = field(default_factory=Settings)
+    root: LoggerConfig = field(default_factory=LoggerConfig)
+    loggers: dict[str, LoggerConfig] = field(default_factory=dict)
+    handlers: dict[str, HandlerConfig] = field(default_factory=dict)
+    formatters: dict[str, FormatterConfig] = field(default_factory=dict)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    source: Path | None = None
+
+    def role_loggers(self) -> dict[str, str]:
+        """Role (training, model, ...) -> logger name: a configured logger whose last dotted
+        component is the role wins (the seed's ``logging.training``), else ``gemmalog.<role>``."""
+        out = dict(DEFAULT_LOGGER_NAMES)
+        for name in self.loggers:
+            last = name.rpartition(".")[2]
+            if last in ROLES:
+                out[last] = name
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy for ``run.json`` and ``run_start``."""
+        data = asdict(self)
+        data["source"] = None if self.source is None else str(self.source)
+        return data
+
+
+def default_config() -> Config:
+    """No file given: JSONL for everything, the console for training and system messages."""
+    config = Config()
+    config.handlers["console"] = HandlerConfig("console", "console", level="info", formatter="standard", class_name="logging.StreamHandler")
+    config.formatters["standard"] = FormatterConfig()
+    config.root = LoggerConfig("info", ("console",))
+    for role in ("model", "reward", "metrics"):
+        config.loggers[DEFAULT_LOGGER_NAMES[role]] = LoggerConfig("info", (), propagate=False)
+    return config

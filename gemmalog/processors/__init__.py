@@ -1,0 +1,12 @@
+"""structlog processors: each a plain callable ``(logger, method_name, event_dict) -> event_dict``.
+
+Caller's thread: :class:`AddEnvelope`, :class:`AddResources`, :class:`Sanitize`.
+Listener thread: :class:`Redact` (text scanning belongs with serialization).
+"""
+
+from gemmalog.processors.envelope import AddEnvelope
+from gemmalog.processors.redact import REDACTED, Redact
+from gemmalog.processors.resources import AddResources
+from gemmalog.processors.sanitize import Sanitize, Sanitizer
+
+__all__ = ["REDACTED", "AddEnvelope", "AddResources", "Redact", "Sanitize", "Sanitizer"]

@@ -1,0 +1,220 @@
+"""Turn whatever reached a log call into JSON-ready values, on the caller's thread.
+
+Why on the caller's thread: the listener serializes later, and by then a tensor may have
+been updated in place or a list appended to. Sanitizing copies containers and converts
+tensors now, so the line records the value at the time of the call.
+
+The common case (str, int, bool, None, finite float) is one ``type()`` lookup per value.
+Everything else goes through :func:`clean`, which never raises: a value that cannot be
+converted becomes a marker string and the event still lands.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import math
+import uuid
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+NAN = "NaN"
+POS_INF = "Infinity"
+NEG_INF = "-Infinity"
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def nonfinite(value: float) -> str:
+    """The string that stands for a non-finite float in the JSONL."""
+    if value != value:
+        return NAN
+    return POS_INF if value > 0 else NEG_INF
+
+
+def _marker(value: Any, why: str) -> str:
+    try:
+        name = type(value).__qualname__
+    except Exception:
+        name = "object"
+    return f"<unserializable {name}: {why}>"
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:
+        return _marker(value, f"repr raised {type(exc).__name__}")
+
+
+class Sanitizer:
+    """Convert values to JSON-ready ones with limits on depth, sequence length and text size."""
+
+    __slots__ = ("max_depth", "max_items", "max_string_length")
+
+    def __init__(self, max_string_length: int = 1_000_000, max_items: int = 10_000, max_depth: int = 32) -> None:
+        self.max_string_length = max_string_length
+        self.max_items = max_items
+        self.max_depth = max_depth
+
+    def clean(self, value: Any, depth: int = 0, seen: set[int] | None = None) -> Any:
+        """Return a JSON-ready copy of ``value``; never raises."""
+        try:
+            return self._clean(value, depth, seen)
+        except Exception as exc:
+            return _marker(value, f"{type(exc).__name__}")
+
+    def _clean(self, value: Any, depth: int, seen: set[int] | None) -> Any:
+        t = type(value)
+        if t is str:
+            if len(value) <= self.max_string_length:
+                return value
+            cut = len(value) - self.max_string_length
+            return f"{value[: self.max_string_length]}…[truncated {cut} characters]"
+        if t is float:
+            return value if value - value == 0.0 else nonfinite(value)
+        if t in _PLAIN:
+            return value
+        if depth >= self.max_depth:
+            return _marker(value, "nested too deep")
+        if isinstance(value, Mapping | list | tuple | set | frozenset):
+            if seen is None:
+                seen = set()
+            ident = id(value)
+            if ident in seen:
+                return _marker(value, "cycle")
+            seen.add(ident)
+            try:
+                return self._container(value, depth, seen)
+            finally:
+                seen.discard(ident)
+        return self._scalar(value, depth, seen)
+
+    def _container(self, value: Any, depth: int, seen: set[int]) -> Any:
+        d = depth + 1
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for i, (k, v) in enumerate(value.items()):
+                if i >= self.max_items:
+                    out["<truncated>"] = f"{len(value) - i} more items"
+                    break
+                key = k if type(k) is str else self._key(k)
+                out[key] = self._clean(v, d, seen)
+            return out
+        items = value
+        if isinstance(value, set | frozenset):
+            try:
+                items = sorted(value)
+            except TypeError:
+                items = list(value)
+        cleaned = [self._clean(v, d, seen) for i, v in enumerate(items) if i < self.max_items]
+        if len(value) > self.max_items:
+            cleaned.append(f"<truncated: {len(value) - self.max_items} more items>")
+        return cleaned
+
+    def _key(self, key: Any) -> str:
+        if isinstance(key, str):
+            return str.__str__(key)
+        if isinstance(key, enum.Enum):
+            return str(key.name)
+        cleaned = self.clean(key, self.max_depth - 1)
+        return cleaned if isinstance(cleaned, str) else _safe_repr(cleaned)
+
+    def _scalar(self, value: Any, depth: int, seen: set[int] | None) -> Any:
+        module = type(value).__module__
+        if module == "numpy" or module.startswith("numpy."):
+            return self._numpy(value, depth, seen)
+        if module == "torch" or module.startswith("torch."):
+            return self._torch(value, depth, seen)
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, float):  # float subclasses
+            return self._clean(float(value), depth, seen)
+        if isinstance(value, int):  # int subclasses (IntEnum included)
+            return int(value)
+        if isinstance(value, str):
+            return self._clean(str.__str__(value), depth, seen)
+        if isinstance(value, enum.Enum):
+            return str(value.name)
+        if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+            return value.isoformat()
+        if isinstance(value, _dt.timedelta):
+            return value.total_seconds()
+        if isinstance(value, PurePath | uuid.UUID):
+            return str(value)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return self._clean(bytes(value).decode("utf-8", "backslashreplace"), depth, seen)
+        if isinstance(value, complex):
+            return str(value)
+        try:
+            return self._clean(_safe_repr(value), depth, seen)
+        except Exception as exc:
+            return _marker(value, type(exc).__name__)
+
+    def _numpy(self, value: Any, depth: int, seen: set[int] | None) -> Any:
+        size = getattr(value, "size", None)
+        if getattr(value, "ndim", 0) == 0 and hasattr(value, "item"):
+            item = value.item()
+            return self._clean(item, depth, seen) if type(item) is not type(value) else _safe_repr(item)
+        if size is not None and size > self.max_items:
+            return f"<ndarray shape={tuple(value.shape)} dtype={value.dtype}: too large>"
+        return self._clean(value.tolist(), depth, seen)
+
+    def _torch(self, value: Any, depth: int, seen: set[int] | None) -> Any:
+        if hasattr(value, "numel") and hasattr(value, "detach"):
+            if value.numel() > self.max_items:
+                return f"<Tensor shape={tuple(value.shape)} dtype={value.dtype}: too large>"
+            t = value.detach()
+            if t.device.type != "cpu":
+                t = t.cpu()
+            if t.dtype.is_complex or str(t.dtype).startswith("torch.float8"):
+                t = t.to(dtype=_torch_float())
+            return self._clean(t.item() if t.dim() == 0 else t.tolist(), depth, seen)
+        if hasattr(value, "item"):
+            return self._clean(value.item(), depth, seen)
+        return self._clean(_safe_repr(value), depth, seen)
+
+
+def _torch_float() -> Any:
+    import sys
+
+    return sys.modules["torch"].float64
+
+
+class Sanitize:
+    """structlog processor: make every value of the event JSON-ready (see :class:`Sanitizer`).
+
+    Text longer than ``max_string_length`` characters is cut and the field's name is added
+    to the event's ``truncated`` list, so a reader knows the stored value is partial.
+    """
+
+    __slots__ = ("_limit", "_sanitizer")
+
+    def __init__(self, sanitizer: Sanitizer | None = None) -> None:
+        self._sanitizer = sanitizer or Sanitizer()
+        self._limit = self._sanitizer.max_string_length
+
+    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        limit = self._limit
+        clean = self._sanitizer.clean
+        truncated: list[str] | None = None
+        for key, value in event_dict.items():
+            t = type(value)
+            if t is str:
+                if len(value) > limit:
+                    event_dict[key] = value[:limit]
+                    truncated = [*(truncated or ()), key]
+            elif t is float:
+                if value - value != 0.0:
+                    event_dict[key] = nonfinite(value)
+            elif t not in _PLAIN:
+                event_dict[key] = clean(value)
+        if truncated:
+            event_dict["truncated"] = truncated
+        return event_dict
+
+
+def is_finite_number(value: Any) -> bool:
+    """True for an int or a finite float (bool excluded)."""
+    return (type(value) is int) or (type(value) is float and math.isfinite(value))
