@@ -91,8 +91,10 @@ def summarize(log_history: list[dict[str, Any]], wall_seconds: float) -> bool:
     print(f"steps with loss != 0:       {loss_steps}/{len(steps)}")
     print(f"steps with grad_norm != 0:  {grad_steps}/{len(steps)}")
     if step_times:
-        print(f"step_time mean (log):       {sum(step_times) / len(step_times):.3f} s "
-              f"(first {step_times[0]:.3f} s, rest {sum(step_times[1:]) / max(len(step_times) - 1, 1):.3f} s)")
+        print(
+            f"step_time mean (log):       {sum(step_times) / len(step_times):.3f} s "
+            f"(first {step_times[0]:.3f} s, rest {sum(step_times[1:]) / max(len(step_times) - 1, 1):.3f} s)"
+        )
     print(f"train() wall / step:        {wall_seconds / len(steps):.3f} s")
     print(f"\n{'reward function':32s} {'first step':>10s} {'last step':>10s}")
     for name in names:
@@ -108,16 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cache_dir", nargs="?", default=DEFAULT_CACHE_DIR, help="where the tiny Gemma is cached")
     parser.add_argument("--steps", type=int, default=10, help="GRPO optimizer steps (max_steps)")
-    parser.add_argument("--gradient-checkpointing", action="store_true",
-                        help="keep TRL's default gradient_checkpointing=True (slower on CPU)")
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="keep TRL's default gradient_checkpointing=True (slower on CPU)",
+    )
     parser.add_argument("--learning-rate", type=float, default=1e-6, help="GRPOConfig default is 1e-6")
     args = parser.parse_args(argv)
     print(f"import trl (incl. torch/transformers): {TRL_IMPORT_SECONDS:.2f} s")
 
     started = time.perf_counter()
     model_dir = tiny_gemma.build_tiny_gemma(args.cache_dir)
-    print(f"tiny gemma ready in {time.perf_counter() - started:.2f} s: {model_dir} "
-          f"({tiny_gemma.build_info(model_dir).get('parameters')} parameters)")
+    print(
+        f"tiny gemma ready in {time.perf_counter() - started:.2f} s: {model_dir} "
+        f"({tiny_gemma.build_info(model_dir).get('parameters')} parameters)"
+    )
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     dataset = gsm_data.make_dataset(64, seed=0)

@@ -105,10 +105,7 @@ def iter_problems(n: int, seed: int = 0) -> Iterator[Problem]:
 
 def format_completion(problem: Problem) -> str:
     """The ideal model answer in the plan's format (what strict_format_reward_func accepts)."""
-    return (
-        f"<reasoning>\n{problem.reasoning}\n</reasoning>\n"
-        f"<answer>\n{problem.answer}\n</answer>"
-    )
+    return f"<reasoning>\n{problem.reasoning}\n</reasoning>\n<answer>\n{problem.answer}\n</answer>"
 
 
 def make_prompt(question: str) -> list[dict[str, str]]:

@@ -38,9 +38,7 @@ def _message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            part.get("text", "") if isinstance(part, dict) else str(part) for part in content
-        )
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
     return "" if content is None else str(content)
 
 
@@ -114,23 +112,17 @@ def xmlcount_reward_func(prompts: Sequence[Any], completions: Sequence[Any], **k
 
 def soft_format_reward_func(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
     """SOFT_FORMAT_REWARD when a reasoning block is followed by an answer block, any spacing."""
-    return [
-        cfg.SOFT_FORMAT_REWARD if _SOFT_FORMAT.search(completion_text(c)) else 0.0 for c in completions
-    ]
+    return [cfg.SOFT_FORMAT_REWARD if _SOFT_FORMAT.search(completion_text(c)) else 0.0 for c in completions]
 
 
 def strict_format_reward_func(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
     """STRICT_FORMAT_REWARD for exactly the system prompt's layout and nothing around it."""
-    return [
-        cfg.STRICT_FORMAT_REWARD if _STRICT_FORMAT.match(completion_text(c)) else 0.0 for c in completions
-    ]
+    return [cfg.STRICT_FORMAT_REWARD if _STRICT_FORMAT.match(completion_text(c)) else 0.0 for c in completions]
 
 
 def int_reward_func(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
     """INT_REWARD when the extracted answer is an integer, rewarding the answer's type early on."""
-    return [
-        cfg.INT_REWARD if _INTEGER.match(extract_xml_answer(completion_text(c))) else 0.0 for c in completions
-    ]
+    return [cfg.INT_REWARD if _INTEGER.match(extract_xml_answer(completion_text(c))) else 0.0 for c in completions]
 
 
 def correctness_reward_func(

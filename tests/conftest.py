@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,9 +42,3 @@ def read_events(run_dir: Path) -> list[dict]:
 
 def events_of(run_dir: Path, kind: str) -> list[dict]:
     return [e for e in read_events(run_dir) if e["kind"] == kind]
-
-
-@pytest.fixture
-def quiet_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep default-config console output out of pytest's captured stderr noise."""
-    monkeypatch.setenv("GEMMALOG_LEVEL", os.environ.get("GEMMALOG_LEVEL", "info"))
