@@ -21,8 +21,9 @@ import tempfile
 import time
 from typing import Any
 
+# Timed on purpose: this import pulls in torch and transformers and dominates start-up.
 _t0 = time.perf_counter()
-from trl import GRPOConfig, GRPOTrainer  # noqa: E402  (timed on purpose: it pulls in torch + transformers)
+from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]  # noqa: E402
 
 TRL_IMPORT_SECONDS = time.perf_counter() - _t0
 
@@ -31,9 +32,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 if __package__:  # imported as examples.grpo_smoke
     from . import gsm_data, reward_functions, tiny_gemma
 else:  # run as a script: examples/ is sys.path[0]
-    import gsm_data  # noqa: E402
-    import reward_functions  # noqa: E402
-    import tiny_gemma  # noqa: E402
+    import gsm_data  # type: ignore[no-redef]
+    import reward_functions  # type: ignore[no-redef]
+    import tiny_gemma  # type: ignore[no-redef]
 
 DEFAULT_CACHE_DIR = "/tmp/gemmalog-tiny-gemma"
 
@@ -72,7 +73,7 @@ def summarize(log_history: list[dict[str, Any]], wall_seconds: float) -> bool:
     steps = [entry for entry in log_history if "reward" in entry]
     names = [f.__name__ for f in reward_functions.REWARD_FUNCTIONS]
     short = [n.replace("_reward_func", "")[:8] for n in names]
-    header = ["step", "loss", "grad_norm", "reward", "rew_std", "step_s"] + short
+    header = ["step", "loss", "grad_norm", "reward", "rew_std", "step_s", *short]
     print("\n" + " ".join(f"{h:>8}" for h in header))
     for entry in steps:
         row = [entry.get(k) for k in ("loss", "grad_norm", "reward", "reward_std", "step_time")]
@@ -84,7 +85,11 @@ def summarize(log_history: list[dict[str, Any]], wall_seconds: float) -> bool:
         return False
     std_steps = sum(1 for e in steps if e.get("reward_std", 0.0) > 0)
     loss_steps = sum(1 for e in steps if e.get("loss", 0.0) != 0)
-    grad_steps = sum(1 for e in steps if e.get("grad_norm", 0.0) not in (0.0, None) and math.isfinite(e["grad_norm"]))
+    grad_steps = sum(
+        1
+        for e in steps
+        if e.get("grad_norm", 0.0) not in (0.0, None) and math.isfinite(e["grad_norm"])
+    )
     step_times = [e["step_time"] for e in steps if "step_time" in e]
     print(f"\nsteps logged:               {len(steps)}")
     print(f"steps with reward_std > 0:  {std_steps}/{len(steps)}")
@@ -102,20 +107,26 @@ def summarize(log_history: list[dict[str, Any]], wall_seconds: float) -> bool:
         print(f"{name:32s} {_fmt(steps[0].get(key)):>10s} {_fmt(steps[-1].get(key)):>10s}")
     summary = [e for e in log_history if "train_runtime" in e]
     if summary:
-        print(f"\ntrain summary: { {k: round(v, 4) for k, v in summary[-1].items() if isinstance(v, float)} }")
+        print(
+            f"\ntrain summary: { {k: round(v, 4) for k, v in summary[-1].items() if isinstance(v, float)} }"
+        )
     return std_steps > 0 and grad_steps > 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cache_dir", nargs="?", default=DEFAULT_CACHE_DIR, help="where the tiny Gemma is cached")
+    parser.add_argument(
+        "cache_dir", nargs="?", default=DEFAULT_CACHE_DIR, help="where the tiny Gemma is cached"
+    )
     parser.add_argument("--steps", type=int, default=10, help="GRPO optimizer steps (max_steps)")
     parser.add_argument(
         "--gradient-checkpointing",
         action="store_true",
         help="keep TRL's default gradient_checkpointing=True (slower on CPU)",
     )
-    parser.add_argument("--learning-rate", type=float, default=1e-6, help="GRPOConfig default is 1e-6")
+    parser.add_argument(
+        "--learning-rate", type=float, default=1e-6, help="GRPOConfig default is 1e-6"
+    )
     args = parser.parse_args(argv)
     print(f"import trl (incl. torch/transformers): {TRL_IMPORT_SECONDS:.2f} s")
 
@@ -129,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     dataset = gsm_data.make_dataset(64, seed=0)
 
-    funcs = list(reward_functions.REWARD_FUNCTIONS)
+    # list[Any]: TRL's RewardFunc returns list[float | None], and lists are invariant.
+    funcs: list[Any] = list(reward_functions.REWARD_FUNCTIONS)
     funcs[0] = print_kwargs_once(funcs[0])
     with tempfile.TemporaryDirectory(prefix="grpo-smoke-") as output_dir:
         config = GRPOConfig(
@@ -161,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         trainer.train()
         wall = time.perf_counter() - started
     ok = summarize(trainer.state.log_history, wall)
-    print("\nOK: rewards and gradients are non-degenerate" if ok else "\nDEGENERATE run (see above)")
+    print(
+        "\nOK: rewards and gradients are non-degenerate" if ok else "\nDEGENERATE run (see above)"
+    )
     return 0 if ok else 1
 
 

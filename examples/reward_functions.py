@@ -21,11 +21,13 @@ from typing import Any
 if __package__:  # imported as examples.reward_functions
     from . import reward_config as cfg
 else:  # run as a script, or imported with examples/ on sys.path
-    import reward_config as cfg
+    import reward_config as cfg  # type: ignore[no-redef]
 
 RewardFunc = Callable[..., list[float]]
 
-_STRICT_FORMAT = re.compile(r"^<reasoning>\n.+?\n</reasoning>\n<answer>\n[^\n]+\n</answer>\n?$", re.DOTALL)
+_STRICT_FORMAT = re.compile(
+    r"^<reasoning>\n.+?\n</reasoning>\n<answer>\n[^\n]+\n</answer>\n?$", re.DOTALL
+)
 _SOFT_FORMAT = re.compile(r"<reasoning>.*?</reasoning>\s*<answer>.*?</answer>", re.DOTALL)
 _INTEGER = re.compile(r"^[-+]?\d+$")
 _NUMBER = re.compile(r"\d+")
@@ -38,7 +40,9 @@ def _message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+        return "".join(
+            part.get("text", "") if isinstance(part, dict) else str(part) for part in content
+        )
     return "" if content is None else str(content)
 
 
@@ -105,28 +109,48 @@ def count_xml(text: str) -> float:
     return score
 
 
-def xmlcount_reward_func(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+def xmlcount_reward_func(
+    prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+) -> list[float]:
     """Smooth format signal: credit for each correctly placed tag line (see :func:`count_xml`)."""
     return [count_xml(completion_text(c)) for c in completions]
 
 
-def soft_format_reward_func(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+def soft_format_reward_func(
+    prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+) -> list[float]:
     """SOFT_FORMAT_REWARD when a reasoning block is followed by an answer block, any spacing."""
-    return [cfg.SOFT_FORMAT_REWARD if _SOFT_FORMAT.search(completion_text(c)) else 0.0 for c in completions]
+    return [
+        cfg.SOFT_FORMAT_REWARD if _SOFT_FORMAT.search(completion_text(c)) else 0.0
+        for c in completions
+    ]
 
 
-def strict_format_reward_func(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+def strict_format_reward_func(
+    prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+) -> list[float]:
     """STRICT_FORMAT_REWARD for exactly the system prompt's layout and nothing around it."""
-    return [cfg.STRICT_FORMAT_REWARD if _STRICT_FORMAT.match(completion_text(c)) else 0.0 for c in completions]
+    return [
+        cfg.STRICT_FORMAT_REWARD if _STRICT_FORMAT.match(completion_text(c)) else 0.0
+        for c in completions
+    ]
 
 
-def int_reward_func(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+def int_reward_func(
+    prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+) -> list[float]:
     """INT_REWARD when the extracted answer is an integer, rewarding the answer's type early on."""
-    return [cfg.INT_REWARD if _INTEGER.match(extract_xml_answer(completion_text(c))) else 0.0 for c in completions]
+    return [
+        cfg.INT_REWARD if _INTEGER.match(extract_xml_answer(completion_text(c))) else 0.0
+        for c in completions
+    ]
 
 
 def correctness_reward_func(
-    prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[Any] | None = None, **kwargs: Any
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    answer: Sequence[Any] | None = None,
+    **kwargs: Any,
 ) -> list[float]:
     """CORRECTNESS_REWARD when the extracted answer equals the dataset's ``answer`` column.
 
@@ -135,7 +159,9 @@ def correctness_reward_func(
     returning zeros that would look like a model that is always wrong.
     """
     if answer is None:
-        raise ValueError("correctness_reward_func needs the dataset's 'answer' column (passed by TRL as a kwarg)")
+        raise ValueError(
+            "correctness_reward_func needs the dataset's 'answer' column (passed by TRL as a kwarg)"
+        )
     rewards = []
     for completion, expected in zip(completions, answer, strict=True):
         got, want = extract_xml_answer(completion_text(completion)), str(expected).strip()
@@ -160,7 +186,9 @@ def repeated_ngram_fraction(text: str, n: int = cfg.ANTI_REPETITION_NGRAM_SIZE) 
     return 1.0 - len(set(ngrams)) / len(ngrams)
 
 
-def anti_repetition_reward_func(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+def anti_repetition_reward_func(
+    prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+) -> list[float]:
     """Zero or negative: -ANTI_REPETITION_PENALTY scaled by repetition above the threshold.
 
     Small policies under GRPO easily collapse into loops ("7 7 7 7 ..."); this pushes back
@@ -170,11 +198,15 @@ def anti_repetition_reward_func(prompts: Sequence[Any], completions: Sequence[An
     rewards = []
     for completion in completions:
         excess = repeated_ngram_fraction(completion_text(completion)) - threshold
-        rewards.append(-cfg.ANTI_REPETITION_PENALTY * excess / (1.0 - threshold) if excess > 0 else 0.0)
+        rewards.append(
+            -cfg.ANTI_REPETITION_PENALTY * excess / (1.0 - threshold) if excess > 0 else 0.0
+        )
     return rewards
 
 
-def topic_relevance_reward_func(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+def topic_relevance_reward_func(
+    prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+) -> list[float]:
     """Reward reasoning that works with the question: uses its numbers and arithmetic words.
 
     The question comes from the prompt's last user message, or from a ``question`` column
@@ -189,7 +221,9 @@ def topic_relevance_reward_func(prompts: Sequence[Any], completions: Sequence[An
         reasoning = extract_xml_reasoning(completion_text(completion))
         wanted = set(_NUMBER.findall(question))
         used = set(_NUMBER.findall(reasoning))
-        score = cfg.TOPIC_RELEVANCE_NUMBER_WEIGHT * (len(wanted & used) / len(wanted) if wanted else 0.0)
+        score = cfg.TOPIC_RELEVANCE_NUMBER_WEIGHT * (
+            len(wanted & used) / len(wanted) if wanted else 0.0
+        )
         words = set(re.findall(r"[a-z]+", reasoning.lower()))
         for keyword, weight in cfg.TOPIC_RELEVANCE_KEYWORDS.items():
             if (keyword in words) if keyword.isalpha() else (keyword in reasoning):

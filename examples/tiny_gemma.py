@@ -35,13 +35,20 @@ from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenize
 if __package__:  # imported as examples.tiny_gemma
     from . import gsm_data
 else:  # run as a script, or imported with examples/ on sys.path
-    import gsm_data
+    import gsm_data  # type: ignore[no-redef]
 
 #: Bump whenever the build recipe changes, so old caches are rebuilt rather than reused.
 BUILD_VERSION = 1
 MARKER_FILE = "gemmalog_build_spec.json"
 VOCAB_SIZE = 512
-SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>")
+SPECIAL_TOKENS: tuple[str, ...] = (
+    "<pad>",
+    "<eos>",
+    "<bos>",
+    "<unk>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+)
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 #: Gemma's chat template: no system role (the system prompt is folded into the first user
@@ -114,13 +121,15 @@ def build_tokenizer(seed: int = 0) -> PreTrainedTokenizerFast:
         show_progress=False,
     )
     tok.train_from_iterator(gsm_data.tokenizer_corpus(4000, seed=seed + 1), trainer)
-    tok.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in gsm_data.FORMAT_TAGS])
+    tok.add_tokens(
+        [AddedToken(tag, special=False, normalized=False) for tag in gsm_data.FORMAT_TAGS]
+    )
     # Like Gemma, plain encode() prepends <bos>; chat-template encoding passes
     # add_special_tokens=False, so the template's own bos_token is not doubled.
     tok.post_processor = processors.TemplateProcessing(
         single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", tok.token_to_id("<bos>"))]
     )
-    tokenizer = PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         bos_token="<bos>",
         eos_token="<eos>",
@@ -134,38 +143,53 @@ def build_tokenizer(seed: int = 0) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
+def _token_id(tokenizer: PreTrainedTokenizerFast, token: str) -> int:
+    """Id of a single token (the tokenizer's API also allows lists, hence the check)."""
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(token_id, int):
+        raise TypeError(f"expected one id for {token!r}, got {token_id!r}")
+    return token_id
+
+
 def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Gemma3ForCausalLM:
     """Create the randomly initialised tiny Gemma 3 (seeded, so builds are reproducible)."""
     torch.manual_seed(seed)
-    end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    pad, bos, eos = (_token_id(tokenizer, t) for t in ("<pad>", "<bos>", "<eos>"))
+    end_of_turn = _token_id(tokenizer, "<end_of_turn>")
     config = Gemma3TextConfig(
         vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=[tokenizer.eos_token_id, end_of_turn],
+        pad_token_id=pad,
+        bos_token_id=bos,
+        eos_token_id=[eos, end_of_turn],
         tie_word_embeddings=True,
         **_model_spec(),
     )
     model = Gemma3ForCausalLM(config)
     # Real Gemma stops generating at <end_of_turn> as well as <eos>; TRL reads these ids.
-    model.generation_config.eos_token_id = [tokenizer.eos_token_id, end_of_turn]
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.generation_config.eos_token_id = [eos, end_of_turn]
+    model.generation_config.pad_token_id = pad
+    model.generation_config.bos_token_id = bos
     return model
 
 
-def _warmup_examples(tokenizer: PreTrainedTokenizerFast, n: int, seed: int) -> list[tuple[list[int], int]]:
+def _warmup_examples(
+    tokenizer: PreTrainedTokenizerFast, n: int, seed: int
+) -> list[tuple[list[int], int]]:
     """Tokenised (prompt + ideal answer) sequences and the prompt length (loss is masked there)."""
     examples = []
     for problem in gsm_data.iter_problems(n, seed=seed + 2):
         prompt = gsm_data.make_prompt(problem.question)
         chat = [*prompt, {"role": "assistant", "content": gsm_data.format_completion(problem)}]
-        prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        prompt_text = tokenizer.apply_chat_template(
+            prompt, tokenize=False, add_generation_prompt=True
+        )
         full_text = tokenizer.apply_chat_template(chat, tokenize=False)
         prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
         full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
         if full_ids[: len(prompt_ids)] != prompt_ids:
-            raise RuntimeError("chat template is not prefix-stable; warm-up labels would be misaligned")
+            raise RuntimeError(
+                "chat template is not prefix-stable; warm-up labels would be misaligned"
+            )
         examples.append((full_ids, len(prompt_ids)))
     return examples
 
@@ -188,7 +212,9 @@ def warmup(
     rng = random.Random(seed)
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 20) * (1 - s / max(steps, 1)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / 20) * (1 - s / max(steps, 1))
+    )
     pad_id = tokenizer.pad_token_id
     model.train()
     loss_value = float("nan")
@@ -209,7 +235,7 @@ def warmup(
         optimizer.step()
         schedule.step()
         loss_value = loss.item()
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     return loss_value
 
 
@@ -220,7 +246,7 @@ def is_complete_build(out_dir: str | Path, spec: dict[str, Any]) -> bool:
     if not marker.is_file() or not all((out / name).is_file() for name in _REQUIRED_FILES):
         return False
     try:
-        return json.loads(marker.read_text())["spec"] == spec
+        return bool(json.loads(marker.read_text())["spec"] == spec)
     except (ValueError, KeyError, OSError):
         return False
 
@@ -237,7 +263,9 @@ def _apply_umask(path: Path, *, directory: bool) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~umask)
 
 
-def build_tiny_gemma(out_dir: str | Path, *, seed: int = 0, warmup_steps: int = 300, force: bool = False) -> Path:
+def build_tiny_gemma(
+    out_dir: str | Path, *, seed: int = 0, warmup_steps: int = 300, force: bool = False
+) -> Path:
     """Build (or reuse) the tiny Gemma in ``out_dir`` and return its path.
 
     The build goes into a temporary sibling directory and is moved into place only when
@@ -271,7 +299,11 @@ def build_tiny_gemma(out_dir: str | Path, *, seed: int = 0, warmup_steps: int = 
             if is_complete_build(out, spec) and not force:  # a concurrent build won the race
                 return out
             shutil.rmtree(out)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another process moved its build into place after our check
+            if not is_complete_build(out, spec):
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -280,7 +312,8 @@ def build_tiny_gemma(out_dir: str | Path, *, seed: int = 0, warmup_steps: int = 
 
 def build_info(out_dir: str | Path) -> dict[str, Any]:
     """The informational part of the marker (parameter count, last warm-up loss, build time)."""
-    return json.loads((Path(out_dir) / MARKER_FILE).read_text()).get("info", {})
+    info: dict[str, Any] = json.loads((Path(out_dir) / MARKER_FILE).read_text()).get("info", {})
+    return info
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,9 +14,18 @@ from typing import Any
 _CONTEXT: ContextVar[dict[str, Any]] = ContextVar("gemmalog_context", default={})  # noqa: B039
 
 
+def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    from gemmalog.processors.sanitize import DEFAULT
+
+    return {k: DEFAULT.clean(v) for k, v in values.items()}
+
+
 def bind(**values: Any) -> None:
-    """Bind values (``step=``, ``epoch=``, ...) to every later event of this context."""
-    _CONTEXT.set({**_CONTEXT.get(), **values})
+    """Bind values (``step=``, ``epoch=``, ...) to every later event of this context.
+
+    Values are sanitized here, once, rather than on every event that carries them.
+    """
+    _CONTEXT.set({**_CONTEXT.get(), **_clean(values)})
 
 
 def unbind(*keys: str) -> None:
@@ -38,7 +47,7 @@ def get_context() -> dict[str, Any]:
 @contextmanager
 def bound(**values: Any) -> Iterator[None]:
     """Bind values for the duration of a ``with`` block, then restore the previous ones."""
-    token = _CONTEXT.set({**_CONTEXT.get(), **values})
+    token = _CONTEXT.set({**_CONTEXT.get(), **_clean(values)})
     try:
         yield
     finally:

@@ -55,10 +55,12 @@ class Pipeline:
         self.is_child = child_of is not None
         self.started = time.time()
         self.queue = EventQueue(s.queue_size, s.backpressure)  # type: ignore[arg-type]
+        # Sanitize first: it then walks only the fields of the call (the envelope's own
+        # values are plain, and bound context values were sanitized by bind()).
         self.chain = (
+            Sanitize(Sanitizer(max_string_length=s.max_string_length)),
             AddEnvelope(self.run.id, self.run.rank),
             AddResources(s.memory_interval),
-            Sanitize(Sanitizer(max_string_length=s.max_string_length)),
         )
         primary = JsonlSink(shard, fsync=s.fsync)
         sinks: dict[str, Sink] = {}
@@ -89,6 +91,11 @@ class Pipeline:
             rank=self.run.rank,
         )
         self._levels: dict[str, int] = {}
+        # Role -> logger name when that logger takes INFO events, else None: the helpers'
+        # one-lookup level check.
+        self.role_names: dict[str, str | None] = {
+            role: (name if self.levelno(name) <= 20 else None) for role, name in self.roles.items()
+        }
         self.listener.start()
         self.stopped = False
 
@@ -99,12 +106,18 @@ class Pipeline:
             level = self._levels[logger] = self.router.levelno_for(logger)
         return level
 
-    def emit(self, method: str, event: dict[str, Any]) -> None:
-        """Run the caller-side processors and hand the event to the listener; never raises."""
+    def emit(self, method: str, event: dict[str, Any], *, force: bool = False) -> None:
+        """Run the caller-side processors and hand the event to the listener; never raises.
+
+        ``force`` bypasses the queue bound (run_start/run_end are never dropped).
+        """
         try:
             for proc in self.chain:
                 event = proc(None, method, event)
-            self.queue.put(event)
+            if force:
+                self.queue.put_nowait(event)
+            else:
+                self.queue.put(event)
         except Exception as exc:
             _warn_once(f"an event could not be logged ({type(exc).__name__}: {exc})")
 
@@ -137,6 +150,7 @@ class Pipeline:
                     "error": error,
                     "stats": dict(stats or {}),
                 },
+                force=True,
             )
         self.listener.stop()
         self.queue.close()
@@ -245,6 +259,7 @@ def initialize(config_path: str | os.PathLike[str] | Config | None = None, **ove
             "pid": os.getpid(),
             "world_size": run.world_size,
         },
+        force=True,
     )
     return run
 

@@ -33,7 +33,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def safe_name(name: str) -> str:
     """A run name made safe as one path component: no separators, no traversal, no dotfiles."""
-    cleaned = _UNSAFE.sub("-", name).strip("-.")
+    cleaned = re.sub(r"\.{2,}", ".", _UNSAFE.sub("-", name)).strip("-.")
     return cleaned[:100] or "run"
 
 

@@ -22,15 +22,10 @@ from gemmalog.textstats import (
     summarize,
 )
 
-_INFO = 20
-
-
 def _pipeline_for(role: str) -> tuple[Pipeline, str] | None:
     pipeline = _State.pipeline or current()
-    name = pipeline.roles[role]
-    if pipeline.levelno(name) > _INFO:
-        return None
-    return pipeline, name
+    name = pipeline.role_names[role]
+    return None if name is None else (pipeline, name)
 
 
 class _RoleTarget(_Target):
@@ -82,9 +77,9 @@ def get_system_logger() -> BoundLogger:
 
 def log_training_progress(step: int, metrics: Mapping[str, Any], *, phase: str = "train") -> None:
     """One ``metrics`` event: ``metrics`` (name -> number) at ``step``."""
-    target = _pipeline_for("metrics")
-    if target is not None:
-        pipeline, name = target
+    pipeline = _State.pipeline or current()
+    name = pipeline.role_names["metrics"]
+    if name is not None:  # None: the metrics logger is above INFO
         pipeline.emit("info", {"kind": "metrics", "logger": name, "step": step, "phase": phase, "metrics": metrics})
 
 

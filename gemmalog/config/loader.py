@@ -8,6 +8,7 @@ wrong and what is allowed::
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,6 +27,7 @@ from gemmalog.config.model import (
     Settings,
     default_config,
 )
+from gemmalog.csvrows import COLUMN_FIELDS
 
 
 class ConfigError(ValueError):
@@ -163,11 +165,20 @@ class _Problems:
             raise ConfigError("\n".join([head, *self.items]))
 
 
+_LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "notset": "debug"}
+_LEVEL_INTS = {0: "debug", 10: "debug", 20: "info", 30: "warning", 40: "error", 50: "critical"}
+
+
 def _level(value: Any, path: str, problems: _Problems) -> str:
-    if isinstance(value, str) and value.lower() in LEVELS:
-        return value.lower()
-    if value == "NOTSET":
-        return "debug"
+    """A level name (any case, as the standard library spells it) or its number (10 ... 50)."""
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name in LEVELS:
+            return name
+        if name in _LEVEL_ALIASES:
+            return _LEVEL_ALIASES[name]
+    elif type(value) is int and value in _LEVEL_INTS:
+        return _LEVEL_INTS[value]
     problems.add(path, f"unknown level {value!r}; allowed: {', '.join(x.upper() for x in LEVELS)}")
     return "info"
 
@@ -188,6 +199,17 @@ def _check_options(section: Mapping[str, Any], table: dict[str, tuple[Checker, s
             continue
         out[key] = value
     return out
+
+
+def _format_error(fmt: str, datefmt: str | None) -> str | None:
+    """Why a ``%``-style format cannot format a record, or ``None`` when it can."""
+    record = logging.LogRecord("logging.training", logging.INFO, __file__, 1, "message", None, None)
+    try:
+        logging.Formatter(fmt, datefmt, validate=True).format(record)
+    except (ValueError, KeyError, TypeError) as exc:
+        detail = f"unknown record attribute {exc}" if isinstance(exc, KeyError) else str(exc)
+        return f"cannot format a record with {fmt!r}: {detail}; use %(asctime)s, %(name)s, %(levelname)s, %(message)s, ..."
+    return None
 
 
 def parse(data: Any, source: str = "<config>") -> Config:
@@ -215,16 +237,27 @@ def parse(data: Any, source: str = "<config>") -> Config:
         unknown = set(spec) - {"format", "datefmt", "fields", "style", "class"}
         for key in sorted(unknown):
             problems.add(f"{path}.{key}", "unknown key; allowed: datefmt, fields, format")
+        if spec.get("style", "%") != "%":
+            problems.add(f"{path}.style", f"only '%' style is supported, got {spec['style']!r}")
         fmt = spec.get("format", FormatterConfig.format)
         if not isinstance(fmt, str):
             problems.add(f"{path}.format", f"must be a format string or 'json', got {fmt!r}")
             continue
+        datefmt = spec.get("datefmt")
+        if datefmt is not None and not isinstance(datefmt, str):
+            problems.add(f"{path}.datefmt", f"must be a strftime format such as '%Y-%m-%d %H:%M:%S', got {datefmt!r}")
+            continue
+        if fmt.strip().lower() != "json":
+            error = _format_error(fmt, datefmt)
+            if error:
+                problems.add(f"{path}.format", error)
+                continue
         fields = spec.get("fields", list(FormatterConfig.fields))
         if not _string_list(fields):
             problems.add(f"{path}.fields", f"must be a list of field names, got {fields!r}")
             fields = list(FormatterConfig.fields)
         config.formatters[str(name)] = FormatterConfig(
-            format=fmt, datefmt=spec.get("datefmt"), json=fmt.strip().lower() == "json", fields=tuple(fields)
+            format=fmt, datefmt=datefmt, json=fmt.strip().lower() == "json", fields=tuple(fields)
         )
 
     handlers = data.get("handlers") or {}
@@ -240,9 +273,14 @@ def parse(data: Any, source: str = "<config>") -> Config:
         kind = HANDLER_CLASSES.get(cls) if isinstance(cls, str) else None
         if kind is None:
             allowed = ", ".join(k for k in HANDLER_CLASSES if "." in k)
-            problems.add(f"{path}.class", f"unknown handler class {cls!r}; allowed: {allowed}")
+            short = ", ".join(k for k in HANDLER_CLASSES if "." not in k)
+            problems.add(f"{path}.class", f"unknown handler class {cls!r}; allowed: {allowed} (or the short names {short})")
             continue
         options = _check_options(spec, _OPTIONS[kind], path, problems, skip=_COMMON)
+        for column in options.get("columns", []) if kind == "csv" else []:
+            if column not in COLUMN_FIELDS:
+                allowed = ", ".join(COLUMN_FIELDS)
+                problems.add(f"{path}.columns", f"unknown column {column!r}; allowed: {allowed} (reward_<fn> columns are added by themselves)")
         for required in _REQUIRED.get(kind, ()):
             if required not in spec:
                 problems.add(f"{path}.{required}", f"missing; a {cls} handler needs '{required}'")
@@ -338,16 +376,35 @@ ENV_OVERRIDES = {
 
 
 def apply_overrides(config: Config, overrides: Mapping[str, Any], source: str = "initialize()") -> Config:
-    """Apply keyword overrides (and ``level``, which sets the root and every configured logger)."""
+    """Apply keyword overrides (and ``level``, which sets the root and every configured logger).
+
+    With ``source="environment"`` a problem names the variable (``GEMMALOG_LEVEL``) rather
+    than the keyword.
+    """
     problems = _Problems(source)
-    values = dict(overrides)
+    values = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in overrides.items()}
     level = values.pop("level", None)
+    env = source == "environment"
     if level is not None:
-        lvl = _level(level, "level", problems)
+        lvl = _level(level, "GEMMALOG_LEVEL" if env else "level", problems)
         config.root.level = lvl
         for logger in config.loggers.values():
             logger.level = lvl
-    checked = _check_options(values, _SETTINGS, "settings", problems)
+    if env:  # name the variable, not the setting
+        names = {key: var for var, key in ENV_OVERRIDES.items()}
+        checked = {}
+        for key, value in values.items():
+            spec = _SETTINGS.get(key)
+            if spec is None:
+                problems.add(key, f"unknown setting; allowed: {', '.join(sorted(_SETTINGS))}")
+                continue
+            checker, allowed = spec
+            if checker(value):
+                checked[key] = value
+            else:
+                problems.add(names.get(key, key), f"must be {allowed}, got {value!r}")
+    else:
+        checked = _check_options(values, _SETTINGS, "settings", problems)
     problems.raise_if_any()
     for key, value in checked.items():
         setattr(config.settings, key, tuple(value) if key == "redact_patterns" else value)

@@ -1,6 +1,6 @@
 """structlog processors: each a plain callable ``(logger, method_name, event_dict) -> event_dict``.
 
-Caller's thread: :class:`AddEnvelope`, :class:`AddResources`, :class:`Sanitize`.
+Caller's thread, in this order: :class:`Sanitize`, :class:`AddEnvelope`, :class:`AddResources`.
 Listener thread: :class:`Redact` (text scanning belongs with serialization).
 """
 

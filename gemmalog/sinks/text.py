@@ -78,12 +78,23 @@ class TextFormatter(logging.Formatter):
             record.levelname = plain
 
 
+def _reraise(record: logging.LogRecord) -> None:
+    # Called by Handler.emit inside its ``except``: re-raise, so the listener reports the sink
+    # once and disables it, instead of the stdlib printing a traceback for every record.
+    raise
+
+
 class HandlerSink(BaseSink):
-    """Feed events to a standard-library ``logging.Handler`` as one-line records."""
+    """Feed events to a standard-library ``logging.Handler`` as one-line records.
+
+    An error inside the handler (disk full, closed stream) propagates to the listener, which
+    reports it once and disables this sink for the rest of the run.
+    """
 
     def __init__(self, name: str, handler: logging.Handler, level: str = "debug") -> None:
         super().__init__(name, level)
         self.handler = handler
+        handler.handleError = _reraise  # type: ignore[method-assign]
 
     def write(self, batch: Sequence[Record]) -> None:
         handle = self.handler.handle

@@ -1,0 +1,284 @@
+"""Caller-thread cost, end-to-end throughput, import time and memory of gemmalog's hot path.
+
+Compared in the same process, alternating, against:
+- raw floor: ``orjson.dumps`` + buffered ``file.write`` inline on the caller;
+- naive: structlog -> stdlib Logger -> ``QueueHandler`` -> ``QueueListener`` -> ``FileHandler``
+  (the textbook form of this design, JSON rendered by structlog's JSONRenderer);
+- stdlib: ``logging.FileHandler`` with a ``json.dumps`` formatter, inline.
+
+Method: each contender logs N calls of a 20-float-metric step (and of a ~2 KB model output)
+in rounds; per call cost is timed with ``perf_counter_ns`` around the call; the median and
+p99 of all calls are reported, then the median over rounds. Throughput is events/s until the
+last line is durable in the file (flushed). Run: ``python benchmarks/bench_hot_path.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import logging.handlers
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+import gemmalog
+
+METRICS = {f"metric_{i}": 0.1 * i + 0.001 for i in range(20)}
+TEXT = ("The model reasons step by step about the arithmetic problem, " * 34)[:2000]
+
+
+class Contender:
+    name = ""
+
+    def setup(self, directory: Path) -> None: ...
+    def step(self, i: int) -> None: ...
+    def output(self, i: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+class RawFloor(Contender):
+    name = "raw floor (orjson + buffered write, inline)"
+
+    def setup(self, directory: Path) -> None:
+        self.file = open(directory / "raw.jsonl", "ab")  # noqa: SIM115
+
+    def step(self, i: int) -> None:
+        self.file.write(orjson.dumps({"ts": time.time(), "kind": "metrics", "step": i, "metrics": METRICS}) + b"\n")
+
+    def output(self, i: int) -> None:
+        self.file.write(
+            orjson.dumps({"ts": time.time(), "kind": "model_output", "step": i, "question": "q", "model_output": TEXT, "rewards": {"a": 1.0}})
+            + b"\n"
+        )
+
+    def finish(self) -> None:
+        self.file.flush()
+        self.file.close()
+
+
+class Naive(Contender):
+    name = "naive structlog -> stdlib QueueHandler -> QueueListener"
+
+    def setup(self, directory: Path) -> None:
+        self.q: queue.Queue[Any] = queue.Queue(-1)
+        handler = logging.FileHandler(directory / "naive.jsonl")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        self.listener = logging.handlers.QueueListener(self.q, handler)
+        self.listener.start()
+        std = logging.getLogger("bench.naive")
+        std.handlers[:] = [logging.handlers.QueueHandler(self.q)]
+        std.propagate = False
+        std.setLevel(logging.INFO)
+        self.log = structlog.wrap_logger(
+            std,
+            processors=[
+                structlog.stdlib.add_log_level,
+                structlog.processors.TimeStamper(fmt=None),
+                structlog.processors.JSONRenderer(serializer=lambda o, **kw: orjson.dumps(o).decode()),
+            ],
+            wrapper_class=structlog.stdlib.BoundLogger,
+        )
+
+    def step(self, i: int) -> None:
+        self.log.info("metrics", step=i, metrics=METRICS)
+
+    def output(self, i: int) -> None:
+        self.log.info("model_output", step=i, question="q", model_output=TEXT, rewards={"a": 1.0})
+
+    def finish(self) -> None:
+        self.listener.stop()
+        for h in self.listener.handlers:
+            h.close()
+
+
+class Stdlib(Contender):
+    name = "stdlib FileHandler + json formatter, inline"
+
+    def setup(self, directory: Path) -> None:
+        class JsonFormatter(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return json.dumps({"ts": record.created, "event": record.getMessage(), **record.__dict__.get("fields", {})})
+
+        self.handler = logging.FileHandler(directory / "stdlib.jsonl")
+        self.handler.setFormatter(JsonFormatter())
+        self.logger = logging.getLogger("bench.stdlib")
+        self.logger.handlers[:] = [self.handler]
+        self.logger.propagate = False
+        self.logger.setLevel(logging.INFO)
+
+    def step(self, i: int) -> None:
+        self.logger.info("metrics", extra={"fields": {"step": i, "metrics": METRICS}})
+
+    def output(self, i: int) -> None:
+        self.logger.info("model_output", extra={"fields": {"step": i, "question": "q", "model_output": TEXT}})
+
+    def finish(self) -> None:
+        self.handler.close()
+
+
+class Gemmalog(Contender):
+    name = "gemmalog (default chain, block policy)"
+
+    def setup(self, directory: Path) -> None:
+        # The default configuration: JSONL for everything, console for training/system.
+        gemmalog.initialize(root=str(directory / "gemmalog"), capture_stdlib=False)
+
+    def step(self, i: int) -> None:
+        gemmalog.log_training_progress(step=i, metrics=METRICS)
+
+    def output(self, i: int) -> None:
+        gemmalog.log_model_output(question="q", true_answer="4", model_output=TEXT, rewards={"a": 1.0}, step=i)
+
+    def finish(self) -> None:
+        gemmalog.shutdown()
+
+
+def time_calls(call: Callable[[int], None], n: int, pause: float) -> list[int]:
+    samples = []
+    clock = time.perf_counter_ns
+    for i in range(n):
+        t0 = clock()
+        call(i)
+        samples.append(clock() - t0)
+        if pause:
+            time.sleep(pause)
+    return samples
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_latency(contenders: list[type[Contender]], method: str, n: int, rounds: int, pause: float) -> dict[str, dict[str, float]]:
+    per: dict[str, list[tuple[float, float]]] = {c.name: [] for c in contenders}
+    for r in range(rounds):
+        order = contenders if r % 2 == 0 else list(reversed(contenders))
+        for cls in order:
+            with tempfile.TemporaryDirectory() as tmp:
+                c = cls()
+                c.setup(Path(tmp))
+                gc.collect()
+                gc.disable()
+                samples = time_calls(getattr(c, method), n, pause)
+                gc.enable()
+                c.finish()
+            us = [s / 1000 for s in samples[n // 10 :]]  # drop warm-up
+            per[cls.name].append((statistics.median(us), percentile(us, 0.99)))
+    return {
+        name: {"median_us": statistics.median(m for m, _ in vals), "p99_us": statistics.median(p for _, p in vals)}
+        for name, vals in per.items()
+    }
+
+
+def run_throughput(contenders: list[type[Contender]], n: int, rounds: int) -> dict[str, float]:
+    per: dict[str, list[float]] = {c.name: [] for c in contenders}
+    for r in range(rounds):
+        order = contenders if r % 2 == 0 else list(reversed(contenders))
+        for cls in order:
+            with tempfile.TemporaryDirectory() as tmp:
+                c = cls()
+                c.setup(Path(tmp))
+                t0 = time.perf_counter()
+                for i in range(n):
+                    c.step(i)
+                c.finish()  # flushes and closes: durable in the file (page cache)
+                per[cls.name].append(n / (time.perf_counter() - t0))
+    return {name: statistics.median(v) for name, v in per.items()}
+
+
+def import_time() -> float:
+    code = "import time; t=time.perf_counter(); import gemmalog, sys; d=time.perf_counter()-t; assert 'torch' not in sys.modules; print(d)"
+    times = [float(subprocess.check_output([sys.executable, "-c", code], text=True)) for _ in range(5)]
+    return statistics.median(times) * 1000
+
+
+def rss_growth(n: int) -> tuple[float, float]:
+    code = f"""
+import psutil, gemmalog, tempfile, gc
+p = psutil.Process()
+with tempfile.TemporaryDirectory() as tmp:
+    gemmalog.initialize(root=tmp, capture_stdlib=False)
+    metrics = {{f"metric_{{i}}": 0.1 * i for i in range(20)}}
+    for i in range(2000):
+        gemmalog.log_training_progress(step=i, metrics=metrics)
+    gemmalog.flush(); gc.collect()
+    before = p.memory_info().rss
+    peak = before
+    for i in range({n}):
+        gemmalog.log_training_progress(step=i, metrics=metrics)
+        if i % 50000 == 0:
+            peak = max(peak, p.memory_info().rss)
+    gemmalog.flush(); gc.collect()
+    peak = max(peak, p.memory_info().rss)
+    after = p.memory_info().rss
+    gemmalog.shutdown()
+print((after - before) / 2**20, (peak - before) / 2**20)
+"""
+    out = subprocess.check_output([sys.executable, "-c", code], text=True).split()
+    return float(out[0]), float(out[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--paced-calls", type=int, default=2000)
+    parser.add_argument("--rss-events", type=int, default=1_000_000)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    contenders: list[type[Contender]] = [RawFloor, Gemmalog, Naive, Stdlib]
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "versions": {"gemmalog": gemmalog.__version__, "structlog": structlog.__version__, "orjson": orjson.__version__},
+    }
+    results["step_tight"] = run_latency(contenders, "step", args.calls, args.rounds, 0.0)
+    results["step_paced_1ms"] = run_latency(contenders, "step", args.paced_calls, args.rounds, 0.001)
+    results["model_output_tight"] = run_latency(contenders, "output", args.calls // 4, args.rounds, 0.0)
+    results["throughput_events_per_s"] = run_throughput(contenders, args.calls * 5, args.rounds)
+    results["import_ms"] = import_time()
+    if args.rss_events:
+        growth, peak = rss_growth(args.rss_events)
+        results["rss_growth_mb"] = {"events": args.rss_events, "after_flush": growth, "peak": peak}
+    floor = RawFloor.name
+    naive = Naive.name
+    g = Gemmalog.name
+    for table in ("step_tight", "step_paced_1ms", "model_output_tight"):
+        print(f"\n## {table}: caller-thread µs per call (median of {args.rounds} rounds)")
+        print("| contender | median µs | p99 µs | × raw floor | × naive |")
+        print("|---|---:|---:|---:|---:|")
+        for name, v in results[table].items():
+            f = v["median_us"] / results[table][floor]["median_us"]
+            nv = v["median_us"] / results[table][naive]["median_us"]
+            print(f"| {name} | {v['median_us']:.2f} | {v['p99_us']:.2f} | {f:.2f} | {nv:.2f} |")
+    print("\n## end-to-end throughput (20-metric steps until flushed and closed)")
+    print("| contender | events/s | × raw floor |")
+    print("|---|---:|---:|")
+    for name, v in results["throughput_events_per_s"].items():
+        print(f"| {name} | {v:,.0f} | {v / results['throughput_events_per_s'][floor]:.2f} |")
+    print(f"\nimport gemmalog: {results['import_ms']:.0f} ms (median of 5 fresh interpreters; torch not imported)")
+    if "rss_growth_mb" in results:
+        r = results["rss_growth_mb"]
+        print(f"RSS growth over {r['events']:,} events (block policy): {r['after_flush']:.1f} MB after flush, peak +{r['peak']:.1f} MB")
+    print(f"\n{results['machine']}; gemmalog target: step median ≤ 1.5× floor and ≤ 0.3× naive -> "
+          f"{results['step_tight'][g]['median_us'] / results['step_tight'][floor]['median_us']:.2f}× floor, "
+          f"{results['step_tight'][g]['median_us'] / results['step_tight'][naive]['median_us']:.2f}× naive")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

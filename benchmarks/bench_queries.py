@@ -1,0 +1,213 @@
+"""Query speed: connect + summary, to-csv and to-parquet over a large generated run.
+
+The fixture is written straight to JSONL with orjson, in the same field layout as the
+logger (envelope first, then the kind's fields, then the enrichment), so building a
+million events takes seconds instead of minutes. Each step holds 100 events:
+
+* 32 ``model_output`` events with about 1 KB of completion text,
+* 4 ``reward`` events (one per reward function, 32 values each),
+* 1 ``reward_summary``, 1 ``generation_metrics``, 1 ``system`` event,
+* 61 ``metrics`` events (per micro-batch loss, grad norm, learning rate, ...).
+
+The pandas baseline reads the same shard with ``pandas.read_json(lines=True)`` and computes
+the same aggregates as :func:`gemmalog.queries.summary` (steps, loss first/last/min, reward
+mean first/last per function, accuracy per phase, completion length, memory peak).
+
+    python benchmarks/bench_queries.py --steps 10000     # the full 1,000,000 events
+    python benchmarks/bench_queries.py --steps 1000 --skip-pandas
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REWARD_FNS = ("correctness", "format", "int_answer", "xml_count")
+WORDS = "the answer is four because two plus two equals four and we check the sum again".split()
+
+
+def _envelope(ts: float, kind: str, logger: str, run: str, step: int) -> dict[str, Any]:
+    return {"v": 1, "ts": ts, "kind": kind, "logger": logger, "level": "info", "run": run, "rank": 0}
+
+
+def _enrich(event: dict[str, Any], kind: str, step: int, rss: float) -> dict[str, Any]:
+    event["step"] = step
+    event["event"] = kind
+    event["device"] = "cpu"
+    event["rss_mb"] = rss
+    return event
+
+
+def generate(run_dir: Path, steps: int, *, seed: int = 0) -> int:
+    """Write ``steps`` × 100 events and a ``run.json``; return the shard size in bytes."""
+    rng = random.Random(seed)
+    run = run_dir.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = " ".join(rng.choice(WORDS) for _ in range(190))[:1000]
+    t0 = 1_700_000_000.0
+    ts = t0
+    dumps = orjson.dumps
+    shard = run_dir / "events.0.jsonl"
+    with open(shard, "wb") as out:
+        for step in range(steps):
+            lines: list[bytes] = []
+            rss = 1000.0 + step * 0.01
+            for micro in range(61):
+                ts += 0.0001
+                e = _envelope(ts, "metrics", "gemmalog.metrics", run, step)
+                e["phase"] = "train"
+                e["metrics"] = {
+                    "loss": 2.0 / (1 + step) + micro * 1e-4,
+                    "grad_norm": rng.random(),
+                    "learning_rate": 1e-5,
+                    "kl": rng.random() / 10,
+                }
+                lines.append(dumps(_enrich(e, "metrics", step, rss)))
+            values = {fn: [rng.random() for _ in range(32)] for fn in REWARD_FNS}
+            for sample in range(32):
+                ts += 0.0001
+                e = _envelope(ts, "model_output", "gemmalog.model", run, step)
+                rewards = {fn: values[fn][sample] for fn in REWARD_FNS}
+                correct = rewards["correctness"] > 0.5
+                e.update(
+                    phase="train",
+                    sample=sample,
+                    question="What is two plus two?",
+                    true_answer="4",
+                    model_output=text,
+                    reasoning=text[:400],
+                    answer="4" if correct else "5",
+                    rewards=rewards,
+                    total_reward=sum(rewards.values()),
+                    correct=correct,
+                    length_chars=len(text),
+                    length_tokens=None,
+                )
+                lines.append(dumps(_enrich(e, "model_output", step, rss)))
+            for fn in REWARD_FNS:
+                ts += 0.0001
+                e = _envelope(ts, "reward", "gemmalog.reward", run, step)
+                e.update(phase="train", reward_fn=fn, values=values[fn], samples=[str(i) for i in range(32)])
+                lines.append(dumps(_enrich(e, "reward", step, rss)))
+            ts += 0.0001
+            e = _envelope(ts, "reward_summary", "gemmalog.reward", run, step)
+            e.update(
+                phase="train",
+                stats={
+                    fn: {"mean": sum(v) / 32, "std": 0.1, "min": min(v), "max": max(v), "count": 32}
+                    for fn, v in values.items()
+                },
+            )
+            lines.append(dumps(_enrich(e, "reward_summary", step, rss)))
+            e = _envelope(ts, "generation_metrics", "gemmalog.metrics", run, step)
+            e.update(phase="train", count=32, mean_length_chars=1000.0, min_length_chars=1000, max_length_chars=1000)
+            lines.append(dumps(_enrich(e, "generation_metrics", step, rss)))
+            e = _envelope(ts, "system", "gemmalog.system", run, step)
+            e.update(cpu_rss_mb=rss, cpu_percent=100.0)
+            lines.append(dumps(_enrich(e, "system", step, rss)))
+            out.write(b"\n".join(lines) + b"\n")
+    manifest = {
+        "id": run,
+        "name": "bench",
+        "status": "completed",
+        "start": t0,
+        "end": ts,
+        "duration_s": ts - t0,
+        "world_size": 1,
+        "host": platform.node(),
+        "versions": {},
+        "config": {},
+        "events_written": steps * 100,
+        "events_lost": 0,
+        "drops": 0,
+        "sink_errors": {},
+        "error": None,
+    }
+    (run_dir / "run.json").write_bytes(dumps(manifest))
+    return shard.stat().st_size
+
+
+def pandas_summary(shard: Path) -> dict[str, Any]:
+    """The same aggregates as gemmalog.queries.summary, through pandas.read_json(lines=True)."""
+    import pandas as pd
+
+    df = pd.read_json(shard, lines=True)
+    out: dict[str, Any] = {"steps": int(df["step"].max()), "events": len(df)}
+    m = df[df["kind"] == "metrics"]
+    loss = pd.DataFrame({"step": m["step"], "loss": m["metrics"].map(lambda d: d.get("loss"))}).dropna()
+    loss = loss.sort_values("step", kind="stable")
+    out["loss"] = {"first": loss["loss"].iloc[0], "last": loss["loss"].iloc[-1], "min": loss["loss"].min()}
+    mo = df[df["kind"] == "model_output"]
+    rows = [(s, fn, v) for s, r in zip(mo["step"], mo["rewards"], strict=True) for fn, v in r.items()]
+    rw = pd.DataFrame(rows, columns=["step", "fn", "value"])
+    means = rw.groupby(["fn", "step"])["value"].mean().reset_index()
+    out["rewards"] = {
+        fn: {"first": g.sort_values("step")["value"].iloc[0], "last": g.sort_values("step")["value"].iloc[-1]}
+        for fn, g in means.groupby("fn")
+    }
+    acc = mo.groupby("phase")["correct"].agg(["sum", "count"])
+    out["accuracy"] = {p: r["sum"] / r["count"] for p, r in acc.iterrows()}
+    out["length"] = float(mo["length_chars"].mean())
+    out["memory_peak_mb"] = float(df["rss_mb"].max())
+    return out
+
+
+def _timed(fn: Any) -> tuple[float, Any]:
+    t = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10_000, help="steps of 100 events (10,000 = 1M events)")
+    parser.add_argument("--dir", type=Path, default=None, help="where to build the fixture (default: a temp dir)")
+    parser.add_argument("--skip-pandas", action="store_true", help="do not run the pandas baseline")
+    args = parser.parse_args()
+
+    import duckdb
+
+    from gemmalog.queries import connect, summary, to_csv, to_parquet
+
+    base = args.dir or Path(tempfile.mkdtemp(prefix="gemmalog-bench-"))
+    run_dir = base / "runs" / "bench-run"
+    try:
+        gen_s, size = _timed(lambda: generate(run_dir, args.steps))
+        mb = size / 1e6
+        print(f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, duckdb {duckdb.__version__}")
+        print(f"fixture: {args.steps * 100:,} events, {mb:,.1f} MB JSONL, written in {gen_s:.1f} s")
+
+        t_connect, con = _timed(lambda: connect(run_dir))
+        con.close()
+        t_summary, result = _timed(lambda: summary(run_dir))
+        total = t_connect + t_summary
+        print(f"connect + summary: {total:.2f} s ({mb / total:,.0f} MB/s)  steps={result['steps']}")
+        t_csv, rows = _timed(lambda: to_csv(run_dir, base / "out.csv", kind="metrics"))
+        print(f"to-csv metrics:    {t_csv:.2f} s ({mb / t_csv:,.0f} MB/s of JSONL, {rows:,} rows)")
+        t_csv2, rows2 = _timed(lambda: to_csv(run_dir, base / "rewards.csv", kind="rewards"))
+        print(f"to-csv rewards:    {t_csv2:.2f} s ({mb / t_csv2:,.0f} MB/s of JSONL, {rows2:,} rows)")
+        t_pq, _ = _timed(lambda: to_parquet(run_dir, base / "parquet"))
+        print(f"to-parquet:        {t_pq:.2f} s ({mb / t_pq:,.0f} MB/s of JSONL)")
+        if not args.skip_pandas:
+            t_pd, pd_result = _timed(lambda: pandas_summary(run_dir / "events.0.jsonl"))
+            print(f"pandas read_json + same aggregation: {t_pd:.2f} s ({mb / t_pd:,.0f} MB/s)")
+            print(f"speed-up (pandas / gemmalog): {t_pd / total:.1f}x")
+            ok = math.isclose(pd_result["loss"]["min"], result["loss"]["min"])
+            print(f"results agree (loss min): {ok}")
+    finally:
+        if args.dir is None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

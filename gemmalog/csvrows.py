@@ -1,0 +1,195 @@
+"""The rows of ``model_outputs.csv``, built by one set of functions for the live sink and for
+``gemmalog to-csv`` (which rebuilds the identical file from the JSONL afterwards).
+
+Public API (no heavy imports; safe to call from any thread)::
+
+    base_columns(columns: Sequence[str] | None) -> list[str]
+        The configured columns (or DEFAULT_COLUMNS), then ``step`` and ``correct`` when absent.
+    reward_names(event: Mapping[str, Any]) -> list[str]
+        Reward function names of one ``model_output`` event, in the event's order.
+    csv_header(base: Sequence[str], rewards: Sequence[str]) -> list[str]
+        ``base`` followed by one ``reward_<fn>`` column per reward function.
+    csv_row(event: Mapping[str, Any], base: Sequence[str], rewards: Sequence[str], raw: bool = False) -> list[str]
+        One row of cells for one ``model_output`` event.
+    selected(event: Mapping[str, Any], phases: Collection[str] | None) -> bool
+        Whether the CSV takes the event (a ``model_output`` event of an allowed phase).
+    write_csv(events: Iterable[Mapping[str, Any]], out: IO[str], *, columns=None, raw=False, phases=None) -> int
+        The whole file for a sequence of events (as read back from the JSONL); returns rows written.
+    new_writer(out: IO[str]) -> csv writer with the file's dialect (RFC 4180, CRLF line ends).
+
+Column rules:
+
+- Configured names map to event fields: ``timestamp`` (the event's ``ts`` as ISO 8601 UTC with
+  milliseconds), ``question``, ``answer`` and ``true_answer`` (the reference answer),
+  ``llm_reasoning`` (extracted reasoning), ``llm_answer`` (extracted answer), ``model_output``,
+  ``prompt``, ``phase``, ``sample``, ``total_reward``, ``length_chars``, ``length_tokens``,
+  ``correct``, ``step``, ``rank``, ``run``. See :data:`COLUMN_FIELDS`.
+- Reward columns are appended in the order reward functions first appear in the events. A
+  function that first appears halfway extends the header; rows written before it hold an empty
+  cell. The live sink rewrites its file once when that happens, so live and rebuilt files match.
+- Numbers are written with ``repr`` (exact round trip), booleans as ``true``/``false``, a
+  missing value as an empty cell, a nested value as compact JSON, non-finite floats as the
+  JSONL's ``NaN``/``Infinity``/``-Infinity``.
+- Spreadsheet safety (OWASP CSV injection): unless ``raw`` is true, a text cell starting with
+  ``=``, ``+``, ``-``, ``@``, tab or carriage return is prefixed with a single quote, except a
+  plain number such as ``-42`` or ``+1.5e3``, which stays a number.
+
+To rebuild the live file exactly, pass the ``model_output`` events of rank 0 in file order with
+the handler's ``columns``, ``raw`` and ``phases`` (they are in ``run.json`` under
+``config.handlers.<name>.options``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import IO, Any, Final
+
+import orjson
+
+#: Column name -> event field. ``answer`` is the reference (true) answer, as in the seed plan.
+COLUMN_FIELDS: Final[dict[str, str]] = {
+    "timestamp": "ts",
+    "step": "step",
+    "phase": "phase",
+    "sample": "sample",
+    "question": "question",
+    "answer": "true_answer",
+    "true_answer": "true_answer",
+    "llm_reasoning": "reasoning",
+    "llm_answer": "answer",
+    "model_output": "model_output",
+    "prompt": "prompt",
+    "total_reward": "total_reward",
+    "correct": "correct",
+    "length_chars": "length_chars",
+    "length_tokens": "length_tokens",
+    "rank": "rank",
+    "run": "run",
+}
+
+#: Columns when the handler configures none.
+DEFAULT_COLUMNS: Final = ("timestamp", "step", "phase", "sample", "question", "answer", "llm_reasoning", "llm_answer")
+
+#: Prefix of the per-reward-function columns.
+REWARD_PREFIX: Final = "reward_"
+
+_DANGEROUS: Final = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|-?Infinity|NaN")
+_NONFINITE: Final = {"NaN", "Infinity", "-Infinity"}
+
+
+def base_columns(columns: Sequence[str] | None) -> list[str]:
+    """The configured columns, then ``step`` and ``correct`` when the configuration left them out."""
+    out = list(DEFAULT_COLUMNS if columns is None else columns)
+    for extra in ("step", "correct"):
+        if extra not in out:
+            out.append(extra)
+    return out
+
+
+def reward_names(event: Mapping[str, Any]) -> list[str]:
+    """The reward function names carried by one event (empty when it has no rewards)."""
+    rewards = event.get("rewards")
+    return [str(name) for name in rewards] if isinstance(rewards, Mapping) else []
+
+
+def csv_header(base: Sequence[str], rewards: Sequence[str]) -> list[str]:
+    """The header row: the base columns, then ``reward_<fn>`` per reward function."""
+    return [*base, *(REWARD_PREFIX + name for name in rewards)]
+
+
+def selected(event: Mapping[str, Any], phases: Collection[str] | None) -> bool:
+    """Whether the CSV takes this event: a ``model_output`` of an allowed phase."""
+    if event.get("kind") != "model_output":
+        return False
+    return phases is None or str(event.get("phase") or "train") in phases
+
+
+def neutralize(text: str) -> str:
+    """Prefix a single quote to text a spreadsheet would run as a formula; numbers stay."""
+    if text.startswith(_DANGEROUS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _timestamp(value: Any) -> Any:
+    if type(value) in (int, float) and value == value and abs(value) < 1e11:
+        return _dt.datetime.fromtimestamp(value, tz=_dt.UTC).isoformat(timespec="milliseconds")
+    return value
+
+
+def cell(value: Any, raw: bool = False) -> str:
+    """One cell's text for one value (see the module's column rules)."""
+    t = type(value)
+    if value is None:
+        return ""
+    if t is bool:
+        return "true" if value else "false"
+    if t is int or t is float:
+        if t is float and value - value != 0.0:  # NaN or infinity, as the JSONL writes them
+            return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+        return repr(value)
+    text: str
+    if t is str:
+        text = value
+    elif isinstance(value, Mapping | list | tuple):
+        try:
+            text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+        except Exception:
+            text = str(value)
+    else:
+        text = str(value)
+    if text in _NONFINITE:
+        return text
+    return text if raw else neutralize(text)
+
+
+def csv_row(event: Mapping[str, Any], base: Sequence[str], rewards: Sequence[str], raw: bool = False) -> list[str]:
+    """One row for one ``model_output`` event: the base columns, then one cell per reward."""
+    row: list[str] = []
+    for column in base:
+        field = COLUMN_FIELDS.get(column, column)
+        value = event.get(field)
+        if field == "ts":
+            value = _timestamp(value)
+        row.append(cell(value, raw))
+    scores = event.get("rewards")
+    if not isinstance(scores, Mapping):
+        scores = {}
+    row.extend(cell(scores.get(name), raw) for name in rewards)
+    return row
+
+
+def new_writer(out: IO[str]) -> Any:
+    """A ``csv.writer`` in the file's dialect: comma, double quote, minimal quoting, CRLF."""
+    return csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+
+
+def write_csv(
+    events: Iterable[Mapping[str, Any]],
+    out: IO[str],
+    *,
+    columns: Sequence[str] | None = None,
+    raw: bool = False,
+    phases: Collection[str] | None = None,
+) -> int:
+    """Write the whole CSV for ``events`` (any kinds; others are skipped); returns the row count.
+
+    ``out`` should be opened with ``newline=""`` and ``encoding="utf-8",
+    errors="backslashreplace"`` as the live sink does.
+    """
+    chosen = [e for e in events if selected(e, phases)]
+    names: dict[str, None] = {}
+    for event in chosen:
+        for name in reward_names(event):
+            names.setdefault(name, None)
+    base = base_columns(columns)
+    rewards = list(names)
+    writer = new_writer(out)
+    writer.writerow(csv_header(base, rewards))
+    for event in chosen:
+        writer.writerow(csv_row(event, base, rewards, raw))
+    return len(chosen)

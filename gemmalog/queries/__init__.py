@@ -1,0 +1,1 @@
+from gemmalog.queries._connect import VIEWS, QueryError, Source, connect, freeze, resolve

@@ -1,0 +1,116 @@
+"""``model_outputs.csv``: one row per ``model_output`` event, derived, rebuildable from the JSONL.
+
+Rows are built by :mod:`gemmalog.csvrows` (the same functions ``gemmalog to-csv`` uses), so the
+live file equals the one rebuilt afterwards. The file is (re)created by the run's first write,
+so an absolute ``filename`` shared by two runs holds the latest run only.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from gemmalog.csvrows import base_columns, csv_header, csv_row, new_writer, reward_names, selected
+from gemmalog.sinks.base import BaseSink, Record
+
+
+def _open(path: Path, mode: str) -> IO[str]:
+    # backslashreplace: a lone surrogate is written as the JSONL's repair writes it
+    return open(path, mode, encoding="utf-8", errors="backslashreplace", newline="")
+
+
+class CsvSink(BaseSink):
+    """Buffer model outputs and append them to ``path`` as CSV rows, on the listener thread.
+
+    Rows are written when ``buffer_size`` of them wait, when ``flush_interval`` seconds have
+    passed since the last write (checked on the listener's flush tick), and at close. A reward
+    function first seen halfway extends the header: the file is rewritten once, through a
+    temporary file and an atomic rename, with an empty cell in the earlier rows.
+    ``raw=True`` turns off spreadsheet-formula neutralizing; ``phases`` (e.g. ``["train"]``)
+    keeps only those phases.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str = "csv",
+        columns: Sequence[str] | None = None,
+        buffer_size: int = 100,
+        flush_interval: float = 5.0,
+        raw: bool = False,
+        phases: Collection[str] | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.base = base_columns(columns)
+        self.buffer_size = max(1, int(buffer_size))
+        self.flush_interval = float(flush_interval)
+        self.raw = raw
+        self.phases = None if phases is None else frozenset(phases)
+        self.rewards: list[str] = []  # reward functions in first-appearance order
+        self.rows_written = 0
+        self._pending: list[dict[str, Any]] = []
+        self._started = False  # the header is on disk
+        self._last_write = time.monotonic()
+
+    def write(self, batch: Sequence[Record]) -> None:
+        phases = self.phases
+        pending = self._pending
+        for event, _line in batch:
+            if selected(event, phases):
+                pending.append(event)
+        if len(pending) >= self.buffer_size:
+            self._write_pending()
+
+    def flush(self) -> None:
+        if self._pending and time.monotonic() - self._last_write >= self.flush_interval:
+            self._write_pending()
+
+    def _close(self) -> None:
+        self._write_pending()
+        if not self._started:  # no rows: the header alone, as a rebuild of no events gives
+            self._rewrite()
+
+    def _write_pending(self) -> None:
+        self._last_write = time.monotonic()
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        known = set(self.rewards)
+        grew = False
+        for event in pending:
+            for fn in reward_names(event):
+                if fn not in known:
+                    known.add(fn)
+                    self.rewards.append(fn)
+                    grew = True
+        if grew or not self._started:
+            self._rewrite()
+        base, rewards, raw = self.base, self.rewards, self.raw
+        with _open(self.path, "a") as out:
+            writer = new_writer(out)
+            writer.writerows(csv_row(event, base, rewards, raw) for event in pending)
+        self.rows_written += len(pending)
+
+    def _rewrite(self) -> None:
+        """Write the current header and pad the rows already on disk to its width."""
+        header = csv_header(self.base, self.rewards)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with _open(tmp, "w") as out:
+            writer = new_writer(out)
+            writer.writerow(header)
+            if self._started:
+                with _open(self.path, "r") as old:
+                    rows = csv.reader(old)
+                    next(rows, None)  # the old header
+                    width = len(header)
+                    for row in rows:
+                        writer.writerow(row + [""] * (width - len(row)))
+        os.replace(tmp, self.path)
+        self._started = True

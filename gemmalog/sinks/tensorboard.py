@@ -1,0 +1,278 @@
+"""TensorBoard event files written with the tensorboard package's own writer and protos.
+
+No torch, TensorFlow or tensorboardX: ``EventFileWriter`` and the ``tensorboard.compat.proto``
+messages are enough, and they are imported only when the sink is built. Tags (``<p>`` is the
+event's phase; train-phase tags carry no phase):
+
+=====================  ==========================================  ==========  ==================
+event kind             tag                                         type        value
+=====================  ==========================================  ==========  ==================
+metrics                ``train/<key>`` (phase train)               scalar      every numeric value
+metrics                ``<p>/<key>`` (``eval/<key>``, ``test/...``) scalar      every numeric value
+metrics, phase train   key ``eval_x`` / ``test_x`` -> ``eval/x``   scalar      transformers' rewrite_logs
+generation_metrics     ``generation/<field>``, ``<p>_generation/``  scalar      numeric fields
+reward_summary         ``reward/<fn>/{mean,std,min,max,count}``     scalar      ``<p>_reward/...``
+system                 ``system/<field>``                          scalar      numeric fields
+reward                 ``reward_values/<fn>``                      histogram   values of the step
+model_output           ``completion/length_chars``                 histogram   per step
+model_output           ``completion/length_tokens``                histogram   per step, when known
+model_output           ``completion/total_reward``                 histogram   per step, when known
+model_output           ``samples/<phase>``                         text        sampled outputs
+=====================  ==========================================  ==========  ==================
+
+Values: booleans are 1/0 (as transformers writes them); the JSONL's ``"NaN"``, ``"Infinity"``
+and ``"-Infinity"`` become the float they stand for in scalars and are left out of histograms;
+any other non-numeric value (text, lists, null) is skipped and stays in the JSONL. An event
+without a step uses the last step this sink saw (0 before any). Histograms gather every value
+logged for a tag at one step and are written when a later step arrives, or at close.
+Text samples: model output number ``i`` (counted from 0 per sink) is shown when
+``floor(i * sampling_ratio) > floor((i - 1) * sampling_ratio)``: the first one, then one in
+every ``1 / sampling_ratio``, deterministically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gemmalog.events import ENVELOPE
+from gemmalog.sinks.base import BaseSink, Record
+
+_ENVELOPE = frozenset(f.name for f in ENVELOPE) | {"phase", "exc"}
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_STATS = ("mean", "std", "min", "max", "count")
+_BUCKETS = 30
+
+
+def number(value: Any) -> float | None:
+    """The float a value stands for in a scalar, or ``None`` when it is not numeric."""
+    t = type(value)
+    if t is float or t is int or t is bool:
+        return float(value)
+    if t is str:
+        return _NONFINITE.get(value)
+    return None
+
+
+def _prefix(name: str, phase: str) -> str:
+    return name if phase == "train" else f"{phase}_{name}"
+
+
+def metric_tag(key: str, phase: str) -> str:
+    """The tag transformers' TensorBoardCallback would give ``key`` (see ``rewrite_logs``)."""
+    if phase == "train":
+        if key.startswith("eval_"):
+            return "eval/" + key[5:]
+        if key.startswith("test_"):
+            return "test/" + key[5:]
+    return f"{phase}/{key}"
+
+
+def _fence(text: str) -> str:
+    longest = run = 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
+def sample_markdown(event: Mapping[str, Any]) -> str:
+    """The Text-tab rendering of one model output: every text in a fenced block (no markup runs)."""
+    parts = []
+    for label, key in (("question", "question"), ("true answer", "true_answer"), ("answer", "answer"), ("reasoning", "reasoning"), ("output", "model_output")):
+        value = event.get(key)
+        if value is not None:
+            parts.append(f"**{label}**\n\n{_fence(str(value))}")
+    extras = []
+    if event.get("correct") is not None:
+        extras.append(f"correct: {event['correct']}")
+    rewards = event.get("rewards")
+    if isinstance(rewards, Mapping):
+        extras.extend(f"{k}: {v}" for k, v in rewards.items())
+    if extras:
+        parts.append(_fence(", ".join(extras)))
+    return "\n\n".join(parts)
+
+
+class TensorBoardSink(BaseSink):
+    """Scalars, per-step histograms and sampled text of the events routed to it.
+
+    ``flush_secs`` and ``max_queue`` are passed to ``EventFileWriter`` (its own thread writes
+    the file); the listener's flush ticks flush it at most every ``flush_secs``. An error in the
+    writer surfaces on the next write or flush and disables the sink (the listener reports it).
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str],
+        *,
+        name: str = "tensorboard",
+        flush_secs: float = 30.0,
+        max_queue: int = 100,
+        sampling_ratio: float = 0.1,
+        histograms: bool = True,
+        text_samples: bool = True,
+    ) -> None:
+        super().__init__(name)
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+        from tensorboard.plugins.text import metadata as text_metadata
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        self._event_pb2 = event_pb2
+        self._summary_pb2 = summary_pb2
+        self._text_metadata = text_metadata.create_summary_metadata(display_name=None, description=None)
+        self.log_dir = Path(log_dir)
+        self.flush_secs = float(flush_secs)
+        self.sampling_ratio = float(sampling_ratio)
+        self.histograms = histograms
+        self.text_samples = text_samples
+        self.writer = EventFileWriter(str(self.log_dir), max_queue_size=int(max_queue), flush_secs=self.flush_secs)
+        self.step = 0
+        self.outputs_seen = 0
+        self._hist: dict[str, tuple[int, float, list[float]]] = {}  # tag -> (step, wall time, values)
+        self._last_flush = time.monotonic()
+
+    # -- events -> summaries --------------------------------------------------------------
+    def write(self, batch: Sequence[Record]) -> None:
+        for event, _line in batch:
+            kind = event.get("kind")
+            if kind == "log" or kind is None:
+                continue
+            step = event.get("step")
+            if type(step) is int:
+                self.step = step
+            else:
+                step = self.step
+            ts = event.get("ts")
+            wall = float(ts) if isinstance(ts, int | float) else time.time()
+            phase = str(event.get("phase") or "train")
+            if kind == "metrics":
+                metrics = event.get("metrics")
+                if isinstance(metrics, Mapping):
+                    self._scalars(((metric_tag(str(k), phase), v) for k, v in metrics.items()), step, wall)
+            elif kind == "generation_metrics":
+                prefix = _prefix("generation", phase)
+                self._scalars(((f"{prefix}/{k}", v) for k, v in event.items() if k not in _ENVELOPE), step, wall)
+            elif kind == "system":
+                self._scalars(((f"system/{k}", v) for k, v in event.items() if k not in _ENVELOPE), step, wall)
+            elif kind == "reward_summary":
+                self._reward_summary(event, phase, step, wall)
+            elif kind == "reward" and self.histograms:
+                values = event.get("values")
+                if isinstance(values, list):
+                    self._collect(f"{_prefix('reward_values', phase)}/{event.get('reward_fn')}", values, step, wall)
+            elif kind == "model_output":
+                self._model_output(event, phase, step, wall)
+
+    def _reward_summary(self, event: Mapping[str, Any], phase: str, step: int, wall: float) -> None:
+        stats = event.get("stats")
+        if not isinstance(stats, Mapping):
+            return
+        prefix = _prefix("reward", phase)
+        pairs: list[tuple[str, Any]] = []
+        for fn, values in stats.items():
+            if isinstance(values, Mapping):
+                pairs.extend((f"{prefix}/{fn}/{stat}", values.get(stat)) for stat in _STATS)
+        self._scalars(pairs, step, wall)
+
+    def _model_output(self, event: Mapping[str, Any], phase: str, step: int, wall: float) -> None:
+        if self.histograms:
+            prefix = _prefix("completion", phase)
+            for key in ("length_chars", "length_tokens", "total_reward"):
+                value = event.get(key)
+                if value is not None:
+                    self._collect(f"{prefix}/{key}", [value], step, wall)
+        if self.text_samples:
+            i = self.outputs_seen
+            self.outputs_seen += 1
+            r = self.sampling_ratio
+            if math.floor(i * r) > math.floor((i - 1) * r):
+                self._add(self._text(f"samples/{phase}", sample_markdown(event)), step, wall)
+
+    # -- summaries ------------------------------------------------------------------------
+    def _scalars(self, pairs: Iterable[tuple[str, Any]], step: int, wall: float) -> None:
+        values = []
+        Value = self._summary_pb2.Summary.Value
+        for tag, raw in pairs:
+            value = number(raw)
+            if value is not None:
+                values.append(Value(tag=tag, simple_value=value))
+        if values:
+            self._add(self._summary_pb2.Summary(value=values), step, wall)
+
+    def _text(self, tag: str, text: str) -> Any:
+        from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
+
+        tensor = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING,
+            string_val=[text.encode("utf-8", "backslashreplace")],
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(),
+        )
+        value = self._summary_pb2.Summary.Value(tag=tag, metadata=self._text_metadata, tensor=tensor)
+        return self._summary_pb2.Summary(value=[value])
+
+    def _collect(self, tag: str, raw: list[Any], step: int, wall: float) -> None:
+        values = [v for v in map(number, raw) if v is not None and math.isfinite(v)]
+        held = self._hist.get(tag)
+        if held is not None and held[0] != step:
+            self._write_histogram(tag, *held)
+            held = None
+        if held is None:
+            self._hist[tag] = (step, wall, values)
+        else:
+            held[2].extend(values)
+
+    def _write_histogram(self, tag: str, step: int, wall: float, values: list[float]) -> None:
+        if not values:
+            return
+        histo = histogram_proto(self._summary_pb2.HistogramProto, values)
+        summary = self._summary_pb2.Summary(value=[self._summary_pb2.Summary.Value(tag=tag, histo=histo)])
+        self._add(summary, step, wall)
+
+    def _add(self, summary: Any, step: int, wall: float) -> None:
+        self.writer.add_event(self._event_pb2.Event(wall_time=wall, step=step, summary=summary))
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def flush(self) -> None:
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_secs:
+            self._last_flush = now
+            self.writer.flush()
+
+    def _close(self) -> None:
+        try:
+            held, self._hist = self._hist, {}
+            for tag, (step, wall, values) in held.items():
+                self._write_histogram(tag, step, wall, values)
+        finally:
+            self.writer.close()
+
+
+def histogram_proto(cls: Any, values: Sequence[float]) -> Any:
+    """A classic ``HistogramProto``: min, max, sums and up to 30 equal-width buckets."""
+    lo, hi = min(values), max(values)
+    count = len(values)
+    if lo == hi:
+        limits, counts = [hi], [float(count)]
+    else:
+        n = min(_BUCKETS, count)
+        width = (hi - lo) / n
+        limits = [lo + width * (i + 1) for i in range(n)]
+        limits[-1] = hi
+        counts = [0.0] * n
+        for v in values:
+            counts[min(n - 1, int((v - lo) / width))] += 1
+    return cls(
+        min=lo,
+        max=hi,
+        num=count,
+        sum=math.fsum(values),
+        sum_squares=math.fsum(v * v for v in values),
+        bucket_limit=limits,
+        bucket=counts,
+    )
