@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 _REASONING = re.compile(r"<reasoning>\s*(.*?)\s*(?:</reasoning>|<answer>|$)", re.DOTALL)
-_ANSWER = re.compile(r"<answer>\s*(.*?)\s*(?:</answer>|$)", re.DOTALL)
 _FORMAT = re.compile(r"<reasoning>.*?</reasoning>\s*<answer>.*?</answer>", re.DOTALL)
 
 
@@ -32,11 +31,14 @@ def extract_reasoning_and_answer(text: str) -> tuple[str | None, str | None]:
     """``(reasoning, answer)`` from the ``<reasoning>…</reasoning><answer>…</answer>`` format.
 
     Either part is None when its opening tag is missing; an unclosed tag takes the rest of
-    the text (a truncated completion still shows what it had).
+    the text (a truncated completion still shows what it had). When several answer blocks
+    appear, the last one is the answer.
     """
     reasoning = _REASONING.search(text)
-    answer = _ANSWER.search(text)
-    return (reasoning.group(1) if reasoning else None, answer.group(1) if answer else None)
+    answer = None
+    if "<answer>" in text:  # the last answer block wins, as in the seed's extract_xml_answer
+        answer = text.rsplit("<answer>", 1)[1].split("</answer>", 1)[0].strip()
+    return (reasoning.group(1) if reasoning else None, answer)
 
 
 def follows_format(text: str) -> bool:

@@ -1,0 +1,1 @@
+"""Integrations with training frameworks. ``gemmalog.integrations.trl`` needs the ``trl`` extra."""

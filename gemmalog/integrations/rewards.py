@@ -1,0 +1,292 @@
+"""Reward-function wrappers: every completion of every step, with each function's score.
+
+No TrainerCallback hook sees prompts, completions or per-sample rewards; TRL's supported
+way to reach them is the reward function itself. A wrapped function calls the original,
+returns exactly what it returned, and hands the values to a :class:`RewardCollector`. When
+every wrapped function has scored a batch, the collector writes one ``model_output`` event
+per sample with all the functions' scores on it, plus the per-function ``reward`` events,
+a ``reward_summary`` and (every ``logging_frequency`` steps) ``generation_metrics``.
+
+Steps: TRL calls reward functions at ``trainer_state.global_step == N - 1`` while it
+prepares optimizer step N, and during evaluation at ``global_step == N`` after step N was
+logged. The collector records train rewards at ``global_step + 1`` and eval rewards at
+``global_step``, so they line up with ``trainer.state.log_history``.
+
+Nothing here imports torch, transformers or trl: the wrappers work with any trainer that
+calls reward functions the way TRL does.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from gemmalog import api
+from gemmalog._pipeline import running
+from gemmalog.textstats import completion_text, extract_reasoning_and_answer
+
+Extractor = Callable[[str], tuple[str | None, str | None]]
+Predicate = Callable[[dict[str, Any]], bool | None]
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number
+
+
+def answers_match(answer: str | None, true_answer: Any) -> bool | None:
+    """Default correctness: the extracted answer equals the reference, as numbers when both
+    parse as numbers (``"07"`` == ``"7"``), else as stripped strings. None without a reference."""
+    if true_answer is None:
+        return None
+    if answer is None:
+        return False
+    a, b = answer.strip(), str(true_answer).strip()
+    x, y = _number(a.replace(",", "")), _number(b.replace(",", ""))
+    if x is not None and y is not None and math.isfinite(x) and math.isfinite(y):
+        return x == y
+    return a == b
+
+
+def _prompt_text(prompt: Any) -> str:
+    """The last user message of a conversational prompt, or the prompt string itself."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, Sequence):
+        users = [m for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]
+        if users:
+            return completion_text(users[-1])
+    return completion_text(prompt)
+
+
+class _Batch:
+    __slots__ = ("completions", "kwargs", "names", "phase", "prompts", "step", "values")
+
+    def __init__(self, completions: Any, prompts: Any, kwargs: dict[str, Any], step: int | None, phase: str) -> None:
+        self.completions = completions  # held so its id() cannot be reused while pending
+        self.prompts = prompts
+        self.kwargs = kwargs
+        self.step = step
+        self.phase = phase
+        self.values: dict[str, list[Any]] = {}
+        self.names: list[str] = []
+
+
+class RewardCollector:
+    """Gathers one batch's rewards from every wrapped function, then logs its samples.
+
+    Options:
+    - ``question_column`` / ``answer_column``: dataset columns holding the question and the
+      reference answer (TRL passes every dataset column to reward functions);
+    - ``extractor``: text -> (reasoning, answer); default the ``<reasoning>``/``<answer>`` format;
+    - ``correct_reward``: name of a reward function whose value > ``correct_threshold`` marks
+      a sample correct; otherwise ``correct_fn(sample)`` when given; otherwise the extracted
+      answer is compared with the reference (:func:`answers_match`);
+    - ``reward_weights``: name -> weight for ``total_reward`` (TRL's ``reward_weights``; the
+      callback fills this from GRPOConfig); unweighted sum by default.
+    """
+
+    def __init__(
+        self,
+        *,
+        question_column: str = "question",
+        answer_column: str = "answer",
+        extractor: Extractor = extract_reasoning_and_answer,
+        correct_reward: str | None = None,
+        correct_threshold: float = 0.0,
+        correct_fn: Predicate | None = None,
+        reward_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        self.question_column = question_column
+        self.answer_column = answer_column
+        self.extractor = extractor
+        self.correct_reward = correct_reward
+        self.correct_threshold = correct_threshold
+        self.correct_fn = correct_fn
+        self.reward_weights = dict(reward_weights or {})
+        self.expected: list[str] = []
+        self.phase_of: Callable[[], str] | None = None
+        self.max_completion_length: int | None = None
+        self.logging_frequency: int | None = None  # None: the configuration's metrics section
+        self.counts: dict[str, list[int]] = {}  # phase -> [correct, total]
+        self._samples: dict[tuple[str, int | None], int] = {}
+        self._pending: _Batch | None = None
+        self._lock = threading.Lock()
+        self.errors = 0
+
+    # -- called by the wrappers ---------------------------------------------------------
+    def record(self, name: str, values: Sequence[Any], prompts: Any, completions: Any, kwargs: dict[str, Any]) -> None:
+        with self._lock:
+            batch = self._pending
+            if batch is None or batch.completions is not completions:
+                if batch is not None:
+                    self._emit(batch)
+                state = kwargs.get("trainer_state")
+                phase = self.phase_of() if self.phase_of is not None else "train"
+                global_step = getattr(state, "global_step", None)
+                step = None if global_step is None else (global_step + 1 if phase == "train" else global_step)
+                batch = self._pending = _Batch(completions, prompts, kwargs, step, phase)
+            batch.values[name] = list(values)
+            batch.names.append(name)
+            if self.expected and all(n in batch.values for n in self.expected):
+                self._pending = None
+                self._emit(batch)
+
+    def flush(self) -> None:
+        """Log a batch still waiting for functions that were not wrapped (the callback calls it)."""
+        with self._lock:
+            batch, self._pending = self._pending, None
+            if batch is not None:
+                self._emit(batch)
+
+    def accuracy(self, phase: str = "train") -> tuple[int, int, float]:
+        correct, total = self.counts.get(phase, [0, 0])
+        return correct, total, (correct / total if total else 0.0)
+
+    # -- logging ------------------------------------------------------------------------
+    def _correct(self, sample: dict[str, Any]) -> bool | None:
+        if self.correct_reward is not None:
+            value = sample["rewards"].get(self.correct_reward)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                return None
+            return bool(value > self.correct_threshold)
+        if self.correct_fn is not None:
+            return self.correct_fn(sample)
+        return answers_match(sample["answer"], sample["true_answer"])
+
+    def _emit(self, batch: _Batch) -> None:
+        if running() is None:
+            return
+        try:
+            self._log_batch(batch)
+        except Exception as exc:  # logging must never break training
+            self.errors += 1
+            if self.errors == 1:
+                print(f"gemmalog: could not log a reward batch: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    def _log_batch(self, batch: _Batch) -> None:
+        pipeline = running()
+        assert pipeline is not None
+        metrics_config = pipeline.metrics
+        completions = list(batch.completions)
+        n = len(completions)
+        kwargs = batch.kwargs
+        questions = kwargs.get(self.question_column)
+        answers = kwargs.get(self.answer_column)
+        ids = kwargs.get("completion_ids")
+        prompts = batch.prompts if batch.prompts is not None else [None] * n
+        key = (batch.phase, batch.step)
+        first = self._samples.get(key, 0)
+        self._samples[key] = first + n
+        counts = self.counts.setdefault(batch.phase, [0, 0])
+        texts: list[str] = []
+        token_lengths: list[int] = []
+        for i in range(n):
+            text = completion_text(completions[i])
+            texts.append(text)
+            rewards = {name: _reward_value(values[i]) for name, values in batch.values.items() if i < len(values)}
+            reasoning, answer = self.extractor(text)
+            question = questions[i] if questions is not None and i < len(questions) else _prompt_text(prompts[i])
+            true_answer = answers[i] if answers is not None and i < len(answers) else None
+            length_tokens = len(ids[i]) if ids is not None and i < len(ids) else None
+            if length_tokens is not None:
+                token_lengths.append(length_tokens)
+            numeric = [(name, v) for name, v in rewards.items() if isinstance(v, float) and not math.isnan(v)]
+            total = sum(self.reward_weights.get(name, 1.0) * v for name, v in numeric) if numeric else None
+            sample = {"rewards": rewards, "answer": answer, "true_answer": true_answer, "text": text, "index": i}
+            correct = self._correct(sample)
+            if correct is not None:
+                counts[1] += 1
+                counts[0] += int(correct)
+            api.log_model_output(
+                question=question,
+                true_answer=true_answer,
+                model_output=text,
+                reasoning=reasoning,
+                answer=answer,
+                rewards=rewards,
+                correct=correct,
+                step=batch.step,
+                phase=batch.phase,
+                sample=first + i,
+                total_reward=total,
+                length_tokens=length_tokens,
+            )
+        if metrics_config.enabled("reward_metrics"):
+            samples = [f"{batch.phase}:{batch.step}:{first + i}" for i in range(n)]
+            for name, values in batch.values.items():
+                api.log_reward(name, [_reward_value(v) for v in values], samples, step=batch.step, phase=batch.phase)
+            if batch.step is not None:
+                api.log_reward_metrics(batch.step, batch.values, phase=batch.phase)
+        frequency = max(1, self.logging_frequency or metrics_config.logging_frequency)
+        if metrics_config.enabled("generation_metrics") and batch.step is not None and batch.step % frequency == 0:
+            api.log_generation_metrics(
+                batch.step,
+                texts,
+                phase=batch.phase,
+                token_lengths=token_lengths or None,
+                max_tokens=self.max_completion_length,
+            )
+
+
+def _reward_value(value: Any) -> float:
+    """TRL turns a ``None`` reward into NaN; do the same so the logged value is what TRL used."""
+    if value is None:
+        return math.nan
+    number = _number(value)
+    return math.nan if number is None else number
+
+
+def wrap_reward_function(func: Callable[..., Any], collector: RewardCollector, name: str | None = None) -> Callable[..., Any]:
+    """Wrap one reward function; ``__name__`` and signature are kept (TRL names metrics by it)."""
+    reward_name = name or getattr(func, "__name__", type(func).__name__)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = func(*args, **kwargs)
+        try:
+            prompts = kwargs.get("prompts", args[0] if args else None)
+            completions = kwargs.get("completions", args[1] if len(args) > 1 else None)
+            if completions is not None and result is not None:
+                collector.record(reward_name, list(result), prompts, completions, kwargs)
+        except Exception as exc:  # never let logging change what training sees
+            collector.errors += 1
+            if collector.errors == 1:
+                print(f"gemmalog: reward logging failed in {reward_name}: {exc}", file=sys.stderr)
+        return result
+
+    wrapper.__gemmalog_collector__ = collector  # type: ignore[attr-defined]
+    return wrapper
+
+
+def wrap_reward_functions(
+    funcs: Sequence[Callable[..., Any]], collector: RewardCollector | None = None, **options: Any
+) -> list[Callable[..., Any]]:
+    """Wrap TRL reward functions so every sample's scores are logged on one ``model_output``.
+
+    Pass the result as ``GRPOTrainer(reward_funcs=...)`` and the same collector to
+    :class:`~gemmalog.integrations.trl.GemmalogCallback` (``collector=``), which maps steps
+    and phases and reports exact accuracy. ``options`` go to :class:`RewardCollector`.
+    """
+    collector = collector or RewardCollector(**options)
+    wrapped = [wrap_reward_function(f, collector) for f in funcs]
+    collector.expected = [getattr(f, "__name__", type(f).__name__) for f in funcs]
+    return wrapped
+
+
+def logged_reward(collector: RewardCollector) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator form for one function: ``@logged_reward(collector)``."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        wrapped = wrap_reward_function(func, collector)
+        collector.expected.append(getattr(func, "__name__", type(func).__name__))
+        return wrapped
+
+    return decorate

@@ -1,0 +1,266 @@
+"""The transformers/TRL integration: a TrainerCallback plus the reward-function wrappers.
+
+    from gemmalog.integrations.trl import GemmalogCallback, wrap_reward_functions
+
+    gemmalog.initialize("configs/gemma_logging.yaml")
+    callback = GemmalogCallback()
+    trainer = GRPOTrainer(
+        model=model,
+        args=config,
+        train_dataset=dataset,
+        reward_funcs=callback.wrap(REWARD_FUNCTIONS),
+        callbacks=[callback],
+    )
+
+What it records, without monkeypatching:
+- every key of every ``on_log`` dict as a metric at ``state.global_step`` (phase ``eval``
+  for TRL's ``eval_`` keys, stored without the prefix; the final training summary too), so
+  the ``metrics`` view equals ``trainer.state.log_history``;
+- a ``run_start`` event with the TrainingArguments/GRPOConfig snapshot, model name and
+  parameter count and dataset size, and the final statistics in ``run_end``;
+- progress (progress_percent, correct_answers, total_answers, accuracy) each step, from
+  exact per-sample correctness, not from a batch mean;
+- resource metrics every ``metrics.logging_frequency`` steps, gradient norms per parameter
+  group every ``metrics.gradient_frequency`` steps;
+- through the wrapped reward functions: every completion with every function's score.
+
+Every rank writes its own shard; TensorBoard and CSV are written by rank 0 only (the
+pipeline does not build those sinks elsewhere). No collective call is made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from transformers import TrainerCallback
+
+import gemmalog
+from gemmalog import api
+from gemmalog._context import bind
+from gemmalog._pipeline import running, set_final_stats
+from gemmalog.integrations.rewards import RewardCollector, wrap_reward_functions
+
+_EVAL_PREFIX = "eval_"
+
+
+def split_logs(logs: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """``{phase: {name: value}}`` from an ``on_log`` dict: numeric values only (bools as 0/1
+    excluded, as transformers' TensorBoardCallback does); ``eval_`` keys go to phase eval."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in logs.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if key.startswith(_EVAL_PREFIX):
+            out.setdefault("eval", {})[key[len(_EVAL_PREFIX) :]] = value
+        else:
+            out.setdefault("train", {})[key] = value
+    return out
+
+
+def _snapshot(args: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(args) and not isinstance(args, type):
+        try:
+            return dict(args.to_dict()) if hasattr(args, "to_dict") else dataclasses.asdict(args)
+        except Exception:
+            pass
+    return {k: v for k, v in vars(args).items() if not k.startswith("_")}
+
+
+def _group_of(name: str) -> str:
+    """Parameter group for gradient norms: the layer (``model.layers.3``) or the top module."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            return ".".join(parts[: i + 1])
+    return ".".join(parts[:2]) if len(parts) > 2 else parts[0]
+
+
+class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
+    """Log everything a Trainer (GRPOTrainer first) reports, into the running gemmalog run."""
+
+    def __init__(
+        self,
+        collector: RewardCollector | None = None,
+        *,
+        logging_frequency: int | None = None,
+        gradient_frequency: int | None = None,
+        **collector_options: Any,
+    ) -> None:
+        self.collector = collector or RewardCollector(**collector_options)
+        self.collector.logging_frequency = logging_frequency
+        self._logging_frequency = logging_frequency
+        self._gradient_frequency = gradient_frequency
+        self._model: Any = None
+        self._tokens_seen: tuple[float, float] | None = None  # (num_tokens, monotonic time)
+        self.tokens_per_second: float | None = None
+        self._train_started = 0.0
+
+    # -- the reward side ----------------------------------------------------------------
+    def wrap(self, funcs: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
+        """Wrap reward functions so they report to this callback's collector."""
+        return wrap_reward_functions(funcs, self.collector)
+
+    def _phase(self) -> str:
+        model = self._model
+        return "train" if model is None or getattr(model, "training", True) else "eval"
+
+    # -- frequencies from the configuration's metrics section --------------------------
+    def _frequency(self, explicit: int | None, key: str) -> int:
+        if explicit is not None:
+            return max(1, explicit)
+        pipeline = running()
+        return max(1, getattr(pipeline.metrics, key)) if pipeline is not None else 5
+
+    def _enabled(self, category: str) -> bool:
+        pipeline = running()
+        return pipeline is None or pipeline.metrics.enabled(category)
+
+    # -- hooks ------------------------------------------------------------------------
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self._model = kwargs.get("model")
+        self._train_started = time.time()
+        self.collector.phase_of = self._phase
+        self.collector.max_completion_length = getattr(args, "max_completion_length", None)
+        weights = getattr(args, "reward_weights", None)
+        if weights and len(weights) == len(self.collector.expected):
+            self.collector.reward_weights = dict(zip(self.collector.expected, map(float, weights), strict=True))
+        pipeline = running() or gemmalog._pipeline.current()
+        model = self._model
+        name = getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
+        try:
+            parameters = sum(p.numel() for p in model.parameters()) if model is not None else None
+        except Exception:
+            parameters = None
+        dataset = kwargs.get("train_dataloader")
+        try:
+            dataset_size = len(dataset.dataset) if dataset is not None else None
+        except Exception:
+            dataset_size = None
+        bind(step=state.global_step)
+        pipeline.emit(
+            "info",
+            {
+                "kind": "run_start",
+                "logger": pipeline.roles["system"],
+                "event": "training started",
+                "name": pipeline.run.name,
+                "run_dir": str(pipeline.run.dir),
+                "model_name": str(name),
+                "num_parameters": parameters,
+                "dataset_size": dataset_size,
+                "training_args": _snapshot(args),
+                "world_size": getattr(args, "world_size", 1),
+            },
+        )
+        if self._enabled("resource_metrics"):
+            api.log_memory_usage(step=state.global_step)
+        return control
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        bind(step=state.global_step + 1, epoch=state.epoch)
+        return control
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        step = state.global_step + 1
+        if step % self._frequency(self._gradient_frequency, "gradient_frequency") == 0:
+            self._log_gradients(step, kwargs.get("model") or self._model)
+        return control
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self.collector.flush()
+        step = state.global_step
+        bind(step=step, epoch=state.epoch)
+        correct, total, accuracy = self.collector.accuracy("train")
+        max_steps = state.max_steps or args.max_steps or 0
+        api.log_training_progress(
+            step,
+            {
+                "progress_percent": 100.0 * step / max_steps if max_steps > 0 else 0.0,
+                "correct_answers": correct,
+                "total_answers": total,
+                "accuracy": 100.0 * accuracy,
+            },
+            phase="progress",
+        )
+        if self._enabled("resource_metrics") and step % self._frequency(self._logging_frequency, "logging_frequency") == 0:
+            extra = {} if self.tokens_per_second is None else {"tokens_per_second": self.tokens_per_second}
+            api.log_memory_usage(step=step, **extra)
+        return control
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        if not logs:
+            return control
+        self.collector.flush()
+        step = state.global_step
+        for phase, values in split_logs(logs).items():
+            api.log_training_progress(step, values, phase=phase)
+        tokens = logs.get("num_tokens")  # TRL's cumulative token count
+        if isinstance(tokens, int | float) and not isinstance(tokens, bool):
+            now = time.monotonic()
+            if self._tokens_seen is not None and now > self._tokens_seen[1]:
+                self.tokens_per_second = (tokens - self._tokens_seen[0]) / (now - self._tokens_seen[1])
+            self._tokens_seen = (float(tokens), now)
+        return control
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self.collector.flush()
+        return control
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self.collector.flush()
+        correct, total, accuracy = self.collector.accuracy("train")
+        eval_correct, eval_total, eval_accuracy = self.collector.accuracy("eval")
+        max_steps = state.max_steps or args.max_steps or 0
+        stats = {
+            "global_step": state.global_step,
+            "progress_percent": 100.0 * state.global_step / max_steps if max_steps > 0 else 0.0,
+            "correct_answers": correct,
+            "total_answers": total,
+            "accuracy": 100.0 * accuracy,
+            "eval_correct_answers": eval_correct,
+            "eval_total_answers": eval_total,
+            "eval_accuracy": 100.0 * eval_accuracy,
+            "training_complete": state.global_step >= max_steps if max_steps > 0 else True,
+            "train_seconds": time.time() - self._train_started,
+        }
+        set_final_stats(**stats)
+        api.log_training_progress(
+            state.global_step,
+            {
+                "final_accuracy": 100.0 * accuracy,
+                "correct_answers": correct,
+                "total_answers": total,
+                "training_complete": 1.0 if stats["training_complete"] else 0.0,
+            },
+            phase="progress",
+        )
+        gemmalog.get_training_logger().info("Training completed", **{k: v for k, v in stats.items() if k != "global_step"})
+        return control
+
+    # -- gradients ------------------------------------------------------------------------
+    def _log_gradients(self, step: int, model: Any) -> None:
+        if model is None:
+            return
+        try:
+            torch = sys.modules["torch"]
+            squares: dict[str, Any] = {}
+            for name, param in model.named_parameters():
+                if param.grad is None:
+                    continue
+                group = _group_of(name)
+                value = torch.linalg.vector_norm(param.grad.detach().float()) ** 2
+                squares[group] = squares[group] + value if group in squares else value
+            if not squares:
+                return
+            names = list(squares)
+            norms = torch.stack([squares[n] for n in names]).sqrt().tolist()  # one device sync
+            api.log_training_progress(step, {f"grad_norm/{n}": v for n, v in zip(names, norms, strict=True)}, phase="gradients")
+        except Exception as exc:
+            print(f"gemmalog: gradient norms not logged: {exc}", file=sys.stderr)
+
+
+__all__ = ["GemmalogCallback", "RewardCollector", "split_logs", "wrap_reward_functions"]
