@@ -148,7 +148,7 @@ class Pipeline:
                     "events": self.listener.events_handled + len(self.queue) + 1,
                     "drops": self.queue.drops,
                     "error": error,
-                    "stats": dict(stats or {}),
+                    "final_stats": dict(stats or {}),
                 },
                 force=True,
             )

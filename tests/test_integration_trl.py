@@ -159,10 +159,10 @@ def test_accuracy_is_exact(trained: Any) -> None:
     # the example correctness reward pays for exactly the samples gemmalog marks correct
     assert all(e["correct"] == (e["rewards"]["correctness_reward_func"] > 0) for e in outputs)
     end = events_of(run.dir, "run_end")[0]
-    assert end["stats"]["correct_answers"] == correct
-    assert end["stats"]["total_answers"] == len(outputs)
-    assert end["stats"]["accuracy"] == pytest.approx(100.0 * correct / len(outputs))
-    assert end["stats"]["training_complete"] is True
+    assert end["final_stats"]["correct_answers"] == correct
+    assert end["final_stats"]["total_answers"] == len(outputs)
+    assert end["final_stats"]["accuracy"] == pytest.approx(100.0 * correct / len(outputs))
+    assert end["final_stats"]["training_complete"] is True
     progress = [e for e in events_of(run.dir, "metrics") if e["phase"] == "progress" and "accuracy" in e["metrics"]]
     assert [p["step"] for p in progress] == list(range(1, STEPS + 1))
     assert progress[-1]["metrics"]["correct_answers"] == correct
