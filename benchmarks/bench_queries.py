@@ -33,11 +33,36 @@ from typing import Any
 import orjson
 
 REWARD_FNS = ("correctness", "format", "int_answer", "xml_count")
-WORDS = "the answer is four because two plus two equals four and we check the sum again".split()
+WORDS = [
+    "the",
+    "answer",
+    "is",
+    "four",
+    "because",
+    "two",
+    "plus",
+    "two",
+    "equals",
+    "four",
+    "and",
+    "we",
+    "check",
+    "the",
+    "sum",
+    "again",
+]
 
 
 def _envelope(ts: float, kind: str, logger: str, run: str, step: int) -> dict[str, Any]:
-    return {"v": 1, "ts": ts, "kind": kind, "logger": logger, "level": "info", "run": run, "rank": 0}
+    return {
+        "v": 1,
+        "ts": ts,
+        "kind": kind,
+        "logger": logger,
+        "level": "info",
+        "run": run,
+        "rank": 0,
+    }
 
 
 def _enrich(event: dict[str, Any], kind: str, step: int, rss: float) -> dict[str, Any]:
@@ -97,7 +122,12 @@ def generate(run_dir: Path, steps: int, *, seed: int = 0) -> int:
             for fn in REWARD_FNS:
                 ts += 0.0001
                 e = _envelope(ts, "reward", "gemmalog.reward", run, step)
-                e.update(phase="train", reward_fn=fn, values=values[fn], samples=[str(i) for i in range(32)])
+                e.update(
+                    phase="train",
+                    reward_fn=fn,
+                    values=values[fn],
+                    samples=[str(i) for i in range(32)],
+                )
                 lines.append(dumps(_enrich(e, "reward", step, rss)))
             ts += 0.0001
             e = _envelope(ts, "reward_summary", "gemmalog.reward", run, step)
@@ -110,7 +140,13 @@ def generate(run_dir: Path, steps: int, *, seed: int = 0) -> int:
             )
             lines.append(dumps(_enrich(e, "reward_summary", step, rss)))
             e = _envelope(ts, "generation_metrics", "gemmalog.metrics", run, step)
-            e.update(phase="train", count=32, mean_length_chars=1000.0, min_length_chars=1000, max_length_chars=1000)
+            e.update(
+                phase="train",
+                count=32,
+                mean_length_chars=1000.0,
+                min_length_chars=1000,
+                max_length_chars=1000,
+            )
             lines.append(dumps(_enrich(e, "generation_metrics", step, rss)))
             e = _envelope(ts, "system", "gemmalog.system", run, step)
             e.update(cpu_rss_mb=rss, cpu_percent=100.0)
@@ -144,15 +180,26 @@ def pandas_summary(shard: Path) -> dict[str, Any]:
     df = pd.read_json(shard, lines=True)
     out: dict[str, Any] = {"steps": int(df["step"].max()), "events": len(df)}
     m = df[df["kind"] == "metrics"]
-    loss = pd.DataFrame({"step": m["step"], "loss": m["metrics"].map(lambda d: d.get("loss"))}).dropna()
+    loss = pd.DataFrame(
+        {"step": m["step"], "loss": m["metrics"].map(lambda d: d.get("loss"))}
+    ).dropna()
     loss = loss.sort_values("step", kind="stable")
-    out["loss"] = {"first": loss["loss"].iloc[0], "last": loss["loss"].iloc[-1], "min": loss["loss"].min()}
+    out["loss"] = {
+        "first": loss["loss"].iloc[0],
+        "last": loss["loss"].iloc[-1],
+        "min": loss["loss"].min(),
+    }
     mo = df[df["kind"] == "model_output"]
-    rows = [(s, fn, v) for s, r in zip(mo["step"], mo["rewards"], strict=True) for fn, v in r.items()]
+    rows = [
+        (s, fn, v) for s, r in zip(mo["step"], mo["rewards"], strict=True) for fn, v in r.items()
+    ]
     rw = pd.DataFrame(rows, columns=["step", "fn", "value"])
     means = rw.groupby(["fn", "step"])["value"].mean().reset_index()
     out["rewards"] = {
-        fn: {"first": g.sort_values("step")["value"].iloc[0], "last": g.sort_values("step")["value"].iloc[-1]}
+        fn: {
+            "first": g.sort_values("step")["value"].iloc[0],
+            "last": g.sort_values("step")["value"].iloc[-1],
+        }
         for fn, g in means.groupby("fn")
     }
     acc = mo.groupby("phase")["correct"].agg(["sum", "count"])
@@ -170,8 +217,12 @@ def _timed(fn: Any) -> tuple[float, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10_000, help="steps of 100 events (10,000 = 1M events)")
-    parser.add_argument("--dir", type=Path, default=None, help="where to build the fixture (default: a temp dir)")
+    parser.add_argument(
+        "--steps", type=int, default=10_000, help="steps of 100 events (10,000 = 1M events)"
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where to build the fixture (default: a temp dir)"
+    )
     parser.add_argument("--skip-pandas", action="store_true", help="do not run the pandas baseline")
     args = parser.parse_args()
 
@@ -184,25 +235,29 @@ def main() -> None:
     try:
         gen_s, size = _timed(lambda: generate(run_dir, args.steps))
         mb = size / 1e6
-        print(f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, duckdb {duckdb.__version__}")
+        print(
+            f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, duckdb {duckdb.__version__}"
+        )
         print(f"fixture: {args.steps * 100:,} events, {mb:,.1f} MB JSONL, written in {gen_s:.1f} s")
 
         t_connect, con = _timed(lambda: connect(run_dir))
         con.close()
         t_summary, result = _timed(lambda: summary(run_dir))
         total = t_connect + t_summary
-        print(f"connect + summary: {total:.2f} s ({mb / total:,.0f} MB/s)  steps={result['steps']}")
+        print(f"connect + summary: {total:.2f} s ({mb / total:,.0f} MB/s)  steps={result['run']['steps']}")
         t_csv, rows = _timed(lambda: to_csv(run_dir, base / "out.csv", kind="metrics"))
         print(f"to-csv metrics:    {t_csv:.2f} s ({mb / t_csv:,.0f} MB/s of JSONL, {rows:,} rows)")
         t_csv2, rows2 = _timed(lambda: to_csv(run_dir, base / "rewards.csv", kind="rewards"))
-        print(f"to-csv rewards:    {t_csv2:.2f} s ({mb / t_csv2:,.0f} MB/s of JSONL, {rows2:,} rows)")
+        print(
+            f"to-csv rewards:    {t_csv2:.2f} s ({mb / t_csv2:,.0f} MB/s of JSONL, {rows2:,} rows)"
+        )
         t_pq, _ = _timed(lambda: to_parquet(run_dir, base / "parquet"))
         print(f"to-parquet:        {t_pq:.2f} s ({mb / t_pq:,.0f} MB/s of JSONL)")
         if not args.skip_pandas:
             t_pd, pd_result = _timed(lambda: pandas_summary(run_dir / "events.0.jsonl"))
             print(f"pandas read_json + same aggregation: {t_pd:.2f} s ({mb / t_pd:,.0f} MB/s)")
             print(f"speed-up (pandas / gemmalog): {t_pd / total:.1f}x")
-            ok = math.isclose(pd_result["loss"]["min"], result["loss"]["min"])
+            ok = math.isclose(pd_result["loss"]["min"], result["loss"]["train"]["min"])
             print(f"results agree (loss min): {ok}")
     finally:
         if args.dir is None:

@@ -33,6 +33,8 @@ class EventQueue:
         self.maxsize = maxsize
         self.policy = policy
         self.poll_interval = poll_interval
+        # Small batches keep the listener's working set (events, rendered lines) in cache.
+        self.max_batch = 1024
         self._high = max(1, maxsize // 2)
         self._dq: deque[Any] = deque()
         self._wake = threading.Event()
@@ -85,11 +87,13 @@ class EventQueue:
         if not dq and block:
             self._wake.wait(self.poll_interval if timeout is None else timeout)
             self._wake.clear()
+        elif len(dq) > self.max_batch:
+            self._wake.set()  # more waiting: come straight back
         batch: list[Any] = []
         append = batch.append
         pop = dq.popleft
         try:
-            for _ in range(len(dq)):
+            for _ in range(min(len(dq), self.max_batch)):
                 item = pop()
                 if item is None:
                     self._sentinel_seen = True

@@ -2,7 +2,8 @@
 
 Relative paths (``filename: logs/training.log``, ``log_dir: logs/tensorboard``) resolve
 inside the run directory, so two runs with the same configuration never share a file.
-Absolute paths are used as written.
+Absolute paths are used as written. Text files of ranks other than 0 get ``.rank<N>`` before
+their suffix; CSV and TensorBoard are written by rank 0 only.
 """
 
 from __future__ import annotations
@@ -13,14 +14,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gemmalog._run import distributed_env
 from gemmalog.config.model import Config, FormatterConfig, HandlerConfig
 from gemmalog.sinks.base import Sink
 from gemmalog.sinks.text import HandlerSink, TextFormatter
 
 
 def resolve(run_dir: Path, value: str) -> Path:
+    """``value`` inside ``run_dir`` when relative; as written when absolute (``~`` expanded)."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else run_dir / path
+
+
+def per_rank(path: Path, rank: int) -> Path:
+    """``training.log`` on rank 0, ``training.rank1.log`` on rank 1: one text file per process,
+    since a rotating file shared by several processes loses lines when it rotates."""
+    return path if rank == 0 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,7 +68,7 @@ def build_sink(config: Config, spec: HandlerConfig, run_dir: Path) -> Sink | Non
         handler.setFormatter(_formatter(config, spec, stream))
         return HandlerSink(spec.name, handler, spec.level)
     if spec.type in ("file", "rotating_file"):
-        path = resolve(run_dir, opts["filename"])
+        path = per_rank(resolve(run_dir, opts["filename"]), distributed_env()[0])
         path.parent.mkdir(parents=True, exist_ok=True)
         if spec.type == "file":
             handler = logging.FileHandler(path, mode=opts.get("mode", "a"), encoding=opts.get("encoding", "utf-8"))

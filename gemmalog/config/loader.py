@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from gemmalog._queue import POLICIES
 from gemmalog.config.model import (
     LEVELS,
     Config,
@@ -27,127 +26,25 @@ from gemmalog.config.model import (
     Settings,
     default_config,
 )
+from gemmalog.config.schema import (
+    COMMON,
+    ENABLE_KEYS,
+    HANDLER_CLASSES,
+    METRICS,
+    OPTIONS,
+    REQUIRED,
+    SETTINGS,
+    TOP,
+    Checker,
+    boolean,
+    string_list,
+)
 from gemmalog.csvrows import COLUMN_FIELDS
 
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the file, key and fix."""
 
-
-# Accepted class names -> canonical handler type. The seed plan's names come first.
-HANDLER_CLASSES: dict[str, str] = {
-    "logging.StreamHandler": "console",
-    "logging.FileHandler": "file",
-    "logging.handlers.RotatingFileHandler": "rotating_file",
-    "logging.custom.CSVHandler": "csv",
-    "logging.custom.TensorBoardHandler": "tensorboard",
-    "logging.NullHandler": "null",
-    "console": "console",
-    "file": "file",
-    "rotating_file": "rotating_file",
-    "csv": "csv",
-    "tensorboard": "tensorboard",
-    "null": "null",
-    "gemmalog.sinks.ConsoleSink": "console",
-    "gemmalog.sinks.FileSink": "file",
-    "gemmalog.sinks.RotatingFileSink": "rotating_file",
-    "gemmalog.sinks.CsvSink": "csv",
-    "gemmalog.sinks.TensorBoardSink": "tensorboard",
-}
-
-_COMMON = {"class", "level", "formatter", "filters"}
-# Handler type -> option -> (checker, description of what is allowed)
-Checker = Callable[[Any], bool]
-
-
-def _is_int(v: Any) -> bool:
-    return type(v) is int
-
-
-def _positive_int(v: Any) -> bool:
-    return type(v) is int and v > 0
-
-
-def _non_negative_int(v: Any) -> bool:
-    return type(v) is int and v >= 0
-
-
-def _positive_number(v: Any) -> bool:
-    return type(v) in (int, float) and v > 0
-
-
-def _string(v: Any) -> bool:
-    return isinstance(v, str) and v != ""
-
-
-def _bool(v: Any) -> bool:
-    return type(v) is bool
-
-
-def _string_list(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) and x for x in v)
-
-
-_OPTIONS: dict[str, dict[str, tuple[Checker, str]]] = {
-    "console": {"stream": (lambda v: v in ("ext://sys.stdout", "ext://sys.stderr"), "ext://sys.stdout or ext://sys.stderr")},
-    "file": {
-        "filename": (_string, "a file path"),
-        "mode": (lambda v: v in ("a", "w"), "'a' or 'w'"),
-        "encoding": (_string, "an encoding name"),
-    },
-    "rotating_file": {
-        "filename": (_string, "a file path"),
-        "mode": (lambda v: v in ("a", "w"), "'a' or 'w'"),
-        "maxBytes": (_non_negative_int, "a non-negative integer (0 never rotates)"),
-        "backupCount": (_non_negative_int, "a non-negative integer"),
-        "encoding": (_string, "an encoding name"),
-    },
-    "csv": {
-        "filename": (_string, "a file path"),
-        "columns": (_string_list, "a list of column names"),
-        "buffer_size": (_positive_int, "a positive integer"),
-        "flush_interval": (_positive_number, "a positive number of seconds"),
-        "raw": (_bool, "true or false (true disables spreadsheet-formula neutralizing)"),
-        "phases": (_string_list, "a list of phases such as [train, eval]"),
-    },
-    "tensorboard": {
-        "log_dir": (_string, "a directory path"),
-        "flush_secs": (_positive_number, "a positive number of seconds"),
-        "max_queue": (_positive_int, "a positive integer"),
-        "sampling_ratio": (lambda v: type(v) in (int, float) and 0 <= v <= 1, "a number between 0 and 1"),
-        "histograms": (_bool, "true or false"),
-        "text_samples": (_bool, "true or false"),
-    },
-    "null": {},
-}
-_REQUIRED = {"file": ("filename",), "rotating_file": ("filename",), "csv": ("filename",)}
-
-_SETTINGS: dict[str, tuple[Checker, str]] = {
-    "root": (_string, "a directory path"),
-    "run_name": (_string, "a name"),
-    "run_id": (_string, "an id"),
-    "flush_interval": (_positive_number, "a positive number of seconds"),
-    "queue_size": (_positive_int, "a positive integer"),
-    "backpressure": (lambda v: v in POLICIES, " or ".join(POLICIES)),
-    "fsync": (_bool, "true or false"),
-    "redact": (_bool, "true or false"),
-    "redact_patterns": (_string_list, "a list of regular expressions"),
-    "memory_interval": (_positive_number, "a positive number of seconds"),
-    "max_string_length": (_positive_int, "a positive integer"),
-    "capture_stdlib": (_bool, "true or false"),
-    "capture_warnings": (_bool, "true or false"),
-    "private": (_bool, "true or false (true makes the run directory readable by its owner only)"),
-}
-
-_METRICS: dict[str, tuple[Checker, str]] = {
-    "logging_frequency": (_positive_int, "a positive integer (steps)"),
-    "validation_frequency": (_positive_int, "a positive integer (steps)"),
-    "gradient_frequency": (_positive_int, "a positive integer (steps)"),
-    "sampling_ratio": (lambda v: type(v) in (int, float) and 0 <= v <= 1, "a number between 0 and 1"),
-    "enable": (lambda v: isinstance(v, dict), "a mapping of category: true/false"),
-}
-ENABLE_KEYS = ("reward_metrics", "generation_metrics", "validation_metrics", "resource_metrics")
-_TOP = {"version", "disable_existing_loggers", "incremental", "root", "loggers", "handlers", "formatters", "filters", "metrics", "gemmalog"}
 
 
 class _Problems:
@@ -220,8 +117,8 @@ def parse(data: Any, source: str = "<config>") -> Config:
         problems.raise_if_any()
     config = default_config() if not data.get("handlers") and not data.get("loggers") else Config()
     for key in data:
-        if key not in _TOP:
-            problems.add(str(key), f"unknown section; allowed: {', '.join(sorted(_TOP))}")
+        if key not in TOP:
+            problems.add(str(key), f"unknown section; allowed: {', '.join(sorted(TOP))}")
     if "version" in data and data["version"] != 1:
         problems.add("version", f"must be 1, got {data['version']!r}")
 
@@ -253,7 +150,7 @@ def parse(data: Any, source: str = "<config>") -> Config:
                 problems.add(f"{path}.format", error)
                 continue
         fields = spec.get("fields", list(FormatterConfig.fields))
-        if not _string_list(fields):
+        if not string_list(fields):
             problems.add(f"{path}.fields", f"must be a list of field names, got {fields!r}")
             fields = list(FormatterConfig.fields)
         config.formatters[str(name)] = FormatterConfig(
@@ -276,12 +173,12 @@ def parse(data: Any, source: str = "<config>") -> Config:
             short = ", ".join(k for k in HANDLER_CLASSES if "." not in k)
             problems.add(f"{path}.class", f"unknown handler class {cls!r}; allowed: {allowed} (or the short names {short})")
             continue
-        options = _check_options(spec, _OPTIONS[kind], path, problems, skip=_COMMON)
+        options = _check_options(spec, OPTIONS[kind], path, problems, skip=COMMON)
         for column in options.get("columns", []) if kind == "csv" else []:
             if column not in COLUMN_FIELDS:
                 allowed = ", ".join(COLUMN_FIELDS)
                 problems.add(f"{path}.columns", f"unknown column {column!r}; allowed: {allowed} (reward_<fn> columns are added by themselves)")
-        for required in _REQUIRED.get(kind, ()):
+        for required in REQUIRED.get(kind, ()):
             if required not in spec:
                 problems.add(f"{path}.{required}", f"missing; a {cls} handler needs '{required}'")
         formatter = spec.get("formatter")
@@ -297,14 +194,14 @@ def parse(data: Any, source: str = "<config>") -> Config:
         for key in sorted(set(spec) - {"level", "handlers", "propagate", "filters"}):
             problems.add(f"{path}.{key}", "unknown key; allowed: handlers, level, propagate")
         names = spec.get("handlers", [])
-        if not _string_list(names) and names != []:
+        if not string_list(names) and names != []:
             problems.add(f"{path}.handlers", f"must be a list of handler names, got {names!r}")
             names = []
         for handler in names:
             if handler not in handlers:
                 problems.add(f"{path}.handlers", f"names unknown handler {handler!r}; defined: {', '.join(map(str, handlers)) or 'none'}")
         propagate = spec.get("propagate", True)
-        if not _bool(propagate):
+        if not boolean(propagate):
             problems.add(f"{path}.propagate", f"must be true or false, got {propagate!r}")
             propagate = True
         return LoggerConfig(_level(spec.get("level", "INFO"), f"{path}.level", problems), tuple(names), propagate)
@@ -322,12 +219,12 @@ def parse(data: Any, source: str = "<config>") -> Config:
     if not isinstance(metrics, Mapping):
         problems.add("metrics", "must be a mapping")
         metrics = {}
-    checked = _check_options(metrics, _METRICS, "metrics", problems)
+    checked = _check_options(metrics, METRICS, "metrics", problems)
     enable = dict(MetricsConfig().enable)
     for key, value in (checked.pop("enable", None) or {}).items():
         if key not in ENABLE_KEYS:
             problems.add(f"metrics.enable.{key}", f"unknown category; allowed: {', '.join(ENABLE_KEYS)}")
-        elif not _bool(value):
+        elif not boolean(value):
             problems.add(f"metrics.enable.{key}", f"must be true or false, got {value!r}")
         else:
             enable[key] = value
@@ -337,7 +234,7 @@ def parse(data: Any, source: str = "<config>") -> Config:
     if not isinstance(settings, Mapping):
         problems.add("gemmalog", "must be a mapping of pipeline settings")
         settings = {}
-    checked_settings = _check_options(settings, _SETTINGS, "gemmalog", problems)
+    checked_settings = _check_options(settings, SETTINGS, "gemmalog", problems)
     if "redact_patterns" in checked_settings:
         checked_settings["redact_patterns"] = tuple(checked_settings["redact_patterns"])
     config.settings = Settings(**checked_settings)
@@ -394,9 +291,9 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any], source: str = 
         names = {key: var for var, key in ENV_OVERRIDES.items()}
         checked = {}
         for key, value in values.items():
-            spec = _SETTINGS.get(key)
+            spec = SETTINGS.get(key)
             if spec is None:
-                problems.add(key, f"unknown setting; allowed: {', '.join(sorted(_SETTINGS))}")
+                problems.add(key, f"unknown setting; allowed: {', '.join(sorted(SETTINGS))}")
                 continue
             checker, allowed = spec
             if checker(value):
@@ -404,7 +301,7 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any], source: str = 
             else:
                 problems.add(names.get(key, key), f"must be {allowed}, got {value!r}")
     else:
-        checked = _check_options(values, _SETTINGS, "settings", problems)
+        checked = _check_options(values, SETTINGS, "settings", problems)
     problems.raise_if_any()
     for key, value in checked.items():
         setattr(config.settings, key, tuple(value) if key == "redact_patterns" else value)

@@ -1,1 +1,27 @@
+"""DuckDB views over gemmalog runs: ``connect`` for SQL, ``summary`` for the numbers that matter.
+
+    import gemmalog
+    con = gemmalog.connect("gemmalog_runs")          # every run under the root
+    con.sql("SELECT run, step, value FROM metrics WHERE name = 'loss'").show()
+
+The views and their columns are documented in ``docs/queries.md``.
+"""
+
 from gemmalog.queries._connect import VIEWS, QueryError, Source, connect, freeze, resolve
+from gemmalog.queries._export import to_csv, to_parquet
+from gemmalog.queries._readonly import check_read_only, lock_down
+from gemmalog.queries._summary import summary
+
+__all__ = [
+    "VIEWS",
+    "QueryError",
+    "Source",
+    "check_read_only",
+    "connect",
+    "freeze",
+    "lock_down",
+    "resolve",
+    "summary",
+    "to_csv",
+    "to_parquet",
+]

@@ -65,7 +65,9 @@ def _run_dir(path: Path) -> Source:
     return Source(str(path), (str(path / _SHARDS),), (str(path / "run.json"),))
 
 
-def resolve(path: str | os.PathLike[str] = ".", *, root: str | os.PathLike[str] | None = None) -> Source:
+def resolve(
+    path: str | os.PathLike[str] = ".", *, root: str | os.PathLike[str] | None = None
+) -> Source:
     """Resolve a run directory, a root of runs, a glob, a shard, or a run id under ``root``."""
     text = os.fspath(path)
     if _GLOB_CHARS & set(text):
@@ -84,13 +86,19 @@ def resolve(path: str | os.PathLike[str] = ".", *, root: str | os.PathLike[str] 
     candidate = base / text
     if candidate.is_dir():
         return _run_dir(candidate)
-    matches = sorted(d for d in base.glob(f"{glob.escape(text)}*") if d.is_dir()) if base.is_dir() else []
+    matches = (
+        sorted(d for d in base.glob(f"{glob.escape(text)}*") if d.is_dir()) if base.is_dir() else []
+    )
     if len(matches) == 1:
         return _run_dir(matches[0])
     if matches:
         names = ", ".join(m.name for m in matches[:5])
-        raise QueryError(f"{text!r} matches {len(matches)} runs under {base} ({names}); give more of the run id")
-    raise QueryError(f"{text}: no such run directory, and no run {text!r} under {base} (set --root or GEMMALOG_ROOT)")
+        raise QueryError(
+            f"{text!r} matches {len(matches)} runs under {base} ({names}); give more of the run id"
+        )
+    raise QueryError(
+        f"{text}: no such run directory, and no run {text!r} under {base} (set --root or GEMMALOG_ROOT)"
+    )
 
 
 def _sql_list(items: tuple[str, ...]) -> str:
@@ -101,7 +109,9 @@ def _columns_literal() -> str:
     return "{" + ", ".join(f"'{name}': '{sql}'" for name, sql in events.all_columns().items()) + "}"
 
 
-def connect(path: str | os.PathLike[str] = ".", *, root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: str | os.PathLike[str] = ".", *, root: str | os.PathLike[str] | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with gemmalog's views over a run, a root of runs or a glob.
 
     ``path`` is a run directory, a directory holding runs, a glob of run directories or of
@@ -111,14 +121,20 @@ def connect(path: str | os.PathLike[str] = ".", *, root: str | os.PathLike[str] 
     """
     source = resolve(path, root=root)
     if not source.files():
-        raise QueryError(f"{source.label}: no {_SHARDS} files found (is it a gemmalog run or root?)")
+        raise QueryError(
+            f"{source.label}: no {_SHARDS} files found (is it a gemmalog run or root?)"
+        )
     con = duckdb.connect(":memory:")
     try:
         substitute = {"shards": _sql_list(source.shards), "columns": _columns_literal()}
         con.execute(string.Template(sql_file("_source")).substitute(substitute))
         has_manifest = any(glob.glob(m) for m in source.manifests)
         if has_manifest:
-            con.execute(string.Template(sql_file("_manifests")).substitute(manifests=_sql_list(source.manifests)))
+            con.execute(
+                string.Template(sql_file("_manifests")).substitute(
+                    manifests=_sql_list(source.manifests)
+                )
+            )
         else:
             con.execute(sql_file("_manifests_empty"))
         for view in VIEWS:
@@ -136,7 +152,11 @@ def freeze(con: duckdb.DuckDBPyConnection, columns: Iterable[str] | None = None)
     only those event fields (the others read as NULL), which saves parsing time and memory.
     """
     keep = None if columns is None else set(columns)
-    blank = [f"NULL::{sql} AS {name}" for name, sql in events.all_columns().items() if keep is not None and name not in keep]
+    blank = [
+        f"NULL::{sql} AS {name}"
+        for name, sql in events.all_columns().items()
+        if keep is not None and name not in keep
+    ]
     replace = f" REPLACE ({', '.join(blank)})" if blank else ""
     con.execute(f"CREATE TEMP TABLE _events_snapshot AS SELECT *{replace} FROM _events_source")
     con.execute("CREATE OR REPLACE VIEW _events_source AS SELECT * FROM _events_snapshot")

@@ -21,7 +21,9 @@ def _quote(path: str | os.PathLike[str]) -> str:
     return "'" + os.fspath(path).replace("'", "''") + "'"
 
 
-def run_with_progress(con: duckdb.DuckDBPyConnection, sql: str, progress: Progress | None = None) -> list[tuple[object, ...]]:
+def run_with_progress(
+    con: duckdb.DuckDBPyConnection, sql: str, progress: Progress | None = None
+) -> list[tuple[object, ...]]:
     """Run ``sql``; while it runs, report DuckDB's own progress estimate to ``progress``."""
     if progress is None:
         return con.execute(sql).fetchall()
@@ -74,7 +76,11 @@ def to_csv(
     con = connect(run_path, root=root)
     try:
         select = named_queries("export")[kind]
-        return _copied_rows(run_with_progress(con, f"COPY ({select}) TO {_quote(out)} (FORMAT csv, HEADER)", progress))
+        return _copied_rows(
+            run_with_progress(
+                con, f"COPY ({select}) TO {_quote(out)} (FORMAT csv, HEADER)", progress
+            )
+        )
     finally:
         con.close()
 
@@ -99,6 +105,8 @@ def to_parquet(
         select = named_queries("export")["parquet"]
         options = "FORMAT parquet, PARTITION_BY (run, kind), COMPRESSION zstd"
         options += ", OVERWRITE true" if overwrite else ", OVERWRITE_OR_IGNORE true"
-        return _copied_rows(run_with_progress(con, f"COPY ({select}) TO {_quote(target)} ({options})", progress))
+        return _copied_rows(
+            run_with_progress(con, f"COPY ({select}) TO {_quote(target)} ({options})", progress)
+        )
     finally:
         con.close()

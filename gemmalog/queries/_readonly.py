@@ -11,7 +11,17 @@ from gemmalog.queries._connect import QueryError, Source
 
 #: PRAGMAs that only report; every other PRAGMA may change the session or write.
 READ_ONLY_PRAGMAS = frozenset(
-    {"show_tables", "show_tables_expanded", "table_info", "show", "version", "database_list", "functions", "platform", "user_agent"}
+    {
+        "show_tables",
+        "show_tables_expanded",
+        "table_info",
+        "show",
+        "version",
+        "database_list",
+        "functions",
+        "platform",
+        "user_agent",
+    }
 )
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
 _PRAGMA = re.compile(r"^\s*PRAGMA\s+(\w+)", re.IGNORECASE)
@@ -40,7 +50,11 @@ def check_read_only(sql: str) -> None:
             check_read_only(_EXPLAIN.sub("", query, count=1))
             continue
         match = _PRAGMA.match(query)
-        if kind == duckdb.StatementType.PRAGMA and match and match.group(1).lower() in READ_ONLY_PRAGMAS:
+        if (
+            kind == duckdb.StatementType.PRAGMA
+            and match
+            and match.group(1).lower() in READ_ONLY_PRAGMAS
+        ):
             continue
         first = query.split(None, 1)[0].upper() if query else kind.name
         raise QueryError(

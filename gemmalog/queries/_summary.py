@@ -33,7 +33,9 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def summary(run_path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def summary(
+    run_path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
     """Steps, wall time, throughput, loss, rewards, accuracy, lengths, memory and losses of one run.
 
     ``run_path`` is anything :func:`connect` accepts that holds exactly one run. Keys:

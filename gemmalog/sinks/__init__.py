@@ -1,7 +1,12 @@
-"""Sinks: where rendered events go, on the listener thread."""
+"""Sinks: where rendered events go, on the listener thread.
+
+``TensorBoardSink`` imports the tensorboard package only when one is built.
+"""
 
 from gemmalog.sinks.base import BaseSink, Record, Sink
+from gemmalog.sinks.csv import CsvSink
 from gemmalog.sinks.jsonl import JsonlSink
+from gemmalog.sinks.tensorboard import TensorBoardSink
 from gemmalog.sinks.text import HandlerSink, TextFormatter
 
-__all__ = ["BaseSink", "HandlerSink", "JsonlSink", "Record", "Sink", "TextFormatter"]
+__all__ = ["BaseSink", "CsvSink", "HandlerSink", "JsonlSink", "Record", "Sink", "TensorBoardSink", "TextFormatter"]

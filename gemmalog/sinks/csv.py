@@ -102,15 +102,19 @@ class CsvSink(BaseSink):
         """Write the current header and pad the rows already on disk to its width."""
         header = csv_header(self.base, self.rewards)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with _open(tmp, "w") as out:
-            writer = new_writer(out)
-            writer.writerow(header)
-            if self._started:
-                with _open(self.path, "r") as old:
-                    rows = csv.reader(old)
-                    next(rows, None)  # the old header
-                    width = len(header)
-                    for row in rows:
-                        writer.writerow(row + [""] * (width - len(row)))
-        os.replace(tmp, self.path)
+        try:
+            with _open(tmp, "w") as out:
+                writer = new_writer(out)
+                writer.writerow(header)
+                if self._started:
+                    with _open(self.path, "r") as old:
+                        rows = csv.reader(old)
+                        next(rows, None)  # the old header
+                        width = len(header)
+                        for row in rows:
+                            writer.writerow(row + [""] * (width - len(row)))
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         self._started = True

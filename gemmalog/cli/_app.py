@@ -1,0 +1,222 @@
+"""The command group, its error handling, and the query commands (runs, sql, summary, compare)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+
+from gemmalog.cli._render import FORMATS, cell, render
+
+ROOT_HELP = "Root holding the runs, for run ids (default: $GEMMALOG_ROOT or gemmalog_runs)."
+
+
+class _Group(click.Group):
+    """Turn the errors a user can cause into one line and exit 1 (a traceback with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except BrokenPipeError:  # `gemmalog tail run | head`: the reader left, nothing is wrong
+            sys.stderr.close()
+            ctx.exit(0)
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            click.echo(f"gemmalog: error: {message}", err=True)
+            ctx.exit(1)
+
+
+def console() -> Console:
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+root_option = click.option("--root", envvar="GEMMALOG_ROOT", default=None, help=ROOT_HELP)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+@click.version_option(package_name="gemmalog")
+def cli(debug: bool) -> None:
+    """Query, summarize, compare and convert gemmalog runs.
+
+    \b
+    Example:
+        gemmalog runs gemmalog_runs
+        gemmalog summary my-run --root gemmalog_runs
+    """
+
+
+@cli.command()
+@click.argument("root", default=None, required=False)
+def runs(root: str | None) -> None:
+    """List the runs under ROOT: status, steps, duration, last reward, accuracy.
+
+    \b
+    Example:
+        gemmalog runs gemmalog_runs
+    """
+    from gemmalog.queries import connect
+    from gemmalog.queries._connect import default_root
+
+    con = connect(root or default_root())
+    cur = con.execute(
+        "SELECT run, name, status, start, steps, duration_s, last_reward, accuracy, ranks FROM runs ORDER BY start, run"
+    )
+    names = [d[0] for d in cur.description or ()]
+    render(console(), names, cur.fetchall(), "table", title="runs")
+
+
+@cli.command()
+@click.argument("args", nargs=-1, required=True)
+@root_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+def sql(args: tuple[str, ...], root: str | None, fmt: str) -> None:
+    """Run read-only SQL over the views of PATH (default: the current directory).
+
+    Usage: gemmalog sql [PATH] "SELECT ...". Statements that write, copy, attach, install,
+    load, create or change settings are refused. The views: events, metrics, rewards,
+    completions, generation, system, reward_stats, accuracy, runs, gemmalog_read_errors.
+
+    \b
+    Example:
+        gemmalog sql runs/my-run "SELECT step, value FROM metrics WHERE name = 'loss'"
+        gemmalog sql runs "SELECT run, max(accuracy) FROM accuracy GROUP BY run" --format csv
+    """
+    from gemmalog.queries import check_read_only, connect, lock_down, resolve
+
+    if len(args) > 2:
+        raise click.UsageError("give at most PATH and one quoted SQL string")
+    path, query = (".", args[0]) if len(args) == 1 else args
+    check_read_only(query)
+    con = connect(path, root=root)
+    lock_down(con, resolve(path, root=root))
+    cur = con.execute(query)
+    names = [d[0] for d in cur.description or ()]
+    render(console(), names, cur.fetchall(), fmt)
+
+
+def _summary_rows(s: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A summary dict flattened to (label, value) rows, in reading order."""
+    run, tp = s["run"], s["throughput"]
+    rows: list[tuple[str, Any]] = [
+        ("run", run["run"]),
+        ("name", run["name"]),
+        ("status", run["status"]),
+        ("steps", run["steps"]),
+        ("events", run["events"]),
+        ("ranks", run["ranks"]),
+        ("wall time (s)", run["duration_s"]),
+        ("steps/s", tp["steps_per_s"]),
+        ("events/s", tp["events_per_s"]),
+    ]
+    for phase, loss in s["loss"].items():
+        rows += [
+            (f"loss {phase} first", loss["first"]),
+            (f"loss {phase} last", loss["last"]),
+            (f"loss {phase} min", loss["min"]),
+        ]
+        if loss["non_finite"]:
+            rows.append((f"loss {phase} NaN/inf values", loss["non_finite"]))
+    for phase, fns in s["rewards"].items():
+        for fn, r in fns.items():
+            rows += [
+                (f"reward {phase} {fn} first", r["first"]),
+                (f"reward {phase} {fn} last", r["last"]),
+            ]
+    for phase, acc in s["accuracy"].items():
+        rows.append((f"accuracy {phase}", acc["accuracy"]))
+    comp = s["completions"]
+    rows += [
+        ("completions", comp["count"]),
+        ("completion length mean", comp["mean_length"]),
+        ("completion length max", comp["max_length"]),
+        ("memory peak cpu (MiB)", s["memory"]["cpu_peak_mb"]),
+        ("memory peak gpu (MiB)", s["memory"]["gpu_peak_mb"]),
+        ("drops", run["drops"]),
+        ("sink errors", len(run["sink_errors"] or {})),
+        ("unreadable lines", s["read_errors"]),
+    ]
+    return rows
+
+
+@cli.command()
+@click.argument("run")
+@root_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def summary(run: str, root: str | None, as_json: bool) -> None:
+    """Summarize RUN (a run directory or a run id): steps, loss, rewards, accuracy, memory.
+
+    \b
+    Example:
+        gemmalog summary gemmalog_runs/my-run
+        gemmalog summary my-run --root gemmalog_runs --json
+    """
+    import orjson
+
+    from gemmalog.queries import summary as compute
+
+    s = compute(run, root=root)
+    if as_json:
+        click.echo(
+            orjson.dumps(
+                s, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+            ).decode()
+        )
+        return
+    render(
+        console(), ["", "value"], _summary_rows(s), "table", title=f"summary of {s['run']['run']}"
+    )
+    for name, err in (s["run"]["sink_errors"] or {}).items():
+        click.echo(f"sink {name}: {err}", err=True)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True)
+@root_option
+def compare(runs: tuple[str, ...], root: str | None) -> None:
+    """Compare the summaries of two or more RUNS side by side, with deltas to the first.
+
+    \b
+    Example:
+        gemmalog compare baseline-run tuned-run --root gemmalog_runs
+    """
+    from gemmalog.queries import summary as compute
+
+    if len(runs) < 2:
+        raise click.UsageError("compare needs at least two runs")
+    tables = [dict(_summary_rows(compute(r, root=root))) for r in runs]
+    labels = list(dict.fromkeys(k for t in tables for k in t))
+    names = ["", *(str(t["run"]) for t in tables)]
+    names += [f"Δ {t['run']}" for t in tables[1:]]
+    rows = []
+    for label in labels:
+        values = [t.get(label) for t in tables]
+        base = values[0]
+        deltas = [
+            v - base
+            if isinstance(v, int | float)
+            and isinstance(base, int | float)
+            and not isinstance(v, bool)
+            else None
+            for v in values[1:]
+        ]
+        rows.append([label, *values, *deltas])
+    render(console(), names, rows, "table", title="compare")
+
+
+__all__ = ["cell", "cli"]
+
+from gemmalog.cli import _convert  # noqa: E402,F401  (registers the conversion commands)

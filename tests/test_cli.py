@@ -1,0 +1,207 @@
+"""Every `gemmalog` command through click's CliRunner, and the console script in a subprocess."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from gemmalog.cli import cli
+from tests.test_queries import build_runs
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli") / "runs"
+    build_runs(root)
+    return root
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_runs(runs_root: Path) -> None:
+    code, out, _ = invoke("runs", str(runs_root))
+    assert code == 0 and "alpha" in out and "beta" in out and "completed" in out
+
+
+def test_sql_formats(runs_root: Path) -> None:
+    q = "SELECT step, value FROM metrics WHERE run = 'beta' ORDER BY step"
+    code, out, _ = invoke("sql", str(runs_root), q, "--format", "csv")
+    assert code == 0 and out == "step,value\n0,3.0\n1,2.0\n"
+    code, out, _ = invoke("sql", str(runs_root), q, "--format", "json")
+    assert json.loads(out) == [{"step": 0, "value": 3.0}, {"step": 1, "value": 2.0}]
+    code, out, _ = invoke("sql", str(runs_root), q, "--format", "jsonl")
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"step": 0, "value": 3.0},
+        {"step": 1, "value": 2.0},
+    ]
+    code, out, _ = invoke(
+        "sql", str(runs_root), "SELECT value FROM metrics WHERE isnan(value)", "--format", "json"
+    )
+    assert json.loads(out) == [{"value": "NaN"}]
+    code, out, _ = invoke("sql", str(runs_root), q)
+    assert code == 0 and "step" in out and "value" in out and "│ 3 " in out.replace("3    ", "3 ")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COPY events TO '{shard}' (FORMAT csv)",
+        "ATTACH '{root}/x.db'",
+        "CREATE TABLE t AS SELECT 1",
+        "INSTALL httpfs",
+    ],
+)
+def test_sql_refuses_writes_and_leaves_files_unchanged(runs_root: Path, statement: str) -> None:
+    before = digest(runs_root)
+    shard = runs_root / "beta" / "events.0.jsonl"
+    code, _out, err = invoke("sql", str(runs_root), statement.format(shard=shard, root=runs_root))
+    assert (
+        code == 1
+        and "read-only" in err
+        and "Traceback" not in err
+        and len(err.strip().splitlines()) == 1
+    )
+    assert digest(runs_root) == before
+
+
+def test_sql_cannot_read_outside_the_runs(runs_root: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    code, _, err = invoke("sql", str(runs_root), f"SELECT * FROM read_text('{secret}')")
+    assert code == 1 and "disabled by configuration" in err
+
+
+def test_summary_and_json(runs_root: Path) -> None:
+    code, out, _ = invoke("summary", "alpha", "--root", str(runs_root))
+    assert (
+        code == 0
+        and "loss train min" in out
+        and "accuracy train" in out
+        and "unreadable lines" in out
+    )
+    code, out, _ = invoke("summary", str(runs_root / "alpha"), "--json")
+    data = orjson.loads(out)
+    assert data["run"]["run"] == "alpha" and data["read_errors"] == 1
+
+
+def test_compare(runs_root: Path) -> None:
+    code, out, _ = invoke("compare", "alpha", "beta", "--root", str(runs_root))
+    assert code == 0 and "Δ beta" in out and "steps" in out
+    code, _, _err = invoke("compare", "alpha", "--root", str(runs_root))
+    assert code == 2
+
+
+def test_to_csv_kinds(runs_root: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    code, out, _ = invoke(
+        "to-csv", str(runs_root / "alpha"), "--kind", "rewards", "-o", str(tmp_path / "r.csv")
+    )
+    assert code == 0 and "wrote 7 rows" in out
+    assert len(pd.read_csv(tmp_path / "r.csv")) == 7
+    code, out, _ = invoke("to-csv", str(runs_root / "alpha"), "-o", str(tmp_path / "mo.csv"))
+    assert code == 0 and "wrote 3 rows" in out  # rank 0's model outputs, as the live sink writes
+    frame = pd.read_csv(tmp_path / "mo.csv", keep_default_na=False)
+    assert list(frame["question"]) == ["q1", "q2", "q3"] and "reward_new_fn" in frame.columns
+
+
+def test_to_csv_model_output_equals_the_live_sink(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    code = (
+        "import gemmalog\n"
+        f"run = gemmalog.initialize({str(REPO / 'configs' / 'gemma_logging.yaml')!r}, root={str(root)!r}, run_id='csvrun')\n"
+        "for step in range(3):\n"
+        "    rewards = {'a': 1.0} if step == 0 else {'a': 0.5, 'b': float('nan')}\n"
+        "    gemmalog.log_model_output('=1+1, \"q\"', '2', '<answer>2</answer>\\nok', rewards=rewards, correct=True, step=step, sample=0)\n"
+        "gemmalog.shutdown()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, capture_output=True)
+    live = next((root / "csvrun").rglob("model_outputs.csv"))
+    assert (
+        invoke("to-csv", "csvrun", "--root", str(root), "-o", str(tmp_path / "rebuilt.csv"))[0] == 0
+    )
+    assert (tmp_path / "rebuilt.csv").read_bytes() == live.read_bytes()
+
+
+def test_to_parquet(runs_root: Path, tmp_path: Path) -> None:
+    code, _out, _ = invoke("to-parquet", str(runs_root), str(tmp_path / "pq"))
+    assert code == 0 and (tmp_path / "pq" / "run=beta" / "kind=metrics").is_dir()
+    assert invoke("to-parquet", str(runs_root), str(tmp_path / "pq"))[0] == 1
+    assert invoke("to-parquet", str(runs_root), str(tmp_path / "pq"), "--overwrite")[0] == 0
+
+
+def test_tail_filters(runs_root: Path) -> None:
+    code, out, _ = invoke("tail", str(runs_root / "beta"), "--kind", "metrics")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2 and "loss=3" in lines[0] and "loss=2" in lines[1]
+    code, out, _ = invoke("tail", str(runs_root / "beta"), "-n", "1")
+    assert len(out.splitlines()) == 1 and "run_end" in out
+    code, out, _ = invoke("tail", str(runs_root / "alpha"), "--level", "warning")
+    assert code == 0 and out == ""
+    code, out, _ = invoke("tail", str(runs_root / "alpha"), "--logger", "gemmalog.reward")
+    assert len(out.splitlines()) == 2
+
+
+def test_tensorboard_prints_the_command(runs_root: Path) -> None:
+    code, out, _ = invoke("tensorboard", str(runs_root), "--print-command")
+    assert code == 0 and out.strip() == f"tensorboard --logdir {runs_root} --port 6006"
+
+
+def test_config_check(tmp_path: Path) -> None:
+    code, out, _ = invoke("config", "check", str(REPO / "configs" / "gemma_logging.yaml"))
+    assert code == 0 and out.startswith("OK")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nhandlers: 3\n")
+    code, _, err = invoke("config", "check", str(bad))
+    assert code == 1 and str(bad) in err
+
+
+def test_errors_are_one_line_and_exit_codes(runs_root: Path) -> None:
+    code, _, err = invoke("summary", "nope", "--root", str(runs_root))
+    assert code == 1 and err.startswith("gemmalog: error:") and len(err.strip().splitlines()) == 1
+    assert invoke("no-such-command")[0] == 2
+    assert invoke("sql", str(runs_root), "SELECT * FROM nope")[0] == 1
+    result = CliRunner().invoke(cli, ["--debug", "summary", "nope", "--root", str(runs_root)])
+    assert result.exit_code == 1 and result.exception is not None
+
+
+def test_console_script(runs_root: Path) -> None:
+    exe = shutil.which("gemmalog") or str(Path(sys.executable).parent / "gemmalog")
+    ok = subprocess.run(
+        [exe, "sql", str(runs_root), "SELECT count(*) AS n FROM runs", "--format", "csv"],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0 and ok.stdout == "n\n2\n"
+    before = digest(runs_root)
+    bad = subprocess.run(
+        [exe, "sql", str(runs_root), "COPY events TO 'out.csv'"],
+        capture_output=True,
+        text=True,
+        cwd=runs_root,
+    )
+    assert bad.returncode == 1 and "refused COPY" in bad.stderr and "Traceback" not in bad.stderr
+    assert digest(runs_root) == before
+    usage = subprocess.run([exe, "summary"], capture_output=True, text=True)
+    assert usage.returncode == 2
