@@ -56,11 +56,23 @@ class RawFloor(Contender):
         self.file = open(directory / "raw.jsonl", "ab")  # noqa: SIM115
 
     def step(self, i: int) -> None:
-        self.file.write(orjson.dumps({"ts": time.time(), "kind": "metrics", "step": i, "metrics": METRICS}) + b"\n")
+        self.file.write(
+            orjson.dumps({"ts": time.time(), "kind": "metrics", "step": i, "metrics": METRICS})
+            + b"\n"
+        )
 
     def output(self, i: int) -> None:
         self.file.write(
-            orjson.dumps({"ts": time.time(), "kind": "model_output", "step": i, "question": "q", "model_output": TEXT, "rewards": {"a": 1.0}})
+            orjson.dumps(
+                {
+                    "ts": time.time(),
+                    "kind": "model_output",
+                    "step": i,
+                    "question": "q",
+                    "model_output": TEXT,
+                    "rewards": {"a": 1.0},
+                }
+            )
             + b"\n"
         )
 
@@ -87,7 +99,9 @@ class Naive(Contender):
             processors=[
                 structlog.stdlib.add_log_level,
                 structlog.processors.TimeStamper(fmt=None),
-                structlog.processors.JSONRenderer(serializer=lambda o, **kw: orjson.dumps(o).decode()),
+                structlog.processors.JSONRenderer(
+                    serializer=lambda o, **kw: orjson.dumps(o).decode()
+                ),
             ],
             wrapper_class=structlog.stdlib.BoundLogger,
         )
@@ -110,7 +124,13 @@ class Stdlib(Contender):
     def setup(self, directory: Path) -> None:
         class JsonFormatter(logging.Formatter):
             def format(self, record: logging.LogRecord) -> str:
-                return json.dumps({"ts": record.created, "event": record.getMessage(), **record.__dict__.get("fields", {})})
+                return json.dumps(
+                    {
+                        "ts": record.created,
+                        "event": record.getMessage(),
+                        **record.__dict__.get("fields", {}),
+                    }
+                )
 
         self.handler = logging.FileHandler(directory / "stdlib.jsonl")
         self.handler.setFormatter(JsonFormatter())
@@ -123,7 +143,9 @@ class Stdlib(Contender):
         self.logger.info("metrics", extra={"fields": {"step": i, "metrics": METRICS}})
 
     def output(self, i: int) -> None:
-        self.logger.info("model_output", extra={"fields": {"step": i, "question": "q", "model_output": TEXT}})
+        self.logger.info(
+            "model_output", extra={"fields": {"step": i, "question": "q", "model_output": TEXT}}
+        )
 
     def finish(self) -> None:
         self.handler.close()
@@ -140,7 +162,9 @@ class Gemmalog(Contender):
         gemmalog.log_training_progress(step=i, metrics=METRICS)
 
     def output(self, i: int) -> None:
-        gemmalog.log_model_output(question="q", true_answer="4", model_output=TEXT, rewards={"a": 1.0}, step=i)
+        gemmalog.log_model_output(
+            question="q", true_answer="4", model_output=TEXT, rewards={"a": 1.0}, step=i
+        )
 
     def finish(self) -> None:
         gemmalog.shutdown()
@@ -163,7 +187,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_latency(contenders: list[type[Contender]], method: str, n: int, rounds: int, pause: float) -> dict[str, dict[str, float]]:
+def run_latency(
+    contenders: list[type[Contender]], method: str, n: int, rounds: int, pause: float
+) -> dict[str, dict[str, float]]:
     per: dict[str, list[tuple[float, float]]] = {c.name: [] for c in contenders}
     for r in range(rounds):
         order = contenders if r % 2 == 0 else list(reversed(contenders))
@@ -179,7 +205,10 @@ def run_latency(contenders: list[type[Contender]], method: str, n: int, rounds: 
             us = [s / 1000 for s in samples[n // 10 :]]  # drop warm-up
             per[cls.name].append((statistics.median(us), percentile(us, 0.99)))
     return {
-        name: {"median_us": statistics.median(m for m, _ in vals), "p99_us": statistics.median(p for _, p in vals)}
+        name: {
+            "median_us": statistics.median(m for m, _ in vals),
+            "p99_us": statistics.median(p for _, p in vals),
+        }
         for name, vals in per.items()
     }
 
@@ -202,7 +231,9 @@ def run_throughput(contenders: list[type[Contender]], n: int, rounds: int) -> di
 
 def import_time() -> float:
     code = "import time; t=time.perf_counter(); import gemmalog, sys; d=time.perf_counter()-t; assert 'torch' not in sys.modules; print(d)"
-    times = [float(subprocess.check_output([sys.executable, "-c", code], text=True)) for _ in range(5)]
+    times = [
+        float(subprocess.check_output([sys.executable, "-c", code], text=True)) for _ in range(5)
+    ]
     return statistics.median(times) * 1000
 
 
@@ -243,11 +274,19 @@ def main() -> None:
     contenders: list[type[Contender]] = [RawFloor, Gemmalog, Naive, Stdlib]
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "versions": {"gemmalog": gemmalog.__version__, "structlog": structlog.__version__, "orjson": orjson.__version__},
+        "versions": {
+            "gemmalog": gemmalog.__version__,
+            "structlog": structlog.__version__,
+            "orjson": orjson.__version__,
+        },
     }
     results["step_tight"] = run_latency(contenders, "step", args.calls, args.rounds, 0.0)
-    results["step_paced_1ms"] = run_latency(contenders, "step", args.paced_calls, args.rounds, 0.001)
-    results["model_output_tight"] = run_latency(contenders, "output", args.calls // 4, args.rounds, 0.0)
+    results["step_paced_1ms"] = run_latency(
+        contenders, "step", args.paced_calls, args.rounds, 0.001
+    )
+    results["model_output_tight"] = run_latency(
+        contenders, "output", args.calls // 4, args.rounds, 0.0
+    )
     results["throughput_events_per_s"] = run_throughput(contenders, args.calls * 5, args.rounds)
     results["import_ms"] = import_time()
     if args.rss_events:
@@ -269,13 +308,19 @@ def main() -> None:
     print("|---|---:|---:|")
     for name, v in results["throughput_events_per_s"].items():
         print(f"| {name} | {v:,.0f} | {v / results['throughput_events_per_s'][floor]:.2f} |")
-    print(f"\nimport gemmalog: {results['import_ms']:.0f} ms (median of 5 fresh interpreters; torch not imported)")
+    print(
+        f"\nimport gemmalog: {results['import_ms']:.0f} ms (median of 5 fresh interpreters; torch not imported)"
+    )
     if "rss_growth_mb" in results:
         r = results["rss_growth_mb"]
-        print(f"RSS growth over {r['events']:,} events (block policy): {r['after_flush']:.1f} MB after flush, peak +{r['peak']:.1f} MB")
-    print(f"\n{results['machine']}; gemmalog target: step median ≤ 1.5× floor and ≤ 0.3× naive -> "
-          f"{results['step_tight'][g]['median_us'] / results['step_tight'][floor]['median_us']:.2f}× floor, "
-          f"{results['step_tight'][g]['median_us'] / results['step_tight'][naive]['median_us']:.2f}× naive")
+        print(
+            f"RSS growth over {r['events']:,} events (block policy): {r['after_flush']:.1f} MB after flush, peak +{r['peak']:.1f} MB"
+        )
+    print(
+        f"\n{results['machine']}; gemmalog target: step median ≤ 1.5× floor and ≤ 0.3× naive -> "
+        f"{results['step_tight'][g]['median_us'] / results['step_tight'][floor]['median_us']:.2f}× floor, "
+        f"{results['step_tight'][g]['median_us'] / results['step_tight'][naive]['median_us']:.2f}× naive"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

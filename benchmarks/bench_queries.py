@@ -244,7 +244,9 @@ def main() -> None:
         con.close()
         t_summary, result = _timed(lambda: summary(run_dir))
         total = t_connect + t_summary
-        print(f"connect + summary: {total:.2f} s ({mb / total:,.0f} MB/s)  steps={result['run']['steps']}")
+        print(
+            f"connect + summary: {total:.2f} s ({mb / total:,.0f} MB/s)  steps={result['run']['steps']}"
+        )
         t_csv, rows = _timed(lambda: to_csv(run_dir, base / "out.csv", kind="metrics"))
         print(f"to-csv metrics:    {t_csv:.2f} s ({mb / t_csv:,.0f} MB/s of JSONL, {rows:,} rows)")
         t_csv2, rows2 = _timed(lambda: to_csv(run_dir, base / "rewards.csv", kind="rewards"))

@@ -41,7 +41,16 @@ from gemmalog.integrations.trl import GemmalogCallback  # noqa: E402
 CONFIG = HERE.parent / "configs" / "gemma_logging.yaml"
 
 
-def one_run(model_dir: Path, *, on: bool, steps: int, batch: int, logging_steps: int, frequency: int, tmp: Path) -> dict[str, float]:
+def one_run(
+    model_dir: Path,
+    *,
+    on: bool,
+    steps: int,
+    batch: int,
+    logging_steps: int,
+    frequency: int,
+    tmp: Path,
+) -> dict[str, float]:
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     funcs: list[Any] = list(reward_functions.REWARD_FUNCTIONS)
@@ -68,7 +77,12 @@ def one_run(model_dir: Path, *, on: bool, steps: int, batch: int, logging_steps:
         seed=0,
     )
     trainer = GRPOTrainer(
-        model=model, reward_funcs=funcs, args=config, train_dataset=gsm_data.make_dataset(256), processing_class=tokenizer, callbacks=callbacks
+        model=model,
+        reward_funcs=funcs,
+        args=config,
+        train_dataset=gsm_data.make_dataset(256),
+        processing_class=tokenizer,
+        callbacks=callbacks,
     )
     process = psutil.Process()
     rss_before = process.memory_info().rss
@@ -95,16 +109,34 @@ def one_run(model_dir: Path, *, on: bool, steps: int, batch: int, logging_steps:
     }
 
 
-def compare(model_dir: Path, *, runs: int, steps: int, batch: int, logging_steps: int, frequency: int) -> dict[str, Any]:
+def compare(
+    model_dir: Path, *, runs: int, steps: int, batch: int, logging_steps: int, frequency: int
+) -> dict[str, Any]:
     results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp:
         for on in (False, True):  # warm-up, not counted
-            one_run(model_dir, on=on, steps=2, batch=batch, logging_steps=logging_steps, frequency=frequency, tmp=Path(tmp) / f"w{on}")
+            one_run(
+                model_dir,
+                on=on,
+                steps=2,
+                batch=batch,
+                logging_steps=logging_steps,
+                frequency=frequency,
+                tmp=Path(tmp) / f"w{on}",
+            )
         for i in range(runs):
             order = (False, True) if i % 2 == 0 else (True, False)
             for on in order:
                 results[on].append(
-                    one_run(model_dir, on=on, steps=steps, batch=batch, logging_steps=logging_steps, frequency=frequency, tmp=Path(tmp) / f"r{i}{on}")
+                    one_run(
+                        model_dir,
+                        on=on,
+                        steps=steps,
+                        batch=batch,
+                        logging_steps=logging_steps,
+                        frequency=frequency,
+                        tmp=Path(tmp) / f"r{i}{on}",
+                    )
                 )
     off = statistics.median(r["step_time"] for r in results[False])
     on_ = statistics.median(r["step_time"] for r in results[True])
@@ -131,15 +163,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--matrix", action="store_true", help="batch sizes 4, 8 x logging_steps 1, 5")
-    parser.add_argument("--tiny-cache", default=str(Path.home() / ".cache" / "gemmalog" / "tiny-gemma"))
+    parser.add_argument(
+        "--matrix", action="store_true", help="batch sizes 4, 8 x logging_steps 1, 5"
+    )
+    parser.add_argument(
+        "--tiny-cache", default=str(Path.home() / ".cache" / "gemmalog" / "tiny-gemma")
+    )
     args = parser.parse_args()
     model_dir = tiny_gemma.build_tiny_gemma(args.tiny_cache)
     grid = [(4, 1, 5), (8, 1, 5), (4, 5, 20), (8, 5, 20)] if args.matrix else [(4, 1, 5)]
-    print("| batch | TRL logging_steps | gemmalog frequency | off: step ms | on: step ms | overhead | off: wall ms/step | on: wall ms/step | wall overhead | listener CPU % of wall | RSS on − off MB |")
+    print(
+        "| batch | TRL logging_steps | gemmalog frequency | off: step ms | on: step ms | overhead | off: wall ms/step | on: wall ms/step | wall overhead | listener CPU % of wall | RSS on − off MB |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for batch, logging_steps, frequency in grid:
-        r = compare(model_dir, runs=args.runs, steps=args.steps, batch=batch, logging_steps=logging_steps, frequency=frequency)
+        r = compare(
+            model_dir,
+            runs=args.runs,
+            steps=args.steps,
+            batch=batch,
+            logging_steps=logging_steps,
+            frequency=frequency,
+        )
         print(
             f"| {batch} | {logging_steps} | {frequency} | {r['off_step_ms']:.1f} | {r['on_step_ms']:.1f} | {r['overhead_pct']:+.1f}% | "
             f"{r['off_wall_ms']:.1f} | {r['on_wall_ms']:.1f} | {r['wall_overhead_pct']:+.1f}% | {r['listener_cpu_pct_of_wall']:.1f}% | {r['rss_delta_on_minus_off_mb']:+.1f} |",

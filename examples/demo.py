@@ -30,12 +30,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default="runs")
     args_in = parser.parse_args(argv)
     args = train_grpo_gemma.build_arg_parser().parse_args(
-        ["--steps", str(args_in.steps), "--root", args_in.root, "--run-name", "demo", "--eval-steps", "10"]
+        [
+            "--steps",
+            str(args_in.steps),
+            "--root",
+            args_in.root,
+            "--run-name",
+            "demo",
+            "--eval-steps",
+            "10",
+        ]
     )
     started = time.perf_counter()
     trainer, run = train_grpo_gemma.train(args)
     seconds = time.perf_counter() - started
-    print(f"\n=== trained {trainer.state.global_step} GRPO steps in {seconds:.1f} s; summary from DuckDB over the JSONL ===\n", flush=True)
+    print(
+        f"\n=== trained {trainer.state.global_step} GRPO steps in {seconds:.1f} s; summary from DuckDB over the JSONL ===\n",
+        flush=True,
+    )
     gemmalog_cli = [sys.executable, "-m", "gemmalog", "summary", str(run.dir)]
     code = subprocess.call(gemmalog_cli)
     files = {
@@ -51,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label:24s} {path}")
     print(
         "\nnext:\n"
-        f"  gemmalog sql {run.dir} \"SELECT step, reward_fn, avg(value) FROM rewards GROUP BY ALL ORDER BY ALL\"\n"
+        f'  gemmalog sql {run.dir} "SELECT step, reward_fn, avg(value) FROM rewards GROUP BY ALL ORDER BY ALL"\n'
         f"  gemmalog tensorboard {run.dir}\n"
         f"  gemmalog to-parquet {run.dir} {args_in.root}/parquet"
     )

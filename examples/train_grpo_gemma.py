@@ -23,10 +23,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import gemmalog  # noqa: E402  # gemmalog
 import gsm_data  # noqa: E402
 import reward_functions  # noqa: E402
 import tiny_gemma  # noqa: E402
+
+import gemmalog  # noqa: E402  # gemmalog
 
 DEFAULT_CONFIG = HERE.parent / "configs" / "gemma_logging.yaml"
 DEFAULT_TINY = Path.home() / ".cache" / "gemmalog" / "tiny-gemma"
@@ -34,12 +35,18 @@ DEFAULT_TINY = Path.home() / ".cache" / "gemmalog" / "tiny-gemma"
 
 def build_arg_parser(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--model", help="model directory or hub id (default: build the tiny offline Gemma)")
-    parser.add_argument("--tiny-cache", default=str(DEFAULT_TINY), help="where the tiny Gemma is cached")
+    parser.add_argument(
+        "--model", help="model directory or hub id (default: build the tiny offline Gemma)"
+    )
+    parser.add_argument(
+        "--tiny-cache", default=str(DEFAULT_TINY), help="where the tiny Gemma is cached"
+    )
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="gemmalog YAML configuration")
     parser.add_argument("--root", default="runs", help="directory holding gemmalog runs")
     parser.add_argument("--run-name", default="grpo-gemma")
-    parser.add_argument("--output-dir", default=None, help="trainer output (default: <run dir>/trainer)")
+    parser.add_argument(
+        "--output-dir", default=None, help="trainer output (default: <run dir>/trainer)"
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--num-generations", type=int, default=4)
@@ -47,14 +54,18 @@ def build_arg_parser(description: str = __doc__.splitlines()[0]) -> argparse.Arg
     parser.add_argument("--gradient-accumulation", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=1e-6)
     parser.add_argument("--logging-steps", type=int, default=1)
-    parser.add_argument("--eval-steps", type=int, default=0, help="evaluate every N steps (0: no eval)")
+    parser.add_argument(
+        "--eval-steps", type=int, default=0, help="evaluate every N steps (0: no eval)"
+    )
     parser.add_argument("--dataset-size", type=int, default=64)
     parser.add_argument("--report-to", default="none", help="also report to (e.g. tensorboard)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
 
-def train(args: argparse.Namespace, *, callback_options: dict[str, Any] | None = None) -> tuple[Any, gemmalog.Run]:
+def train(
+    args: argparse.Namespace, *, callback_options: dict[str, Any] | None = None
+) -> tuple[Any, gemmalog.Run]:
     """Run GRPO with gemmalog; returns (trainer, run). The logging run is shut down at the end."""
     run = gemmalog.initialize(args.config, root=args.root, run_name=args.run_name)  # gemmalog
     logger = gemmalog.get_training_logger()  # gemmalog
@@ -68,13 +79,17 @@ def train(args: argparse.Namespace, *, callback_options: dict[str, Any] | None =
     use_cpu = not torch.cuda.is_available()
     is_mps_available = torch.backends.mps.is_available()
     logger.info(f"MPS (Apple Silicon GPU) available: {is_mps_available}")  # was print(...)
-    logger.info("CUDA available", cuda=torch.cuda.is_available(), device_count=torch.cuda.device_count())
+    logger.info(
+        "CUDA available", cuda=torch.cuda.is_available(), device_count=torch.cuda.device_count()
+    )
 
     model_path = args.model
     if model_path is None:
         started = time.perf_counter()
         model_path = str(tiny_gemma.build_tiny_gemma(args.tiny_cache, seed=args.seed))
-        logger.info("tiny Gemma ready", path=model_path, seconds=round(time.perf_counter() - started, 2))
+        logger.info(
+            "tiny Gemma ready", path=model_path, seconds=round(time.perf_counter() - started, 2)
+        )
     model = AutoModelForCausalLM.from_pretrained(model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     dataset = gsm_data.make_dataset(args.dataset_size, seed=args.seed)
@@ -104,7 +119,12 @@ def train(args: argparse.Namespace, *, callback_options: dict[str, Any] | None =
         reward_weights=reward_functions.reward_weights(funcs),
         seed=args.seed,
     )
-    logger.info("training configuration", max_steps=args.steps, batch_size=args.batch_size, num_generations=args.num_generations)
+    logger.info(
+        "training configuration",
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        num_generations=args.num_generations,
+    )
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=funcs,
@@ -117,7 +137,10 @@ def train(args: argparse.Namespace, *, callback_options: dict[str, Any] | None =
     try:
         trainer.train()
     except BaseException as exc:
-        gemmalog.shutdown(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=f"{type(exc).__name__}: {exc}")
+        gemmalog.shutdown(
+            status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+            error=f"{type(exc).__name__}: {exc}",
+        )
         raise
     gemmalog.log_memory_usage(step=trainer.state.global_step)
     gemmalog.shutdown()  # gemmalog: flush everything, finish run.json

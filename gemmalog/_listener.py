@@ -65,6 +65,7 @@ class EventListener(QueueListener):
         rank: int,
     ) -> None:
         super().__init__(queue)
+        self.events = queue
         self.primary = primary
         self.router = router
         self.processors = tuple(processors)
@@ -82,8 +83,8 @@ class EventListener(QueueListener):
         out.extend(s for s in self.router.sinks.values() if s is not self.primary)
         return out
 
-    def dequeue(self, block: bool) -> list[Any] | None:
-        return self.queue.get(block)  # type: ignore[no-any-return]
+    def dequeue(self, block: bool) -> list[Any] | None:  # type: ignore[override]  # a batch, not one record
+        return self.events.get(block)
 
     def handle(self, record: Any) -> None:
         try:
@@ -107,7 +108,10 @@ class EventListener(QueueListener):
                     event = proc(None, "", event)
                 record = (event, render(event))
             except Exception as exc:  # a processor bug must not cost the event its line
-                event = {k: item.get(k) for k in ("v", "ts", "kind", "logger", "level", "run", "rank", "step")}
+                event = {
+                    k: item.get(k)
+                    for k in ("v", "ts", "kind", "logger", "level", "run", "rank", "step")
+                }
                 event["event"] = f"<event could not be processed: {type(exc).__name__}: {exc}>"
                 record = (event, render(event))
             primary_batch.append(record)
@@ -130,7 +134,7 @@ class EventListener(QueueListener):
             self._call(sink, "write", records)
         now = time.monotonic()
         if requests or now >= self._next_flush:
-            self.flush_all()
+            self.flush_all(now=bool(requests))
             self._next_flush = now + self.flush_interval
             for request in requests:
                 request.done.set()
@@ -150,14 +154,16 @@ class EventListener(QueueListener):
                 file=sys.stderr,
             )
 
-    def flush_all(self) -> None:
+    def flush_all(self, now: bool = False) -> None:
+        """Flush every sink: a periodic tick (sinks may keep buffering) or, ``now``, everything."""
         try:
             self.primary.flush()
         except BaseException as exc:
             self._primary_failed(exc)
+        method = "flush_now" if now else "flush"
         for sink in self.sinks[1:]:
             if sink.name not in self.failures:
-                self._call(sink, "flush")
+                self._call(sink, method if hasattr(sink, method) else "flush")
 
     def _call(self, sink: Sink, method: str, *args: Any) -> None:
         try:
@@ -165,12 +171,16 @@ class EventListener(QueueListener):
         except BaseException as exc:
             self._report(sink.name, exc)
 
-    def _report(self, name: str, exc: BaseException) -> None:
+    def _report(self, name: str, exc: BaseException, *, starting: bool = False) -> None:
         if name in self.failures:
             return
         message = f"{type(exc).__name__}: {exc}"
         self.failures[name] = SinkFailure(message)
-        print(f"gemmalog: sink {name!r} failed and is disabled for this run: {message}", file=sys.stderr)
+        when = "could not start" if starting else "failed"
+        print(
+            f"gemmalog: sink {name!r} {when} and is disabled for this run: {message}",
+            file=sys.stderr,
+        )
         event = {
             "v": SCHEMA_VERSION,
             "ts": time.time(),
@@ -179,7 +189,7 @@ class EventListener(QueueListener):
             "level": "error",
             "run": self.run,
             "rank": self.rank,
-            "event": f"sink {name} failed and was disabled",
+            "event": f"sink {name} {when} and was disabled",
             "sink": name,
             "error": message,
             "exc": "".join(traceback.format_exception(exc)),
@@ -191,7 +201,7 @@ class EventListener(QueueListener):
 
     def close_sinks(self) -> None:
         """Flush and close every sink; failures are reported, never raised."""
-        self.flush_all()
+        self.flush_all(now=True)
         for sink in self.sinks[1:]:
             self._call(sink, "close")
         try:

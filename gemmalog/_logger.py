@@ -49,7 +49,9 @@ class BoundLogger(BoundLoggerBase):
     def name(self) -> str:
         return self._logger.name
 
-    def _emit(self, method: str, levelno: int, event: Any, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
+    def _emit(
+        self, method: str, levelno: int, event: Any, args: tuple[Any, ...], kw: dict[str, Any]
+    ) -> None:
         pipeline = current()
         if levelno < pipeline.levelno(self._logger.name):
             return

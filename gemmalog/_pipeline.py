@@ -46,11 +46,20 @@ class Pipeline:
             run_dir.mkdir(parents=True, exist_ok=True)
             if s.private:
                 os.chmod(run_dir, 0o700)
-            self.run = Run(run_id, s.run_name or run_id, run_dir, rank, world, config=config.snapshot())
+            self.run = Run(
+                run_id, s.run_name or run_id, run_dir, rank, world, config=config.snapshot()
+            )
             shard = self.run.jsonl_path
         else:  # a forked child: its own shard, no other sinks, no manifest
             parent = child_of.run
-            self.run = Run(parent.id, parent.name, parent.dir, parent.rank, parent.world_size, config=parent.config)
+            self.run = Run(
+                parent.id,
+                parent.name,
+                parent.dir,
+                parent.rank,
+                parent.world_size,
+                config=parent.config,
+            )
             shard = parent.dir / f"events.{parent.rank}.{os.getpid()}.jsonl"
         self.is_child = child_of is not None
         self.started = time.time()
@@ -64,7 +73,7 @@ class Pipeline:
         )
         primary = JsonlSink(shard, fsync=s.fsync)
         sinks: dict[str, Sink] = {}
-        self.startup_errors: dict[str, str] = {}
+        failed: dict[str, Exception] = {}
         if child_of is None:
             for name, spec in config.handlers.items():
                 if self.run.rank != 0 and spec.type in ("csv", "tensorboard"):
@@ -72,14 +81,17 @@ class Pipeline:
                 try:
                     sink = build_sink(config, spec, self.run.dir)
                 except Exception as exc:  # e.g. permission denied: report, carry on without it
-                    self.startup_errors[name] = f"{type(exc).__name__}: {exc}"
-                    print(f"gemmalog: handler {name!r} could not start and is disabled: {exc}", file=sys.stderr)
+                    failed[name] = exc
                     continue
                 if sink is not None:
                     sinks[name] = sink
-        routes = {name: Route(lc.level, lc.handlers, lc.propagate) for name, lc in config.loggers.items()}
+        routes = {
+            name: Route(lc.level, lc.handlers, lc.propagate) for name, lc in config.loggers.items()
+        }
         root = config.root
-        self.router = Router(sinks, routes, Route(root.level, root.handlers, root.propagate), always=(primary,))
+        self.router = Router(
+            sinks, routes, Route(root.level, root.handlers, root.propagate), always=(primary,)
+        )
         listener_chain = (Redact(s.redact_patterns),) if s.redact else ()
         self.listener = EventListener(
             self.queue,
@@ -90,6 +102,8 @@ class Pipeline:
             run=self.run.id,
             rank=self.run.rank,
         )
+        for name, error in failed.items():  # reported like any sink failure: stderr + JSONL
+            self.listener._report(name, error, starting=True)
         self._levels: dict[str, int] = {}
         # Role -> logger name when that logger takes INFO events, else None: the helpers'
         # one-lookup level check.
@@ -130,7 +144,9 @@ class Pipeline:
         self.queue.put_nowait(request)
         return request.done.wait(timeout)
 
-    def stop(self, status: str, error: str | None = None, stats: Mapping[str, Any] | None = None) -> None:
+    def stop(
+        self, status: str, error: str | None = None, stats: Mapping[str, Any] | None = None
+    ) -> None:
         if self.stopped:
             return
         self.stopped = True
@@ -161,10 +177,7 @@ class Pipeline:
                 events_written=primary.lines_written,
                 events_lost=primary.lines_lost,
                 drops=self.queue.drops,
-                sink_errors={
-                    **{k: {"error": v, "missed": None} for k, v in self.startup_errors.items()},
-                    **{k: f.as_dict() for k, f in self.listener.failures.items()},
-                },
+                sink_errors={k: f.as_dict() for k, f in self.listener.failures.items()},
                 error=error,
             )
 
@@ -201,7 +214,9 @@ def current() -> Pipeline:
                 _State.pipeline = Pipeline(parent.config, child_of=parent)
                 _flush_at_child_exit()
             else:
-                _warn_once("logging before initialize(): starting a run with the default configuration")
+                _warn_once(
+                    "logging before initialize(): starting a run with the default configuration"
+                )
                 initialize()
         assert _State.pipeline is not None
         return _State.pipeline
@@ -292,7 +307,9 @@ def set_final_stats(**stats: Any) -> None:
 _previous_excepthook = sys.excepthook
 
 
-def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+def _excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
     pipeline = running()
     if pipeline is not None:
         interrupted = issubclass(exc_type, KeyboardInterrupt)
@@ -352,4 +369,13 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 from gemmalog import _stdlib as _bridge  # noqa: E402  (imports this module)
 
-__all__ = ["LEVEL_NUMBERS", "ConfigError", "Pipeline", "current", "flush", "initialize", "running", "shutdown"]
+__all__ = [
+    "LEVEL_NUMBERS",
+    "ConfigError",
+    "Pipeline",
+    "current",
+    "flush",
+    "initialize",
+    "running",
+    "shutdown",
+]

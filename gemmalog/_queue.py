@@ -25,7 +25,9 @@ POLICIES: tuple[Policy, ...] = ("block", "drop")
 class EventQueue:
     """Bounded multi-producer, single-consumer queue of event dicts with a batch ``get``."""
 
-    def __init__(self, maxsize: int = 100_000, policy: Policy = "block", poll_interval: float = 0.05) -> None:
+    def __init__(
+        self, maxsize: int = 100_000, policy: Policy = "block", poll_interval: float = 0.05
+    ) -> None:
         if maxsize < 1:
             raise ValueError(f"queue_size must be at least 1, got {maxsize}")
         if policy not in POLICIES:

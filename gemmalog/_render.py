@@ -18,7 +18,10 @@ def render(event: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(repair(event), option=_OPTIONS)
     except Exception as exc:  # last resort: keep the envelope and say why
-        keep = {k: repair(event.get(k)) for k in ("v", "ts", "kind", "logger", "level", "run", "rank", "step")}
+        keep = {
+            k: repair(event.get(k))
+            for k in ("v", "ts", "kind", "logger", "level", "run", "rank", "step")
+        }
         keep["event"] = f"<unrenderable event: {type(exc).__name__}>"
         return orjson.dumps(keep, option=_OPTIONS)
 

@@ -78,7 +78,17 @@ def shared_run_id() -> str | None:
 def package_versions() -> dict[str, str]:
     """Versions of python, gemmalog and the logging/training stack that is installed."""
     out = {"python": platform.python_version(), "gemmalog": __version__}
-    for dist in ("structlog", "orjson", "duckdb", "torch", "transformers", "trl", "datasets", "accelerate", "tensorboard"):
+    for dist in (
+        "structlog",
+        "orjson",
+        "duckdb",
+        "torch",
+        "transformers",
+        "trl",
+        "datasets",
+        "accelerate",
+        "tensorboard",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -107,7 +117,9 @@ def git_commit(cwd: Path | None = None) -> str | None:
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write JSON through a temporary file and a rename: readers never see half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str))
+    tmp.write_bytes(
+        orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str)
+    )
     os.replace(tmp, path)
 
 
@@ -141,7 +153,9 @@ class Run:
             "start": self.started,
             "start_iso": _dt.datetime.fromtimestamp(self.started, _dt.UTC).isoformat(),
             "end": self.ended,
-            "end_iso": None if self.ended is None else _dt.datetime.fromtimestamp(self.ended, _dt.UTC).isoformat(),
+            "end_iso": None
+            if self.ended is None
+            else _dt.datetime.fromtimestamp(self.ended, _dt.UTC).isoformat(),
             "duration_s": None if self.ended is None else self.ended - self.started,
             "world_size": self.world_size,
             "host": socket.gethostname(),

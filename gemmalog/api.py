@@ -22,6 +22,7 @@ from gemmalog.textstats import (
     summarize,
 )
 
+
 def _pipeline_for(role: str) -> tuple[Pipeline, str] | None:
     pipeline = _State.pipeline or current()
     name = pipeline.role_names[role]
@@ -80,7 +81,10 @@ def log_training_progress(step: int, metrics: Mapping[str, Any], *, phase: str =
     pipeline = _State.pipeline or current()
     name = pipeline.role_names["metrics"]
     if name is not None:  # None: the metrics logger is above INFO
-        pipeline.emit("info", {"kind": "metrics", "logger": name, "step": step, "phase": phase, "metrics": metrics})
+        pipeline.emit(
+            "info",
+            {"kind": "metrics", "logger": name, "step": step, "phase": phase, "metrics": metrics},
+        )
 
 
 def log_model_output(
@@ -120,7 +124,9 @@ def log_model_output(
         reasoning = found_reasoning if reasoning is None else reasoning
         answer = found_answer if answer is None else answer
     if total_reward is None and rewards:
-        numbers = [v for v in rewards.values() if isinstance(v, int | float) and not isinstance(v, bool)]
+        numbers = [
+            v for v in rewards.values() if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
         total_reward = sum(numbers) if len(numbers) == len(rewards) else None
     event: dict[str, Any] = {
         "kind": "model_output",
@@ -166,21 +172,28 @@ def log_reward(
         "phase": phase,
         "reward_fn": reward_name,
         "values": list(values),
-        "samples": [str(s) for s in samples] if samples is not None else [str(i) for i in range(len(values))],
+        "samples": [str(s) for s in samples]
+        if samples is not None
+        else [str(i) for i in range(len(values))],
     }
     if step is not None:
         event["step"] = step
     pipeline.emit("info", event)
 
 
-def log_reward_metrics(step: int, rewards_dict: Mapping[str, Sequence[Any]], *, phase: str = "train") -> None:
+def log_reward_metrics(
+    step: int, rewards_dict: Mapping[str, Sequence[Any]], *, phase: str = "train"
+) -> None:
     """One ``reward_summary`` event: mean, std, min, max and count per reward function."""
     target = _pipeline_for("reward")
     if target is None:
         return
     pipeline, name = target
     stats = {str(fn): summarize(values) for fn, values in rewards_dict.items()}
-    pipeline.emit("info", {"kind": "reward_summary", "logger": name, "step": step, "phase": phase, "stats": stats})
+    pipeline.emit(
+        "info",
+        {"kind": "reward_summary", "logger": name, "step": step, "phase": phase, "stats": stats},
+    )
 
 
 def log_generation_metrics(
@@ -197,7 +210,10 @@ def log_generation_metrics(
         return
     pipeline, name = target
     stats = generation_stats(generations, token_lengths=token_lengths, max_tokens=max_tokens)
-    pipeline.emit("info", {"kind": "generation_metrics", "logger": name, "step": step, "phase": phase, **stats})
+    pipeline.emit(
+        "info",
+        {"kind": "generation_metrics", "logger": name, "step": step, "phase": phase, **stats},
+    )
 
 
 _PROCESS: psutil.Process | None = None

@@ -71,7 +71,16 @@ COLUMN_FIELDS: Final[dict[str, str]] = {
 }
 
 #: Columns when the handler configures none.
-DEFAULT_COLUMNS: Final = ("timestamp", "step", "phase", "sample", "question", "answer", "llm_reasoning", "llm_answer")
+DEFAULT_COLUMNS: Final = (
+    "timestamp",
+    "step",
+    "phase",
+    "sample",
+    "question",
+    "answer",
+    "llm_reasoning",
+    "llm_answer",
+)
 
 #: Prefix of the per-reward-function columns.
 REWARD_PREFIX: Final = "reward_"
@@ -147,7 +156,9 @@ def cell(value: Any, raw: bool = False) -> str:
     return text if raw else neutralize(text)
 
 
-def csv_row(event: Mapping[str, Any], base: Sequence[str], rewards: Sequence[str], raw: bool = False) -> list[str]:
+def csv_row(
+    event: Mapping[str, Any], base: Sequence[str], rewards: Sequence[str], raw: bool = False
+) -> list[str]:
     """One row for one ``model_output`` event: the base columns, then one cell per reward."""
     row: list[str] = []
     for column in base:

@@ -43,19 +43,39 @@ class Kind:
 
 ENVELOPE: Final = (
     Field("v", "INTEGER", "Schema version of the line (currently 1)."),
-    Field("ts", "DOUBLE", "Unix time in seconds when the event was created on the caller's thread."),
+    Field(
+        "ts", "DOUBLE", "Unix time in seconds when the event was created on the caller's thread."
+    ),
     Field("kind", "VARCHAR", "The event kind, one of the kinds below."),
-    Field("logger", "VARCHAR", "Name of the logger that emitted the event (e.g. gemmalog.training)."),
+    Field(
+        "logger", "VARCHAR", "Name of the logger that emitted the event (e.g. gemmalog.training)."
+    ),
     Field("level", "VARCHAR", "debug, info, warning, error or critical."),
     Field("run", "VARCHAR", "Run id; every rank of one job shares it."),
-    Field("rank", "INTEGER", "Global rank of the emitting process (0 without distributed training)."),
+    Field(
+        "rank", "INTEGER", "Global rank of the emitting process (0 without distributed training)."
+    ),
     Field("step", "BIGINT", "Global optimizer step the event belongs to, when known."),
     Field("epoch", "DOUBLE", "Fractional epoch, when bound."),
-    Field("event", "VARCHAR", "The message; typed events carry their kind's name when none is given."),
-    Field("device", "VARCHAR", "Accelerator in use: cpu, cuda:N or mps (cached, refreshed on the memory interval)."),
-    Field("rss_mb", "DOUBLE", "Process resident memory in MiB, sampled at most every memory interval."),
-    Field("gpu_mb", "DOUBLE", "CUDA or MPS memory allocated by torch in MiB, when torch is imported and a GPU is in use."),
-    Field("truncated", "VARCHAR[]", "Fields whose text was cut at the configured max_string_length."),
+    Field(
+        "event", "VARCHAR", "The message; typed events carry their kind's name when none is given."
+    ),
+    Field(
+        "device",
+        "VARCHAR",
+        "Accelerator in use: cpu, cuda:N or mps (cached, refreshed on the memory interval).",
+    ),
+    Field(
+        "rss_mb", "DOUBLE", "Process resident memory in MiB, sampled at most every memory interval."
+    ),
+    Field(
+        "gpu_mb",
+        "DOUBLE",
+        "CUDA or MPS memory allocated by torch in MiB, when torch is imported and a GPU is in use.",
+    ),
+    Field(
+        "truncated", "VARCHAR[]", "Fields whose text was cut at the configured max_string_length."
+    ),
 )
 
 _PHASE = Field("phase", "VARCHAR", "train or eval (TRL's eval_ prefix), or another phase name.")
@@ -78,14 +98,32 @@ KINDS: Final[dict[str, Kind]] = {
                 Field("name", "VARCHAR", "Human-readable run name."),
                 Field("run_dir", "VARCHAR", "Directory holding the run's files."),
                 Field("config", "JSON", "Snapshot of the gemmalog configuration."),
-                Field("versions", "JSON", "Versions of python, gemmalog, structlog and of torch/transformers/trl when present."),
+                Field(
+                    "versions",
+                    "JSON",
+                    "Versions of python, gemmalog, structlog and of torch/transformers/trl when present.",
+                ),
                 Field("host", "VARCHAR", "Host name."),
                 Field("pid", "INTEGER", "Process id."),
                 Field("world_size", "INTEGER", "Number of ranks in the job."),
-                Field("model_name", "VARCHAR", "Model name or path (from the training integration)."),
-                Field("num_parameters", "BIGINT", "Parameter count of the model (from the training integration)."),
-                Field("dataset_size", "BIGINT", "Number of training examples (from the training integration)."),
-                Field("training_args", "JSON", "TrainingArguments/GRPOConfig snapshot (from the training integration)."),
+                Field(
+                    "model_name", "VARCHAR", "Model name or path (from the training integration)."
+                ),
+                Field(
+                    "num_parameters",
+                    "BIGINT",
+                    "Parameter count of the model (from the training integration).",
+                ),
+                Field(
+                    "dataset_size",
+                    "BIGINT",
+                    "Number of training examples (from the training integration).",
+                ),
+                Field(
+                    "training_args",
+                    "JSON",
+                    "TrainingArguments/GRPOConfig snapshot (from the training integration).",
+                ),
             ),
         ),
         Kind(
@@ -98,7 +136,11 @@ KINDS: Final[dict[str, Kind]] = {
                 Field("events", "BIGINT", "Events accepted by the queue on this rank."),
                 Field("drops", "BIGINT", "Events dropped by the 'drop' backpressure policy."),
                 Field("error", "VARCHAR", "Exception type and message when the run failed."),
-                Field("final_stats", "JSON", "Final statistics from the training integration (accuracy, correct/total answers, ...)."),
+                Field(
+                    "final_stats",
+                    "JSON",
+                    "Final statistics from the training integration (accuracy, correct/total answers, ...).",
+                ),
             ),
         ),
         Kind(
@@ -114,13 +156,19 @@ KINDS: Final[dict[str, Kind]] = {
             (
                 _PHASE,
                 Field("sample", "INTEGER", "Index of the sample within its batch."),
-                Field("prompt", "VARCHAR", "The full prompt text, when it differs from the question."),
+                Field(
+                    "prompt", "VARCHAR", "The full prompt text, when it differs from the question."
+                ),
                 Field("question", "VARCHAR", "The question asked."),
                 Field("true_answer", "VARCHAR", "The reference answer."),
                 Field("model_output", "VARCHAR", "The completion text."),
                 Field("reasoning", "VARCHAR", "Reasoning extracted from the completion."),
                 Field("answer", "VARCHAR", "Answer extracted from the completion."),
-                Field("rewards", "MAP(VARCHAR, DOUBLE)", "Reward function name to this sample's score."),
+                Field(
+                    "rewards",
+                    "MAP(VARCHAR, DOUBLE)",
+                    "Reward function name to this sample's score.",
+                ),
                 Field("total_reward", "DOUBLE", "Sum of the (weighted) rewards, when known."),
                 Field("correct", "BOOLEAN", "Whether the answer is correct, when known."),
                 Field("length_chars", "INTEGER", "Completion length in characters."),
@@ -161,13 +209,33 @@ KINDS: Final[dict[str, Kind]] = {
                 Field("mean_length_chars", "DOUBLE", "Mean completion length in characters."),
                 Field("min_length_chars", "INTEGER", "Shortest completion in characters."),
                 Field("max_length_chars", "INTEGER", "Longest completion in characters."),
-                Field("mean_length_tokens", "DOUBLE", "Mean completion length in tokens, when token ids are known."),
-                Field("truncation_rate", "DOUBLE", "Share of completions that hit the length limit, when known."),
+                Field(
+                    "mean_length_tokens",
+                    "DOUBLE",
+                    "Mean completion length in tokens, when token ids are known.",
+                ),
+                Field(
+                    "truncation_rate",
+                    "DOUBLE",
+                    "Share of completions that hit the length limit, when known.",
+                ),
                 Field("distinct_1", "DOUBLE", "Distinct unigrams / all unigrams over the batch."),
                 Field("distinct_2", "DOUBLE", "Distinct bigrams / all bigrams over the batch."),
-                Field("repeated_ngram_ratio", "DOUBLE", "Mean share of repeated 3-grams within a completion."),
-                Field("format_adherence", "DOUBLE", "Share of completions in the <reasoning>/<answer> format."),
-                Field("answer_extraction_rate", "DOUBLE", "Share of completions from which an answer was extracted."),
+                Field(
+                    "repeated_ngram_ratio",
+                    "DOUBLE",
+                    "Mean share of repeated 3-grams within a completion.",
+                ),
+                Field(
+                    "format_adherence",
+                    "DOUBLE",
+                    "Share of completions in the <reasoning>/<answer> format.",
+                ),
+                Field(
+                    "answer_extraction_rate",
+                    "DOUBLE",
+                    "Share of completions from which an answer was extracted.",
+                ),
             ),
         ),
         Kind(
@@ -176,12 +244,20 @@ KINDS: Final[dict[str, Kind]] = {
             "system",
             (
                 Field("cpu_rss_mb", "DOUBLE", "Process resident memory in MiB."),
-                Field("cpu_percent", "DOUBLE", "Process CPU use since the previous sample, in percent of one core."),
+                Field(
+                    "cpu_percent",
+                    "DOUBLE",
+                    "Process CPU use since the previous sample, in percent of one core.",
+                ),
                 Field("cuda_allocated_mb", "DOUBLE", "torch.cuda.memory_allocated in MiB."),
                 Field("cuda_reserved_mb", "DOUBLE", "torch.cuda.memory_reserved in MiB."),
                 Field("cuda_peak_mb", "DOUBLE", "torch.cuda.max_memory_allocated in MiB."),
                 Field("mps_allocated_mb", "DOUBLE", "torch.mps.current_allocated_memory in MiB."),
-                Field("tokens_per_second", "DOUBLE", "Training throughput, when the integration knows it."),
+                Field(
+                    "tokens_per_second",
+                    "DOUBLE",
+                    "Training throughput, when the integration knows it.",
+                ),
             ),
         ),
     )
@@ -213,7 +289,7 @@ def all_columns() -> dict[str, str]:
     return out
 
 
-_JSON_TYPES: Final = {
+_JSON_TYPES: Final[dict[str, dict[str, Any]]] = {
     "INTEGER": {"type": "integer"},
     "BIGINT": {"type": "integer"},
     "DOUBLE": {"type": ["number", "string"]},
@@ -271,7 +347,13 @@ def markdown() -> str:
     ]
     lines += [f"| `{f.name}` | `{f.sql}` | {f.doc} |" for f in ENVELOPE]
     for kind in KINDS.values():
-        lines += ["", f"## `{kind.name}`", "", f"{kind.doc} Emitted by the `{kind.role}` logger role.", ""]
+        lines += [
+            "",
+            f"## `{kind.name}`",
+            "",
+            f"{kind.doc} Emitted by the `{kind.role}` logger role.",
+            "",
+        ]
         lines += ["| field | type | meaning |", "|---|---|---|"]
         lines += [f"| `{f.name}` | `{f.sql}` | {f.doc} |" for f in kind.fields]
     return "\n".join(lines) + "\n"

@@ -100,13 +100,19 @@ def generation_stats(
     if token_lengths:
         out["mean_length_tokens"] = sum(token_lengths) / len(token_lengths)
         if max_tokens:
-            out["truncation_rate"] = sum(n >= max_tokens for n in token_lengths) / len(token_lengths)
+            out["truncation_rate"] = sum(n >= max_tokens for n in token_lengths) / len(
+                token_lengths
+            )
     return out
 
 
 def summarize(values: Iterable[Any]) -> dict[str, float | int | None]:
     """mean, std (sample, n-1, as torch.std), min, max and count of the finite values."""
-    finite = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
+    finite = [
+        float(v)
+        for v in values
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    ]
     n = len(finite)
     if n == 0:
         return {"mean": None, "std": None, "min": None, "max": None, "count": 0}

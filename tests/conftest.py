@@ -14,7 +14,14 @@ from gemmalog._pipeline import running
 
 @pytest.fixture(autouse=True)
 def _no_leftover_pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ("GEMMALOG_ROOT", "GEMMALOG_RUN_NAME", "GEMMALOG_LEVEL", "GEMMALOG_RUN_ID", "RANK", "WORLD_SIZE"):
+    for var in (
+        "GEMMALOG_ROOT",
+        "GEMMALOG_RUN_NAME",
+        "GEMMALOG_LEVEL",
+        "GEMMALOG_RUN_ID",
+        "RANK",
+        "WORLD_SIZE",
+    ):
         monkeypatch.delenv(var, raising=False)
     gemmalog.clear_context()
     yield

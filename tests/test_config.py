@@ -21,7 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def read_events(run_dir: Path) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for shard in sorted(run_dir.glob("events.*.jsonl")) for line in shard.read_bytes().splitlines()]
+    return [
+        orjson.loads(line)
+        for shard in sorted(run_dir.glob("events.*.jsonl"))
+        for line in shard.read_bytes().splitlines()
+    ]
+
+
 CONFIGS = REPO / "configs"
 
 # The configuration block of seed-logging-integration-plan.md (Phase 1), character for character
@@ -131,7 +137,9 @@ def test_seed_block_in_the_plan_is_unchanged() -> None:
     plan = Path("/work/shared/seed-logging-integration-plan.md")
     if not plan.exists():
         pytest.skip("the seed plan is not beside this checkout")
-    block = re.search(r"```yaml\n(# src/logging/config/gemma_logging_config\.yaml.*?)```", plan.read_text(), re.S)
+    block = re.search(
+        r"```yaml\n(# src/logging/config/gemma_logging_config\.yaml.*?)```", plan.read_text(), re.S
+    )
     assert block is not None
     assert block.group(1) == SEED_YAML
 
@@ -147,9 +155,17 @@ def test_seed_configuration_as_written(seed_file: Path) -> None:
         "logging.metrics": ("info", ("file", "tensorboard"), False),
     }
     h = config.handlers
-    assert (h["console"].type, h["console"].level, h["console"].formatter) == ("console", "info", "standard")
+    assert (h["console"].type, h["console"].level, h["console"].formatter) == (
+        "console",
+        "info",
+        "standard",
+    )
     assert h["file"].type == "rotating_file"
-    assert h["file"].options == {"filename": "logs/training.log", "maxBytes": 10485760, "backupCount": 5}
+    assert h["file"].options == {
+        "filename": "logs/training.log",
+        "maxBytes": 10485760,
+        "backupCount": 5,
+    }
     assert h["csv"].type == "csv"
     assert h["csv"].options == {
         "filename": "logs/model_outputs.csv",
@@ -158,14 +174,27 @@ def test_seed_configuration_as_written(seed_file: Path) -> None:
         "flush_interval": 5.0,
     }
     assert h["tensorboard"].type == "tensorboard"
-    assert h["tensorboard"].options == {"log_dir": "logs/tensorboard", "flush_secs": 30, "max_queue": 100}
+    assert h["tensorboard"].options == {
+        "log_dir": "logs/tensorboard",
+        "flush_secs": 30,
+        "max_queue": 100,
+    }
     std = config.formatters["standard"]
-    assert (std.format, std.datefmt, std.json) == ("%(asctime)s - %(name)s - %(levelname)s - %(message)s", "%Y-%m-%d %H:%M:%S", False)
+    assert (std.format, std.datefmt, std.json) == (
+        "%(asctime)s - %(name)s - %(levelname)s - %(message)s",
+        "%Y-%m-%d %H:%M:%S",
+        False,
+    )
     js = config.formatters["json"]
     assert js.json and js.fields == ("timestamp", "level", "name", "message")
     m = config.metrics
     assert (m.logging_frequency, m.validation_frequency, m.sampling_ratio) == (5, 250, 0.1)
-    assert m.enable == {"reward_metrics": True, "generation_metrics": True, "validation_metrics": True, "resource_metrics": True}
+    assert m.enable == {
+        "reward_metrics": True,
+        "generation_metrics": True,
+        "validation_metrics": True,
+        "resource_metrics": True,
+    }
     assert config.role_loggers() == {
         "training": "logging.training",
         "model": "logging.model",
@@ -196,11 +225,15 @@ def test_initialize_builds_every_sink_with_its_options(seed_file: Path, root: Pa
     assert isinstance(tb, TensorBoardSink)
     assert tb.log_dir == run.dir / "logs" / "tensorboard"
     assert tb.flush_secs == 30.0 and tb.sampling_ratio == 0.1
-    assert pipeline.metrics.validation_frequency == 250 and pipeline.metrics.enabled("reward_metrics")
+    assert pipeline.metrics.validation_frequency == 250 and pipeline.metrics.enabled(
+        "reward_metrics"
+    )
     assert pipeline.config.metrics is pipeline.metrics
 
 
-def test_relative_paths_resolve_inside_each_run(seed_file: Path, root: Path, tmp_path: Path) -> None:
+def test_relative_paths_resolve_inside_each_run(
+    seed_file: Path, root: Path, tmp_path: Path
+) -> None:
     first = gemmalog.initialize(seed_file, root=root, run_name="a")
     gemmalog.get_training_logger().info("one")
     gemmalog.shutdown()
@@ -239,7 +272,9 @@ def test_shipped_configs_load_and_run(root: Path, capsys: pytest.CaptureFixture[
 
 
 # -- overrides ----------------------------------------------------------------------------------
-def test_environment_overrides(seed_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_overrides(
+    seed_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env_root = tmp_path / "env-root"
     monkeypatch.setenv("GEMMALOG_ROOT", str(env_root))
     monkeypatch.setenv("GEMMALOG_RUN_NAME", "from-env")
@@ -251,7 +286,9 @@ def test_environment_overrides(seed_file: Path, tmp_path: Path, monkeypatch: pyt
     assert "debug line" in (run.dir / "logs" / "training.log").read_text()
 
 
-def test_keyword_overrides_win_over_environment(seed_file: Path, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keyword_overrides_win_over_environment(
+    seed_file: Path, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GEMMALOG_ROOT", str(tmp_path / "env-root"))
     monkeypatch.setenv("GEMMALOG_LEVEL", "DEBUG")
     run = gemmalog.initialize(seed_file, root=str(root), run_name="kw", level="WARNING")
@@ -264,15 +301,22 @@ def test_keyword_overrides_win_over_environment(seed_file: Path, root: Path, tmp
     assert not (tmp_path / "env-root").exists()
 
 
-def test_bad_environment_level_names_the_variable(seed_file: Path, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_environment_level_names_the_variable(
+    seed_file: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GEMMALOG_LEVEL", "LOUD")
-    with pytest.raises(ConfigError, match=r"environment: GEMMALOG_LEVEL: unknown level 'LOUD'; allowed: DEBUG, INFO"):
+    with pytest.raises(
+        ConfigError,
+        match=r"environment: GEMMALOG_LEVEL: unknown level 'LOUD'; allowed: DEBUG, INFO",
+    ):
         gemmalog.initialize(seed_file, root=root)
     assert list(root.iterdir()) == []
 
 
 def test_level_spellings_accepted() -> None:
-    config = parse({"loggers": {"a": {"level": "warn"}, "b": {"level": 40}, "c": {"level": "Debug"}}})
+    config = parse(
+        {"loggers": {"a": {"level": "warn"}, "b": {"level": 40}, "c": {"level": "Debug"}}}
+    )
     assert [config.loggers[n].level for n in "abc"] == ["warning", "error", "debug"]
 
 
@@ -367,7 +411,10 @@ BAD = {
         r"bad\.yaml: handler: unknown section; allowed: disable_existing_loggers, filters, formatters, gemmalog",
     ),
     "wrong version": ("version: 2\n", r"bad\.yaml: version: must be 1, got 2"),
-    "not a mapping": ("- a\n- b\n", r"bad\.yaml: \(top level\): must be a mapping of sections, got list"),
+    "not a mapping": (
+        "- a\n- b\n",
+        r"bad\.yaml: \(top level\): must be a mapping of sections, got list",
+    ),
     "bad gemmalog setting": (
         "gemmalog:\n  backpressure: maybe\n",
         r"gemmalog\.backpressure: must be block or drop",
@@ -401,8 +448,14 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        ("version: 1\nhandlers:\n  console:\n    class: [unclosed\n", r"bad\.yaml:5:1: malformed YAML: expected ',' or ']'"),
-        ("version: 1\nloggers:\n\tlogging.training: {}\n", r"bad\.yaml:3:1: malformed YAML: found character '\\t' that cannot start any token"),
+        (
+            "version: 1\nhandlers:\n  console:\n    class: [unclosed\n",
+            r"bad\.yaml:5:1: malformed YAML: expected ',' or ']'",
+        ),
+        (
+            "version: 1\nloggers:\n\tlogging.training: {}\n",
+            r"bad\.yaml:3:1: malformed YAML: found character '\\t' that cannot start any token",
+        ),
         ("root:\n  level: INFO\n handlers: [console]\n", r"bad\.yaml:3:2: malformed YAML"),
     ],
 )
@@ -429,7 +482,9 @@ def test_bad_file_stops_initialize_before_anything_starts(tmp_path: Path, root: 
 
 def test_docs_examples_are_valid_configurations() -> None:
     doc = (REPO / "docs" / "configuration.md").read_text()
-    examples = [b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if b.startswith("version: 1")]
+    examples = [
+        b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if b.startswith("version: 1")
+    ]
     assert len(examples) == 4  # the seed's, minimal, high-frequency debugging, multi-GPU
     for block in examples:
         parse(yaml.safe_load(block), "docs/configuration.md")

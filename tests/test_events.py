@@ -10,7 +10,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 
 
 def test_docs_are_generated_from_the_declarations() -> None:
-    assert DOCS.read_text(encoding="utf-8") == events.markdown(), "run: python -c \"import gemmalog.events as e; open('docs/events.md','w').write(e.markdown())\""
+    assert DOCS.read_text(encoding="utf-8") == events.markdown(), (
+        "run: python -c \"import gemmalog.events as e; open('docs/events.md','w').write(e.markdown())\""
+    )
 
 
 def test_a_field_name_has_one_type_everywhere() -> None:
@@ -21,10 +23,28 @@ def test_a_field_name_has_one_type_everywhere() -> None:
 
 
 def test_required_kinds_are_declared() -> None:
-    required = {"log", "run_start", "run_end", "metrics", "model_output", "reward", "reward_summary", "generation_metrics", "system"}
+    required = {
+        "log",
+        "run_start",
+        "run_end",
+        "metrics",
+        "model_output",
+        "reward",
+        "reward_summary",
+        "generation_metrics",
+        "system",
+    }
     assert required <= set(events.KINDS)
     output = events.KINDS["model_output"].field_names
-    assert {"question", "true_answer", "model_output", "reasoning", "answer", "rewards", "correct"} <= set(output)
+    assert {
+        "question",
+        "true_answer",
+        "model_output",
+        "reasoning",
+        "answer",
+        "rewards",
+        "correct",
+    } <= set(output)
 
 
 def test_json_schema_covers_every_kind() -> None:

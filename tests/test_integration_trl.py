@@ -54,11 +54,26 @@ class Recorder:
         return inner
 
 
-def _train(tmp: Path, monkeypatch: pytest.MonkeyPatch, name: str, **overrides: Any) -> tuple[Any, gemmalog.Run, Recorder]:
+def _train(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch, name: str, **overrides: Any
+) -> tuple[Any, gemmalog.Run, Recorder]:
     recorder = Recorder()
-    monkeypatch.setattr(reward_functions, "REWARD_FUNCTIONS", [recorder.wrap(f) for f in reward_functions.REWARD_FUNCTIONS])
+    monkeypatch.setattr(
+        reward_functions,
+        "REWARD_FUNCTIONS",
+        [recorder.wrap(f) for f in reward_functions.REWARD_FUNCTIONS],
+    )
     args = train_grpo_gemma.build_arg_parser().parse_args(
-        ["--root", str(tmp / "runs"), "--run-name", name, "--steps", str(STEPS), "--dataset-size", "32"]
+        [
+            "--root",
+            str(tmp / "runs"),
+            "--run-name",
+            name,
+            "--steps",
+            str(STEPS),
+            "--dataset-size",
+            "32",
+        ]
     )
     for key, value in overrides.items():
         setattr(args, key, value)
@@ -67,12 +82,16 @@ def _train(tmp: Path, monkeypatch: pytest.MonkeyPatch, name: str, **overrides: A
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, gemmalog.Run, Recorder, Path]]:
+def trained(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Any, gemmalog.Run, Recorder, Path]]:
     tmp = tmp_path_factory.mktemp("grpo")
     tb_dir = tmp / "hf_tensorboard"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TENSORBOARD_LOGGING_DIR", str(tb_dir))
-        trainer, run, recorder = _train(tmp, mp, "main", eval_steps=EVAL_EVERY, report_to="tensorboard")
+        trainer, run, recorder = _train(
+            tmp, mp, "main", eval_steps=EVAL_EVERY, report_to="tensorboard"
+        )
     yield trainer, run, recorder, tb_dir
 
 
@@ -85,7 +104,9 @@ def _equal(a: float, b: float) -> bool:
 def test_metrics_view_equals_log_history(trained: Any) -> None:
     trainer, run, _, _ = trained
     con = gemmalog.connect(run.dir)
-    rows = con.sql("SELECT phase, step, name, value FROM metrics WHERE phase IN ('train', 'eval')").fetchall()
+    rows = con.sql(
+        "SELECT phase, step, name, value FROM metrics WHERE phase IN ('train', 'eval')"
+    ).fetchall()
     logged = {(phase, step, name): value for phase, step, name, value in rows}
     checked = 0
     for entry in trainer.state.log_history:
@@ -99,7 +120,14 @@ def test_metrics_view_equals_log_history(trained: Any) -> None:
             checked += 1
     assert checked > 100
     train_keys = {k for e in trainer.state.log_history for k in e if not k.startswith("eval_")}
-    assert {"loss", "grad_norm", "reward", "reward_std", "rewards/correctness_reward_func/mean", "train_runtime"} <= train_keys
+    assert {
+        "loss",
+        "grad_norm",
+        "reward",
+        "reward_std",
+        "rewards/correctness_reward_func/mean",
+        "train_runtime",
+    } <= train_keys
 
 
 def test_every_completion_is_logged_per_phase(trained: Any) -> None:
@@ -112,7 +140,9 @@ def test_every_completion_is_logged_per_phase(trained: Any) -> None:
     assert per_phase["eval"] == (STEPS // EVAL_EVERY) * EVAL_PROMPTS * GENERATIONS
     train_steps = sorted({e["step"] for e in outputs if e["phase"] == "train"})
     assert train_steps == list(range(1, STEPS + 1))
-    assert sorted({e["step"] for e in outputs if e["phase"] == "eval"}) == list(range(EVAL_EVERY, STEPS + 1, EVAL_EVERY))
+    assert sorted({e["step"] for e in outputs if e["phase"] == "eval"}) == list(
+        range(EVAL_EVERY, STEPS + 1, EVAL_EVERY)
+    )
     names = {f.__name__ for f in reward_functions.REWARD_FUNCTIONS}
     for e in outputs:
         assert set(e["rewards"]) == names
@@ -141,7 +171,10 @@ def test_reward_means_equal_trl(trained: Any) -> None:
         rows = [e for e in outputs if e["phase"] == "train" and e["step"] == step]
         for func in reward_functions.REWARD_FUNCTIONS:
             mean = sum(e["rewards"][func.__name__] for e in rows) / len(rows)
-            assert mean == pytest.approx(entry[f"rewards/{func.__name__}/mean"], abs=1e-6), (step, func.__name__)
+            assert mean == pytest.approx(entry[f"rewards/{func.__name__}/mean"], abs=1e-6), (
+                step,
+                func.__name__,
+            )
         total = sum(e["total_reward"] for e in rows) / len(rows)
         assert total == pytest.approx(entry["reward"], abs=1e-5)
     eval_entries = [e for e in trainer.state.log_history if "eval_reward" in e]
@@ -163,11 +196,17 @@ def test_accuracy_is_exact(trained: Any) -> None:
     assert end["final_stats"]["total_answers"] == len(outputs)
     assert end["final_stats"]["accuracy"] == pytest.approx(100.0 * correct / len(outputs))
     assert end["final_stats"]["training_complete"] is True
-    progress = [e for e in events_of(run.dir, "metrics") if e["phase"] == "progress" and "accuracy" in e["metrics"]]
+    progress = [
+        e
+        for e in events_of(run.dir, "metrics")
+        if e["phase"] == "progress" and "accuracy" in e["metrics"]
+    ]
     assert [p["step"] for p in progress] == list(range(1, STEPS + 1))
     assert progress[-1]["metrics"]["correct_answers"] == correct
     con = gemmalog.connect(run.dir)
-    view = con.execute("SELECT sum(correct), sum(total) FROM accuracy WHERE phase = 'train'").fetchone()
+    view = con.execute(
+        "SELECT sum(correct), sum(total) FROM accuracy WHERE phase = 'train'"
+    ).fetchone()
     assert view == (correct, len(outputs))
 
 
@@ -183,11 +222,19 @@ def test_run_start_and_resources(trained: Any) -> None:
     assert "tiny-gemma" in info["model_name"]
     system = events_of(run.dir, "system")
     assert system and all(e["cpu_rss_mb"] > 0 for e in system)
-    assert sorted(e["step"] for e in system if e.get("step")) == [2, 4, STEPS]  # logging_frequency 2, + final
+    assert sorted(e["step"] for e in system if e.get("step")) == [
+        2,
+        4,
+        STEPS,
+    ]  # logging_frequency 2, + final
     gen = [e for e in events_of(run.dir, "generation_metrics") if e["phase"] == "train"]
     assert [e["step"] for e in gen] == [2, 4]
     for e in gen:
-        texts = [o["model_output"] for o in events_of(run.dir, "model_output") if o["phase"] == "train" and o["step"] == e["step"]]
+        texts = [
+            o["model_output"]
+            for o in events_of(run.dir, "model_output")
+            if o["phase"] == "train" and o["step"] == e["step"]
+        ]
         assert e["count"] == len(texts) == BATCH
         assert e["mean_length_chars"] == pytest.approx(sum(map(len, texts)) / len(texts))
         assert 0 <= e["format_adherence"] <= 1 and e["truncation_rate"] is not None

@@ -35,13 +35,24 @@ def test_every_helper_writes_one_typed_line(root: Path) -> None:
     )
     gemmalog.log_reward(reward_name="correctness", values=[2.0, 0.0], samples=["s0", "s1"], step=1)
     gemmalog.log_reward_metrics(1, {"correctness": [2.0, 0.0, 2.0]})
-    gemmalog.log_generation_metrics(step=1, generations=["<reasoning>a</reasoning><answer>1</answer>", "no format"])
+    gemmalog.log_generation_metrics(
+        step=1, generations=["<reasoning>a</reasoning><answer>1</answer>", "no format"]
+    )
     gemmalog.log_memory_usage(step=1)
     gemmalog.shutdown()
 
     events = read_events(run.dir)
     kinds = [e["kind"] for e in events]
-    assert kinds == ["run_start", "metrics", "model_output", "reward", "reward_summary", "generation_metrics", "system", "run_end"]
+    assert kinds == [
+        "run_start",
+        "metrics",
+        "model_output",
+        "reward",
+        "reward_summary",
+        "generation_metrics",
+        "system",
+        "run_end",
+    ]
     for event in events:
         assert event["v"] == SCHEMA_VERSION
         assert event["run"] == run.id
@@ -58,12 +69,20 @@ def test_every_helper_writes_one_typed_line(root: Path) -> None:
     assert output["reasoning"] == "2 plus 2"
     assert output["total_reward"] == 2.5
     assert output["correct"] is True
-    assert output["length_chars"] == len("<reasoning>\n2 plus 2\n</reasoning>\n<answer>\n4\n</answer>")
+    assert output["length_chars"] == len(
+        "<reasoning>\n2 plus 2\n</reasoning>\n<answer>\n4\n</answer>"
+    )
     summary = events_of(run.dir, "reward_summary")[0]["stats"]["correctness"]
-    assert summary["count"] == 3 and summary["mean"] == pytest.approx(4 / 3) and summary["max"] == 2.0
+    assert (
+        summary["count"] == 3 and summary["mean"] == pytest.approx(4 / 3) and summary["max"] == 2.0
+    )
     assert summary["std"] == pytest.approx(np.std([2.0, 0.0, 2.0], ddof=1))
     gen = events_of(run.dir, "generation_metrics")[0]
-    assert gen["count"] == 2 and gen["format_adherence"] == 0.5 and gen["answer_extraction_rate"] == 0.5
+    assert (
+        gen["count"] == 2
+        and gen["format_adherence"] == 0.5
+        and gen["answer_extraction_rate"] == 0.5
+    )
     end = events_of(run.dir, "run_end")[0]
     assert end["status"] == "completed" and end["drops"] == 0 and end["events"] == len(events)
 
@@ -77,7 +96,7 @@ def test_envelope_fields_are_declared(root: Path) -> None:
     for event in read_events(run.dir):
         envelope_keys = [k for k in event if k in declared]
         assert envelope_keys[:7] == ["v", "ts", "kind", "logger", "level", "run", "rank"]
-    hello = [e for e in read_events(run.dir) if e.get("event") == "hello"][0]
+    hello = next(e for e in read_events(run.dir) if e.get("event") == "hello")
     assert hello["step"] == 3 and hello["epoch"] == 0.5 and hello["logger"] == "custom"
 
 
@@ -105,13 +124,26 @@ def test_flush_makes_events_readable_without_shutdown(root: Path) -> None:
 def test_non_finite_floats_stay_recognizable(root: Path) -> None:
     run = gemmalog.initialize(root=str(root))
     gemmalog.log_training_progress(
-        step=1, metrics={"nan": math.nan, "inf": math.inf, "ninf": -math.inf, "np_nan": np.float32("nan"), "ok": 1.5}
+        step=1,
+        metrics={
+            "nan": math.nan,
+            "inf": math.inf,
+            "ninf": -math.inf,
+            "np_nan": np.float32("nan"),
+            "ok": 1.5,
+        },
     )
     gemmalog.get_logger("x").info("top level", value=math.nan, nested={"deep": [math.inf]})
     gemmalog.shutdown()
     metrics = events_of(run.dir, "metrics")[0]["metrics"]
-    assert metrics == {"nan": "NaN", "inf": "Infinity", "ninf": "-Infinity", "np_nan": "NaN", "ok": 1.5}
-    line = [e for e in read_events(run.dir) if e.get("event") == "top level"][0]
+    assert metrics == {
+        "nan": "NaN",
+        "inf": "Infinity",
+        "ninf": "-Infinity",
+        "np_nan": "NaN",
+        "ok": 1.5,
+    }
+    line = next(e for e in read_events(run.dir) if e.get("event") == "top level")
     assert line["value"] == "NaN" and line["nested"] == {"deep": ["Infinity"]}
     # the raw text has no null where a number was logged
     raw = b"".join(p.read_bytes() for p in run.dir.glob("events.*.jsonl"))
@@ -157,11 +189,21 @@ def test_odd_values_are_sanitized(root: Path) -> None:
         none=None,
     )
     gemmalog.shutdown()
-    e = [x for x in read_events(run.dir) if x.get("event") == "odd"][0]
-    assert e["np_int"] == 3 and e["np_float"] == 2.5 and e["np_array"] == [0, 1, 2] and e["np_bool"] is True
+    e = next(x for x in read_events(run.dir) if x.get("event") == "odd")
+    assert (
+        e["np_int"] == 3
+        and e["np_float"] == 2.5
+        and e["np_array"] == [0, 1, 2]
+        and e["np_bool"] is True
+    )
     assert e["t_scalar"] == 1.5 and e["t_vector"] == [1, 2] and e["t_bf16"] == [0.5]
     assert e["path"] == "/tmp/x" and e["when"] == "2026-01-02T03:04:05" and e["ident"] == str(ident)
-    assert e["color"] == "RED" and e["data"] == "\\xffbytes" and e["tags"] == ["a", "b"] and e["tup"] == [1, 2]
+    assert (
+        e["color"] == "RED"
+        and e["data"] == "\\xffbytes"
+        and e["tags"] == ["a", "b"]
+        and e["tup"] == [1, 2]
+    )
     assert e["nested"] == {"1": "int key", "k": {"deep": 0.25}}
     assert e["huge"] == str(2**80)
     assert e["cyclic"][0] == 1 and e["cyclic"][1].startswith("<unserializable list: cycle")
@@ -194,22 +236,28 @@ def test_secrets_reach_no_file(root: Path) -> None:
     run = gemmalog.initialize(root=str(root))
     log = gemmalog.get_training_logger()
     log.info(f"logging in with {SECRETS['hf']}", api_key=SECRETS["openai"])
-    log.info("env", env={"WANDB_API_KEY": SECRETS["wandb"], "HOME": "/root"}, hub_token=SECRETS["hf"])
-    log.info(f"curl -H 'Authorization: Bearer {SECRETS['bearer']}' https://user:{SECRETS['password']}@example.com")
+    log.info(
+        "env", env={"WANDB_API_KEY": SECRETS["wandb"], "HOME": "/root"}, hub_token=SECRETS["hf"]
+    )
+    log.info(
+        f"curl -H 'Authorization: Bearer {SECRETS['bearer']}' https://user:{SECRETS['password']}@example.com"
+    )
     log.info("aws", note=f"aws_access_key_id={SECRETS['aws']}", password=SECRETS["password"])
     try:
         raise RuntimeError(f"token rejected: {SECRETS['hf']}")
     except RuntimeError:
         log.exception("request failed")
     logging.getLogger("transformers.hub").warning("using token %s", SECRETS["hf"])
-    gemmalog.log_model_output(question="q", true_answer="a", model_output=f"my key is WANDB_API_KEY={SECRETS['wandb']}")
+    gemmalog.log_model_output(
+        question="q", true_answer="a", model_output=f"my key is WANDB_API_KEY={SECRETS['wandb']}"
+    )
     gemmalog.shutdown()
     everything = b"".join(p.read_bytes() for p in run.dir.rglob("*") if p.is_file())
     for name, secret in SECRETS.items():
         assert secret.encode() not in everything, name
     assert b"[REDACTED]" in everything
     events = read_events(run.dir)
-    env = [e for e in events if e.get("event") == "env"][0]
+    env = next(e for e in events if e.get("event") == "env")
     assert env["env"]["HOME"] == "/root" and env["env"]["WANDB_API_KEY"] == "[REDACTED]"
     # ordinary keys that merely contain "token" are not redacted
     gemmalog.initialize(root=str(root), run_name="tokens")
@@ -217,7 +265,7 @@ def test_secrets_reach_no_file(root: Path) -> None:
     gemmalog.get_logger("t").info("tok", pad_token="<pad>", max_tokens=32)
     run2 = running().run  # type: ignore[union-attr]
     gemmalog.shutdown()
-    tok = [e for e in read_events(run2.dir) if e.get("event") == "tok"][0]
+    tok = next(e for e in read_events(run2.dir) if e.get("event") == "tok")
     assert tok["pad_token"] == "<pad>" and tok["max_tokens"] == 32
     assert events_of(run2.dir, "metrics")[0]["metrics"] == {"num_tokens": 128.0}
 
@@ -226,11 +274,16 @@ def test_redaction_can_be_turned_off(root: Path) -> None:
     run = gemmalog.initialize(root=str(root), redact=False)
     gemmalog.get_logger("x").info("raw", api_key="abcdef123456")
     gemmalog.shutdown()
-    assert [e for e in read_events(run.dir) if e.get("event") == "raw"][0]["api_key"] == "abcdef123456"
+    assert (
+        next(e for e in read_events(run.dir) if e.get("event") == "raw")["api_key"]
+        == "abcdef123456"
+    )
 
 
 def test_drop_policy_counts_what_it_drops(root: Path) -> None:
-    run = gemmalog.initialize(root=str(root), backpressure="drop", queue_size=10, flush_interval=5.0)
+    run = gemmalog.initialize(
+        root=str(root), backpressure="drop", queue_size=10, flush_interval=5.0
+    )
     pipeline = running()
     assert pipeline is not None
     # Hold the listener so the queue fills: the producer must drop, and count.
@@ -308,7 +361,10 @@ def test_exceptions_are_formatted(root: Path) -> None:
     log.error("explicit", exc_info=KeyError("k"))
     gemmalog.shutdown()
     events = {e["event"]: e for e in events_of(run.dir, "log")}
-    assert events["it failed"]["level"] == "error" and "ValueError: bad value" in events["it failed"]["exc"]
+    assert (
+        events["it failed"]["level"] == "error"
+        and "ValueError: bad value" in events["it failed"]["exc"]
+    )
     assert events["it failed"]["step"] == 3
     assert "KeyError" in events["explicit"]["exc"]
 
@@ -322,7 +378,11 @@ def test_levels_filter_before_the_queue(root: Path) -> None:
     log.error("e")
     log.log(logging.CRITICAL, "c %s", "formatted")
     gemmalog.shutdown()
-    assert [e["event"] for e in events_of(run.dir, "log") if e["logger"] == "lv"] == ["w", "e", "c formatted"]
+    assert [e["event"] for e in events_of(run.dir, "log") if e["logger"] == "lv"] == [
+        "w",
+        "e",
+        "c formatted",
+    ]
 
 
 def test_bind_contexts(root: Path) -> None:
@@ -369,7 +429,9 @@ def test_run_manifest(root: Path) -> None:
     assert m["config"]["settings"]["root"] == str(root)
 
 
-def test_logging_after_shutdown_starts_a_default_run(root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_logging_after_shutdown_starts_a_default_run(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("GEMMALOG_ROOT", str(root))
     gemmalog.get_logger("late").info("nobody initialized")
     pipeline = running()
@@ -381,7 +443,9 @@ def test_logging_after_shutdown_starts_a_default_run(root: Path, monkeypatch: py
 
 def test_import_is_light() -> None:
     code = "import sys, gemmalog; print(sorted(m for m in ('torch', 'transformers', 'trl', 'duckdb', 'tensorboard') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 

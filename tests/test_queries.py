@@ -413,5 +413,7 @@ def test_import_gemmalog_does_not_import_duckdb() -> None:
     import sys
 
     code = "import sys, gemmalog; print('duckdb' in sys.modules, callable(gemmalog.connect))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.split() == ["False", "True"]

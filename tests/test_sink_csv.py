@@ -32,7 +32,7 @@ HOSTILE = [
 ]
 
 FORMULAS = {
-    "=HYPERLINK(\"http://evil\",\"x\")": "'=HYPERLINK(\"http://evil\",\"x\")",
+    '=HYPERLINK("http://evil","x")': '\'=HYPERLINK("http://evil","x")',
     "+1+cmd|' /C calc'!A0": "'+1+cmd|' /C calc'!A0",
     "-2+3": "'-2+3",
     "@SUM(1,2)": "'@SUM(1,2)",
@@ -97,7 +97,17 @@ def test_seed_columns_one_row_per_output(tmp_path: Path, root: Path) -> None:
     gemmalog.get_training_logger().info("not a model output")
     gemmalog.shutdown()
     rows = read_rows(run.dir / "logs" / "model_outputs.csv")
-    assert rows[0] == ["timestamp", "question", "answer", "llm_reasoning", "llm_answer", "step", "correct", "reward_correctness", "reward_format"]
+    assert rows[0] == [
+        "timestamp",
+        "question",
+        "answer",
+        "llm_reasoning",
+        "llm_answer",
+        "step",
+        "correct",
+        "reward_correctness",
+        "reward_format",
+    ]
     assert len(rows) == 6
     assert rows[3][1:] == ["What is 2+2?", "4", "add 2 twice", "4", "1", "true", "2.0", "-0.5"]
     assert rows[1][0].endswith("+00:00") and rows[1][0][:4].isdigit()
@@ -109,23 +119,72 @@ def test_seed_columns_one_row_per_output(tmp_path: Path, root: Path) -> None:
     assert frame["reward_format"].tolist() == [-0.5] * 5
     assert frame["correct"].tolist() == [True] * 5
     assert pd.to_datetime(frame["timestamp"]).dt.tz is not None
-    assert (run.dir / "logs" / "model_outputs.csv").read_bytes() == rebuilt(run.dir, columns=rows[0][:5])
+    assert (run.dir / "logs" / "model_outputs.csv").read_bytes() == rebuilt(
+        run.dir, columns=rows[0][:5]
+    )
 
 
 def test_every_known_column(tmp_path: Path, root: Path) -> None:
-    columns = ["step", "phase", "sample", "prompt", "question", "true_answer", "model_output", "total_reward", "length_chars", "length_tokens", "correct", "rank"]
+    columns = [
+        "step",
+        "phase",
+        "sample",
+        "prompt",
+        "question",
+        "true_answer",
+        "model_output",
+        "total_reward",
+        "length_chars",
+        "length_tokens",
+        "correct",
+        "rank",
+    ]
     run = gemmalog.initialize(seed_config(tmp_path, columns=columns), root=root)
-    gemmalog.log_model_output("q", "7", "<answer>7</answer>", step=3, sample=1, prompt="P: q", rewards={"r": 1.5}, length_tokens=4, correct=False, phase="eval")
+    gemmalog.log_model_output(
+        "q",
+        "7",
+        "<answer>7</answer>",
+        step=3,
+        sample=1,
+        prompt="P: q",
+        rewards={"r": 1.5},
+        length_tokens=4,
+        correct=False,
+        phase="eval",
+    )
     gemmalog.shutdown()
     rows = read_rows(run.dir / "logs" / "model_outputs.csv")
-    assert rows == [[*columns, "reward_r"], ["3", "eval", "1", "P: q", "q", "7", "<answer>7</answer>", "1.5", "18", "4", "false", "0", "1.5"]]
+    assert rows == [
+        [*columns, "reward_r"],
+        [
+            "3",
+            "eval",
+            "1",
+            "P: q",
+            "q",
+            "7",
+            "<answer>7</answer>",
+            "1.5",
+            "18",
+            "4",
+            "false",
+            "0",
+            "1.5",
+        ],
+    ]
 
 
 @pytest.mark.parametrize("raw", [False, True])
-def test_hostile_text_round_trips_through_csv_and_pandas(tmp_path: Path, root: Path, raw: bool) -> None:
-    run = gemmalog.initialize(seed_config(tmp_path, raw=raw, columns=["question", "answer", "model_output"]), root=root)
+def test_hostile_text_round_trips_through_csv_and_pandas(
+    tmp_path: Path, root: Path, raw: bool
+) -> None:
+    run = gemmalog.initialize(
+        seed_config(tmp_path, raw=raw, columns=["question", "answer", "model_output"]), root=root
+    )
     for i, text in enumerate(HOSTILE):
-        gemmalog.log_model_output(question=text, true_answer=HOSTILE[-1 - i], model_output=text, step=i)
+        gemmalog.log_model_output(
+            question=text, true_answer=HOSTILE[-1 - i], model_output=text, step=i
+        )
     gemmalog.shutdown()
     path = run.dir / "logs" / "model_outputs.csv"
     rows = read_rows(path)
@@ -135,13 +194,24 @@ def test_hostile_text_round_trips_through_csv_and_pandas(tmp_path: Path, root: P
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert frame["question"].tolist() == HOSTILE
     assert frame["model_output"].tolist() == HOSTILE
-    assert path.read_bytes() == rebuilt(run.dir, columns=["question", "answer", "model_output"], raw=raw)
+    assert path.read_bytes() == rebuilt(
+        run.dir, columns=["question", "answer", "model_output"], raw=raw
+    )
 
 
 def test_formulas_are_neutralized_numbers_stay(tmp_path: Path, root: Path) -> None:
-    run = gemmalog.initialize(seed_config(tmp_path, columns=["question", "llm_answer", "total_reward"]), root=root)
+    run = gemmalog.initialize(
+        seed_config(tmp_path, columns=["question", "llm_answer", "total_reward"]), root=root
+    )
     for text in FORMULAS:
-        gemmalog.log_model_output(question=text, true_answer="1", model_output="x", answer=text, rewards={"neg": -1.0}, step=1)
+        gemmalog.log_model_output(
+            question=text,
+            true_answer="1",
+            model_output="x",
+            answer=text,
+            rewards={"neg": -1.0},
+            step=1,
+        )
     gemmalog.shutdown()
     rows = read_rows(run.dir / "logs" / "model_outputs.csv")[1:]
     assert [r[0] for r in rows] == list(FORMULAS.values())
@@ -150,7 +220,9 @@ def test_formulas_are_neutralized_numbers_stay(tmp_path: Path, root: Path) -> No
     for row in rows:
         assert not row[0].startswith(("=", "+", "@", "\t", "\r")) or row[0] in ("+1.5e3",)
     frame = pd.read_csv(run.dir / "logs" / "model_outputs.csv")
-    assert frame["total_reward"].dtype.kind == "f" and frame["reward_neg"].tolist() == [-1.0] * len(FORMULAS)
+    assert frame["total_reward"].dtype.kind == "f" and frame["reward_neg"].tolist() == [-1.0] * len(
+        FORMULAS
+    )
 
 
 def test_raw_switch_keeps_formulas(tmp_path: Path, root: Path) -> None:
@@ -164,12 +236,20 @@ def test_raw_switch_keeps_formulas(tmp_path: Path, root: Path) -> None:
 def test_reward_function_appearing_halfway(tmp_path: Path, root: Path) -> None:
     run = gemmalog.initialize(seed_config(tmp_path, buffer_size=2), root=root)
     for i in range(3):
-        gemmalog.log_model_output(f"q{i}", "1", "<answer>1</answer>", rewards={"correctness": 2.0}, step=i)
+        gemmalog.log_model_output(
+            f"q{i}", "1", "<answer>1</answer>", rewards={"correctness": 2.0}, step=i
+        )
     gemmalog.flush()  # two rows are on disk before the new function appears
     on_disk = read_rows(run.dir / "logs" / "model_outputs.csv")
     assert len(on_disk) >= 3 and on_disk[0][-1] == "reward_correctness"
     for i in range(3, 6):
-        gemmalog.log_model_output(f"q{i}", "1", "<answer>1</answer>", rewards={"correctness": 0.0, "anti_repetition": -0.25}, step=i)
+        gemmalog.log_model_output(
+            f"q{i}",
+            "1",
+            "<answer>1</answer>",
+            rewards={"correctness": 0.0, "anti_repetition": -0.25},
+            step=i,
+        )
     gemmalog.log_model_output("q6", "1", "<answer>1</answer>", rewards={"topic": 1}, step=6)
     gemmalog.shutdown()
     path = run.dir / "logs" / "model_outputs.csv"
@@ -187,7 +267,9 @@ def test_reward_function_appearing_halfway(tmp_path: Path, root: Path) -> None:
     ]
     frame = pd.read_csv(path)
     assert frame["reward_anti_repetition"].isna().tolist() == [True] * 3 + [False] * 3 + [True]
-    assert path.read_bytes() == rebuilt(run.dir, columns=["timestamp", "question", "answer", "llm_reasoning", "llm_answer"])
+    assert path.read_bytes() == rebuilt(
+        run.dir, columns=["timestamp", "question", "answer", "llm_reasoning", "llm_answer"]
+    )
     assert not path.with_name("model_outputs.csv.tmp").exists()
 
 
@@ -196,14 +278,19 @@ def test_buffer_size_and_flush_interval(tmp_path: Path, root: Path) -> None:
     path = run.dir / "logs" / "model_outputs.csv"
     for i in range(2):
         gemmalog.log_model_output(f"q{i}", "1", "a", step=i)
-    gemmalog.flush()
+    time.sleep(1.2)  # more than one listener tick (flush_interval 0.5 s)
     assert not path.exists()  # two rows wait for a third
     gemmalog.log_model_output("q2", "1", "a", step=2)
-    gemmalog.flush()
-    assert len(read_rows(path)) == 4
+    time.sleep(1.2)
+    assert len(read_rows(path)) == 4  # header + the three rows, without an explicit flush
+    gemmalog.log_model_output("q3", "1", "a", step=3)
+    gemmalog.flush()  # an explicit flush writes what is buffered
+    assert len(read_rows(path)) == 5
     gemmalog.shutdown()
 
-    run = gemmalog.initialize(seed_config(tmp_path, buffer_size=1000, flush_interval=0.2), root=root)
+    run = gemmalog.initialize(
+        seed_config(tmp_path, buffer_size=1000, flush_interval=0.2), root=root
+    )
     path = run.dir / "logs" / "model_outputs.csv"
     gemmalog.log_model_output("q", "1", "a", step=0)
     time.sleep(0.3)
@@ -213,7 +300,9 @@ def test_buffer_size_and_flush_interval(tmp_path: Path, root: Path) -> None:
 
 
 def test_phases_filter_and_values_of_other_types(tmp_path: Path, root: Path) -> None:
-    run = gemmalog.initialize(seed_config(tmp_path, phases=["train"], columns=["phase", "question", "answer"]), root=root)
+    run = gemmalog.initialize(
+        seed_config(tmp_path, phases=["train"], columns=["phase", "question", "answer"]), root=root
+    )
     gemmalog.log_model_output({"text": "=cmd", "n": 1}, 42, "a", step=1)
     gemmalog.log_model_output("eval q", "1", "a", step=1, phase="eval")
     gemmalog.log_model_output(None, float("nan"), "a", step=2, rewards={"r": float("-inf")})
@@ -232,8 +321,12 @@ def test_no_outputs_gives_the_header(tmp_path: Path, root: Path) -> None:
     gemmalog.get_training_logger().info("nothing to see")
     gemmalog.shutdown()
     path = run.dir / "logs" / "model_outputs.csv"
-    assert read_rows(path) == [["timestamp", "question", "answer", "llm_reasoning", "llm_answer", "step", "correct"]]
-    assert path.read_bytes() == rebuilt(run.dir, columns=["timestamp", "question", "answer", "llm_reasoning", "llm_answer"])
+    assert read_rows(path) == [
+        ["timestamp", "question", "answer", "llm_reasoning", "llm_answer", "step", "correct"]
+    ]
+    assert path.read_bytes() == rebuilt(
+        run.dir, columns=["timestamp", "question", "answer", "llm_reasoning", "llm_answer"]
+    )
 
 
 def test_neutralize_rules() -> None:
@@ -249,7 +342,14 @@ def test_property_any_text_round_trips(texts: list[str], raw: bool) -> None:
         path = Path(tmp) / "out.csv"
         sink = CsvSink(path, columns=["question", "model_output"], raw=raw, buffer_size=2)
         events = [
-            {"kind": "model_output", "ts": 1.5, "step": i, "question": t, "model_output": t[::-1], "rewards": {t or "empty": i}}
+            {
+                "kind": "model_output",
+                "ts": 1.5,
+                "step": i,
+                "question": t,
+                "model_output": t[::-1],
+                "rewards": {t or "empty": i},
+            }
             for i, t in enumerate(texts)
         ]
         with sink:

@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 import gemmalog
 from gemmalog._pipeline import running
 from gemmalog.sinks.text import HandlerSink
+from tests.conftest import read_events
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml"
 STEPS = 12
@@ -26,7 +27,13 @@ def events(run_dir: Path) -> list[dict[str, Any]]:
 def session() -> None:
     for step in range(STEPS):
         gemmalog.log_training_progress(step, {"loss": 1.0 / (step + 1)})
-        gemmalog.log_model_output(f"question {step}", str(step), f"<answer>{step}</answer>", step=step, rewards={"correctness": 2.0})
+        gemmalog.log_model_output(
+            f"question {step}",
+            str(step),
+            f"<answer>{step}</answer>",
+            step=step,
+            rewards={"correctness": 2.0},
+        )
         gemmalog.log_reward("correctness", [2.0], step=step)
         gemmalog.get_training_logger().info(f"step {step} done")
         if step % 4 == 3:
@@ -51,7 +58,11 @@ def assert_reported_once(err: str, jsonl: list[dict[str, Any]], sink: str) -> di
 
 def assert_jsonl_complete(jsonl: list[dict[str, Any]]) -> None:
     kinds = [e["kind"] for e in jsonl]
-    assert kinds.count("model_output") == STEPS and kinds.count("metrics") == STEPS and kinds.count("reward") == STEPS
+    assert (
+        kinds.count("model_output") == STEPS
+        and kinds.count("metrics") == STEPS
+        and kinds.count("reward") == STEPS
+    )
     assert kinds[-1] == "run_end" or "run_end" in kinds
 
 
@@ -61,7 +72,9 @@ def tensorboard_steps(run_dir: Path) -> list[int]:
     return [s.step for s in acc.Scalars("train/loss")]
 
 
-def test_csv_sink_that_cannot_write(tmp_path: Path, root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_csv_sink_that_cannot_write(
+    tmp_path: Path, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # The CSV path is a directory: every write fails (as a full disk or a permission error would).
     path = config_with(tmp_path, "    buffer_size: 100", "    buffer_size: 1")
     run = gemmalog.initialize(path, root=root)
@@ -80,7 +93,9 @@ def test_csv_sink_that_cannot_write(tmp_path: Path, root: Path, capsys: pytest.C
     assert not (run.dir / "logs" / "model_outputs.csv.tmp").exists()
 
 
-def test_tensorboard_writer_failing_halfway(tmp_path: Path, root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tensorboard_writer_failing_halfway(
+    tmp_path: Path, root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = config_with(tmp_path, "    buffer_size: 100", "    buffer_size: 1")
     run = gemmalog.initialize(path, root=root)
     pipeline = running()
@@ -131,7 +146,9 @@ def test_text_file_sink_failing(root: Path, capsys: pytest.CaptureFixture[str]) 
         assert len(list(csv.reader(f))) == STEPS + 1
 
 
-def test_sink_raising_inside_write(tmp_path: Path, root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sink_raising_inside_write(
+    tmp_path: Path, root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = gemmalog.initialize(CONFIG, root=root)
     pipeline = running()
     assert pipeline is not None
@@ -148,3 +165,25 @@ def test_sink_raising_inside_write(tmp_path: Path, root: Path, capsys: pytest.Ca
     assert report["error"] == "RuntimeError: bug inside the sink" and "Traceback" in report["exc"]
     assert_jsonl_complete(jsonl)
     assert tensorboard_steps(run.dir) == list(range(STEPS))
+
+
+def test_a_sink_that_cannot_start_is_reported_and_the_run_goes_on(
+    tmp_path: Path, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a directory should be")
+    config = tmp_path / "bad_path.yaml"
+    config.write_text(
+        "version: 1\n"
+        "root: {level: INFO, handlers: [file]}\n"
+        f"handlers:\n  file:\n    class: logging.FileHandler\n    filename: {blocker}/training.log\n"
+    )
+    run = gemmalog.initialize(str(config), root=str(root))
+    gemmalog.get_training_logger().info("still logged")
+    gemmalog.shutdown()
+    assert "sink 'file' could not start" in capsys.readouterr().err
+    events = read_events(run.dir)
+    assert any(e.get("sink") == "file" and "could not start" in e["event"] for e in events)
+    assert any(e.get("event") == "still logged" for e in events)
+    manifest = orjson.loads((run.dir / "run.json").read_bytes())
+    assert "file" in manifest["sink_errors"]

@@ -39,7 +39,9 @@ def start(tmp_path: Path, root: Path, ratio: float = 0.5) -> Path:
 
 
 def accumulate(log_dir: Path) -> ea.EventAccumulator:
-    acc = ea.EventAccumulator(str(log_dir), size_guidance={ea.SCALARS: 0, ea.HISTOGRAMS: 0, ea.TENSORS: 0})
+    acc = ea.EventAccumulator(
+        str(log_dir), size_guidance={ea.SCALARS: 0, ea.HISTOGRAMS: 0, ea.TENSORS: 0}
+    )
     acc.Reload()
     return acc
 
@@ -51,13 +53,35 @@ def scalars(acc: ea.EventAccumulator, tag: str) -> list[tuple[int, float]]:
 def test_metric_scalars_use_transformers_tags(tmp_path: Path, root: Path) -> None:
     log_dir = start(tmp_path, root)
     for step in (1, 2, 3):
-        gemmalog.log_training_progress(step, {"loss": 1.0 / step, "rewards/correctness_reward_func/mean": step * 0.5, "learning_rate": 1e-5})
+        gemmalog.log_training_progress(
+            step,
+            {
+                "loss": 1.0 / step,
+                "rewards/correctness_reward_func/mean": step * 0.5,
+                "learning_rate": 1e-5,
+            },
+        )
     gemmalog.log_training_progress(3, {"loss": 0.75, "accuracy": 0.5}, phase="eval")
-    gemmalog.log_training_progress(4, {"eval_runtime": 2.5, "test_loss": 0.1, "training_complete": True, "note": "text", "bad": float("nan"), "big": float("inf"), "none": None})
+    gemmalog.log_training_progress(
+        4,
+        {
+            "eval_runtime": 2.5,
+            "test_loss": 0.1,
+            "training_complete": True,
+            "note": "text",
+            "bad": float("nan"),
+            "big": float("inf"),
+            "none": None,
+        },
+    )
     gemmalog.shutdown()
     acc = accumulate(log_dir)
     assert scalars(acc, "train/loss") == [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3))]
-    assert scalars(acc, "train/rewards/correctness_reward_func/mean") == [(1, 0.5), (2, 1.0), (3, 1.5)]
+    assert scalars(acc, "train/rewards/correctness_reward_func/mean") == [
+        (1, 0.5),
+        (2, 1.0),
+        (3, 1.5),
+    ]
     assert [s for s, _ in scalars(acc, "train/learning_rate")] == [1, 2, 3]
     assert scalars(acc, "eval/loss") == [(3, 0.75)]
     assert scalars(acc, "eval/accuracy") == [(3, 0.5)]
@@ -72,8 +96,20 @@ def test_metric_scalars_use_transformers_tags(tmp_path: Path, root: Path) -> Non
 
 
 def test_tags_match_transformers_rewrite_logs() -> None:
-    logs = {"loss": 0.1, "eval_loss": 0.2, "test_acc": 1.0, "rewards/fn/mean": 0.3, "completions/mean_length": 12.0}
-    expected = {"loss": "train/loss", "eval_loss": "eval/loss", "test_acc": "test/acc", "rewards/fn/mean": "train/rewards/fn/mean", "completions/mean_length": "train/completions/mean_length"}
+    logs = {
+        "loss": 0.1,
+        "eval_loss": 0.2,
+        "test_acc": 1.0,
+        "rewards/fn/mean": 0.3,
+        "completions/mean_length": 12.0,
+    }
+    expected = {
+        "loss": "train/loss",
+        "eval_loss": "eval/loss",
+        "test_acc": "test/acc",
+        "rewards/fn/mean": "train/rewards/fn/mean",
+        "completions/mean_length": "train/completions/mean_length",
+    }
     assert {k: metric_tag(k, "train") for k in logs} == expected
     assert metric_tag("loss", "eval") == "eval/loss"
 
@@ -81,7 +117,13 @@ def test_tags_match_transformers_rewrite_logs() -> None:
 @pytest.mark.slow
 def test_tags_match_transformers_itself() -> None:
     integration = pytest.importorskip("transformers.integrations.integration_utils")
-    logs = {"loss": 0.1, "eval_loss": 0.2, "test_acc": 1.0, "rewards/fn/mean": 0.3, "grad_norm": 2.0}
+    logs = {
+        "loss": 0.1,
+        "eval_loss": 0.2,
+        "test_acc": 1.0,
+        "rewards/fn/mean": 0.3,
+        "grad_norm": 2.0,
+    }
     assert {metric_tag(k, "train") for k in logs} == set(integration.rewrite_logs(logs))
 
 
@@ -105,7 +147,11 @@ def test_generation_reward_summary_and_system_scalars(tmp_path: Path, root: Path
     assert scalars(acc, "system/tokens_per_second") == [(5, 123.0)]
     [(step, rss)] = scalars(acc, "system/cpu_rss_mb")
     assert step == 5 and rss > 1
-    assert not [t for t in acc.Tags()["scalars"] if t.startswith("system/") and t.split("/")[1] in ("device", "run", "ts", "rank")]
+    assert not [
+        t
+        for t in acc.Tags()["scalars"]
+        if t.startswith("system/") and t.split("/")[1] in ("device", "run", "ts", "rank")
+    ]
 
 
 def test_histograms_of_rewards_and_lengths_per_step(tmp_path: Path, root: Path) -> None:
@@ -122,20 +168,40 @@ def test_histograms_of_rewards_and_lengths_per_step(tmp_path: Path, root: Path) 
     hist = acc.Histograms("reward_values/correctness")
     assert [h.step for h in hist] == [1, 2]
     first = hist[0].histogram_value
-    assert (first.num, first.min, first.max, first.sum, first.sum_squares) == (4, 0.0, 2.0, 6.0, 12.0)
+    assert (first.num, first.min, first.max, first.sum, first.sum_squares) == (
+        4,
+        0.0,
+        2.0,
+        6.0,
+        12.0,
+    )
     assert sum(first.bucket) == 4 and first.bucket_limit[-1] == 2.0
     assert hist[1].histogram_value.num == 1
     assert acc.Histograms("eval_reward_values/format")[0].histogram_value.sum == 0.75
     lengths = acc.Histograms("completion/length_chars")
-    assert [(h.step, h.histogram_value.num, h.histogram_value.min, h.histogram_value.max) for h in lengths] == [(1, 3, 3, 30), (2, 1, 2, 2)]
-    assert [(h.step, h.histogram_value.sum) for h in acc.Histograms("completion/total_reward")] == [(1, 3.0)]
-    assert [(h.step, h.histogram_value.max) for h in acc.Histograms("completion/length_tokens")] == [(2, 7.0)]
+    assert [
+        (h.step, h.histogram_value.num, h.histogram_value.min, h.histogram_value.max)
+        for h in lengths
+    ] == [(1, 3, 3, 30), (2, 1, 2, 2)]
+    assert [(h.step, h.histogram_value.sum) for h in acc.Histograms("completion/total_reward")] == [
+        (1, 3.0)
+    ]
+    assert [
+        (h.step, h.histogram_value.max) for h in acc.Histograms("completion/length_tokens")
+    ] == [(2, 7.0)]
 
 
 def test_text_samples_are_chosen_by_sampling_ratio(tmp_path: Path, root: Path) -> None:
     log_dir = start(tmp_path, root, ratio=0.25)
     for i in range(10):
-        gemmalog.log_model_output(f"question {i} with ``` fence", str(i), f"<answer>{i}</answer>", step=i, rewards={"correctness": 2.0}, correct=True)
+        gemmalog.log_model_output(
+            f"question {i} with ``` fence",
+            str(i),
+            f"<answer>{i}</answer>",
+            step=i,
+            rewards={"correctness": 2.0},
+            correct=True,
+        )
     gemmalog.log_model_output("eval question", "1", "x", step=10, phase="eval")
     gemmalog.shutdown()
     acc = accumulate(log_dir)
@@ -148,10 +214,16 @@ def test_text_samples_are_chosen_by_sampling_ratio(tmp_path: Path, root: Path) -
     assert "samples/eval" not in acc.Tags()["tensors"]  # output 10 was not sampled
 
 
-@pytest.mark.parametrize(("ratio", "count", "chosen"), [(0.0, 20, 0), (1.0, 20, 20), (0.1, 100, 10), (0.3, 10, 3)])
-def test_sampling_is_deterministic_and_proportional(tmp_path: Path, ratio: float, count: int, chosen: int) -> None:
+@pytest.mark.parametrize(
+    ("ratio", "count", "chosen"), [(0.0, 20, 0), (1.0, 20, 20), (0.1, 100, 10), (0.3, 10, 3)]
+)
+def test_sampling_is_deterministic_and_proportional(
+    tmp_path: Path, ratio: float, count: int, chosen: int
+) -> None:
     with TensorBoardSink(tmp_path / "tb", sampling_ratio=ratio, histograms=False) as sink:
-        sink.write([({"kind": "model_output", "step": i, "question": str(i)}, b"") for i in range(count)])
+        sink.write(
+            [({"kind": "model_output", "step": i, "question": str(i)}, b"") for i in range(count)]
+        )
     acc = accumulate(tmp_path / "tb")
     steps = [t.step for t in acc.Tensors("samples/train")] if chosen else []
     assert len(steps) == chosen
@@ -159,12 +231,16 @@ def test_sampling_is_deterministic_and_proportional(tmp_path: Path, ratio: float
 
 
 def test_options_switch_off_histograms_and_text(tmp_path: Path) -> None:
-    with TensorBoardSink(tmp_path / "tb", histograms=False, text_samples=False, sampling_ratio=1.0) as sink:
-        sink.write([
-            ({"kind": "model_output", "step": 1, "length_chars": 3}, b""),
-            ({"kind": "reward", "step": 1, "reward_fn": "f", "values": [1.0]}, b""),
-            ({"kind": "metrics", "step": 1, "metrics": {"loss": 1.0}}, b""),
-        ])
+    with TensorBoardSink(
+        tmp_path / "tb", histograms=False, text_samples=False, sampling_ratio=1.0
+    ) as sink:
+        sink.write(
+            [
+                ({"kind": "model_output", "step": 1, "length_chars": 3}, b""),
+                ({"kind": "reward", "step": 1, "reward_fn": "f", "values": [1.0]}, b""),
+                ({"kind": "metrics", "step": 1, "metrics": {"loss": 1.0}}, b""),
+            ]
+        )
     tags = accumulate(tmp_path / "tb").Tags()
     assert tags["histograms"] == [] and tags["tensors"] == [] and tags["scalars"] == ["train/loss"]
 
@@ -174,10 +250,20 @@ def test_bad_values_never_raise_and_steps_carry_over(tmp_path: Path) -> None:
         {"kind": "metrics", "step": 7, "metrics": {"loss": 1.0}},
         {"kind": "metrics", "metrics": {"loss": 2.0}},  # no step: the last one seen
         {"kind": "metrics", "step": "x", "metrics": "not a mapping"},
-        {"kind": "reward_summary", "step": 8, "stats": {"f": "odd", "g": {"mean": None, "count": 0}}},
+        {
+            "kind": "reward_summary",
+            "step": 8,
+            "stats": {"f": "odd", "g": {"mean": None, "count": 0}},
+        },
         {"kind": "reward", "step": 8, "reward_fn": "f", "values": ["a", None, "NaN", 1]},
         {"kind": "reward", "step": 8, "reward_fn": "g", "values": "nope"},
-        {"kind": "model_output", "step": 8, "question": None, "rewards": [1, 2], "length_chars": "long"},
+        {
+            "kind": "model_output",
+            "step": 8,
+            "question": None,
+            "rewards": [1, 2],
+            "length_chars": "long",
+        },
         {"kind": "generation_metrics", "step": 8, "count": 2, "weird": [1]},
         {"kind": "unknown_kind", "step": 9},
         {"no kind": True},
@@ -203,17 +289,23 @@ def test_histogram_proto_buckets() -> None:
     assert list(single.bucket) == [2.0] and list(single.bucket_limit) == [3.0]
 
 
-def test_seed_config_writes_tensorboard_without_torch_or_tensorflow(tmp_path: Path, root: Path) -> None:
+def test_seed_config_writes_tensorboard_without_torch_or_tensorflow(
+    tmp_path: Path, root: Path
+) -> None:
     config = Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml"
     run = gemmalog.initialize(config, root=root)
     pipeline = running()
     assert pipeline is not None
     sink = pipeline.router.sinks["tensorboard"]
-    assert isinstance(sink, TensorBoardSink) and sink.writer._async_writer._byte_queue.maxsize == 100
+    assert (
+        isinstance(sink, TensorBoardSink) and sink.writer._async_writer._byte_queue.maxsize == 100
+    )
     gemmalog.log_training_progress(1, {"loss": 0.5})
     gemmalog.log_reward("correctness", [1.0, 0.0], step=1)
     gemmalog.log_model_output("q", "1", "<answer>1</answer>", step=1)
-    gemmalog.get_system_logger().info("system events are not routed to tensorboard in the seed file")
+    gemmalog.get_system_logger().info(
+        "system events are not routed to tensorboard in the seed file"
+    )
     gemmalog.shutdown()
     acc = accumulate(run.dir / "logs" / "tensorboard")
     assert scalars(acc, "train/loss") == [(1, 0.5)]

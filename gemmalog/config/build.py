@@ -71,7 +71,9 @@ def build_sink(config: Config, spec: HandlerConfig, run_dir: Path) -> Sink | Non
         path = per_rank(resolve(run_dir, opts["filename"]), distributed_env()[0])
         path.parent.mkdir(parents=True, exist_ok=True)
         if spec.type == "file":
-            handler = logging.FileHandler(path, mode=opts.get("mode", "a"), encoding=opts.get("encoding", "utf-8"))
+            handler = logging.FileHandler(
+                path, mode=opts.get("mode", "a"), encoding=opts.get("encoding", "utf-8")
+            )
         else:
             handler = logging.handlers.RotatingFileHandler(
                 path,

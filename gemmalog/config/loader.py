@@ -46,7 +46,6 @@ class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the file, key and fix."""
 
 
-
 class _Problems:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -80,7 +79,13 @@ def _level(value: Any, path: str, problems: _Problems) -> str:
     return "info"
 
 
-def _check_options(section: Mapping[str, Any], table: dict[str, tuple[Checker, str]], path: str, problems: _Problems, skip: set[str] = set()) -> dict[str, Any]:  # noqa: B006
+def _check_options(
+    section: Mapping[str, Any],
+    table: dict[str, tuple[Checker, str]],
+    path: str,
+    problems: _Problems,
+    skip: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in section.items():
         if key in skip:
@@ -142,7 +147,10 @@ def parse(data: Any, source: str = "<config>") -> Config:
             continue
         datefmt = spec.get("datefmt")
         if datefmt is not None and not isinstance(datefmt, str):
-            problems.add(f"{path}.datefmt", f"must be a strftime format such as '%Y-%m-%d %H:%M:%S', got {datefmt!r}")
+            problems.add(
+                f"{path}.datefmt",
+                f"must be a strftime format such as '%Y-%m-%d %H:%M:%S', got {datefmt!r}",
+            )
             continue
         if fmt.strip().lower() != "json":
             error = _format_error(fmt, datefmt)
@@ -171,21 +179,32 @@ def parse(data: Any, source: str = "<config>") -> Config:
         if kind is None:
             allowed = ", ".join(k for k in HANDLER_CLASSES if "." in k)
             short = ", ".join(k for k in HANDLER_CLASSES if "." not in k)
-            problems.add(f"{path}.class", f"unknown handler class {cls!r}; allowed: {allowed} (or the short names {short})")
+            problems.add(
+                f"{path}.class",
+                f"unknown handler class {cls!r}; allowed: {allowed} (or the short names {short})",
+            )
             continue
         options = _check_options(spec, OPTIONS[kind], path, problems, skip=COMMON)
         for column in options.get("columns", []) if kind == "csv" else []:
             if column not in COLUMN_FIELDS:
                 allowed = ", ".join(COLUMN_FIELDS)
-                problems.add(f"{path}.columns", f"unknown column {column!r}; allowed: {allowed} (reward_<fn> columns are added by themselves)")
+                problems.add(
+                    f"{path}.columns",
+                    f"unknown column {column!r}; allowed: {allowed} (reward_<fn> columns are added by themselves)",
+                )
         for required in REQUIRED.get(kind, ()):
             if required not in spec:
                 problems.add(f"{path}.{required}", f"missing; a {cls} handler needs '{required}'")
         formatter = spec.get("formatter")
         if formatter is not None and formatter not in formatters:
-            problems.add(f"{path}.formatter", f"names unknown formatter {formatter!r}; defined: {', '.join(map(str, formatters)) or 'none'}")
+            problems.add(
+                f"{path}.formatter",
+                f"names unknown formatter {formatter!r}; defined: {', '.join(map(str, formatters)) or 'none'}",
+            )
         level = _level(spec.get("level", "NOTSET"), f"{path}.level", problems)
-        config.handlers[str(name)] = HandlerConfig(str(name), kind, level, formatter, options, class_name=str(cls))
+        config.handlers[str(name)] = HandlerConfig(
+            str(name), kind, level, formatter, options, class_name=str(cls)
+        )
 
     def logger_config(spec: Any, path: str) -> LoggerConfig:
         if not isinstance(spec, Mapping):
@@ -199,12 +218,17 @@ def parse(data: Any, source: str = "<config>") -> Config:
             names = []
         for handler in names:
             if handler not in handlers:
-                problems.add(f"{path}.handlers", f"names unknown handler {handler!r}; defined: {', '.join(map(str, handlers)) or 'none'}")
+                problems.add(
+                    f"{path}.handlers",
+                    f"names unknown handler {handler!r}; defined: {', '.join(map(str, handlers)) or 'none'}",
+                )
         propagate = spec.get("propagate", True)
         if not boolean(propagate):
             problems.add(f"{path}.propagate", f"must be true or false, got {propagate!r}")
             propagate = True
-        return LoggerConfig(_level(spec.get("level", "INFO"), f"{path}.level", problems), tuple(names), propagate)
+        return LoggerConfig(
+            _level(spec.get("level", "INFO"), f"{path}.level", problems), tuple(names), propagate
+        )
 
     if "root" in data:
         config.root = logger_config(data["root"], "root")
@@ -223,7 +247,9 @@ def parse(data: Any, source: str = "<config>") -> Config:
     enable = dict(MetricsConfig().enable)
     for key, value in (checked.pop("enable", None) or {}).items():
         if key not in ENABLE_KEYS:
-            problems.add(f"metrics.enable.{key}", f"unknown category; allowed: {', '.join(ENABLE_KEYS)}")
+            problems.add(
+                f"metrics.enable.{key}", f"unknown category; allowed: {', '.join(ENABLE_KEYS)}"
+            )
         elif not boolean(value):
             problems.add(f"metrics.enable.{key}", f"must be true or false, got {value!r}")
         else:
@@ -272,7 +298,9 @@ ENV_OVERRIDES = {
 }
 
 
-def apply_overrides(config: Config, overrides: Mapping[str, Any], source: str = "initialize()") -> Config:
+def apply_overrides(
+    config: Config, overrides: Mapping[str, Any], source: str = "initialize()"
+) -> Config:
     """Apply keyword overrides (and ``level``, which sets the root and every configured logger).
 
     With ``source="environment"`` a problem names the variable (``GEMMALOG_LEVEL``) rather

@@ -120,7 +120,9 @@ class Config:
 def default_config() -> Config:
     """No file given: JSONL for everything, the console for training and system messages."""
     config = Config()
-    config.handlers["console"] = HandlerConfig("console", "console", level="info", formatter="standard", class_name="logging.StreamHandler")
+    config.handlers["console"] = HandlerConfig(
+        "console", "console", level="info", formatter="standard", class_name="logging.StreamHandler"
+    )
     config.formatters["standard"] = FormatterConfig()
     config.root = LoggerConfig("info", ("console",))
     for role in ("model", "reward", "metrics"):

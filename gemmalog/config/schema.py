@@ -32,7 +32,7 @@ HANDLER_CLASSES: dict[str, str] = {
     "gemmalog.sinks.TensorBoardSink": "tensorboard",
 }
 
-COMMON = {"class", "level", "formatter", "filters"}
+COMMON = frozenset({"class", "level", "formatter", "filters"})
 # Handler type -> option -> (checker, description of what is allowed)
 Checker = Callable[[Any], bool]
 
@@ -66,7 +66,12 @@ def string_list(v: Any) -> bool:
 
 
 OPTIONS: dict[str, dict[str, tuple[Checker, str]]] = {
-    "console": {"stream": (lambda v: v in ("ext://sys.stdout", "ext://sys.stderr"), "ext://sys.stdout or ext://sys.stderr")},
+    "console": {
+        "stream": (
+            lambda v: v in ("ext://sys.stdout", "ext://sys.stderr"),
+            "ext://sys.stdout or ext://sys.stderr",
+        )
+    },
     "file": {
         "filename": (string, "a file path"),
         "mode": (lambda v: v in ("a", "w"), "'a' or 'w'"),
@@ -91,7 +96,10 @@ OPTIONS: dict[str, dict[str, tuple[Checker, str]]] = {
         "log_dir": (string, "a directory path"),
         "flush_secs": (positive_number, "a positive number of seconds"),
         "max_queue": (positive_int, "a positive integer"),
-        "sampling_ratio": (lambda v: type(v) in (int, float) and 0 <= v <= 1, "a number between 0 and 1"),
+        "sampling_ratio": (
+            lambda v: type(v) in (int, float) and 0 <= v <= 1,
+            "a number between 0 and 1",
+        ),
         "histograms": (boolean, "true or false"),
         "text_samples": (boolean, "true or false"),
     },
@@ -120,8 +128,22 @@ METRICS: dict[str, tuple[Checker, str]] = {
     "logging_frequency": (positive_int, "a positive integer (steps)"),
     "validation_frequency": (positive_int, "a positive integer (steps)"),
     "gradient_frequency": (positive_int, "a positive integer (steps)"),
-    "sampling_ratio": (lambda v: type(v) in (int, float) and 0 <= v <= 1, "a number between 0 and 1"),
+    "sampling_ratio": (
+        lambda v: type(v) in (int, float) and 0 <= v <= 1,
+        "a number between 0 and 1",
+    ),
     "enable": (lambda v: isinstance(v, dict), "a mapping of category: true/false"),
 }
 ENABLE_KEYS = ("reward_metrics", "generation_metrics", "validation_metrics", "resource_metrics")
-TOP = {"version", "disable_existing_loggers", "incremental", "root", "loggers", "handlers", "formatters", "filters", "metrics", "gemmalog"}
+TOP = {
+    "version",
+    "disable_existing_loggers",
+    "incremental",
+    "root",
+    "loggers",
+    "handlers",
+    "formatters",
+    "filters",
+    "metrics",
+    "gemmalog",
+}

@@ -69,7 +69,9 @@ def _prompt_text(prompt: Any) -> str:
 class _Batch:
     __slots__ = ("completions", "kwargs", "names", "phase", "prompts", "step", "values")
 
-    def __init__(self, completions: Any, prompts: Any, kwargs: dict[str, Any], step: int | None, phase: str) -> None:
+    def __init__(
+        self, completions: Any, prompts: Any, kwargs: dict[str, Any], step: int | None, phase: str
+    ) -> None:
         self.completions = completions  # held so its id() cannot be reused while pending
         self.prompts = prompts
         self.kwargs = kwargs
@@ -122,7 +124,14 @@ class RewardCollector:
         self.errors = 0
 
     # -- called by the wrappers ---------------------------------------------------------
-    def record(self, name: str, values: Sequence[Any], prompts: Any, completions: Any, kwargs: dict[str, Any]) -> None:
+    def record(
+        self,
+        name: str,
+        values: Sequence[Any],
+        prompts: Any,
+        completions: Any,
+        kwargs: dict[str, Any],
+    ) -> None:
         with self._lock:
             batch = self._pending
             if batch is None or batch.completions is not completions:
@@ -131,7 +140,11 @@ class RewardCollector:
                 state = kwargs.get("trainer_state")
                 phase = self.phase_of() if self.phase_of is not None else "train"
                 global_step = getattr(state, "global_step", None)
-                step = None if global_step is None else (global_step + 1 if phase == "train" else global_step)
+                step = (
+                    None
+                    if global_step is None
+                    else (global_step + 1 if phase == "train" else global_step)
+                )
                 batch = self._pending = _Batch(completions, prompts, kwargs, step, phase)
             batch.values[name] = list(values)
             batch.names.append(name)
@@ -169,7 +182,10 @@ class RewardCollector:
         except Exception as exc:  # logging must never break training
             self.errors += 1
             if self.errors == 1:
-                print(f"gemmalog: could not log a reward batch: {type(exc).__name__}: {exc}", file=sys.stderr)
+                print(
+                    f"gemmalog: could not log a reward batch: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                )
 
     def _log_batch(self, batch: _Batch) -> None:
         pipeline = running()
@@ -191,16 +207,38 @@ class RewardCollector:
         for i in range(n):
             text = completion_text(completions[i])
             texts.append(text)
-            rewards = {name: _reward_value(values[i]) for name, values in batch.values.items() if i < len(values)}
+            rewards = {
+                name: _reward_value(values[i])
+                for name, values in batch.values.items()
+                if i < len(values)
+            }
             reasoning, answer = self.extractor(text)
-            question = questions[i] if questions is not None and i < len(questions) else _prompt_text(prompts[i])
+            question = (
+                questions[i]
+                if questions is not None and i < len(questions)
+                else _prompt_text(prompts[i])
+            )
             true_answer = answers[i] if answers is not None and i < len(answers) else None
             length_tokens = len(ids[i]) if ids is not None and i < len(ids) else None
             if length_tokens is not None:
                 token_lengths.append(length_tokens)
-            numeric = [(name, v) for name, v in rewards.items() if isinstance(v, float) and not math.isnan(v)]
-            total = sum(self.reward_weights.get(name, 1.0) * v for name, v in numeric) if numeric else None
-            sample = {"rewards": rewards, "answer": answer, "true_answer": true_answer, "text": text, "index": i}
+            numeric = [
+                (name, v)
+                for name, v in rewards.items()
+                if isinstance(v, float) and not math.isnan(v)
+            ]
+            total = (
+                sum(self.reward_weights.get(name, 1.0) * v for name, v in numeric)
+                if numeric
+                else None
+            )
+            sample = {
+                "rewards": rewards,
+                "answer": answer,
+                "true_answer": true_answer,
+                "text": text,
+                "index": i,
+            }
             correct = self._correct(sample)
             if correct is not None:
                 counts[1] += 1
@@ -222,11 +260,21 @@ class RewardCollector:
         if metrics_config.enabled("reward_metrics"):
             samples = [f"{batch.phase}:{batch.step}:{first + i}" for i in range(n)]
             for name, values in batch.values.items():
-                api.log_reward(name, [_reward_value(v) for v in values], samples, step=batch.step, phase=batch.phase)
+                api.log_reward(
+                    name,
+                    [_reward_value(v) for v in values],
+                    samples,
+                    step=batch.step,
+                    phase=batch.phase,
+                )
             if batch.step is not None:
                 api.log_reward_metrics(batch.step, batch.values, phase=batch.phase)
         frequency = max(1, self.logging_frequency or metrics_config.logging_frequency)
-        if metrics_config.enabled("generation_metrics") and batch.step is not None and batch.step % frequency == 0:
+        if (
+            metrics_config.enabled("generation_metrics")
+            and batch.step is not None
+            and batch.step % frequency == 0
+        ):
             api.log_generation_metrics(
                 batch.step,
                 texts,
@@ -244,9 +292,11 @@ def _reward_value(value: Any) -> float:
     return math.nan if number is None else number
 
 
-def wrap_reward_function(func: Callable[..., Any], collector: RewardCollector, name: str | None = None) -> Callable[..., Any]:
+def wrap_reward_function(
+    func: Callable[..., Any], collector: RewardCollector, name: str | None = None
+) -> Callable[..., Any]:
     """Wrap one reward function; ``__name__`` and signature are kept (TRL names metrics by it)."""
-    reward_name = name or getattr(func, "__name__", type(func).__name__)
+    reward_name: str = name or str(getattr(func, "__name__", type(func).__name__))
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

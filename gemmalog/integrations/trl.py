@@ -127,10 +127,14 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         self.collector.max_completion_length = getattr(args, "max_completion_length", None)
         weights = getattr(args, "reward_weights", None)
         if weights and len(weights) == len(self.collector.expected):
-            self.collector.reward_weights = dict(zip(self.collector.expected, map(float, weights), strict=True))
+            self.collector.reward_weights = dict(
+                zip(self.collector.expected, map(float, weights), strict=True)
+            )
         pipeline = running() or gemmalog._pipeline.current()
         model = self._model
-        name = getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
+        name = (
+            getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
+        )
         try:
             parameters = sum(p.numel() for p in model.parameters()) if model is not None else None
         except Exception:
@@ -186,12 +190,21 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             },
             phase="progress",
         )
-        if self._enabled("resource_metrics") and step % self._frequency(self._logging_frequency, "logging_frequency") == 0:
-            extra = {} if self.tokens_per_second is None else {"tokens_per_second": self.tokens_per_second}
+        if (
+            self._enabled("resource_metrics")
+            and step % self._frequency(self._logging_frequency, "logging_frequency") == 0
+        ):
+            extra = (
+                {}
+                if self.tokens_per_second is None
+                else {"tokens_per_second": self.tokens_per_second}
+            )
             api.log_memory_usage(step=step, **extra)
         return control
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
         if not logs:
             return control
         self.collector.flush()
@@ -202,7 +215,9 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         if isinstance(tokens, int | float) and not isinstance(tokens, bool):
             now = time.monotonic()
             if self._tokens_seen is not None and now > self._tokens_seen[1]:
-                self.tokens_per_second = (tokens - self._tokens_seen[0]) / (now - self._tokens_seen[1])
+                self.tokens_per_second = (tokens - self._tokens_seen[0]) / (
+                    now - self._tokens_seen[1]
+                )
             self._tokens_seen = (float(tokens), now)
         return control
 
@@ -238,7 +253,9 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             },
             phase="progress",
         )
-        gemmalog.get_training_logger().info("Training completed", **{k: v for k, v in stats.items() if k != "global_step"})
+        gemmalog.get_training_logger().info(
+            "Training completed", **{k: v for k, v in stats.items() if k != "global_step"}
+        )
         return control
 
     # -- gradients ------------------------------------------------------------------------
@@ -258,7 +275,11 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
                 return
             names = list(squares)
             norms = torch.stack([squares[n] for n in names]).sqrt().tolist()  # one device sync
-            api.log_training_progress(step, {f"grad_norm/{n}": v for n, v in zip(names, norms, strict=True)}, phase="gradients")
+            api.log_training_progress(
+                step,
+                {f"grad_norm/{n}": v for n, v in zip(names, norms, strict=True)},
+                phase="gradients",
+            )
         except Exception as exc:
             print(f"gemmalog: gradient norms not logged: {exc}", file=sys.stderr)
 

@@ -39,8 +39,14 @@ _NOT_SECRET_KEY = re.compile(
 # about 0.5 ms per 2 KB of text in Python's ``re``.
 _RULES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("hf_",), r"\bhf_[A-Za-z0-9]{20,}"),  # Hugging Face user/org tokens
-    (("sk-", "rk-"), r"\b(?:sk|rk)-(?:[A-Za-z0-9_\-]{2,}-)?[A-Za-z0-9_\-]{20,}"),  # OpenAI/Anthropic style
-    (("akia", "asia", "agpa", "aida", "aroa"), r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b"),  # AWS key ids
+    (
+        ("sk-", "rk-"),
+        r"\b(?:sk|rk)-(?:[A-Za-z0-9_\-]{2,}-)?[A-Za-z0-9_\-]{20,}",
+    ),  # OpenAI/Anthropic style
+    (
+        ("akia", "asia", "agpa", "aida", "aroa"),
+        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b",
+    ),  # AWS key ids
     (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"\bgh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub tokens
     (("github_pat_",), r"\bgithub_pat_[A-Za-z0-9_]{30,}"),
     (("xox",), r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),  # Slack
@@ -131,7 +137,11 @@ class Redact:
             if type(total) in _NUMBER_TYPES and value.keys() <= self._safe:
                 return value
             return {
-                k: (REDACTED if value[k] is not None and self.is_secret_key(k) else self.value(v, depth + 1))
+                k: (
+                    REDACTED
+                    if value[k] is not None and self.is_secret_key(k)
+                    else self.value(v, depth + 1)
+                )
                 for k, v in value.items()
             }
         if t is list:
@@ -159,4 +169,19 @@ class Redact:
 _NUMBER_TYPES = (int, float)
 
 # Values gemmalog itself sets from numbers or fixed names: never credentials.
-_OWN_KEYS = frozenset({"v", "ts", "kind", "level", "run", "rank", "step", "epoch", "device", "rss_mb", "gpu_mb", "phase"})
+_OWN_KEYS = frozenset(
+    {
+        "v",
+        "ts",
+        "kind",
+        "level",
+        "run",
+        "rank",
+        "step",
+        "epoch",
+        "device",
+        "rss_mb",
+        "gpu_mb",
+        "phase",
+    }
+)

@@ -7,6 +7,7 @@ imports torch itself).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -68,10 +69,8 @@ class AddResources:
 
     def refresh(self, now: float) -> None:
         self._next = now + self.interval
-        try:
+        with contextlib.suppress(Exception):
             self._rss = round(self._process.memory_info().rss / _MB, 1)
-        except Exception:
-            pass
         self._device = detect_device()
         acc = accelerator_memory_mb()
         gpu = acc.get("cuda_allocated_mb", acc.get("mps_allocated_mb"))

@@ -53,7 +53,9 @@ class Sanitizer:
 
     __slots__ = ("max_depth", "max_items", "max_string_length")
 
-    def __init__(self, max_string_length: int = 1_000_000, max_items: int = 10_000, max_depth: int = 32) -> None:
+    def __init__(
+        self, max_string_length: int = 1_000_000, max_items: int = 10_000, max_depth: int = 32
+    ) -> None:
         self.max_string_length = max_string_length
         self.max_items = max_items
         self.max_depth = max_depth
@@ -168,7 +170,11 @@ class Sanitizer:
         size = getattr(value, "size", None)
         if getattr(value, "ndim", 0) == 0 and hasattr(value, "item"):
             item = value.item()
-            return self._clean(item, depth, seen) if type(item) is not type(value) else _safe_repr(item)
+            return (
+                self._clean(item, depth, seen)
+                if type(item) is not type(value)
+                else _safe_repr(item)
+            )
         if size is not None and size > self.max_items:
             return f"<ndarray shape={tuple(value.shape)} dtype={value.dtype}: too large>"
         return self._clean(value.tolist(), depth, seen)

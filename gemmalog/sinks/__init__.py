@@ -9,4 +9,13 @@ from gemmalog.sinks.jsonl import JsonlSink
 from gemmalog.sinks.tensorboard import TensorBoardSink
 from gemmalog.sinks.text import HandlerSink, TextFormatter
 
-__all__ = ["BaseSink", "CsvSink", "HandlerSink", "JsonlSink", "Record", "Sink", "TensorBoardSink", "TextFormatter"]
+__all__ = [
+    "BaseSink",
+    "CsvSink",
+    "HandlerSink",
+    "JsonlSink",
+    "Record",
+    "Sink",
+    "TensorBoardSink",
+    "TextFormatter",
+]

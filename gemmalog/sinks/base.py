@@ -25,6 +25,8 @@ class Sink(Protocol):
 
     def flush(self) -> None: ...
 
+    def flush_now(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -41,7 +43,11 @@ class BaseSink:
         raise NotImplementedError
 
     def flush(self) -> None:
-        """Nothing buffered by default."""
+        """The listener's periodic tick: a sink may keep buffering (its own interval)."""
+
+    def flush_now(self) -> None:
+        """An explicit ``gemmalog.flush()``: write everything buffered now."""
+        self.flush()
 
     def close(self) -> None:
         if not self.closed:

@@ -72,6 +72,9 @@ class CsvSink(BaseSink):
         if self._pending and time.monotonic() - self._last_write >= self.flush_interval:
             self._write_pending()
 
+    def flush_now(self) -> None:
+        self._write_pending()
+
     def _close(self) -> None:
         self._write_pending()
         if not self._started:  # no rows: the header alone, as a rebuild of no events gives

@@ -18,7 +18,14 @@ class JsonlSink(BaseSink):
     that the readers skip. With ``fsync=True`` every flush also reaches the disk.
     """
 
-    def __init__(self, path: str | Path, *, fsync: bool = False, max_buffer: int = 1 << 20, name: str = "jsonl") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        fsync: bool = False,
+        max_buffer: int = 1 << 20,
+        name: str = "jsonl",
+    ) -> None:
         super().__init__(name)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

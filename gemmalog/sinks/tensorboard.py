@@ -84,7 +84,13 @@ def _fence(text: str) -> str:
 def sample_markdown(event: Mapping[str, Any]) -> str:
     """The Text-tab rendering of one model output: every text in a fenced block (no markup runs)."""
     parts = []
-    for label, key in (("question", "question"), ("true answer", "true_answer"), ("answer", "answer"), ("reasoning", "reasoning"), ("output", "model_output")):
+    for label, key in (
+        ("question", "question"),
+        ("true answer", "true_answer"),
+        ("answer", "answer"),
+        ("reasoning", "reasoning"),
+        ("output", "model_output"),
+    ):
         value = event.get(key)
         if value is not None:
             parts.append(f"**{label}**\n\n{_fence(str(value))}")
@@ -125,16 +131,22 @@ class TensorBoardSink(BaseSink):
 
         self._event_pb2 = event_pb2
         self._summary_pb2 = summary_pb2
-        self._text_metadata = text_metadata.create_summary_metadata(display_name=None, description=None)
+        self._text_metadata = text_metadata.create_summary_metadata(
+            display_name=None, description=None
+        )
         self.log_dir = Path(log_dir)
         self.flush_secs = float(flush_secs)
         self.sampling_ratio = float(sampling_ratio)
         self.histograms = histograms
         self.text_samples = text_samples
-        self.writer = EventFileWriter(str(self.log_dir), max_queue_size=int(max_queue), flush_secs=self.flush_secs)
+        self.writer = EventFileWriter(
+            str(self.log_dir), max_queue_size=int(max_queue), flush_secs=self.flush_secs
+        )
         self.step = 0
         self.outputs_seen = 0
-        self._hist: dict[str, tuple[int, float, list[float]]] = {}  # tag -> (step, wall time, values)
+        self._hist: dict[
+            str, tuple[int, float, list[float]]
+        ] = {}  # tag -> (step, wall time, values)
         self._last_flush = time.monotonic()
 
     # -- events -> summaries --------------------------------------------------------------
@@ -154,18 +166,31 @@ class TensorBoardSink(BaseSink):
             if kind == "metrics":
                 metrics = event.get("metrics")
                 if isinstance(metrics, Mapping):
-                    self._scalars(((metric_tag(str(k), phase), v) for k, v in metrics.items()), step, wall)
+                    self._scalars(
+                        ((metric_tag(str(k), phase), v) for k, v in metrics.items()), step, wall
+                    )
             elif kind == "generation_metrics":
                 prefix = _prefix("generation", phase)
-                self._scalars(((f"{prefix}/{k}", v) for k, v in event.items() if k not in _ENVELOPE), step, wall)
+                self._scalars(
+                    ((f"{prefix}/{k}", v) for k, v in event.items() if k not in _ENVELOPE),
+                    step,
+                    wall,
+                )
             elif kind == "system":
-                self._scalars(((f"system/{k}", v) for k, v in event.items() if k not in _ENVELOPE), step, wall)
+                self._scalars(
+                    ((f"system/{k}", v) for k, v in event.items() if k not in _ENVELOPE), step, wall
+                )
             elif kind == "reward_summary":
                 self._reward_summary(event, phase, step, wall)
             elif kind == "reward" and self.histograms:
                 values = event.get("values")
                 if isinstance(values, list):
-                    self._collect(f"{_prefix('reward_values', phase)}/{event.get('reward_fn')}", values, step, wall)
+                    self._collect(
+                        f"{_prefix('reward_values', phase)}/{event.get('reward_fn')}",
+                        values,
+                        step,
+                        wall,
+                    )
             elif kind == "model_output":
                 self._model_output(event, phase, step, wall)
 
@@ -213,7 +238,9 @@ class TensorBoardSink(BaseSink):
             string_val=[text.encode("utf-8", "backslashreplace")],
             tensor_shape=tensor_shape_pb2.TensorShapeProto(),
         )
-        value = self._summary_pb2.Summary.Value(tag=tag, metadata=self._text_metadata, tensor=tensor)
+        value = self._summary_pb2.Summary.Value(
+            tag=tag, metadata=self._text_metadata, tensor=tensor
+        )
         return self._summary_pb2.Summary(value=[value])
 
     def _collect(self, tag: str, raw: list[Any], step: int, wall: float) -> None:
@@ -231,7 +258,9 @@ class TensorBoardSink(BaseSink):
         if not values:
             return
         histo = histogram_proto(self._summary_pb2.HistogramProto, values)
-        summary = self._summary_pb2.Summary(value=[self._summary_pb2.Summary.Value(tag=tag, histo=histo)])
+        summary = self._summary_pb2.Summary(
+            value=[self._summary_pb2.Summary.Value(tag=tag, histo=histo)]
+        )
         self._add(summary, step, wall)
 
     def _add(self, summary: Any, step: int, wall: float) -> None:
@@ -243,6 +272,10 @@ class TensorBoardSink(BaseSink):
         if now - self._last_flush >= self.flush_secs:
             self._last_flush = now
             self.writer.flush()
+
+    def flush_now(self) -> None:
+        self._last_flush = time.monotonic()
+        self.writer.flush()
 
     def _close(self) -> None:
         try:

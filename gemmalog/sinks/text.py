@@ -19,10 +19,29 @@ STANDARD_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 STANDARD_DATEFMT = "%Y-%m-%d %H:%M:%S"
 
 # Envelope keys a reader does not need repeated on every text line.
-_HIDDEN = frozenset({"v", "ts", "kind", "logger", "level", "run", "rank", "event", "device", "rss_mb", "gpu_mb", "epoch", "step", "exc"})
+_HIDDEN = frozenset(
+    {
+        "v",
+        "ts",
+        "kind",
+        "logger",
+        "level",
+        "run",
+        "rank",
+        "event",
+        "device",
+        "rss_mb",
+        "gpu_mb",
+        "epoch",
+        "step",
+        "exc",
+    }
+)
 # Nested values worth a line of text; others (config, versions, training_args) stay in the JSONL.
 _EXPANDED = frozenset({"metrics", "rewards", "stats"})
-_TEXT_FIELDS = frozenset({"question", "true_answer", "model_output", "reasoning", "answer", "prompt"})
+_TEXT_FIELDS = frozenset(
+    {"question", "true_answer", "model_output", "reasoning", "answer", "prompt"}
+)
 
 
 def _short(value: Any, width: int = 80) -> str:
@@ -49,7 +68,11 @@ def describe(event: dict[str, Any]) -> str:
             elif isinstance(value, list) and len(value) <= 8:
                 parts.append(f"{key}={_short(value)}")
         elif key in _TEXT_FIELDS:
-            parts.append(f"{key}={_short(value, 60)!r}" if isinstance(value, str) else f"{key}={_short(value)}")
+            parts.append(
+                f"{key}={_short(value, 60)!r}"
+                if isinstance(value, str)
+                else f"{key}={_short(value)}"
+            )
         else:
             parts.append(f"{key}={_short(value)}")
     text = " ".join(p for p in parts if p)
@@ -57,13 +80,24 @@ def describe(event: dict[str, Any]) -> str:
     return f"{text}\n{exc}" if exc else text
 
 
-_COLORS = {"DEBUG": "\x1b[2m", "INFO": "\x1b[32m", "WARNING": "\x1b[33m", "ERROR": "\x1b[31m", "CRITICAL": "\x1b[1;31m"}
+_COLORS = {
+    "DEBUG": "\x1b[2m",
+    "INFO": "\x1b[32m",
+    "WARNING": "\x1b[33m",
+    "ERROR": "\x1b[31m",
+    "CRITICAL": "\x1b[1;31m",
+}
 
 
 class TextFormatter(logging.Formatter):
     """The stdlib formatter, with coloured level names when writing to a terminal."""
 
-    def __init__(self, fmt: str = STANDARD_FORMAT, datefmt: str | None = STANDARD_DATEFMT, color: bool = False) -> None:
+    def __init__(
+        self,
+        fmt: str = STANDARD_FORMAT,
+        datefmt: str | None = STANDARD_DATEFMT,
+        color: bool = False,
+    ) -> None:
         super().__init__(fmt, datefmt)
         self.color = color
 
@@ -121,9 +155,16 @@ class HandlerSink(BaseSink):
         self.handler.close()
 
 
-def console_sink(level: str = "info", stream: Any = None, fmt: str = STANDARD_FORMAT, datefmt: str | None = STANDARD_DATEFMT) -> HandlerSink:
+def console_sink(
+    level: str = "info",
+    stream: Any = None,
+    fmt: str = STANDARD_FORMAT,
+    datefmt: str | None = STANDARD_DATEFMT,
+) -> HandlerSink:
     """A console sink on stderr (coloured on a terminal), as ``logging.StreamHandler`` would be."""
     target = stream if stream is not None else sys.stderr
     handler = logging.StreamHandler(target)
-    handler.setFormatter(TextFormatter(fmt, datefmt, color=bool(getattr(target, "isatty", lambda: False)())))
+    handler.setFormatter(
+        TextFormatter(fmt, datefmt, color=bool(getattr(target, "isatty", lambda: False)()))
+    )
     return HandlerSink("console", handler, level)
