@@ -37,5 +37,8 @@ lint: venv
 bench: venv
 	$(PY) benchmarks/bench_hot_path.py
 
+docs: venv
+	$(VENV)/bin/mkdocs build --strict
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache gemmalog_runs

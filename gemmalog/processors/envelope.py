@@ -36,6 +36,7 @@ class AddEnvelope:
         self.rank = rank
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        # One dict display: about half the cost of building the envelope, then update()-ing.
         out: dict[str, Any] = {
             "v": SCHEMA_VERSION,
             "ts": time(),
@@ -44,11 +45,9 @@ class AddEnvelope:
             "level": LEVELS.get(method_name, method_name),
             "run": self.run,
             "rank": self.rank,
+            **current(),
+            **event_dict,
         }
-        ctx = current()
-        if ctx:
-            out.update(ctx)
-        out.update(event_dict)
         if "event" not in out:
             out["event"] = out["kind"]
         return out
