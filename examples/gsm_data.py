@@ -20,8 +20,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from datasets import Dataset
+if TYPE_CHECKING:  # datasets is only needed to build a Dataset, not to generate problems
+    from datasets import Dataset
 
 #: Bump when the problem generator changes; tiny_gemma.py folds it into its cache key so a
 #: cached model is rebuilt when the text it was trained on would differ.
@@ -122,6 +124,8 @@ def make_dataset(n: int, seed: int = 0) -> Dataset:
     ``answer`` is kept as a column because TRL passes every non-prompt column to reward
     functions as a keyword argument; correctness_reward_func reads it from there.
     """
+    from datasets import Dataset
+
     problems = list(iter_problems(n, seed))
     return Dataset.from_dict(
         {

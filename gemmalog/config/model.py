@@ -76,7 +76,7 @@ class Settings:
     run_name: str | None = None
     run_id: str | None = None
     flush_interval: float = 0.5
-    queue_size: int = 100_000
+    queue_size: int = 10_000
     backpressure: str = "block"
     fsync: bool = False
     redact: bool = True
