@@ -170,6 +170,14 @@ class Gemmalog(Contender):
         gemmalog.shutdown()
 
 
+class GemmalogSeed(Gemmalog):
+    name = "gemmalog (seed configuration: file, CSV, TensorBoard too)"
+
+    def setup(self, directory: Path) -> None:
+        config = Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml"
+        gemmalog.initialize(str(config), root=str(directory / "gemmalog"), capture_stdlib=False)
+
+
 def time_calls(call: Callable[[int], None], n: int, pause: float) -> list[int]:
     samples = []
     clock = time.perf_counter_ns
@@ -271,7 +279,7 @@ def main() -> None:
     parser.add_argument("--rss-events", type=int, default=1_000_000)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    contenders: list[type[Contender]] = [RawFloor, Gemmalog, Naive, Stdlib]
+    contenders: list[type[Contender]] = [RawFloor, Gemmalog, GemmalogSeed, Naive, Stdlib]
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "versions": {

@@ -12,6 +12,11 @@ fed from the same events, and DuckDB views answer questions about runs afterward
     gemmalog.shutdown()
 """
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
 from gemmalog._context import bind, bound, clear_context, get_context, unbind
 from gemmalog._logger import BoundLogger, get_logger
 from gemmalog._pipeline import flush, initialize, set_final_stats, shutdown
@@ -33,12 +38,21 @@ from gemmalog.api import (
 from gemmalog.config import Config, ConfigError
 from gemmalog.textstats import extract_reasoning_and_answer
 
+if TYPE_CHECKING:
+    import duckdb
 
-def connect(path: "str | object" = ".", **kwargs: object) -> "object":
-    """A DuckDB connection with gemmalog's views over a run, a root of runs or a glob."""
+
+def connect(
+    path: str | os.PathLike[str] = ".", *, root: str | os.PathLike[str] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with gemmalog's views over a run, a root of runs or a glob.
+
+    See :func:`gemmalog.queries.connect`; duckdb is imported on first use, not by
+    ``import gemmalog``.
+    """
     from gemmalog.queries import connect as _connect
 
-    return _connect(path, **kwargs)  # type: ignore[arg-type]
+    return _connect(path, root=root)
 
 
 __all__ = [

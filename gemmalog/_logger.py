@@ -21,10 +21,14 @@ from gemmalog._pipeline import current
 class _Target:
     """The wrapped "logger" at the end of the chain: only carries the logger's name."""
 
-    __slots__ = ("name",)
+    __slots__ = ("_name",)
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     def __repr__(self) -> str:
         return f"<gemmalog logger {self.name}>"

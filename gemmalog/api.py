@@ -38,13 +38,9 @@ class _RoleTarget(_Target):
         super().__init__("")
         self.role = role
 
-    @property  # type: ignore[override]
+    @property
     def name(self) -> str:
         return current().roles[self.role]
-
-    @name.setter
-    def name(self, value: str) -> None:
-        pass
 
 
 def _role_logger(role: str) -> BoundLogger:
