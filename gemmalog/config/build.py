@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import sys
 from pathlib import Path
 from typing import Any
 
 from gemmalog._run import distributed_env
 from gemmalog.config.model import Config, FormatterConfig, HandlerConfig
 from gemmalog.sinks.base import Sink
-from gemmalog.sinks.text import HandlerSink, TextFormatter
+from gemmalog.sinks.text import ConsoleHandler, HandlerSink, TextFormatter
 
 
 def resolve(run_dir: Path, value: str) -> Path:
@@ -63,9 +62,9 @@ def build_sink(config: Config, spec: HandlerConfig, run_dir: Path) -> Sink | Non
     """One sink for one handler configuration; ``None`` for a null handler."""
     opts = spec.options
     if spec.type == "console":
-        stream = sys.stdout if opts.get("stream") == "ext://sys.stdout" else sys.stderr
-        handler: logging.Handler = logging.StreamHandler(stream)
-        handler.setFormatter(_formatter(config, spec, stream))
+        console = ConsoleHandler("stdout" if opts.get("stream") == "ext://sys.stdout" else "stderr")
+        handler: logging.Handler = console
+        handler.setFormatter(_formatter(config, spec, console.stream))
         return HandlerSink(spec.name, handler, spec.level)
     if spec.type in ("file", "rotating_file"):
         path = per_rank(resolve(run_dir, opts["filename"]), distributed_env()[0])

@@ -19,6 +19,7 @@ calls reward functions the way TRL does.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import sys
 import threading
@@ -292,15 +293,21 @@ def _reward_value(value: Any) -> float:
     return math.nan if number is None else number
 
 
+def _is_reward_model(func: Any) -> bool:
+    """A model id or an ``nn.Module``: TRL scores those itself, so they are not wrapped."""
+    return isinstance(func, str) or (hasattr(func, "forward") and hasattr(func, "parameters"))
+
+
 def wrap_reward_function(
     func: Callable[..., Any], collector: RewardCollector, name: str | None = None
 ) -> Callable[..., Any]:
-    """Wrap one reward function; ``__name__`` and signature are kept (TRL names metrics by it)."""
+    """Wrap one reward function; ``__name__`` and signature are kept (TRL names metrics by it).
+
+    Async reward functions get an async wrapper (TRL runs those concurrently).
+    """
     reward_name: str = name or str(getattr(func, "__name__", type(func).__name__))
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        result = func(*args, **kwargs)
+    def report(result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
             prompts = kwargs.get("prompts", args[0] if args else None)
             completions = kwargs.get("completions", args[1] if len(args) > 1 else None)
@@ -310,10 +317,27 @@ def wrap_reward_function(
             collector.errors += 1
             if collector.errors == 1:
                 print(f"gemmalog: reward logging failed in {reward_name}: {exc}", file=sys.stderr)
-        return result
 
-    wrapper.__gemmalog_collector__ = collector  # type: ignore[attr-defined]
-    return wrapper
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = await func(*args, **kwargs)
+            report(result, args, kwargs)
+            return result
+
+        wrapped: Callable[..., Any] = async_wrapper
+    else:
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = func(*args, **kwargs)
+            report(result, args, kwargs)
+            return result
+
+        wrapped = wrapper
+    wrapped.__gemmalog_collector__ = collector  # type: ignore[attr-defined]
+    return wrapped
 
 
 def wrap_reward_functions(
@@ -326,8 +350,10 @@ def wrap_reward_functions(
     and phases and reports exact accuracy. ``options`` go to :class:`RewardCollector`.
     """
     collector = collector or RewardCollector(**options)
-    wrapped = [wrap_reward_function(f, collector) for f in funcs]
-    collector.expected = [getattr(f, "__name__", type(f).__name__) for f in funcs]
+    wrapped = [f if _is_reward_model(f) else wrap_reward_function(f, collector) for f in funcs]
+    collector.expected = [
+        getattr(f, "__name__", type(f).__name__) for f in funcs if not _is_reward_model(f)
+    ]
     return wrapped
 
 

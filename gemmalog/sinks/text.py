@@ -118,6 +118,26 @@ def _reraise(record: logging.LogRecord) -> None:
     raise
 
 
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A ``StreamHandler`` on ``sys.stderr`` (or ``sys.stdout``) as it is when a line is written.
+
+    Redirections made after ``initialize()`` (pytest's capture, a notebook, a wrapper that
+    swaps ``sys.stderr``) are followed instead of writing to a stream that may be closed.
+    """
+
+    def __init__(self, stream_name: str = "stderr") -> None:
+        self.stream_name = stream_name
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return getattr(sys, self.stream_name)
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """StreamHandler's constructor assigns a stream; the property ignores it."""
+
+
 class HandlerSink(BaseSink):
     """Feed events to a standard-library ``logging.Handler`` as one-line records.
 
@@ -153,18 +173,3 @@ class HandlerSink(BaseSink):
         # StreamHandler.close() leaves its stream open; FileHandler.close() closes its file.
         self.handler.flush()
         self.handler.close()
-
-
-def console_sink(
-    level: str = "info",
-    stream: Any = None,
-    fmt: str = STANDARD_FORMAT,
-    datefmt: str | None = STANDARD_DATEFMT,
-) -> HandlerSink:
-    """A console sink on stderr (coloured on a terminal), as ``logging.StreamHandler`` would be."""
-    target = stream if stream is not None else sys.stderr
-    handler = logging.StreamHandler(target)
-    handler.setFormatter(
-        TextFormatter(fmt, datefmt, color=bool(getattr(target, "isatty", lambda: False)()))
-    )
-    return HandlerSink("console", handler, level)
