@@ -217,6 +217,34 @@ def compare(runs: tuple[str, ...], root: str | None) -> None:
     render(console(), names, rows, "table", title="compare")
 
 
+@cli.command()
+@click.argument("runs", nargs=-1, required=True)
+@root_option
+@click.option(
+    "-o",
+    "--output",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write.",
+)
+def report(runs: tuple[str, ...], root: str | None, output: str) -> None:
+    """Write one self-contained HTML report of RUNS: plots, best and worst completions, problems.
+
+    Several runs are overlaid in every plot. The file needs no network: open it anywhere,
+    attach it to a pull request. Needs matplotlib (pip install 'gemmalog[report]').
+
+    \b
+    Example:
+        gemmalog report gemmalog_runs/my-run -o report.html
+        gemmalog report baseline tuned --root gemmalog_runs -o compare.html
+    """
+    from gemmalog.report import build_report
+
+    path = build_report(runs, output, root=root)
+    click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+
+
 __all__ = ["cell", "cli"]
 
 from gemmalog.cli import _convert  # noqa: E402,F401  (registers the conversion commands)
