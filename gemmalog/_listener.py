@@ -4,7 +4,10 @@ A stdlib ``QueueListener`` whose ``dequeue`` returns a whole batch (possibly emp
 doubles as the flush timer's tick) and whose ``handle`` never raises: a sink that fails is
 reported once, on stderr and as a ``log`` event in the JSONL, then disabled, and every other
 sink carries on. The JSONL sink is never disabled: a failed write is counted and the next
-flush tries again (a disk that was full may have room again).
+flush tries again (a disk that was full may have room again); the first failure is
+reported on stderr, and when writes succeed again a ``log`` event in the JSONL says how
+many events were lost meanwhile. A shard deleted under the sink (the run directory
+removed) is reported the same way, with the lines that went with it.
 """
 
 from __future__ import annotations
@@ -50,6 +53,42 @@ class SinkFailure:
         return {"error": self.error, "missed": self.missed, "when": self.when}
 
 
+class StampSegment:
+    """Listener-side processor: the ``segment`` of a resumed run on every line (see Run)."""
+
+    __slots__ = ("segment",)
+
+    def __init__(self, segment: int) -> None:
+        self.segment = segment
+
+    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        event_dict["segment"] = self.segment
+        return event_dict
+
+
+def _plain_keys(value: Any, depth: int = 0) -> Any:
+    """A copy whose dict keys are all str (repr of the others, a marker when repr raises)."""
+    if depth > 64:
+        return "<nested too deep>"
+    if type(value) is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                try:
+                    k = repr(k)
+                except Exception:
+                    k = f"<unprintable {type(k).__name__} key>"
+            out[k] = _plain_keys(v, depth + 1)
+        return out
+    if type(value) is list:
+        return [_plain_keys(v, depth + 1) for v in value]
+    return value
+
+
+#: At most this many JSONL incident events per run (a flapping disk must not flood the log).
+MAX_NOTICES = 10
+
+
 class EventListener(QueueListener):
     """Drain the :class:`EventQueue` in batches on a background thread."""
 
@@ -63,6 +102,7 @@ class EventListener(QueueListener):
         flush_interval: float,
         run: str,
         rank: int,
+        segment: int = 0,
     ) -> None:
         super().__init__(queue)
         self.events = queue
@@ -74,7 +114,13 @@ class EventListener(QueueListener):
         self.rank = rank
         self.events_handled = 0
         self.failures: dict[str, SinkFailure] = {}
+        self.segment = segment
         self.primary_errors = 0
+        #: The JSONL shard's first failure (what run.json reports), None while it never failed.
+        self.primary_failure: SinkFailure | None = None
+        self._primary_down = False
+        self._lost_ok = 0  # lines_lost when writes last succeeded
+        self._notices = 0
         self._next_flush = time.monotonic() + flush_interval
 
     @property
@@ -104,8 +150,13 @@ class EventListener(QueueListener):
                 continue
             event = item
             try:
-                for proc in processors:
-                    event = proc(None, "", event)
+                try:
+                    for proc in processors:
+                        event = proc(None, "", event)
+                except Exception:  # e.g. a key whose str() raises: plain keys, then again
+                    event = _plain_keys(item)
+                    for proc in processors:
+                        event = proc(None, "", event)
                 record = (event, render(event))
             except Exception as exc:  # a processor bug must not cost the event its line
                 event = {
@@ -144,22 +195,84 @@ class EventListener(QueueListener):
             self.primary.write(records)
         except BaseException as exc:
             self._primary_failed(exc)
+        self._check_primary()
+
+    def _flush_primary(self) -> None:
+        try:
+            self.primary.flush()
+        except BaseException as exc:
+            self._primary_failed(exc)
+        self._check_primary()
 
     def _primary_failed(self, exc: BaseException) -> None:
         self.primary_errors += 1
-        if self.primary_errors == 1:
+        self._primary_down = True
+        if self.primary_failure is None:
+            self.primary_failure = SinkFailure(f"{type(exc).__name__}: {exc}")
             print(
                 f"gemmalog: writing {self.primary.path} failed ({type(exc).__name__}: {exc}); "
                 "events are counted as lost until a write succeeds again",
                 file=sys.stderr,
             )
 
-    def flush_all(self, now: bool = False) -> None:
-        """Flush every sink: a periodic tick (sinks may keep buffering) or, ``now``, everything."""
+    def _check_primary(self) -> None:
+        """Turn what the JSONL sink noticed (recovery, a deleted shard) into reports."""
+        primary = self.primary
+        if primary.removed_lines is not None:
+            removed, primary.removed_lines = primary.removed_lines, None
+            message = (
+                f"{primary.path} was deleted during the run (run directory removed?): "
+                f"{removed} events written to it are lost; writing a new shard at that path"
+            )
+            if self.primary_failure is None:
+                self.primary_failure = SinkFailure(f"FileNotFoundError: {message}")
+                print(f"gemmalog: {message}", file=sys.stderr)
+            self._notice(message, lost=removed, error=f"FileNotFoundError: {message}")
+        if self._primary_down and primary.error is None:
+            self._primary_down = False
+            lost = primary.lines_lost - self._lost_ok
+            failure = self.primary_failure
+            error = failure.error if failure is not None else "unknown error"
+            self._notice(
+                f"writing {primary.path.name} failed ({error}); {lost} events were lost "
+                "before writes succeeded again",
+                lost=lost,
+                error=error,
+            )
+        if not self._primary_down:
+            self._lost_ok = primary.lines_lost
+
+    def _notice(self, message: str, *, lost: int, error: str) -> None:
+        self._notices += 1
+        if self._notices > MAX_NOTICES:
+            return
+        event = self._event(
+            "warning", message, sink=self.primary.name, error=error, events_lost=lost
+        )
         try:
-            self.primary.flush()
+            self.primary.write([(event, render(event))])
         except BaseException as exc:
             self._primary_failed(exc)
+
+    def _event(self, level: str, message: str, **fields: Any) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "v": SCHEMA_VERSION,
+            "ts": time.time(),
+            "kind": "log",
+            "logger": "gemmalog",
+            "level": level,
+            "run": self.run,
+            "rank": self.rank,
+            "event": message,
+            **fields,
+        }
+        if self.segment:
+            event["segment"] = self.segment
+        return event
+
+    def flush_all(self, now: bool = False) -> None:
+        """Flush every sink: a periodic tick (sinks may keep buffering) or, ``now``, everything."""
+        self._flush_primary()
         method = "flush_now" if now else "flush"
         for sink in self.sinks[1:]:
             if sink.name not in self.failures:
@@ -181,19 +294,13 @@ class EventListener(QueueListener):
             f"gemmalog: sink {name!r} {when} and is disabled for this run: {message}",
             file=sys.stderr,
         )
-        event = {
-            "v": SCHEMA_VERSION,
-            "ts": time.time(),
-            "kind": "log",
-            "logger": "gemmalog",
-            "level": "error",
-            "run": self.run,
-            "rank": self.rank,
-            "event": f"sink {name} {when} and was disabled",
-            "sink": name,
-            "error": message,
-            "exc": "".join(traceback.format_exception(exc)),
-        }
+        event = self._event(
+            "error",
+            f"sink {name} {when} and was disabled",
+            sink=name,
+            error=message,
+            exc="".join(traceback.format_exception(exc)),
+        )
         try:
             self.primary.write([(event, render(event))])
         except BaseException as primary_exc:
@@ -208,3 +315,12 @@ class EventListener(QueueListener):
             self.primary.close()
         except BaseException as exc:
             self._primary_failed(exc)
+
+    def sink_errors(self) -> dict[str, dict[str, Any]]:
+        """Every sink's failure for run.json, the JSONL shard's with all the events it lost."""
+        out = {name: f.as_dict() for name, f in self.failures.items()}
+        if self.primary_failure is not None:
+            entry = self.primary_failure.as_dict()
+            entry["missed"] = self.primary.lines_lost
+            out[self.primary.name] = entry
+        return out

@@ -7,6 +7,7 @@ All global state sits here (structlog's ``_config`` is the model): the current
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import signal
@@ -19,10 +20,19 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from gemmalog._listener import EventListener, FlushRequest
+from gemmalog._listener import EventListener, FlushRequest, StampSegment
 from gemmalog._queue import EventQueue
 from gemmalog._router import Route, Router
-from gemmalog._run import Run, distributed_env, new_run_id, safe_name, shared_run_id
+from gemmalog._run import (
+    Run,
+    distributed_env,
+    last_segment_in,
+    new_run_id,
+    read_manifest,
+    safe_name,
+    segment_history,
+    shared_run_id,
+)
 from gemmalog.config.build import build_sink
 from gemmalog.config.loader import ConfigError, apply_overrides, env_overrides, load
 from gemmalog.config.model import Config, default_config
@@ -34,7 +44,7 @@ from gemmalog.sinks.jsonl import JsonlSink
 class Pipeline:
     """Processors on the caller's thread, a bounded queue, the listener thread and its sinks."""
 
-    def __init__(self, config: Config, *, child_of: Pipeline | None = None) -> None:
+    def __init__(self, config: Config, *, child_of: Run | None = None) -> None:
         s = config.settings
         self.config = config
         self.metrics = config.metrics
@@ -43,15 +53,20 @@ class Pipeline:
         if child_of is None:
             run_id = s.run_id or shared_run_id() or new_run_id(s.run_name)
             run_dir = Path(s.root).expanduser() / safe_name(run_id)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            if s.private:
-                os.chmod(run_dir, 0o700)
             self.run = Run(
-                run_id, s.run_name or run_id, run_dir, rank, world, config=config.snapshot()
+                run_id,
+                s.run_name or run_id,
+                run_dir,
+                rank,
+                world,
+                config=config.snapshot(),
+                private=s.private,
             )
+            self.run.segment, self.run.history = _resumed_segment(run_dir, rank)
+            _make_run_dir(run_dir, s.private)
             shard = self.run.jsonl_path
-        else:  # a forked child: its own shard, no other sinks, no manifest
-            parent = child_of.run
+        else:  # a forked or spawned child: its own shard, no other sinks, no manifest
+            parent = child_of
             self.run = Run(
                 parent.id,
                 parent.name,
@@ -59,6 +74,8 @@ class Pipeline:
                 parent.rank,
                 parent.world_size,
                 config=parent.config,
+                segment=parent.segment,
+                private=parent.private,
             )
             shard = parent.dir / f"events.{parent.rank}.{os.getpid()}.jsonl"
         self.is_child = child_of is not None
@@ -71,7 +88,7 @@ class Pipeline:
             AddEnvelope(self.run.id, self.run.rank),
             AddResources(s.memory_interval),
         )
-        primary = JsonlSink(shard, fsync=s.fsync)
+        primary = JsonlSink(shard, fsync=s.fsync, private=s.private)
         sinks: dict[str, Sink] = {}
         failed: dict[str, Exception] = {}
         if child_of is None:
@@ -92,7 +109,9 @@ class Pipeline:
         self.router = Router(
             sinks, routes, Route(root.level, root.handlers, root.propagate), always=(primary,)
         )
-        listener_chain = (Redact(s.redact_patterns),) if s.redact else ()
+        listener_chain: tuple[Any, ...] = (Redact(s.redact_patterns),) if s.redact else ()
+        if self.run.segment:
+            listener_chain = (*listener_chain, StampSegment(self.run.segment))
         self.listener = EventListener(
             self.queue,
             primary,
@@ -101,7 +120,10 @@ class Pipeline:
             flush_interval=s.flush_interval,
             run=self.run.id,
             rank=self.run.rank,
+            segment=self.run.segment,
         )
+        if primary.error is not None:
+            self.listener._primary_failed(primary.error)
         for name, error in failed.items():  # reported like any sink failure: stderr + JSONL
             self.listener._report(name, error, starting=True)
         self._levels: dict[str, int] = {}
@@ -112,6 +134,7 @@ class Pipeline:
         }
         self.listener.start()
         self.stopped = False
+        self._stopping = False
 
     # -- the hot path -------------------------------------------------------------------
     def levelno(self, logger: str) -> int:
@@ -147,12 +170,14 @@ class Pipeline:
     def stop(
         self, status: str, error: str | None = None, stats: Mapping[str, Any] | None = None
     ) -> None:
-        if self.stopped:
+        if self.stopped or self._stopping:
             return
-        self.stopped = True
+        self._stopping = True
         self.run.status = status
         self.run.ended = time.time()
         if not self.is_child:
+            # Drain first: a batch the listener holds is in neither count below.
+            self.flush(timeout=30.0)
             self.emit(
                 "info" if status == "completed" else "error",
                 {
@@ -168,18 +193,69 @@ class Pipeline:
                 },
                 force=True,
             )
+        self.stopped = True
         self.listener.stop()
         self.queue.close()
         self.listener.close_sinks()
+        if self.run.private:
+            _tighten(self.run.dir)
         if not self.is_child:
             primary = self.listener.primary
-            self.run.write_manifest(
+            write_manifest(
+                self.run,
                 events_written=primary.lines_written,
                 events_lost=primary.lines_lost,
                 drops=self.queue.drops,
-                sink_errors={k: f.as_dict() for k, f in self.listener.failures.items()},
+                sink_errors=self.listener.sink_errors(),
                 error=error,
             )
+
+
+def _resumed_segment(run_dir: Path, rank: int) -> tuple[int, list[dict[str, Any]]]:
+    """(segment, earlier segments) for a run directory: (0, []) for a new run.
+
+    A rank continues after the last segment its own shard records; rank 0 also after the
+    last one run.json records (a segment killed before its first line was written).
+    """
+    last = last_segment_in(run_dir / f"events.{rank}.jsonl")
+    history: list[dict[str, Any]] = []
+    if rank == 0:
+        history = segment_history(read_manifest(run_dir / "run.json"))
+        recorded = [e["segment"] for e in history if type(e.get("segment")) is int]
+        if recorded:
+            last = max(last if last is not None else -1, *recorded)
+    return (0, []) if last is None else (last + 1, history)
+
+
+def _make_run_dir(run_dir: Path, private: bool) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+        if private:
+            os.chmod(run_dir, 0o700)
+    except OSError as exc:  # the JSONL sink retries; the training must not stop here
+        _warn_once(
+            f"cannot create the run directory {run_dir} ({type(exc).__name__}: {exc}); "
+            "events are counted as lost until it can be written (check the root setting)"
+        )
+
+
+def _tighten(run_dir: Path) -> None:
+    """A private run: user-only modes on everything the sinks created (umask may allow more)."""
+    try:
+        for path in (run_dir, *run_dir.rglob("*")):
+            if path.is_symlink():
+                continue
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
+    except OSError:
+        pass
+
+
+def write_manifest(run: Run, **extra: Any) -> None:
+    """Write run.json; a failure (disk full, directory gone read-only) is warned, not raised."""
+    try:
+        run.write_manifest(**extra)
+    except OSError as exc:
+        _warn_once(f"cannot write {run.manifest_path} ({type(exc).__name__}: {exc})")
 
 
 class _State:
@@ -210,8 +286,14 @@ def current() -> Pipeline:
     with _State.lock:
         if _State.pipeline is None:
             parent = _State.forked_from
+            spawned = None if parent is not None else _spawned_from()
             if parent is not None:
-                _State.pipeline = Pipeline(parent.config, child_of=parent)
+                _State.pipeline = Pipeline(parent.config, child_of=parent.run)
+                _flush_at_child_exit()
+            elif spawned is not None:
+                config, run = spawned
+                _State.pipeline = Pipeline(config, child_of=run)
+                _install_hooks()
                 _flush_at_child_exit()
             else:
                 _warn_once(
@@ -220,6 +302,65 @@ def current() -> Pipeline:
                 initialize()
         assert _State.pipeline is not None
         return _State.pipeline
+
+
+#: Set by initialize() for the processes it starts (spawn, subprocess): which run to join.
+PARENT_ENV = "GEMMALOG_PARENT"
+_INHERITED = (
+    "flush_interval",
+    "queue_size",
+    "backpressure",
+    "fsync",
+    "redact",
+    "redact_patterns",
+    "max_string_length",
+    "memory_interval",
+    "private",
+)
+
+
+def _parent_description(pipeline: Pipeline) -> str:
+    run = pipeline.run
+    s = pipeline.config.settings
+    return json.dumps(
+        {
+            "pid": os.getpid(),
+            "run": run.id,
+            "name": run.name,
+            "dir": str(run.dir.absolute()),
+            "rank": run.rank,
+            "world_size": run.world_size,
+            "segment": run.segment,
+            "level": pipeline.config.root.level,
+            "settings": {k: getattr(s, k) for k in _INHERITED},
+        }
+    )
+
+
+def _spawned_from() -> tuple[Config, Run] | None:
+    """The run a spawned process (or any subprocess) of a logging process joins, if any."""
+    text = os.environ.get(PARENT_ENV)
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        if data["pid"] == os.getpid():
+            return None
+        config = default_config()
+        apply_overrides(config, {**data["settings"], "level": data.get("level")})
+        run = Run(
+            str(data["run"]),
+            str(data["name"]),
+            Path(data["dir"]),
+            int(data["rank"]),
+            int(data["world_size"]),
+            segment=int(data["segment"]),
+            private=bool(data["settings"].get("private")),
+        )
+    except (ValueError, KeyError, TypeError, ConfigError) as exc:
+        _warn_once(f"ignoring {PARENT_ENV} ({type(exc).__name__}: {exc})")
+        return None
+    return config, run
 
 
 def running() -> Pipeline | None:
@@ -251,6 +392,7 @@ def initialize(config_path: str | os.PathLike[str] | Config | None = None, **ove
             shutdown()
         pipeline = Pipeline(config)
         _State.pipeline = pipeline
+        os.environ[PARENT_ENV] = _parent_description(pipeline)
         _State.final_stats = {}
         _State.exit_status = None
         _install_hooks()
@@ -259,7 +401,7 @@ def initialize(config_path: str | os.PathLike[str] | Config | None = None, **ove
         elif config.settings.capture_warnings:
             logging.captureWarnings(True)
     run = pipeline.run
-    run.write_manifest()
+    write_manifest(run)
     pipeline.emit(
         "info",
         {
@@ -294,8 +436,16 @@ def shutdown(status: str | None = None, error: str | None = None) -> None:
         if status is None:
             status, error = _State.exit_status or ("completed", None)
         _bridge.uninstall()
+        if not pipeline.is_child:
+            _forget_parent_env()
         pipeline.stop(status, error, _State.final_stats)
         _State.pipeline = None
+
+
+def _forget_parent_env() -> None:
+    text = os.environ.get(PARENT_ENV)
+    if text and f'"pid": {os.getpid()},' in text:
+        del os.environ[PARENT_ENV]
 
 
 def set_final_stats(**stats: Any) -> None:

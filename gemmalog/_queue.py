@@ -103,8 +103,15 @@ class EventQueue:
                 append(item)
         except IndexError:
             pass
-        with self._space:
-            self._space.notify_all()
+        # Never wait for the condition's lock here: a SIGTERM handler that shuts down on the
+        # main thread may run while that thread holds it (a blocked put), and the listener
+        # must still drain. Blocked producers re-check every 50 ms without a notification.
+        space = self._space
+        if space.acquire(blocking=False):
+            try:
+                space.notify_all()
+            finally:
+                space.release()
         if self._sentinel_seen and not batch:
             return None
         return batch

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import os
@@ -60,18 +61,53 @@ def distributed_env() -> tuple[int, int]:
     return 0, 1
 
 
+def _int_env(key: str, default: int = 1) -> int:
+    try:
+        return int(os.environ.get(key, default))
+    except ValueError:
+        return default
+
+
 def shared_run_id() -> str | None:
-    """A run id every rank of one job agrees on, from the environment, when there is one."""
+    """A run id every rank of one job agrees on, from the environment, when there is one.
+
+    In order: ``GEMMALOG_RUN_ID``; torchrun's ``TORCHELASTIC_RUN_ID`` (a fresh uuid per
+    launch with the default rendezvous, the ``--rdzv-id`` otherwise); for a single-node
+    torchrun whose run id is ``none`` (the static rendezvous), the launcher's process id
+    and start time, which every local rank shares as its parent; SLURM's job and step ids.
+    Multi-node jobs with a static rendezvous must set ``GEMMALOG_RUN_ID`` (or ``--rdzv-id``).
+    """
     explicit = os.environ.get("GEMMALOG_RUN_ID")
     if explicit:
         return safe_name(explicit)
+    world = _int_env("WORLD_SIZE")
     elastic = os.environ.get("TORCHELASTIC_RUN_ID")
-    if elastic and elastic != "none" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if elastic and elastic != "none" and world > 1:
         return safe_name(f"job-{elastic}")
+    if elastic == "none" and world > 1 and _int_env("LOCAL_WORLD_SIZE", 0) == world:
+        launcher = _launcher_id()
+        if launcher is not None:
+            return launcher
     slurm = os.environ.get("SLURM_JOB_ID")
-    if slurm and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+    if slurm and _int_env("SLURM_NTASKS") > 1:
         return safe_name(f"slurm-{slurm}-{os.environ.get('SLURM_STEP_ID', '0')}")
     return None
+
+
+def _launcher_id() -> str | None:
+    """``job-<launcher start time>-<hash>`` from the parent process (torchrun's agent)."""
+    import hashlib
+
+    import psutil
+
+    try:
+        parent = psutil.Process(os.getppid())
+        started = parent.create_time()
+    except (psutil.Error, OSError):
+        return None
+    key = f"{socket.gethostname()}:{os.environ.get('MASTER_PORT', '')}:{parent.pid}:{started}"
+    stamp = _dt.datetime.fromtimestamp(started).strftime("%Y%m%d-%H%M%S")
+    return f"job-{stamp}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,13 +150,89 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return commit if result.returncode == 0 and len(commit) == 40 else None
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temporary file and a rename: readers never see half a file."""
+def write_json_atomic(path: Path, data: dict[str, Any], *, mode: int = 0o666) -> None:
+    """Write JSON through a temporary file and a rename: readers never see half a file.
+
+    ``mode`` is the new file's permission bits (before the umask): 0o600 for a private run.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(
-        orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str)
-    )
-    os.replace(tmp, path)
+    payload = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """A run.json as a dict, or None when it is missing or unreadable."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def last_segment_in(shard: Path, limit: int = 1 << 24) -> int | None:
+    """The ``segment`` of the last readable line of a shard; None when it holds no line.
+
+    Reads the shard backwards in growing chunks (a torn last line is skipped); lines of the
+    first segment carry no ``segment`` field and count as 0.
+    """
+    try:
+        size = shard.stat().st_size
+    except OSError:
+        return None
+    chunk = 1 << 16
+    with contextlib.suppress(OSError), open(shard, "rb") as f:
+        while True:
+            start = max(0, size - chunk)
+            f.seek(start)
+            lines = f.read(size - start).split(b"\n")
+            if start > 0:
+                lines = lines[1:]  # may begin mid-line
+            for line in reversed(lines):
+                try:
+                    event = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(event, dict):
+                    segment = event.get("segment", 0)
+                    return segment if type(segment) is int else 0
+            if start == 0 or chunk >= limit:
+                return None
+            chunk *= 4
+    return None
+
+
+def segment_history(manifest: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The segments an earlier run.json records; a segment that never ended is 'unfinished'."""
+    if not manifest:
+        return []
+    recorded = manifest.get("segments")
+    if not isinstance(recorded, list) or not recorded:
+        recorded = [
+            {
+                "segment": 0,
+                "start": manifest.get("start"),
+                "end": manifest.get("end"),
+                "status": manifest.get("status"),
+                "pid": manifest.get("pid"),
+                "host": manifest.get("host"),
+            }
+        ]
+    out = []
+    for entry in recorded:
+        if isinstance(entry, dict):
+            entry = dict(entry)
+            if entry.get("status") == "running":
+                entry["status"] = "unfinished"
+            out.append(entry)
+    return out
 
 
 @dataclass
@@ -136,6 +248,12 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)
     status: str = "running"
     ended: float | None = None
+    #: 0 for a new run; n for the n-th resumption of it (``initialize(run_id=<existing>)``).
+    segment: int = 0
+    #: Earlier segments, from the run.json this run resumed.
+    history: list[dict[str, Any]] = field(default_factory=list)
+    #: Create files user-only (0o600) and directories 0o700.
+    private: bool = False
 
     @property
     def jsonl_path(self) -> Path:
@@ -145,18 +263,37 @@ class Run:
     def manifest_path(self) -> Path:
         return self.dir / "run.json"
 
+    @property
+    def first_start(self) -> float:
+        """When the run's first segment started (this segment's start for a new run)."""
+        first = self.history[0].get("start") if self.history else None
+        return first if isinstance(first, int | float) else self.started
+
     def manifest(self, **extra: Any) -> dict[str, Any]:
+        start = self.first_start
         data: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "status": self.status,
-            "start": self.started,
-            "start_iso": _dt.datetime.fromtimestamp(self.started, _dt.UTC).isoformat(),
+            "start": start,
+            "start_iso": _dt.datetime.fromtimestamp(start, _dt.UTC).isoformat(),
             "end": self.ended,
             "end_iso": None
             if self.ended is None
             else _dt.datetime.fromtimestamp(self.ended, _dt.UTC).isoformat(),
-            "duration_s": None if self.ended is None else self.ended - self.started,
+            "duration_s": None if self.ended is None else self.ended - start,
+            "segment": self.segment,
+            "segments": [
+                *self.history,
+                {
+                    "segment": self.segment,
+                    "start": self.started,
+                    "end": self.ended,
+                    "status": self.status,
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                },
+            ],
             "world_size": self.world_size,
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -170,6 +307,11 @@ class Run:
         return data
 
     def write_manifest(self, **extra: Any) -> None:
-        """Rank 0 owns ``run.json``; the other ranks leave it alone."""
+        """Rank 0 owns ``run.json``; the other ranks leave it alone.
+
+        Recreates the run directory if it was removed; raises OSError when it cannot write.
+        """
         if self.rank == 0:
-            write_json_atomic(self.manifest_path, self.manifest(**extra))
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700 if self.private else 0o777)
+            mode = 0o600 if self.private else 0o666
+            write_json_atomic(self.manifest_path, self.manifest(**extra), mode=mode)

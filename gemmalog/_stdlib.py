@@ -14,7 +14,7 @@ import threading
 import traceback
 from typing import Any
 
-from gemmalog._pipeline import running
+from gemmalog._pipeline import _State, current, running
 from gemmalog.config.model import Config
 
 # Libraries that set propagate=False on their root logger and would otherwise bypass root.
@@ -41,6 +41,8 @@ class StdlibBridge(logging.handlers.QueueHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         pipeline = running()
+        if pipeline is None and _State.forked_from is not None:
+            pipeline = current()  # a forked child's first record starts its pipeline
         if pipeline is None or getattr(record, "_gemmalog_seen", False):
             return
         record._gemmalog_seen = True  # a library logger and root both carry this handler

@@ -76,6 +76,11 @@ ENVELOPE: Final = (
     Field(
         "truncated", "VARCHAR[]", "Fields whose text was cut at the configured max_string_length."
     ),
+    Field(
+        "segment",
+        "INTEGER",
+        "Segment of a resumed run: absent (read as 0) in the first, n after the n-th resumption.",
+    ),
 )
 
 _PHASE = Field("phase", "VARCHAR", "train or eval (TRL's eval_ prefix), or another phase name.")

@@ -20,8 +20,8 @@ VIEWS = (
     "events",
     "gemmalog_read_errors",
     "metrics",
-    "rewards",
     "completions",
+    "rewards",
     "generation",
     "system",
     "reward_stats",
@@ -151,7 +151,7 @@ def freeze(con: duckdb.DuckDBPyConnection, columns: Iterable[str] | None = None)
     Useful before many queries over a large run (a summary, a report). ``columns`` keeps
     only those event fields (the others read as NULL), which saves parsing time and memory.
     """
-    keep = None if columns is None else set(columns)
+    keep = None if columns is None else {*columns, "segment"}  # the views dedupe on it
     blank = [
         f"NULL::{sql} AS {name}"
         for name, sql in events.all_columns().items()

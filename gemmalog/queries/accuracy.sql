@@ -1,11 +1,11 @@
--- Correct answers per run, phase and step (all ranks together), and the running accuracy.
+-- Correct answers per run, phase and step (all ranks together), and the running accuracy
+-- (from `completions`: a step logged again by a resumed segment counts once).
 CREATE VIEW accuracy AS
 WITH per_step AS (
     SELECT run, phase, step,
            count(*) FILTER (WHERE correct)::BIGINT AS correct,
            count(correct)::BIGINT AS total
-    FROM events
-    WHERE kind = 'model_output'
+    FROM completions
     GROUP BY run, phase, step
     HAVING count(correct) > 0
 )

@@ -5,4 +5,5 @@ SELECT run, rank, phase, step, ts, epoch,
        truncation_rate, distinct_1, distinct_2, repeated_ngram_ratio, format_adherence,
        answer_extraction_rate
 FROM events
-WHERE kind = 'generation_metrics';
+WHERE kind = 'generation_metrics'
+QUALIFY step IS NULL OR segment = max(segment) OVER (PARTITION BY run, rank, phase, step);

@@ -10,5 +10,7 @@ FROM (
         SELECT *, stats AS st
         FROM events
         WHERE kind = 'reward_summary'
+        QUALIFY step IS NULL
+             OR segment = max(segment) OVER (PARTITION BY run, rank, phase, step)
     )
 );

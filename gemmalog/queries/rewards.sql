@@ -2,26 +2,32 @@
 -- Source rule: a model_output event's `rewards` map is the primary source. A `reward` event
 -- (one function's values for a batch) adds rows only when no model_output event of the same
 -- run, rank, phase and step carries that reward function, so a value logged both ways is
--- counted once.
+-- counted once. A resumed run (segments) logs some steps twice: the latest segment wins
+-- (model_output rows come from `completions`, which keeps only those).
 CREATE VIEW rewards AS
 WITH from_outputs AS (
     SELECT run, rank, phase, step, sample,
            unnest(map_keys(rewards)) AS reward_fn,
            unnest(map_values(rewards)) AS value,
            ts
-    FROM events
-    WHERE kind = 'model_output' AND rewards IS NOT NULL
+    FROM completions
+    WHERE rewards IS NOT NULL
+),
+reward_events AS (
+    SELECT * FROM events
+    WHERE kind = 'reward'
+    QUALIFY step IS NULL
+         OR segment = max(segment) OVER (PARTITION BY run, rank, phase, step, reward_fn)
 ),
 covered AS (
     SELECT DISTINCT run, rank, phase, step, reward_fn FROM from_outputs
 ),
 batches AS (
     SELECT e.run, e.rank, e.phase, e.step, e.reward_fn, e."values", e.samples, e.ts
-    FROM events e
+    FROM reward_events e
     ANTI JOIN covered c
         ON c.run = e.run AND c.rank = e.rank AND c.reward_fn = e.reward_fn
        AND c.phase IS NOT DISTINCT FROM e.phase AND c.step IS NOT DISTINCT FROM e.step
-    WHERE e.kind = 'reward'
 ),
 from_batches AS (
     SELECT run, rank, phase, step,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,13 @@ class JsonlSink(BaseSink):
     every ``flush_interval`` seconds and at shutdown) or when more than ``max_buffer`` bytes
     wait. A line is written whole or, when the process dies mid-write, left as a torn tail
     that the readers skip. With ``fsync=True`` every flush also reaches the disk.
+
+    Faults never stop the sink: a write that fails (disk full, permission denied, I/O
+    error) counts its lines in ``lines_lost`` and raises, and the next flush tries again;
+    a shard that was deleted under it (the run directory removed) is noticed on the next
+    flush, its lines are counted as lost and a new shard is opened at the same path. The
+    listener reports both. An existing shard that ends in a torn line (a killed earlier
+    segment) gets a newline first, so the torn fragment never swallows a new line.
     """
 
     def __init__(
@@ -25,17 +34,46 @@ class JsonlSink(BaseSink):
         fsync: bool = False,
         max_buffer: int = 1 << 20,
         name: str = "jsonl",
+        private: bool = False,
     ) -> None:
         super().__init__(name)
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self.max_buffer = max_buffer
-        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in _close
+        self.private = private
+        self._file: io.FileIO | None = None
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._in_file = 0  # lines this sink wrote into the file now open
+        self._torn = False  # the file may end mid-line: start the next write with a newline
         self.lines_written = 0
         self.lines_lost = 0
+        #: The error of the last failed write or open; None while writes succeed.
+        self.error: BaseException | None = None
+        #: Set when the open shard was found deleted: how many written lines went with it.
+        self.removed_lines: int | None = None
+        try:
+            self._open()
+        except OSError as exc:  # e.g. permission denied: counted, retried on every flush
+            self.error = exc
+
+    def _open(self) -> io.FileIO:
+        mode = 0o700 if self.private else 0o777
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=mode)
+        file = open(  # noqa: SIM115 - closed in _close
+            self.path, "ab", buffering=0, opener=self._opener
+        )
+        self._file = file
+        self._in_file = 0
+        size = os.fstat(file.fileno()).st_size
+        if size:
+            with open(self.path, "rb") as tail:
+                tail.seek(size - 1)
+                self._torn = tail.read(1) != b"\n"
+        return file
+
+    def _opener(self, path: str, flags: int) -> int:
+        return os.open(path, flags | os.O_CLOEXEC, 0o600 if self.private else 0o666)
 
     def write(self, batch: Sequence[Record]) -> None:
         pending = self._pending
@@ -45,6 +83,21 @@ class JsonlSink(BaseSink):
         if self._pending_bytes >= self.max_buffer:
             self.flush()
 
+    def _current_file(self) -> io.FileIO:
+        file = self._file
+        if file is None:
+            return self._open()
+        # One fstat per flush: a deleted shard still accepts writes, into nothing.
+        if os.fstat(file.fileno()).st_nlink == 0:
+            removed = self._in_file
+            self.lines_written -= removed
+            self.lines_lost += removed
+            self.removed_lines = (self.removed_lines or 0) + removed
+            self._file = None
+            file.close()
+            return self._open()
+        return file
+
     def flush(self) -> None:
         if not self._pending:
             return
@@ -52,20 +105,39 @@ class JsonlSink(BaseSink):
         count = len(self._pending)
         self._pending = []
         self._pending_bytes = 0
+        prefix = 0
+        done = 0
         try:
+            file = self._current_file()
+            if self._torn:
+                data = b"\n" + data
+                prefix = 1
             view = memoryview(data)
             while view:
-                written = self._file.write(view)
-                view = view[written or 0 :]
+                written = file.write(view) or 0
+                if not written:
+                    raise OSError(errno.EIO, f"no progress writing {self.path}")
+                view = view[written:]
+                done += written
+            self._torn = False
             if self.fsync:
-                os.fsync(self._file.fileno())
-        except BaseException:
-            self.lines_lost += count
+                os.fsync(file.fileno())
+        except BaseException as exc:
+            full = data.count(b"\n", prefix, done) if done > prefix else 0
+            if done > 0 and data[done - 1 : done] != b"\n":
+                self._torn = True
+            self._in_file += full
+            self.lines_written += full
+            self.lines_lost += count - full
+            self.error = exc
             raise
+        self._in_file += count
         self.lines_written += count
+        self.error = None
 
     def _close(self) -> None:
         try:
             self.flush()
         finally:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()

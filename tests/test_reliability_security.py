@@ -1,0 +1,160 @@
+"""Secrets, paths, permissions, read-only SQL and spreadsheet-safe CSV."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import stat
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+import gemmalog
+from gemmalog.cli import cli
+from tests.conftest import read_events
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml"
+
+# Realistic shapes (fake values): Hugging Face user token, W&B API key (40 hex), AWS key id
+# and secret access key, a bearer JWT, an OpenAI-style key.
+SECRETS = {
+    "hf": "hf_" + "xQzKpLmNoPqRsTuVwXyZaBcDeFgHiJkLmN",
+    "wandb": "4f3c2b1a09e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4",
+    "aws_id": "AKIA" + "Z7Q3XK2M9PLW4RTB",
+    "aws_secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY",
+    "bearer": "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodWIifQ.c2lnbmF0dXJlX2J5dGVz",
+    "openai": "sk-" + "proj-Ab12Cd34Ef56Gh78Ij90Kl12Mn34",
+}
+
+
+def test_secret_shapes_in_messages_fields_and_exceptions(root: Path) -> None:
+    run = gemmalog.initialize(CONFIG, root=str(root))
+    log = gemmalog.get_training_logger()
+    log.info(f"huggingface-cli login --token {SECRETS['hf']}")
+    log.info(
+        "config",
+        env={"WANDB_API_KEY": SECRETS["wandb"], "AWS_SECRET_ACCESS_KEY": SECRETS["aws_secret"]},
+        nested={"deep": [{"headers": {"Authorization": f"Bearer {SECRETS['bearer']}"}}]},
+        note=f"aws_access_key_id={SECRETS['aws_id']} aws_secret_access_key={SECRETS['aws_secret']}",
+    )
+    log.info("wandb", wandb_api_key=SECRETS["wandb"], login=f"WANDB_API_KEY={SECRETS['wandb']}")
+    try:
+        raise PermissionError(f"401 for token {SECRETS['hf']} and key {SECRETS['openai']}")
+    except PermissionError:
+        log.exception("hub refused")
+    gemmalog.log_model_output(
+        question=f"my key is {SECRETS['openai']}",
+        true_answer="x",
+        model_output=f"Authorization: Bearer {SECRETS['bearer']}",
+        step=1,
+    )
+    gemmalog.shutdown()
+    files = [p for p in run.dir.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} >= {".jsonl", ".csv", ".log", ".json"}
+    everything = b"".join(p.read_bytes() for p in files)
+    for name, secret in SECRETS.items():
+        assert secret.encode() not in everything, name
+    events = read_events(run.dir)
+    config = next(e for e in events if e.get("event") == "config")
+    assert config["env"]["WANDB_API_KEY"] == "[REDACTED]"
+    assert "[REDACTED]" in orjson.dumps(config["nested"]).decode()
+    hub = next(e for e in events if e.get("event") == "hub refused")
+    assert "PermissionError: 401 for token [REDACTED]" in hub["exc"]
+
+
+def test_run_names_and_ids_cannot_escape_the_root(root: Path) -> None:
+    for name, run_id in (
+        ("../../etc/passwd", None),
+        ("/abs/path", None),
+        (None, "../outside"),
+        (None, "/tmp/absolute"),
+        ("..", ".."),
+        (None, "a/../../b"),
+    ):
+        run = gemmalog.initialize(root=str(root), run_name=name, run_id=run_id)
+        gemmalog.shutdown()
+        assert run.dir.resolve().parent == root.resolve(), (name, run_id)
+    assert sorted(p.name for p in root.parent.iterdir()) == ["runs"]
+
+
+def test_private_runs_are_user_only_files_included(root: Path) -> None:
+    run = gemmalog.initialize(CONFIG, root=str(root), private=True)
+    assert stat.S_IMODE(run.dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((run.dir / "events.0.jsonl").stat().st_mode) == 0o600
+    assert stat.S_IMODE((run.dir / "run.json").stat().st_mode) == 0o600
+    gemmalog.log_model_output(question="q", true_answer="a", model_output="a", step=1)
+    gemmalog.log_training_progress(1, {"loss": 1.0})
+    gemmalog.shutdown()
+    paths = [run.dir, *run.dir.rglob("*")]
+    assert len(paths) > 5  # jsonl, run.json, csv, text log, tensorboard dir and file
+    for path in paths:
+        want = 0o700 if path.is_dir() else 0o600
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM events",
+        "DROP VIEW events",
+        "COPY (SELECT 'x') TO '{shard}'",
+        "SELECT 1; COPY (SELECT 'x') TO '{shard}' (FORMAT csv)",
+        "EXPORT DATABASE '{dir}'",
+        "CREATE OR REPLACE VIEW events AS SELECT 1",
+        "ATTACH '{dir}/run.json' AS x",
+        "SET enable_external_access = true",
+        "PRAGMA enable_profiling; SELECT 1",
+        "CALL pragma_version()",
+        "INSERT INTO events VALUES (1)",
+        "UPDATE events SET run = 'x'",
+        "LOAD httpfs",
+    ],
+)
+def test_sql_never_modifies_or_deletes_run_files(root: Path, sql: str) -> None:
+    run = gemmalog.initialize(root=str(root))
+    gemmalog.log_training_progress(1, {"loss": 1.0})
+    gemmalog.shutdown()
+    before = digest(root)
+    text = sql.format(shard=run.dir / "events.0.jsonl", dir=run.dir)
+    result = CliRunner().invoke(cli, ["sql", str(run.dir), text], catch_exceptions=False)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert digest(root) == before
+
+
+def test_csv_is_spreadsheet_safe_by_default(root: Path) -> None:
+    run = gemmalog.initialize(CONFIG, root=str(root))
+    payloads = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
+    for i, text in enumerate(payloads):
+        gemmalog.log_model_output(question=text, true_answer=text, model_output=text, step=i)
+    gemmalog.shutdown()
+    (path,) = run.dir.rglob("model_outputs.csv")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(payloads)
+    assert [r["question"] for r in rows] == ["'" + p for p in payloads]
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="redact: a bare 40-hex W&B key (no KEY= before it) and a field named 'wandb_key' "
+    "are not recognized (gemmalog/processors/redact.py, owned by the processors issue)",
+)
+def test_bare_wandb_key_is_redacted(root: Path) -> None:
+    run = gemmalog.initialize(root=str(root))
+    gemmalog.get_training_logger().info(
+        f"wandb login {SECRETS['wandb']}", wandb_key=SECRETS["wandb"]
+    )
+    gemmalog.shutdown()
+    raw = b"".join(p.read_bytes() for p in run.dir.glob("events.*.jsonl"))
+    assert SECRETS["wandb"].encode() not in raw
