@@ -237,6 +237,40 @@ def run_throughput(contenders: list[type[Contender]], n: int, rounds: int) -> di
     return {name: statistics.median(v) for name, v in per.items()}
 
 
+def caller_only(rounds: int, n: int = 1000, batches: int = 100) -> dict[str, float]:
+    """The caller's own work, with gemmalog's listener paused: no GIL contention from it.
+
+    The queue is emptied between batches of ``n`` calls (the events are discarded: this
+    measures the caller, not delivery), so memory stays flat as in the floor's case.
+    """
+    from gemmalog._pipeline import running
+
+    out: dict[str, list[float]] = {"raw floor": [], "gemmalog": []}
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            floor = RawFloor()
+            floor.setup(Path(tmp))
+            gemmalog.initialize(root=tmp, capture_stdlib=False)
+            pipeline = running()
+            assert pipeline is not None
+            pipeline.listener.stop()
+            for name, call in (("raw floor", floor.step), ("gemmalog", Gemmalog().step)):
+                per = []
+                gc.disable()
+                for _ in range(batches):
+                    t0 = time.perf_counter_ns()
+                    for i in range(n):
+                        call(i)
+                    per.append((time.perf_counter_ns() - t0) / n / 1000)
+                    pipeline.queue._dq.clear()
+                gc.enable()
+                out[name].append(statistics.median(per))
+            pipeline.listener.start()
+            gemmalog.shutdown()
+            floor.finish()
+    return {name: statistics.median(v) for name, v in out.items()}
+
+
 def import_time() -> float:
     code = "import time; t=time.perf_counter(); import gemmalog, sys; d=time.perf_counter()-t; assert 'torch' not in sys.modules; print(d)"
     times = [
@@ -296,6 +330,7 @@ def main() -> None:
         contenders, "output", args.calls // 4, args.rounds, 0.0
     )
     results["throughput_events_per_s"] = run_throughput(contenders, args.calls * 5, args.rounds)
+    results["step_caller_only"] = caller_only(args.rounds)
     results["import_ms"] = import_time()
     if args.rss_events:
         growth, peak = rss_growth(args.rss_events)
@@ -311,6 +346,13 @@ def main() -> None:
             f = v["median_us"] / results[table][floor]["median_us"]
             nv = v["median_us"] / results[table][naive]["median_us"]
             print(f"| {name} | {v['median_us']:.2f} | {v['p99_us']:.2f} | {f:.2f} | {nv:.2f} |")
+    co = results["step_caller_only"]
+    print(
+        "\n## step, caller's own work (gemmalog's listener paused; mean µs per call in batches of 1,000)"
+    )
+    print(
+        f"raw floor {co['raw floor']:.2f} µs, gemmalog {co['gemmalog']:.2f} µs: {co['gemmalog'] / co['raw floor']:.2f} × the floor"
+    )
     print("\n## end-to-end throughput (20-metric steps until flushed and closed)")
     print("| contender | events/s | × raw floor |")
     print("|---|---:|---:|")

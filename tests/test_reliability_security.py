@@ -145,11 +145,6 @@ def test_csv_is_spreadsheet_safe_by_default(root: Path) -> None:
             assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="redact: a bare 40-hex W&B key (no KEY= before it) and a field named 'wandb_key' "
-    "are not recognized (gemmalog/processors/redact.py, owned by the processors issue)",
-)
 def test_bare_wandb_key_is_redacted(root: Path) -> None:
     run = gemmalog.initialize(root=str(root))
     gemmalog.get_training_logger().info(

@@ -24,6 +24,7 @@ REDACTED = "[REDACTED]"
 _SECRET_KEY = re.compile(
     r"(?:^|[_\-.])(?:api[_\-]?key|apikey|secret|secret[_\-]?key|client[_\-]?secret|password|passwd|"
     r"passphrase|authorization|auth|credentials?|private[_\-]?key|access[_\-]?key|session[_\-]?key|"
+    r"signing[_\-]?key|encryption[_\-]?key|wandb[_\-]?key|hf[_\-]?key|"
     r"token|access[_\-]?token|refresh[_\-]?token|auth[_\-]?token|bearer|cookie)$",
     re.IGNORECASE,
 )
@@ -60,6 +61,8 @@ _RULES: tuple[tuple[tuple[str, ...], str], ...] = (
         r"['\"]?\s*[:=]\s*['\"]?[^\s'\",;}]{6,})",
     ),
     (("://",), r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password@ in URLs
+    # `wandb login <40-hex key>` (or `wandb login --relogin <key>`) on a command line
+    (("wandb",), r"(?<=login )[0-9a-f]{40}\b"),
 )
 
 
