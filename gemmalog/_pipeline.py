@@ -7,7 +7,6 @@ All global state sits here (structlog's ``_config`` is the model): the current
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import signal
@@ -20,19 +19,25 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from gemmalog._children import (
+    PARENT_ENV,
+    flush_at_child_exit,
+    forget_parent_env,
+    parent_description,
+    spawned_from,
+)
 from gemmalog._listener import EventListener, FlushRequest, StampSegment
 from gemmalog._queue import EventQueue
 from gemmalog._router import Route, Router
 from gemmalog._run import (
     Run,
     distributed_env,
-    last_segment_in,
     new_run_id,
-    read_manifest,
     safe_name,
-    segment_history,
     shared_run_id,
 )
+from gemmalog._rundir import make_run_dir, resumed_segment, tighten, write_manifest
+from gemmalog._stderr import warn_once
 from gemmalog.config.build import build_sink
 from gemmalog.config.loader import ConfigError, apply_overrides, env_overrides, load
 from gemmalog.config.model import Config, default_config
@@ -62,8 +67,8 @@ class Pipeline:
                 config=config.snapshot(),
                 private=s.private,
             )
-            self.run.segment, self.run.history = _resumed_segment(run_dir, rank)
-            _make_run_dir(run_dir, s.private)
+            self.run.segment, self.run.history = resumed_segment(run_dir, rank)
+            make_run_dir(run_dir, s.private)
             shard = self.run.jsonl_path
         else:  # a forked or spawned child: its own shard, no other sinks, no manifest
             parent = child_of
@@ -156,7 +161,7 @@ class Pipeline:
             else:
                 self.queue.put(event)
         except Exception as exc:
-            _warn_once(f"an event could not be logged ({type(exc).__name__}: {exc})")
+            warn_once(f"an event could not be logged ({type(exc).__name__}: {exc})")
 
     # -- lifecycle ----------------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> bool:
@@ -198,7 +203,7 @@ class Pipeline:
         self.queue.close()
         self.listener.close_sinks()
         if self.run.private:
-            _tighten(self.run.dir)
+            tighten(self.run.dir)
         if not self.is_child:
             primary = self.listener.primary
             write_manifest(
@@ -211,67 +216,13 @@ class Pipeline:
             )
 
 
-def _resumed_segment(run_dir: Path, rank: int) -> tuple[int, list[dict[str, Any]]]:
-    """(segment, earlier segments) for a run directory: (0, []) for a new run.
-
-    A rank continues after the last segment its own shard records; rank 0 also after the
-    last one run.json records (a segment killed before its first line was written).
-    """
-    last = last_segment_in(run_dir / f"events.{rank}.jsonl")
-    history: list[dict[str, Any]] = []
-    if rank == 0:
-        history = segment_history(read_manifest(run_dir / "run.json"))
-        recorded = [e["segment"] for e in history if type(e.get("segment")) is int]
-        if recorded:
-            last = max(last if last is not None else -1, *recorded)
-    return (0, []) if last is None else (last + 1, history)
-
-
-def _make_run_dir(run_dir: Path, private: bool) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
-        if private:
-            os.chmod(run_dir, 0o700)
-    except OSError as exc:  # the JSONL sink retries; the training must not stop here
-        _warn_once(
-            f"cannot create the run directory {run_dir} ({type(exc).__name__}: {exc}); "
-            "events are counted as lost until it can be written (check the root setting)"
-        )
-
-
-def _tighten(run_dir: Path) -> None:
-    """A private run: user-only modes on everything the sinks created (umask may allow more)."""
-    try:
-        for path in (run_dir, *run_dir.rglob("*")):
-            if path.is_symlink():
-                continue
-            os.chmod(path, 0o700 if path.is_dir() else 0o600)
-    except OSError:
-        pass
-
-
-def write_manifest(run: Run, **extra: Any) -> None:
-    """Write run.json; a failure (disk full, directory gone read-only) is warned, not raised."""
-    try:
-        run.write_manifest(**extra)
-    except OSError as exc:
-        _warn_once(f"cannot write {run.manifest_path} ({type(exc).__name__}: {exc})")
-
-
 class _State:
     pipeline: Pipeline | None = None
     lock = threading.RLock()
-    warned: set[str] = set()  # noqa: RUF012
     final_stats: dict[str, Any] = {}  # noqa: RUF012
     exit_status: tuple[str, str | None] | None = None
     forked_from: Pipeline | None = None
     hooks_installed = False
-
-
-def _warn_once(message: str) -> None:
-    if message not in _State.warned:
-        _State.warned.add(message)
-        print(f"gemmalog: {message}", file=sys.stderr)
 
 
 def current() -> Pipeline:
@@ -286,81 +237,22 @@ def current() -> Pipeline:
     with _State.lock:
         if _State.pipeline is None:
             parent = _State.forked_from
-            spawned = None if parent is not None else _spawned_from()
+            spawned = None if parent is not None else spawned_from()
             if parent is not None:
                 _State.pipeline = Pipeline(parent.config, child_of=parent.run)
-                _flush_at_child_exit()
+                flush_at_child_exit(shutdown)
             elif spawned is not None:
                 config, run = spawned
                 _State.pipeline = Pipeline(config, child_of=run)
                 _install_hooks()
-                _flush_at_child_exit()
+                flush_at_child_exit(shutdown)
             else:
-                _warn_once(
+                warn_once(
                     "logging before initialize(): starting a run with the default configuration"
                 )
                 initialize()
         assert _State.pipeline is not None
         return _State.pipeline
-
-
-#: Set by initialize() for the processes it starts (spawn, subprocess): which run to join.
-PARENT_ENV = "GEMMALOG_PARENT"
-_INHERITED = (
-    "flush_interval",
-    "queue_size",
-    "backpressure",
-    "fsync",
-    "redact",
-    "redact_patterns",
-    "max_string_length",
-    "memory_interval",
-    "private",
-)
-
-
-def _parent_description(pipeline: Pipeline) -> str:
-    run = pipeline.run
-    s = pipeline.config.settings
-    return json.dumps(
-        {
-            "pid": os.getpid(),
-            "run": run.id,
-            "name": run.name,
-            "dir": str(run.dir.absolute()),
-            "rank": run.rank,
-            "world_size": run.world_size,
-            "segment": run.segment,
-            "level": pipeline.config.root.level,
-            "settings": {k: getattr(s, k) for k in _INHERITED},
-        }
-    )
-
-
-def _spawned_from() -> tuple[Config, Run] | None:
-    """The run a spawned process (or any subprocess) of a logging process joins, if any."""
-    text = os.environ.get(PARENT_ENV)
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-        if data["pid"] == os.getpid():
-            return None
-        config = default_config()
-        apply_overrides(config, {**data["settings"], "level": data.get("level")})
-        run = Run(
-            str(data["run"]),
-            str(data["name"]),
-            Path(data["dir"]),
-            int(data["rank"]),
-            int(data["world_size"]),
-            segment=int(data["segment"]),
-            private=bool(data["settings"].get("private")),
-        )
-    except (ValueError, KeyError, TypeError, ConfigError) as exc:
-        _warn_once(f"ignoring {PARENT_ENV} ({type(exc).__name__}: {exc})")
-        return None
-    return config, run
 
 
 def running() -> Pipeline | None:
@@ -392,7 +284,7 @@ def initialize(config_path: str | os.PathLike[str] | Config | None = None, **ove
             shutdown()
         pipeline = Pipeline(config)
         _State.pipeline = pipeline
-        os.environ[PARENT_ENV] = _parent_description(pipeline)
+        os.environ[PARENT_ENV] = parent_description(pipeline)
         _State.final_stats = {}
         _State.exit_status = None
         _install_hooks()
@@ -437,15 +329,9 @@ def shutdown(status: str | None = None, error: str | None = None) -> None:
             status, error = _State.exit_status or ("completed", None)
         _bridge.uninstall()
         if not pipeline.is_child:
-            _forget_parent_env()
+            forget_parent_env()
         pipeline.stop(status, error, _State.final_stats)
         _State.pipeline = None
-
-
-def _forget_parent_env() -> None:
-    text = os.environ.get(PARENT_ENV)
-    if text and f'"pid": {os.getpid()},' in text:
-        del os.environ[PARENT_ENV]
 
 
 def set_final_stats(**stats: Any) -> None:
@@ -496,14 +382,6 @@ def _install_hooks() -> None:
                 signal.signal(signal.SIGTERM, _on_sigterm)
         except (ValueError, OSError):
             pass
-
-
-def _flush_at_child_exit() -> None:
-    # multiprocessing children leave through os._exit(), which skips atexit; its own
-    # finalizers still run, so register the shutdown there too.
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is not None:
-        mp_util.Finalize(None, shutdown, exitpriority=100)
 
 
 def _after_fork_in_child() -> None:
