@@ -202,6 +202,12 @@ class Pipeline:
         self.listener.stop()
         self.queue.close()
         self.listener.close_sinks()
+        if self.queue.drops:  # nothing is lost silently
+            print(
+                f"gemmalog: the 'drop' backpressure policy dropped {self.queue.drops} event(s) of run "
+                f"{self.run.id} (rank {self.run.rank}); raise queue_size or use 'block' to keep them",
+                file=sys.stderr,
+            )
         if self.run.private:
             tighten(self.run.dir)
         if not self.is_child:
@@ -332,6 +338,32 @@ def shutdown(status: str | None = None, error: str | None = None) -> None:
             forget_parent_env()
         pipeline.stop(status, error, _State.final_stats)
         _State.pipeline = None
+
+
+def end_run(
+    run: Run,
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+) -> None:
+    """End ``run`` as a ``with`` block ends: completed, or failed/interrupted with the exception."""
+    pipeline = running()
+    if pipeline is None or pipeline.run is not run:
+        return  # already shut down, or another run has started since
+    if exc_type is None:
+        shutdown()
+        return
+    interrupted = issubclass(exc_type, KeyboardInterrupt)
+    pipeline.emit(
+        "error",
+        {
+            "kind": "log",
+            "logger": pipeline.roles["training"],
+            "event": "run interrupted" if interrupted else "run failed",
+            "exc": "".join(traceback.format_exception(exc_type, exc, tb)),
+        },
+    )
+    shutdown("interrupted" if interrupted else "failed", f"{exc_type.__name__}: {exc}")
 
 
 def set_final_stats(**stats: Any) -> None:

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import orjson
@@ -237,7 +238,11 @@ def segment_history(manifest: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 @dataclass
 class Run:
-    """The run this process logs into. Returned by :func:`gemmalog.initialize`."""
+    """The run this process logs into. Returned by :func:`gemmalog.initialize`.
+
+    Also a context manager: ``with gemmalog.initialize(...) as run:`` ends the run when the
+    block ends, as ``completed``, or ``failed``/``interrupted`` with the exception recorded.
+    """
 
     id: str
     name: str
@@ -305,6 +310,19 @@ class Run:
         }
         data.update(extra)
         return data
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        from gemmalog._pipeline import end_run  # the pipeline imports this module
+
+        end_run(self, exc_type, exc, tb)
 
     def write_manifest(self, **extra: Any) -> None:
         """Rank 0 owns ``run.json``; the other ranks leave it alone.

@@ -280,7 +280,7 @@ def test_redaction_can_be_turned_off(root: Path) -> None:
     )
 
 
-def test_drop_policy_counts_what_it_drops(root: Path) -> None:
+def test_drop_policy_counts_what_it_drops(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = gemmalog.initialize(
         root=str(root), backpressure="drop", queue_size=10, flush_interval=5.0
     )
@@ -314,6 +314,7 @@ def test_drop_policy_counts_what_it_drops(root: Path) -> None:
     end = events_of(run.dir, "run_end")[0]
     manifest = orjson.loads((run.dir / "run.json").read_bytes())
     assert end["drops"] == dropped == manifest["drops"]
+    assert f"dropped {dropped} event(s)" in capsys.readouterr().err
 
 
 def test_block_policy_loses_nothing_with_a_tiny_queue(root: Path) -> None:
@@ -453,3 +454,21 @@ def test_public_api_is_sorted_and_importable() -> None:
     assert gemmalog.__all__ == sorted(gemmalog.__all__)
     for name in gemmalog.__all__:
         assert hasattr(gemmalog, name), name
+
+
+def test_run_as_a_context_manager(root: Path) -> None:
+    with gemmalog.initialize(root=str(root), run_name="ok") as run:
+        gemmalog.log_training_progress(step=1, metrics={"loss": 1.0})
+    assert running() is None
+    assert orjson.loads((run.dir / "run.json").read_bytes())["status"] == "completed"
+
+    with (
+        pytest.raises(ValueError, match="diverged"),
+        gemmalog.initialize(root=str(root), run_name="bad") as bad,
+    ):
+        raise ValueError("loss diverged")
+    manifest = orjson.loads((bad.dir / "run.json").read_bytes())
+    assert manifest["status"] == "failed" and manifest["error"] == "ValueError: loss diverged"
+    failure = next(e for e in events_of(bad.dir, "log") if e["event"] == "run failed")
+    assert "ValueError: loss diverged" in failure["exc"] and failure["level"] == "error"
+    assert events_of(bad.dir, "run_end")[0]["status"] == "failed"
