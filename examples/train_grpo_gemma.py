@@ -134,16 +134,11 @@ def train(
         processing_class=tokenizer,
         callbacks=[callback],  # gemmalog
     )
-    try:
+    # gemmalog: leaving the block flushes everything and finishes run.json: status completed,
+    # or failed/interrupted with the traceback logged if training raised.
+    with run:
         trainer.train()
-    except BaseException as exc:
-        gemmalog.shutdown(
-            status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-            error=f"{type(exc).__name__}: {exc}",
-        )
-        raise
-    gemmalog.log_memory_usage(step=trainer.state.global_step)
-    gemmalog.shutdown()  # gemmalog: flush everything, finish run.json
+        gemmalog.log_memory_usage(step=trainer.state.global_step)
     return trainer, run
 
 

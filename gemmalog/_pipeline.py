@@ -352,18 +352,29 @@ def end_run(
         return  # already shut down, or another run has started since
     if exc_type is None:
         shutdown()
-        return
+    else:
+        shutdown(*_record_exception(pipeline, exc_type, exc, tb, "run failed"))
+
+
+def _record_exception(
+    pipeline: Pipeline,
+    exc_type: type[BaseException],
+    exc: BaseException | None,
+    tb: TracebackType | None,
+    event: str,
+) -> tuple[str, str]:
+    """Log the traceback as an error event; return the run's (status, error) for run.json."""
     interrupted = issubclass(exc_type, KeyboardInterrupt)
     pipeline.emit(
         "error",
         {
             "kind": "log",
             "logger": pipeline.roles["training"],
-            "event": "run interrupted" if interrupted else "run failed",
+            "event": "run interrupted" if interrupted else event,
             "exc": "".join(traceback.format_exception(exc_type, exc, tb)),
         },
     )
-    shutdown("interrupted" if interrupted else "failed", f"{exc_type.__name__}: {exc}")
+    return ("interrupted" if interrupted else "failed", f"{exc_type.__name__}: {exc}")
 
 
 def set_final_stats(**stats: Any) -> None:
@@ -380,18 +391,7 @@ def _excepthook(
 ) -> None:
     pipeline = running()
     if pipeline is not None:
-        interrupted = issubclass(exc_type, KeyboardInterrupt)
-        message = f"{exc_type.__name__}: {exc}"
-        _State.exit_status = ("interrupted" if interrupted else "failed", message)
-        pipeline.emit(
-            "error",
-            {
-                "kind": "log",
-                "logger": pipeline.roles["training"],
-                "event": "run interrupted" if interrupted else "uncaught exception",
-                "exc": "".join(traceback.format_exception(exc_type, exc, tb)),
-            },
-        )
+        _State.exit_status = _record_exception(pipeline, exc_type, exc, tb, "uncaught exception")
     _previous_excepthook(exc_type, exc, tb)
 
 
