@@ -41,6 +41,34 @@ from gemmalog.integrations.trl import GemmalogCallback  # noqa: E402
 CONFIG = HERE.parent / "configs" / "gemma_logging.yaml"
 
 
+def _time_training_thread(callback: GemmalogCallback) -> dict[str, float]:
+    """Accumulate the seconds gemmalog spends on the training thread: hooks and reward logging."""
+    seconds: dict[str, float] = {}
+    targets = [
+        (callback, h)
+        for h in (
+            "on_train_begin",
+            "on_step_begin",
+            "on_pre_optimizer_step",
+            "on_step_end",
+            "on_log",
+        )
+    ]
+    targets.append((callback.collector, "record"))
+    for owner, name in targets:
+        original = getattr(owner, name)
+
+        def timed(*a: Any, _original: Any = original, _name: str = name, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return _original(*a, **k)
+            finally:
+                seconds[_name] = seconds.get(_name, 0.0) + time.perf_counter() - t0
+
+        setattr(owner, name, timed)
+    return seconds
+
+
 def one_run(
     model_dir: Path,
     *,
@@ -50,6 +78,7 @@ def one_run(
     logging_steps: int,
     frequency: int,
     tmp: Path,
+    config: Path = CONFIG,
 ) -> dict[str, float]:
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -57,10 +86,11 @@ def one_run(
     callbacks: list[Any] = []
     listener_cpu = 0.0
     if on:
-        gemmalog.initialize(str(CONFIG), root=str(tmp / "runs"), capture_stdlib=True)
+        gemmalog.initialize(str(config), root=str(tmp / "runs"), capture_stdlib=True)
         callback = GemmalogCallback(logging_frequency=frequency)
         funcs = callback.wrap(funcs)
         callbacks = [callback]
+        timed = _time_training_thread(callback)
     config = GRPOConfig(
         output_dir=str(tmp / "out"),
         max_steps=steps,
@@ -100,17 +130,26 @@ def one_run(
                 listener_cpu = t.user_time + t.system_time
         gemmalog.shutdown()
     step_times = [e["step_time"] for e in trainer.state.log_history if "step_time" in e]
+    caller_ms = 1000 * sum(timed.values()) / steps if on else 0.0
     return {
         "step_time": statistics.median(step_times) if step_times else float("nan"),
         "wall_per_step": wall / steps,
         "rss_delta_mb": (rss_after - rss_before) / 2**20,
         "listener_cpu_s": listener_cpu,
+        "caller_ms_per_step": caller_ms,
         "wall": wall,
     }
 
 
 def compare(
-    model_dir: Path, *, runs: int, steps: int, batch: int, logging_steps: int, frequency: int
+    model_dir: Path,
+    *,
+    runs: int,
+    steps: int,
+    batch: int,
+    logging_steps: int,
+    frequency: int,
+    config: Path = CONFIG,
 ) -> dict[str, Any]:
     results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,6 +162,7 @@ def compare(
                 logging_steps=logging_steps,
                 frequency=frequency,
                 tmp=Path(tmp) / f"w{on}",
+                config=config,
             )
         for i in range(runs):
             order = (False, True) if i % 2 == 0 else (True, False)
@@ -136,6 +176,7 @@ def compare(
                         logging_steps=logging_steps,
                         frequency=frequency,
                         tmp=Path(tmp) / f"r{i}{on}",
+                        config=config,
                     )
                 )
     off = statistics.median(r["step_time"] for r in results[False])
@@ -152,6 +193,7 @@ def compare(
         "off_wall_ms": off_wall * 1000,
         "on_wall_ms": on_wall * 1000,
         "wall_overhead_pct": 100 * (on_wall - off_wall) / off_wall,
+        "caller_ms_per_step": statistics.median(r["caller_ms_per_step"] for r in results[True]),
         "listener_cpu_pct_of_wall": 100
         * statistics.median(r["listener_cpu_s"] / r["wall"] for r in results[True]),
         "rss_delta_on_minus_off_mb": statistics.median(r["rss_delta_mb"] for r in results[True])
@@ -167,15 +209,18 @@ def main() -> None:
         "--matrix", action="store_true", help="batch sizes 4, 8 x logging_steps 1, 5"
     )
     parser.add_argument(
+        "--config", type=Path, default=CONFIG, help="gemmalog configuration of the 'on' runs"
+    )
+    parser.add_argument(
         "--tiny-cache", default=str(Path.home() / ".cache" / "gemmalog" / "tiny-gemma")
     )
     args = parser.parse_args()
     model_dir = tiny_gemma.build_tiny_gemma(args.tiny_cache)
     grid = [(4, 1, 5), (8, 1, 5), (4, 5, 20), (8, 5, 20)] if args.matrix else [(4, 1, 5)]
     print(
-        "| batch | TRL logging_steps | gemmalog frequency | off: step ms | on: step ms | overhead | off: wall ms/step | on: wall ms/step | wall overhead | listener CPU % of wall | RSS on − off MB |"
+        "| batch | TRL logging_steps | gemmalog frequency | off: step ms | on: step ms | overhead | off: wall ms/step | on: wall ms/step | wall overhead | gemmalog on the training thread, ms/step | listener CPU % of wall | RSS on − off MB |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for batch, logging_steps, frequency in grid:
         r = compare(
             model_dir,
@@ -184,10 +229,11 @@ def main() -> None:
             batch=batch,
             logging_steps=logging_steps,
             frequency=frequency,
+            config=args.config,
         )
         print(
             f"| {batch} | {logging_steps} | {frequency} | {r['off_step_ms']:.1f} | {r['on_step_ms']:.1f} | {r['overhead_pct']:+.1f}% | "
-            f"{r['off_wall_ms']:.1f} | {r['on_wall_ms']:.1f} | {r['wall_overhead_pct']:+.1f}% | {r['listener_cpu_pct_of_wall']:.1f}% | {r['rss_delta_on_minus_off_mb']:+.1f} |",
+            f"{r['off_wall_ms']:.1f} | {r['on_wall_ms']:.1f} | {r['wall_overhead_pct']:+.1f}% | {r['caller_ms_per_step']:.2f} | {r['listener_cpu_pct_of_wall']:.1f}% | {r['rss_delta_on_minus_off_mb']:+.1f} |",
             flush=True,
         )
 
