@@ -19,10 +19,11 @@ import time
 import gemmalog
 
 
-def flood(root: str, run_id: str, counter_path: str, flush: str) -> None:
+def flood(root: str, run_id: str, counter_path: str, flush: str, kill: str = "0") -> None:
     with open(counter_path, "r+b") as f:
         counter = mmap.mmap(f.fileno(), 8)
     gemmalog.initialize(root=root, run_id=run_id, flush_interval=float(flush), capture_stdlib=False)
+    gemmalog.bind(kill=int(kill))  # which kill point a line belongs to, for the test's pairing
     log = gemmalog.get_logger("flood")
     i = 0
     while True:

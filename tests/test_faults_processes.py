@@ -65,7 +65,7 @@ def test_sigkill_at_random_moments_loses_only_the_last_flush_interval(
     for kill in range(KILLS):
         counter.write_bytes((-1).to_bytes(8, "little", signed=True))
         child = subprocess.Popen(
-            [*DRIVER, "flood", str(root), run_id, str(counter), str(FLUSH)],
+            [*DRIVER, "flood", str(root), run_id, str(counter), str(FLUSH), str(kill)],
             env=ENV,
             stderr=subprocess.DEVNULL,
         )
@@ -104,16 +104,17 @@ def test_sigkill_at_random_moments_loses_only_the_last_flush_interval(
     segments = sorted(by_segment)
     assert segments == sorted(set(segments))
     assert len(segments) == started_segments
-    # nothing older than the window is missing: pair kills with segments in order
-    written = [len(by_segment[s]) for s in segments]
-    must = [expected[k] for k in sorted(expected) if expected[k] > 0]
-    assert len(must) <= len(written)
-    # children killed during start-up may have written nothing: match the logging ones
-    logging_counts = [n for n in written if n > 0]
-    assert len(logging_counts) >= len(must)
-    for need, got in zip(must, logging_counts[-len(must) :], strict=True):
-        lost_outside += max(0, need - got)
+    # nothing older than the window is missing: each child binds its kill index to its lines
+    by_kill: dict[int, int] = {}
+    for e in events:
+        if e.get("event") == "tick":
+            by_kill[e["kill"]] = by_kill.get(e["kill"], 0) + 1
+    for kill, need in expected.items():
+        lost_outside += max(0, need - by_kill.get(kill, 0))
     assert lost_outside == 0
+    assert (
+        sum(1 for need in expected.values() if need > 0) >= KILLS * 2 // 3
+    )  # most kills hit logging
     # the readers: every intact line is in `events`, every torn one in gemmalog_read_errors
     con = gemmalog.connect(root / run_id)
     assert con.execute("SELECT count(*) FROM events").fetchone() == (len(events),)
@@ -130,7 +131,7 @@ def test_sigkill_at_random_moments_loses_only_the_last_flush_interval(
     print(
         f"\nkill points survived: {survived}; events lost outside the {WINDOW:.2f}s window: "
         f"{lost_outside}; torn lines skipped by the views: {torn_seen}; "
-        f"segments with events: {len(logging_counts)}; ticks on disk: {sum(written)}"
+        f"children that logged: {len(by_kill)}; ticks on disk: {sum(by_kill.values())}"
     )
 
 
