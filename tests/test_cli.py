@@ -205,3 +205,18 @@ def test_console_script(runs_root: Path) -> None:
     assert digest(runs_root) == before
     usage = subprocess.run([exe, "summary"], capture_output=True, text=True)
     assert usage.returncode == 2
+
+
+def test_conversions_of_large_runs_show_progress(
+    runs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gemmalog.cli._convert as convert
+
+    monkeypatch.setattr(convert, "_BIG", 0)  # every run counts as large
+    code, out, _ = invoke(
+        "to-csv", str(runs_root / "alpha"), "--kind", "rewards", "-o", str(tmp_path / "r.csv")
+    )
+    assert code == 0 and "to-csv rewards" in out and "100%" in out and "wrote 7 rows" in out
+    code, out, _ = invoke("to-parquet", str(runs_root), str(tmp_path / "pq"))
+    assert code == 0 and "to-parquet" in out and "100%" in out
+    assert (tmp_path / "pq" / "run=beta" / "kind=metrics").is_dir()

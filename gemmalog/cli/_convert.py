@@ -57,12 +57,8 @@ def to_csv(run: str, root: str | None, kind: str, output: str | None) -> None:
     from gemmalog.queries import to_csv as convert
 
     out = output or f"{kind}.csv"
-    bar, update = _progress(resolve(run, root=root).files(), f"to-csv {kind}")
-    if bar is None:
-        rows = convert(run, out, kind=kind, root=root)
-    else:
-        with bar:
-            rows = convert(run, out, kind=kind, root=root, progress=update)
+    files = resolve(run, root=root).files()
+    rows = _with_progress(files, f"to-csv {kind}", convert, run, out, kind=kind, root=root)
     click.echo(f"wrote {rows} rows to {out}")
 
 
@@ -82,13 +78,18 @@ def to_parquet(path: str, out: str, root: str | None, overwrite: bool) -> None:
     from gemmalog.queries import resolve
     from gemmalog.queries import to_parquet as convert
 
-    bar, update = _progress(resolve(path, root=root).files(), "to-parquet")
-    if bar is None:
-        rows = convert(path, out, root=root, overwrite=overwrite)
-    else:
-        with bar:
-            rows = convert(path, out, root=root, overwrite=overwrite, progress=update)
+    files = resolve(path, root=root).files()
+    rows = _with_progress(files, "to-parquet", convert, path, out, root=root, overwrite=overwrite)
     click.echo(f"wrote {rows} events to {out}")
+
+
+def _with_progress(files: list[str], label: str, convert: Any, *args: Any, **kwargs: Any) -> int:
+    """Run a conversion, with a progress bar when the input is large enough to want one."""
+    bar, update = _progress(files, label)
+    if bar is None:
+        return int(convert(*args, **kwargs))
+    with bar:
+        return int(convert(*args, progress=update, **kwargs))
 
 
 def _follow(files: list[str], follow: bool, interval: float = 0.5) -> Iterator[dict[str, Any]]:
