@@ -115,3 +115,16 @@ def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "WARNING" not in result.stderr
     assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_every_configuration_key_and_class_is_documented() -> None:
+    from gemmalog.config import schema
+    from gemmalog.config.loader import ENV_OVERRIDES
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    keys = {*schema.TOP, *schema.SETTINGS, *schema.METRICS, *ENV_OVERRIDES} - {"enable"}
+    keys |= {f"enable.{k}" for k in schema.ENABLE_KEYS}
+    keys |= {key for options in schema.OPTIONS.values() for key in options}
+    keys |= {name for name in schema.HANDLER_CLASSES if name.startswith("logging.")}
+    missing = sorted(k for k in keys if f"`{k}`" not in text)
+    assert not missing, f"docs/configuration.md does not document: {missing}"
