@@ -242,6 +242,17 @@ class EventListener(QueueListener):
         if not self._primary_down:
             self._lost_ok = primary.lines_lost
 
+    def _incident(self, event: dict[str, Any]) -> Record:
+        """gemmalog's own report as a record: through the listener's processors (redaction:
+        an error text can quote a credential) like any event, then rendered."""
+        try:
+            for proc in self.processors:
+                event = proc(None, "", event)
+        except Exception:
+            event = {k: event.get(k) for k in ("v", "ts", "kind", "logger", "level", "run", "rank")}
+            event["event"] = "gemmalog incident (details withheld: redaction failed)"
+        return (event, render(event))
+
     def _notice(self, message: str, *, lost: int, error: str) -> None:
         self._notices += 1
         if self._notices > MAX_NOTICES:
@@ -250,7 +261,7 @@ class EventListener(QueueListener):
             "warning", message, sink=self.primary.name, error=error, events_lost=lost
         )
         try:
-            self.primary.write([(event, render(event))])
+            self.primary.write([self._incident(event)])
         except BaseException as exc:
             self._primary_failed(exc)
 
@@ -302,7 +313,7 @@ class EventListener(QueueListener):
             exc="".join(traceback.format_exception(exc)),
         )
         try:
-            self.primary.write([(event, render(event))])
+            self.primary.write([self._incident(event)])
         except BaseException as primary_exc:
             self._primary_failed(primary_exc)
 

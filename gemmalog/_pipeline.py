@@ -7,7 +7,6 @@ All global state sits here (structlog's ``_config`` is the model): the current
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import signal
 import sys
@@ -228,6 +227,7 @@ class _State:
     final_stats: dict[str, Any] = {}  # noqa: RUF012
     exit_status: tuple[str, str | None] | None = None
     forked_from: Pipeline | None = None
+    ended_a_run = False
     hooks_installed = False
 
 
@@ -253,9 +253,8 @@ def current() -> Pipeline:
                 _install_hooks()
                 flush_at_child_exit(shutdown)
             else:
-                warn_once(
-                    "logging before initialize(): starting a run with the default configuration"
-                )
+                when = "after shutdown()" if _State.ended_a_run else "before initialize()"
+                warn_once(f"logging {when}: starting a run with the default configuration")
                 initialize()
         assert _State.pipeline is not None
         return _State.pipeline
@@ -294,10 +293,7 @@ def initialize(config_path: str | os.PathLike[str] | Config | None = None, **ove
         _State.final_stats = {}
         _State.exit_status = None
         _install_hooks()
-        if config.settings.capture_stdlib:
-            _bridge.install(config)
-        elif config.settings.capture_warnings:
-            logging.captureWarnings(True)
+        _bridge.install(config)
     run = pipeline.run
     write_manifest(run)
     pipeline.emit(
@@ -338,6 +334,7 @@ def shutdown(status: str | None = None, error: str | None = None) -> None:
             forget_parent_env()
         pipeline.stop(status, error, _State.final_stats)
         _State.pipeline = None
+        _State.ended_a_run = True
 
 
 def end_run(

@@ -13,7 +13,6 @@ Backpressure when the queue is full:
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections import deque
 from typing import Any, Literal
@@ -41,7 +40,6 @@ class EventQueue:
         self._dq: deque[Any] = deque()
         self._wake = threading.Event()
         self._space = threading.Condition()
-        self._drops = itertools.count()
         self._dropped = 0
         self._sentinel_seen = False
         self.closed = False
@@ -65,16 +63,20 @@ class EventQueue:
         if len(self._dq) < self.maxsize:
             return True
         if self.policy == "drop" or self.closed:
-            self._dropped = next(self._drops) + 1
+            self._count_drop()
             return False
         with self._space:
             while len(self._dq) >= self.maxsize and not self.closed:
                 self._wake.set()
                 self._space.wait(0.05)
         if self.closed and len(self._dq) >= self.maxsize:
-            self._dropped = next(self._drops) + 1
+            self._count_drop()
             return False
         return True
+
+    def _count_drop(self) -> None:
+        with self._space:  # producers on several threads: each drop counted once
+            self._dropped += 1
 
     def put_nowait(self, item: Any) -> None:
         """Enqueue a control item (sentinel, flush request) regardless of the bound."""

@@ -1,9 +1,13 @@
 """Records from the standard library (transformers, trl, datasets, warnings) as ``log`` events.
 
 A ``QueueHandler`` on the root logger (and on the library loggers that do not propagate,
-such as ``transformers``) whose ``prepare`` builds an event dict instead of formatting the
-record into a string: the stock ``prepare`` would stringify the message, arguments and
-exception on the caller's thread, which is the known structlog + QueueHandler pitfall.
+such as ``transformers``) whose ``prepare`` builds an event dict instead of a formatted
+record: the stock ``prepare`` formats the whole record into ``msg`` and drops its
+arguments, the known structlog + QueueHandler pitfall. The record's message is merged with
+its arguments here (``getMessage()``, as any handler must, since the arguments may change
+later) and a traceback is formatted; rendering and writing happen on the listener thread.
+With ``capture_stdlib`` off and ``capture_warnings`` on, the handler sits on ``py.warnings``
+alone. Records below the level gemmalog's configuration gives their logger are dropped.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class StdlibBridge(logging.handlers.QueueHandler):
         if pipeline is None or getattr(record, "_gemmalog_seen", False):
             return
         record._gemmalog_seen = True  # a library logger and root both carry this handler
+        if record.levelno < pipeline.levelno(record.name):
+            return
         try:
             event = self.prepare(record)
             if threading.current_thread() is pipeline.listener._thread:
@@ -64,18 +70,30 @@ class _Bridge:
         self.handler: StdlibBridge | None = None
         self.saved_root_level = logging.WARNING
         self.captured_warnings = False
+        self.loggers: list[logging.Logger] = []
 
     def install(self, config: Config) -> None:
+        """Attach the bridge as the settings ask: every stdlib record, or warnings only."""
         self.uninstall()
+        settings = config.settings
+        if not (settings.capture_stdlib or settings.capture_warnings):
+            return
         handler = StdlibBridge()
         self.handler = handler
         root = logging.getLogger()
         self.saved_root_level = root.level
-        root.setLevel(config.root.level.upper())
-        root.addHandler(handler)
-        for name in LIBRARY_LOGGERS:
-            logging.getLogger(name).addHandler(handler)
-        if config.settings.capture_warnings:
+        self.loggers = (
+            [root, *(logging.getLogger(n) for n in LIBRARY_LOGGERS)]
+            if settings.capture_stdlib
+            else []
+        )
+        if settings.capture_stdlib:
+            root.setLevel(config.root.level.upper())
+        elif settings.capture_warnings:
+            self.loggers = [logging.getLogger("py.warnings")]
+        for logger in self.loggers:
+            logger.addHandler(handler)
+        if settings.capture_warnings:
             logging.captureWarnings(True)
             self.captured_warnings = True
 
@@ -84,11 +102,10 @@ class _Bridge:
         if handler is None:
             return
         self.handler = None
-        root = logging.getLogger()
-        root.removeHandler(handler)
-        root.setLevel(self.saved_root_level)
-        for name in LIBRARY_LOGGERS:
-            logging.getLogger(name).removeHandler(handler)
+        for logger in self.loggers:
+            logger.removeHandler(handler)
+        logging.getLogger().setLevel(self.saved_root_level)
+        self.loggers = []
         if self.captured_warnings:
             logging.captureWarnings(False)
             self.captured_warnings = False

@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 import logging
 import math
+import os
 import subprocess
 import sys
 import uuid
@@ -286,9 +287,7 @@ def test_drop_policy_counts_what_it_drops(root: Path, capsys: pytest.CaptureFixt
     )
     pipeline = running()
     assert pipeline is not None
-    # Hold the listener so the queue fills: the producer must drop, and count.
-    with pipeline.queue._space:
-        pass
+    # Slow the listener down so the queue fills: the producer must drop, and count.
     listener_thread = pipeline.listener._thread
     assert listener_thread is not None
     original = pipeline.listener._handle
@@ -434,12 +433,34 @@ def test_logging_after_shutdown_starts_a_default_run(
     root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("GEMMALOG_ROOT", str(root))
-    gemmalog.get_logger("late").info("nobody initialized")
-    pipeline = running()
-    assert pipeline is not None
+    gemmalog.initialize(run_name="ended")
     gemmalog.shutdown()
-    assert "logging before initialize()" in capsys.readouterr().err
-    assert [e["event"] for e in events_of(pipeline.run.dir, "log")] == ["nobody initialized"]
+    gemmalog.get_logger("late").info("logged after the run ended")
+    pipeline = running()
+    assert pipeline is not None and not pipeline.run.id.startswith("ended")
+    gemmalog.shutdown()
+    assert (
+        "logging after shutdown(): starting a run with the default configuration"
+        in capsys.readouterr().err
+    )
+    assert [e["event"] for e in events_of(pipeline.run.dir, "log")] == [
+        "logged after the run ended"
+    ]
+
+
+def test_logging_before_initialize_starts_a_default_run(tmp_path: Path) -> None:
+    code = "import gemmalog; gemmalog.get_logger('early').info('nobody initialized')"
+    env = {**os.environ, "GEMMALOG_ROOT": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert (
+        "logging before initialize(): starting a run with the default configuration"
+        in result.stderr
+    )
+    (run_dir,) = tmp_path.iterdir()
+    assert [e["event"] for e in events_of(run_dir, "log")] == ["nobody initialized"]
+    assert orjson.loads((run_dir / "run.json").read_bytes())["status"] == "completed"  # atexit
 
 
 def test_import_is_light() -> None:
@@ -472,3 +493,36 @@ def test_run_as_a_context_manager(root: Path) -> None:
     failure = next(e for e in events_of(bad.dir, "log") if e["event"] == "run failed")
     assert "ValueError: loss diverged" in failure["exc"] and failure["level"] == "error"
     assert events_of(bad.dir, "run_end")[0]["status"] == "failed"
+
+
+def test_stdlib_records_follow_gemmalogs_levels_and_warnings_alone(
+    root: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "levels.yaml"
+    config.write_text(
+        "version: 1\nroot: {level: INFO, handlers: []}\nloggers:\n  noisy: {level: ERROR}\n"
+    )
+    run = gemmalog.initialize(str(config), root=str(root))
+    logging.getLogger("noisy.sub").warning("below the configured level")
+    logging.getLogger("noisy").error("at the configured level")
+    gemmalog.shutdown()
+    assert [e["event"] for e in events_of(run.dir, "log") if e["logger"].startswith("noisy")] == [
+        "at the configured level"
+    ]
+
+    run = gemmalog.initialize(root=str(root), capture_stdlib=False, capture_warnings=True)
+    logging.getLogger("some.lib").warning("not captured")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("captured on its own", UserWarning, stacklevel=1)
+    gemmalog.shutdown()
+    messages = [e["event"] for e in events_of(run.dir, "log")]
+    assert any("captured on its own" in m for m in messages) and "not captured" not in messages
+    bridges = [
+        h for h in logging.getLogger("py.warnings").handlers if type(h).__name__ == "StdlibBridge"
+    ]
+    assert not bridges  # undone by shutdown
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        warnings.warn("after shutdown", UserWarning, stacklevel=1)
+    assert seen  # warnings are plain warnings again

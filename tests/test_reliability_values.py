@@ -114,7 +114,10 @@ def test_every_numpy_and_torch_dtype(root: Path) -> None:
     assert len(nps) == len(np_types) and len(ts) >= 12
     for e in nps + ts:
         flat = e.get("array", e.get("tensor"))
-        assert isinstance(flat, list | str), e
+        assert isinstance(flat, list) and len(flat) == 3, e  # converted, not a marker string
+        for value in [*flat, e["scalar"]]:
+            # a one of every dtype: a number (or True), complex as its text, strings as "1"
+            assert value is True or value == 1 or value in ("(1+0j)", "1"), (e["dtype"], value)
     con = gemmalog.connect(run.dir)
     assert con.execute("SELECT count(*) FROM events").fetchone() == (len(events),)
     con.close()

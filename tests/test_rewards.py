@@ -213,3 +213,92 @@ def test_logging_failures_never_reach_training(
 )
 def test_answers_match(answer: str | None, truth: str | None, expected: bool | None) -> None:
     assert answers_match(answer, truth) is expected
+
+
+def test_partials_callable_instances_and_generators_keep_trl_semantics(root: Path) -> None:
+    import functools
+
+    from trl.trainer.utils import get_callable_name, is_async_callable
+
+    run = gemmalog.initialize(root=str(root))
+
+    def length_reward(
+        prompts: Any, completions: Any, scale: float = 1.0, **kwargs: Any
+    ) -> list[float]:
+        return [scale * len(c[0]["content"]) for c in completions]
+
+    class Judge:
+        async def __call__(self, prompts: Any, completions: Any, **kwargs: Any) -> list[float]:
+            return [0.25] * len(completions)
+
+    def lazy(prompts: Any, completions: Any, **kwargs: Any) -> Any:
+        return (1.0 for _ in completions)  # a generator: TRL accepts any iterable
+
+    half = functools.partial(length_reward, scale=0.5)
+    double = functools.partial(length_reward, scale=2.0)
+    funcs = [half, Judge(), lazy]
+    wrapped = wrap_reward_functions(funcs)
+    # the names TRL derives, and TRL's own async test, see through the wrappers
+    assert (
+        [get_callable_name(w) for w in wrapped]
+        == [get_callable_name(f) for f in funcs]
+        == ["length_reward", "Judge", "lazy"]
+    )
+    assert [is_async_callable(w) for w in wrapped] == [False, True, False]
+    state = SimpleNamespace(global_step=0)
+    assert wrapped[0](prompts=PROMPTS, completions=COMPLETIONS, trainer_state=state) == half(
+        PROMPTS, COMPLETIONS
+    )
+    assert (
+        asyncio.run(wrapped[1](prompts=PROMPTS, completions=COMPLETIONS, trainer_state=state))
+        == [0.25] * 3
+    )
+    assert (
+        list(wrapped[2](prompts=PROMPTS, completions=COMPLETIONS, trainer_state=state)) == [1.0] * 3
+    )
+    (other,) = wrap_reward_functions([double])
+    assert other.__name__ == "length_reward"
+    gemmalog.shutdown()
+    outputs = events_of(run.dir, "model_output")
+    assert len(outputs) == 3
+    assert outputs[0]["rewards"] == {
+        "length_reward": 0.5 * len(COMPLETIONS[0][0]["content"]),
+        "Judge": 0.25,
+        "lazy": 1.0,
+    }
+
+
+def test_reward_weights_follow_trl_positions_with_a_reward_model(root: Path) -> None:
+    from gemmalog.integrations.trl import GemmalogCallback
+
+    class RewardModel:
+        def forward(self, x: Any) -> Any:
+            return x
+
+        def parameters(self) -> list[Any]:
+            return []
+
+    run = gemmalog.initialize(root=str(root))
+    callback = GemmalogCallback()
+    wrapped = callback.wrap([RewardModel(), correctness, fmt])
+    args = SimpleNamespace(reward_weights=[5.0, 1.0, 10.0], max_completion_length=None)
+    callback.on_train_begin(args, SimpleNamespace(global_step=0), None, model=None)
+    assert callback.collector.reward_weights == {"correctness": 1.0, "fmt": 10.0}
+    call(wrapped[1:], global_step=0)
+    gemmalog.shutdown()
+    first = events_of(run.dir, "model_output")[0]
+    assert first["total_reward"] == 1.0 * 2.0 + 10.0 * 0.5
+
+
+def test_validation_metrics_switch_keeps_eval_completions_out(root: Path, tmp_path: Path) -> None:
+    config = tmp_path / "no_eval.yaml"
+    config.write_text("version: 1\nmetrics:\n  enable:\n    validation_metrics: false\n")
+    run = gemmalog.initialize(str(config), root=str(root))
+    collector = RewardCollector()
+    wrapped = wrap_reward_functions([correctness], collector)
+    collector.phase_of = lambda: "eval"
+    call(wrapped, global_step=4)
+    collector.phase_of = lambda: "train"
+    call(wrapped, global_step=4)
+    gemmalog.shutdown()
+    assert {o["phase"] for o in events_of(run.dir, "model_output")} == {"train"}

@@ -18,12 +18,13 @@ calls reward functions the way TRL does.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gemmalog import api
@@ -115,6 +116,8 @@ class RewardCollector:
         self.correct_fn = correct_fn
         self.reward_weights = dict(reward_weights or {})
         self.expected: list[str] = []
+        self.positions: dict[str, int] = {}  # name -> index in GRPOTrainer(reward_funcs=...)
+        self.total_functions = 0
         self.phase_of: Callable[[], str] | None = None
         self.max_completion_length: int | None = None
         self.logging_frequency: int | None = None  # None: the configuration's metrics section
@@ -176,7 +179,10 @@ class RewardCollector:
         return answers_match(sample["answer"], sample["true_answer"])
 
     def _emit(self, batch: _Batch) -> None:
-        if running() is None:
+        pipeline = running()
+        if pipeline is None:
+            return
+        if batch.phase == "eval" and not pipeline.metrics.enabled("validation_metrics"):
             return
         try:
             self._log_batch(batch)
@@ -298,44 +304,70 @@ def _is_reward_model(func: Any) -> bool:
     return isinstance(func, str) or (hasattr(func, "forward") and hasattr(func, "parameters"))
 
 
+def _unwrap_partial(func: Any) -> Any:
+    while isinstance(func, functools.partial):
+        func = func.func
+    return func
+
+
+def reward_name(func: Any) -> str:
+    """The name TRL gives a reward function (``trl.trainer.utils.get_callable_name``): a
+    partial's wrapped function, a function's ``__name__``, else the instance's class name."""
+    inner = _unwrap_partial(func)
+    return str(getattr(inner, "__name__", type(inner).__name__))
+
+
+def _is_async(func: Any) -> bool:
+    """TRL's test (``is_async_callable``): an async function, partial or ``__call__``."""
+    inner = _unwrap_partial(func)
+    call = inner.__call__ if callable(inner) else None
+    return inspect.iscoroutinefunction(inner) or inspect.iscoroutinefunction(call)
+
+
 def wrap_reward_function(
     func: Callable[..., Any], collector: RewardCollector, name: str | None = None
 ) -> Callable[..., Any]:
-    """Wrap one reward function; ``__name__`` and signature are kept (TRL names metrics by it).
+    """Wrap one reward function; its TRL name and signature are kept (TRL names metrics by it).
 
-    Async reward functions get an async wrapper (TRL runs those concurrently).
+    Partials and callable instances keep the name TRL would give them; async functions (and
+    instances with an async ``__call__``) get an async wrapper, which TRL awaits. The wrapper
+    returns the original's result object, except that a one-shot iterator (a generator) is
+    turned into a list first, so logging it does not leave TRL an empty one.
     """
-    reward_name: str = name or str(getattr(func, "__name__", type(func).__name__))
+    fn_name = name or reward_name(func)
 
-    def report(result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def report(result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if isinstance(result, Iterator):
+            result = list(result)
         try:
             prompts = kwargs.get("prompts", args[0] if args else None)
             completions = kwargs.get("completions", args[1] if len(args) > 1 else None)
             if completions is not None and result is not None:
-                collector.record(reward_name, list(result), prompts, completions, kwargs)
+                collector.record(fn_name, list(result), prompts, completions, kwargs)
         except Exception as exc:  # never let logging change what training sees
             collector.errors += 1
             if collector.errors == 1:
-                print(f"gemmalog: reward logging failed in {reward_name}: {exc}", file=sys.stderr)
+                print(f"gemmalog: reward logging failed in {fn_name}: {exc}", file=sys.stderr)
+        return result
 
-    if inspect.iscoroutinefunction(func):
+    if _is_async(func):
 
-        @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            result = await func(*args, **kwargs)
-            report(result, args, kwargs)
-            return result
+            return report(await func(*args, **kwargs), args, kwargs)
 
         wrapped: Callable[..., Any] = async_wrapper
     else:
 
-        @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            result = func(*args, **kwargs)
-            report(result, args, kwargs)
-            return result
+            return report(func(*args, **kwargs), args, kwargs)
 
         wrapped = wrapper
+    with contextlib.suppress(AttributeError, TypeError):  # docstring, module, attributes
+        functools.update_wrapper(wrapped, _unwrap_partial(func))
+    wrapped.__name__ = wrapped.__qualname__ = fn_name
+    if isinstance(func, functools.partial) or not inspect.isfunction(func):
+        wrapped.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
+    wrapped.__wrapped__ = func  # type: ignore[attr-defined]
     wrapped.__gemmalog_collector__ = collector  # type: ignore[attr-defined]
     return wrapped
 
@@ -351,9 +383,12 @@ def wrap_reward_functions(
     """
     collector = collector or RewardCollector(**options)
     wrapped = [f if _is_reward_model(f) else wrap_reward_function(f, collector) for f in funcs]
-    collector.expected = [
-        getattr(f, "__name__", type(f).__name__) for f in funcs if not _is_reward_model(f)
-    ]
+    collector.expected = [reward_name(f) for f in funcs if not _is_reward_model(f)]
+    # Position of each wrapped function in reward_funcs: TRL's reward_weights follow it.
+    collector.positions = {
+        reward_name(f): i for i, f in enumerate(funcs) if not _is_reward_model(f)
+    }
+    collector.total_functions = len(funcs)
     return wrapped
 
 
@@ -362,7 +397,7 @@ def logged_reward(collector: RewardCollector) -> Callable[[Callable[..., Any]], 
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         wrapped = wrap_reward_function(func, collector)
-        collector.expected.append(getattr(func, "__name__", type(func).__name__))
+        collector.expected.append(reward_name(func))
         return wrapped
 
     return decorate

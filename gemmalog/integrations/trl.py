@@ -21,7 +21,8 @@ What it records, without monkeypatching:
 - progress (progress_percent, correct_answers, total_answers, accuracy) each step, from
   exact per-sample correctness, not from a batch mean;
 - resource metrics every ``metrics.logging_frequency`` steps, gradient norms per parameter
-  group every ``metrics.gradient_frequency`` steps;
+  group every ``metrics.gradient_frequency`` steps (taken in ``on_pre_optimizer_step``, so
+  after transformers' gradient clipping);
 - through the wrapped reward functions: every completion with every function's score.
 
 Every rank writes its own shard; TensorBoard and CSV are written by rank 0 only (the
@@ -126,10 +127,12 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         self.collector.phase_of = self._phase
         self.collector.max_completion_length = getattr(args, "max_completion_length", None)
         weights = getattr(args, "reward_weights", None)
-        if weights and len(weights) == len(self.collector.expected):
-            self.collector.reward_weights = dict(
-                zip(self.collector.expected, map(float, weights), strict=True)
-            )
+        collector = self.collector
+        if weights and collector.positions and len(weights) == collector.total_functions:
+            # TRL weights reward_funcs by position, reward models included.
+            collector.reward_weights = {
+                n: float(weights[i]) for n, i in collector.positions.items()
+            }
         pipeline = running() or gemmalog._pipeline.current()
         model = self._model
         name = (
@@ -269,7 +272,8 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
                 if param.grad is None:
                     continue
                 group = _group_of(name)
-                value = torch.linalg.vector_norm(param.grad.detach().float()) ** 2
+                # dtype= accumulates in fp32 without an fp32 copy of the gradient
+                value = torch.linalg.vector_norm(param.grad.detach(), dtype=torch.float32) ** 2
                 squares[group] = squares[group] + value if group in squares else value
             if not squares:
                 return

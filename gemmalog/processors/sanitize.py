@@ -170,11 +170,14 @@ class Sanitizer:
         size = getattr(value, "size", None)
         if getattr(value, "ndim", 0) == 0 and hasattr(value, "item"):
             item = value.item()
-            return (
-                self._clean(item, depth, seen)
-                if type(item) is not type(value)
-                else _safe_repr(item)
-            )
+            if type(item) is not type(value):
+                return self._clean(item, depth, seen)
+            kind = getattr(getattr(value, "dtype", None), "kind", "")
+            if kind == "f":  # longdouble: no Python type of its own
+                return self._clean(float(value), depth, seen)
+            if kind == "c":  # clongdouble
+                return str(complex(value))
+            return _safe_repr(item)
         if size is not None and size > self.max_items:
             return f"<ndarray shape={tuple(value.shape)} dtype={value.dtype}: too large>"
         return self._clean(value.tolist(), depth, seen)
@@ -186,18 +189,20 @@ class Sanitizer:
             t = value.detach()
             if t.device.type != "cpu":
                 t = t.cpu()
-            if t.dtype.is_complex or str(t.dtype).startswith("torch.float8"):
-                t = t.to(dtype=_torch_float())
+            if t.dtype.is_complex:  # complex32 has no tolist(); complex values become text
+                t = t.to(dtype=_torch_dtype("complex128"))
+            elif str(t.dtype).startswith("torch.float8"):
+                t = t.to(dtype=_torch_dtype("float64"))
             return self._clean(t.item() if t.dim() == 0 else t.tolist(), depth, seen)
         if hasattr(value, "item"):
             return self._clean(value.item(), depth, seen)
         return self._clean(_safe_repr(value), depth, seen)
 
 
-def _torch_float() -> Any:
+def _torch_dtype(name: str) -> Any:
     import sys
 
-    return sys.modules["torch"].float64
+    return getattr(sys.modules["torch"], name)
 
 
 DEFAULT = Sanitizer()
@@ -206,8 +211,9 @@ DEFAULT = Sanitizer()
 class Sanitize:
     """structlog processor: make every value of the event JSON-ready (see :class:`Sanitizer`).
 
-    Text longer than ``max_string_length`` characters is cut and the field's name is added
-    to the event's ``truncated`` list, so a reader knows the stored value is partial.
+    Text longer than ``max_string_length`` characters is cut. A top-level field's name is
+    then added to the event's ``truncated`` list; a nested string ends in a
+    ``…[truncated N characters]`` marker instead. Either way a reader knows the value is partial.
     """
 
     __slots__ = ("_limit", "_sanitizer")
