@@ -41,6 +41,7 @@ from gemmalog.config.build import build_sink
 from gemmalog.config.loader import ConfigError, apply_overrides, env_overrides, load
 from gemmalog.config.model import Config, default_config
 from gemmalog.processors import AddEnvelope, AddResources, Redact, Sanitize, Sanitizer
+from gemmalog.processors.derive import DeriveGenerationStats
 from gemmalog.sinks.base import LEVEL_NUMBERS, Sink
 from gemmalog.sinks.jsonl import JsonlSink
 
@@ -113,7 +114,9 @@ class Pipeline:
         self.router = Router(
             sinks, routes, Route(root.level, root.handlers, root.propagate), always=(primary,)
         )
-        listener_chain: tuple[Any, ...] = (Redact(s.redact_patterns),) if s.redact else ()
+        listener_chain: tuple[Any, ...] = (DeriveGenerationStats(),)
+        if s.redact:
+            listener_chain = (*listener_chain, Redact(s.redact_patterns))
         if self.run.segment:
             listener_chain = (*listener_chain, StampSegment(self.run.segment))
         self.listener = EventListener(

@@ -14,13 +14,9 @@ import psutil
 
 from gemmalog._logger import BoundLogger, _Target
 from gemmalog._pipeline import Pipeline, _State, current
+from gemmalog.processors.derive import GENERATIONS, MAX_TOKENS, TOKEN_LENGTHS
 from gemmalog.processors.resources import accelerator_memory_mb, detect_device
-from gemmalog.textstats import (
-    completion_text,
-    extract_reasoning_and_answer,
-    generation_stats,
-    summarize,
-)
+from gemmalog.textstats import completion_text, extract_reasoning_and_answer, summarize
 
 
 def _pipeline_for(role: str) -> tuple[Pipeline, str] | None:
@@ -200,16 +196,27 @@ def log_generation_metrics(
     token_lengths: Sequence[int] | None = None,
     max_tokens: int | None = None,
 ) -> None:
-    """One ``generation_metrics`` event: lengths, distinct-n, repetition and format adherence."""
+    """One ``generation_metrics`` event: lengths, distinct-n, repetition and format adherence.
+
+    The caller only hands over the texts; the statistics are computed on the listener
+    thread (:class:`~gemmalog.processors.derive.DeriveGenerationStats`).
+    """
     target = _pipeline_for("metrics")
     if target is None:
         return
     pipeline, name = target
-    stats = generation_stats(generations, token_lengths=token_lengths, max_tokens=max_tokens)
-    pipeline.emit(
-        "info",
-        {"kind": "generation_metrics", "logger": name, "step": step, "phase": phase, **stats},
-    )
+    event: dict[str, Any] = {
+        "kind": "generation_metrics",
+        "logger": name,
+        "step": step,
+        "phase": phase,
+        GENERATIONS: [completion_text(g) for g in generations],
+    }
+    if token_lengths:
+        event[TOKEN_LENGTHS] = list(token_lengths)
+    if max_tokens:
+        event[MAX_TOKENS] = max_tokens
+    pipeline.emit("info", event)
 
 
 _PROCESS: psutil.Process | None = None

@@ -84,6 +84,10 @@ def test_every_helper_writes_one_typed_line(root: Path) -> None:
         and gen["format_adherence"] == 0.5
         and gen["answer_extraction_rate"] == 0.5
     )
+    # computed on the listener thread from the texts, which never reach the line
+    assert not any(key.startswith("_") for key in gen)
+    assert gen["distinct_1"] == 1.0
+    assert gen["max_length_chars"] == len("<reasoning>a</reasoning><answer>1</answer>")
     end = events_of(run.dir, "run_end")[0]
     assert end["status"] == "completed" and end["drops"] == 0 and end["events"] == len(events)
 
