@@ -23,7 +23,7 @@ from typing import Any
 from gemmalog._queue import EventQueue
 from gemmalog._render import render
 from gemmalog._router import Router
-from gemmalog.events import SCHEMA_VERSION
+from gemmalog.events import CORE_FIELDS, SCHEMA_VERSION
 from gemmalog.sinks.base import Record, Sink
 from gemmalog.sinks.jsonl import JsonlSink
 
@@ -159,10 +159,7 @@ class EventListener(QueueListener):
                         event = proc(None, "", event)
                 record = (event, render(event))
             except Exception as exc:  # a processor bug must not cost the event its line
-                event = {
-                    k: item.get(k)
-                    for k in ("v", "ts", "kind", "logger", "level", "run", "rank", "step")
-                }
+                event = {k: item.get(k) for k in CORE_FIELDS}
                 event["event"] = f"<event could not be processed: {type(exc).__name__}: {exc}>"
                 record = (event, render(event))
             primary_batch.append(record)
@@ -249,7 +246,7 @@ class EventListener(QueueListener):
             for proc in self.processors:
                 event = proc(None, "", event)
         except Exception:
-            event = {k: event.get(k) for k in ("v", "ts", "kind", "logger", "level", "run", "rank")}
+            event = {k: event.get(k) for k in CORE_FIELDS}
             event["event"] = "gemmalog incident (details withheld: redaction failed)"
         return (event, render(event))
 

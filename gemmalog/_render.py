@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 
+from gemmalog.events import CORE_FIELDS
+
 _OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 
@@ -18,10 +20,7 @@ def render(event: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(repair(event), option=_OPTIONS)
     except Exception as exc:  # last resort: keep the envelope and say why
-        keep = {
-            k: repair(event.get(k))
-            for k in ("v", "ts", "kind", "logger", "level", "run", "rank", "step")
-        }
+        keep = {k: repair(event.get(k)) for k in CORE_FIELDS}
         keep["event"] = f"<unrenderable event: {type(exc).__name__}>"
         return orjson.dumps(keep, option=_OPTIONS)
 

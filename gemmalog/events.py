@@ -83,6 +83,9 @@ ENVELOPE: Final = (
     ),
 )
 
+#: The envelope fields every line keeps, even when the rest of an event cannot be written.
+CORE_FIELDS: Final = ("v", "ts", "kind", "logger", "level", "run", "rank", "step")
+
 _PHASE = Field("phase", "VARCHAR", "train or eval (TRL's eval_ prefix), or another phase name.")
 
 KINDS: Final[dict[str, Kind]] = {

@@ -18,6 +18,9 @@ from gemmalog.cli import cli
 from gemmalog.report import ReportError, build_report
 from gemmalog.report._html import SECTIONS
 
+#: Sections that hold plots.
+PLOTTED = ("loss", "reward", "reward-functions", "accuracy", "lengths", "kl-entropy", "memory")
+
 pytest.importorskip("matplotlib")
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -93,15 +96,7 @@ def _section(html: str, key: str) -> str:
 def test_the_report_holds_each_section(page: Path) -> None:
     html = page.read_text(encoding="utf-8")
     assert list(re.findall(r'<section id="([\w-]+)">', html)) == list(SECTIONS)
-    for key in (
-        "loss",
-        "reward",
-        "reward-functions",
-        "accuracy",
-        "lengths",
-        "kl-entropy",
-        "memory",
-    ):
+    for key in PLOTTED:
         assert _section(html, key).count("<svg") == 1, key
     assert ">format_reward<" in _section(html, "reward-functions")
     assert ">correctness_reward<" in _section(html, "reward-functions")
@@ -232,15 +227,7 @@ def test_report_of_a_real_grpo_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     _, run, _ = _train(tmp_path, monkeypatch, "report", steps=2, eval_steps=2)
     html = build_report(run.dir, tmp_path / "grpo.html").read_text(encoding="utf-8")
-    for key in (
-        "loss",
-        "reward",
-        "reward-functions",
-        "accuracy",
-        "lengths",
-        "kl-entropy",
-        "memory",
-    ):
+    for key in PLOTTED:
         assert "<svg" in _section(html, key), key
     assert "correctness_<wbr>reward_<wbr>func" in _section(html, "completions")
     assert "tiny-gemma" in _section(html, "runs")

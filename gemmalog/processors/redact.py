@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from gemmalog.processors.sanitize import flat_finite_numbers
+
 REDACTED = "[REDACTED]"
 
 _SECRET_KEY = re.compile(
@@ -133,11 +135,7 @@ class Redact:
             return value
         if t is dict:
             # Flat numeric dicts (metrics, rewards) with keys seen before: nothing to scan.
-            try:
-                total = sum(value.values())
-            except Exception:
-                total = None
-            if type(total) in _NUMBER_TYPES and value.keys() <= self._safe:
+            if value.keys() <= self._safe and flat_finite_numbers(value):
                 return value
             return {
                 k: (
@@ -168,8 +166,6 @@ class Redact:
             event_dict[key] = REDACTED
         return event_dict
 
-
-_NUMBER_TYPES = (int, float)
 
 # Values gemmalog itself sets from numbers or fixed names: never credentials.
 _OWN_KEYS = frozenset(

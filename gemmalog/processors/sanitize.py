@@ -26,6 +26,20 @@ NEG_INF = "-Infinity"
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
+def flat_finite_numbers(mapping: Mapping[Any, Any]) -> bool:
+    """Whether every value is a plain int, bool or finite float: the metrics dict.
+
+    ``sum()`` runs in C, and its result is a plain int or a finite float only if every value
+    is one (numpy and torch scalars, Decimals, strings, None, NaN and inf all fall through),
+    so the check costs about 0.2 µs for 20 entries, against ~2 µs for a Python loop.
+    """
+    try:
+        total = sum(mapping.values())
+    except Exception:
+        return False
+    return type(total) is int or (type(total) is float and total - total == 0.0)
+
+
 def nonfinite(value: float) -> str:
     """The string that stands for a non-finite float in the JSONL."""
     if value != value:
@@ -78,18 +92,8 @@ class Sanitizer:
             return value if value - value == 0.0 else nonfinite(value)
         if t in _PLAIN:
             return value
-        if t is dict and len(value) <= self.max_items:
-            # The metrics case: a flat dict of finite Python numbers. sum() runs in C and
-            # its result is a plain int or finite float only if every value is one (numpy
-            # and torch scalars, Decimals, strings, NaN and inf all fall through), so the
-            # check and the copy cost about 0.3 µs for 20 entries. Non-str keys are left to
-            # the renderer's repair step.
-            try:
-                total = sum(value.values())
-            except Exception:
-                total = None
-            if (type(total) is float and total - total == 0.0) or type(total) is int:
-                return dict(value)
+        if t is dict and len(value) <= self.max_items and flat_finite_numbers(value):
+            return dict(value)  # non-str keys are left to the renderer's repair step
         if depth >= self.max_depth:
             return _marker(value, "nested too deep")
         if isinstance(value, Mapping | list | tuple | set | frozenset):
@@ -235,16 +239,8 @@ class Sanitize:
             elif t is float:
                 if value - value != 0.0:
                     event_dict[key] = nonfinite(value)
-            elif t is dict:
-                # Inline fast path for flat numeric dicts (see Sanitizer._clean).
-                try:
-                    total = sum(value.values())
-                except Exception:
-                    total = None
-                if (type(total) is float and total - total == 0.0) or type(total) is int:
-                    event_dict[key] = value.copy()
-                else:
-                    event_dict[key] = clean(value)
+            elif t is dict and flat_finite_numbers(value):  # the metrics case
+                event_dict[key] = value.copy()
             elif t not in _PLAIN:
                 event_dict[key] = clean(value)
         if truncated:
