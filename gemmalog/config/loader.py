@@ -17,8 +17,11 @@ from typing import Any
 import yaml
 
 from gemmalog.config.model import (
+    DOCTOR_CHECKS,
     LEVELS,
+    SEVERITIES,
     Config,
+    DoctorConfig,
     FormatterConfig,
     HandlerConfig,
     LoggerConfig,
@@ -28,6 +31,7 @@ from gemmalog.config.model import (
 )
 from gemmalog.config.schema import (
     COMMON,
+    DOCTOR,
     ENABLE_KEYS,
     HANDLER_CLASSES,
     METRICS,
@@ -264,8 +268,42 @@ def parse(data: Any, source: str = "<config>") -> Config:
     if "redact_patterns" in checked_settings:
         checked_settings["redact_patterns"] = tuple(checked_settings["redact_patterns"])
     config.settings = Settings(**checked_settings)
+    config.doctor = _doctor(data.get("doctor"), problems)
     problems.raise_if_any()
     return config
+
+
+def _doctor(section: Any, problems: _Problems) -> DoctorConfig:
+    """The ``doctor:`` section: known keys of the right type, check names and severities."""
+    if section is None:
+        return DoctorConfig()
+    if not isinstance(section, Mapping):
+        problems.add("doctor", "must be a mapping of check thresholds")
+        return DoctorConfig()
+    checked = _check_options(section, DOCTOR, "doctor", problems)
+    checks: dict[str, str] = {}
+    allowed = ("off", *SEVERITIES)
+    for name, value in (checked.pop("checks", None) or {}).items():
+        value = "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
+        if name not in DOCTOR_CHECKS:
+            problems.add(
+                f"doctor.checks.{name}", f"unknown check; allowed: {', '.join(DOCTOR_CHECKS)}"
+            )
+        elif not isinstance(value, str) or value.lower() not in allowed:
+            problems.add(f"doctor.checks.{name}", f"must be {', '.join(allowed)}, got {value!r}")
+        else:
+            checks[name] = value.lower()
+    if "outlier_metrics" in checked:
+        checked["outlier_metrics"] = tuple(checked["outlier_metrics"])
+    return DoctorConfig(checks=checks, **checked)
+
+
+def parse_doctor(section: Any, source: str = "<config>") -> DoctorConfig:
+    """Validate a ``doctor:`` mapping alone (from a file or a run's configuration snapshot)."""
+    problems = _Problems(source)
+    doctor = _doctor(section, problems)
+    problems.raise_if_any()
+    return doctor
 
 
 def load(path: str | os.PathLike[str]) -> Config:

@@ -68,6 +68,54 @@ class MetricsConfig:
         return self.enable.get(category, True)
 
 
+#: ``gemmalog doctor``'s checks, in report order (each one rule; see docs/doctor.md).
+DOCTOR_CHECKS = (
+    "reward_hacking", "format_saturated", "reward_dominance",
+    "entropy_collapse", "diversity_collapse", "identical_completions",
+    "length_clipping", "length_collapse", "zero_signal",
+    "metric_outliers", "non_finite", "reward_none",
+    "memory_growth", "step_time_drift", "dropped_events", "sink_errors", "unreadable_lines",
+    "run_failed",
+)  # fmt: skip
+SEVERITIES = ("info", "warning", "error")
+
+
+@dataclass
+class DoctorConfig:
+    """The ``doctor:`` section: thresholds of the health checks (docs/doctor.md explains each).
+
+    ``checks`` maps a check name to ``off`` or to the severity its findings get
+    (``info``, ``warning``, ``error``), overriding the check's own.
+    """
+
+    checks: dict[str, str] = field(default_factory=dict)
+    min_steps: int = 8
+    window: float = 0.25
+    examples: int = 3
+    reward_rise: float = 0.5
+    accuracy_gain: float = 0.05
+    format_pattern: str = "format|xml|tag"
+    format_saturation: float = 0.9
+    correctness_floor: float = 0.05
+    dominance_share: float = 0.8
+    entropy_floor: float = 0.05
+    entropy_drop: float = 0.8
+    distinct_drop: float = 0.5
+    repetition_rise: float = 0.3
+    duplicate_share: float = 0.5
+    clipped_ratio: float = 0.5
+    length_drop: float = 0.6
+    zero_std_share: float = 0.8
+    zero_std_steps: int = 5
+    outlier_metrics: tuple[str, ...] = ("loss", "grad_norm", "kl")
+    outlier_z: float = 8.0
+    outlier_window: int = 20
+    memory_growth: float = 0.25
+    memory_min_mb: float = 64.0
+    memory_r2: float = 0.8
+    step_time_drift: float = 1.5
+
+
 @dataclass
 class Settings:
     """The pipeline's own settings (the ``gemmalog:`` section, keywords, GEMMALOG_* variables)."""
@@ -98,6 +146,7 @@ class Config:
     handlers: dict[str, HandlerConfig] = field(default_factory=dict)
     formatters: dict[str, FormatterConfig] = field(default_factory=dict)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    doctor: DoctorConfig = field(default_factory=DoctorConfig)
     source: Path | None = None
 
     def role_loggers(self) -> dict[str, str]:

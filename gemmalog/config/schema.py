@@ -146,4 +146,56 @@ TOP = {
     "filters",
     "metrics",
     "gemmalog",
+    "doctor",
+}
+
+
+def fraction(v: Any) -> bool:
+    return type(v) in (int, float) and 0 <= v <= 1
+
+
+def non_negative_number(v: Any) -> bool:
+    return type(v) in (int, float) and v >= 0
+
+
+def _regex(v: Any) -> bool:
+    import re
+
+    try:
+        re.compile(v)
+    except (re.error, TypeError):
+        return False
+    return isinstance(v, str)
+
+
+DOCTOR: dict[str, tuple[Checker, str]] = {
+    "checks": (
+        lambda v: isinstance(v, dict),
+        "a mapping of check name: off, info, warning or error",
+    ),
+    "min_steps": (positive_int, "a positive integer (steps)"),
+    "window": (lambda v: type(v) in (int, float) and 0 < v <= 0.5, "a number above 0, at most 0.5"),
+    "examples": (non_negative_int, "a non-negative integer"),
+    "reward_rise": (positive_number, "a positive number (standard deviations)"),
+    "accuracy_gain": (fraction, "a number between 0 and 1"),
+    "format_pattern": (_regex, "a regular expression"),
+    "format_saturation": (fraction, "a number between 0 and 1"),
+    "correctness_floor": (fraction, "a number between 0 and 1"),
+    "dominance_share": (fraction, "a number between 0 and 1"),
+    "entropy_floor": (non_negative_number, "a non-negative number (nats)"),
+    "entropy_drop": (fraction, "a number between 0 and 1"),
+    "distinct_drop": (fraction, "a number between 0 and 1"),
+    "repetition_rise": (fraction, "a number between 0 and 1"),
+    "duplicate_share": (fraction, "a number between 0 and 1"),
+    "clipped_ratio": (fraction, "a number between 0 and 1"),
+    "length_drop": (fraction, "a number between 0 and 1"),
+    "zero_std_share": (fraction, "a number between 0 and 1"),
+    "zero_std_steps": (positive_int, "a positive integer (steps)"),
+    "outlier_metrics": (string_list, "a list of metric names"),
+    "outlier_z": (positive_number, "a positive number (robust z-score)"),
+    "outlier_window": (lambda v: type(v) is int and v >= 3, "an integer of at least 3 (steps)"),
+    "memory_growth": (positive_number, "a positive number (fraction of the starting memory)"),
+    "memory_min_mb": (non_negative_number, "a non-negative number of MiB"),
+    "memory_r2": (fraction, "a number between 0 and 1"),
+    "step_time_drift": (lambda v: type(v) in (int, float) and v > 1, "a number above 1 (ratio)"),
 }
