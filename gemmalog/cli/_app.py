@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
-from gemmalog.cli._render import FORMATS, cell, render
+from gemmalog.cli._render import FORMATS, cell, plain_tree, render
 
 ROOT_HELP = "Root holding the runs, for run ids (default: $GEMMALOG_ROOT or gemmalog_runs)."
 
@@ -38,6 +39,20 @@ def console() -> Console:
 
 root_option = click.option("--root", envvar="GEMMALOG_ROOT", default=None, help=ROOT_HELP)
 
+#: Rows `gemmalog sql` prints as a table unless --limit says otherwise.
+SQL_TABLE_LIMIT = 1000
+
+
+def warn_skipped(con: Any) -> None:
+    """One stderr line for each run.json the views skipped (its run reads as status unknown)."""
+    from gemmalog.queries._connect import manifest_problems
+
+    for file, problem in manifest_problems(con):
+        click.echo(
+            f"gemmalog: warning: {file}: {problem}; skipped (the run shows status unknown)",
+            err=True,
+        )
+
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
@@ -61,10 +76,16 @@ def runs(root: str | None) -> None:
     Example:
         gemmalog runs gemmalog_runs
     """
-    from gemmalog.queries import connect
+    from gemmalog.queries import QueryError, connect
     from gemmalog.queries._connect import default_root
 
+    if root is None and not Path(default_root()).is_dir():
+        raise QueryError(
+            f"no ROOT given and {default_root()} (the default root) does not exist here; "
+            "give ROOT (gemmalog runs path/to/runs) or set GEMMALOG_ROOT"
+        )
     con = connect(root or default_root())
+    warn_skipped(con)
     cur = con.execute(
         "SELECT run, name, status, start, steps, duration_s, last_reward, accuracy, ranks FROM runs ORDER BY start, run"
     )
@@ -83,12 +104,20 @@ def runs(root: str | None) -> None:
     show_default=True,
     help="Output format.",
 )
-def sql(args: tuple[str, ...], root: str | None, fmt: str) -> None:
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"Print at most this many rows (0: all). Default: {SQL_TABLE_LIMIT} for a table, all otherwise.",
+)
+def sql(args: tuple[str, ...], root: str | None, fmt: str, limit: int | None) -> None:
     """Run read-only SQL over the views of PATH (default: the current directory).
 
     Usage: gemmalog sql [PATH] "SELECT ...". Statements that write, copy, attach, install,
     load, create or change settings are refused. The views: events, metrics, rewards,
     completions, generation, system, reward_stats, accuracy, runs, gemmalog_read_errors.
+    A table shows the first 1000 rows (a hint on stderr says when there are more); use
+    --limit, or --format csv for every row.
 
     \b
     Example:
@@ -103,9 +132,24 @@ def sql(args: tuple[str, ...], root: str | None, fmt: str) -> None:
     check_read_only(query)
     con = connect(path, root=root)
     lock_down(con, resolve(path, root=root))
+    warn_skipped(con)
     cur = con.execute(query)
     names = [d[0] for d in cur.description or ()]
-    render(console(), names, cur.fetchall(), fmt)
+    if limit is None and fmt == "table":
+        limit = SQL_TABLE_LIMIT
+    if limit:
+        rows = cur.fetchmany(limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+    else:
+        rows, more = cur.fetchall(), False
+    render(console(), names, rows, fmt)
+    if more:
+        click.echo(
+            f"gemmalog: showing the first {limit} rows; --limit N shows more (0: all), "
+            "--format csv writes every row",
+            err=True,
+        )
 
 
 def _summary_rows(s: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -172,7 +216,7 @@ def summary(run: str, root: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(
             orjson.dumps(
-                s, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+                plain_tree(s), default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
             ).decode()
         )
         return
@@ -181,6 +225,8 @@ def summary(run: str, root: str | None, as_json: bool) -> None:
     )
     for name, err in (s["run"]["sink_errors"] or {}).items():
         click.echo(f"sink {name}: {err}", err=True)
+    for skipped in s["skipped_manifests"]:
+        click.echo(f"gemmalog: warning: {skipped['file']}: {skipped['problem']}; skipped", err=True)
 
 
 @cli.command()

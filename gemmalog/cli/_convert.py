@@ -12,6 +12,7 @@ import click
 import orjson
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from gemmalog._terminal import visible
 from gemmalog.cli._app import cli, console, root_option
 from gemmalog.cli._render import cell
 
@@ -192,7 +193,8 @@ def tail(
         matching = iter(list(matching)[-lines:] if lines > 0 else [])
     try:
         for event in matching:
-            click.echo(format_event(event))
+            # Logged text is data: escape control characters so the terminal never acts on them.
+            click.echo(visible(format_event(event)))
     except KeyboardInterrupt:
         pass
 
@@ -217,11 +219,10 @@ def tensorboard(path: str, root: str | None, port: int, print_command: bool) -> 
     from gemmalog.queries import resolve
 
     source = resolve(path, root=root)
-    logdir = str(
-        Path(source.manifests[0]).parent.parent
-        if "*" in source.manifests[0]
-        else Path(source.manifests[0]).parent
-    )
+    if source.directory is not None:
+        logdir = source.directory
+    else:  # a glob of run directories: TensorBoard's logdir is the folder above them
+        logdir = str(Path(source.manifests[0]).parent.parent)
     argv = ["tensorboard", "--logdir", logdir, "--port", str(port)]
     if print_command or importlib.util.find_spec("tensorboard") is None:
         if not print_command:

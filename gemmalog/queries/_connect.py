@@ -39,11 +39,18 @@ class QueryError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """What a path resolved to: globs of JSONL shards and of run.json manifests."""
+    """What a path resolved to: globs of JSONL shards and of run.json manifests.
+
+    The globs escape ``[``, ``*`` and ``?`` of literal directory names (``exp[v2]``), as
+    both Python's glob and DuckDB read them. ``directory`` is the literal run directory or
+    root of runs the path named (``None`` for a glob), and ``run`` says it is one run.
+    """
 
     label: str
     shards: tuple[str, ...]
     manifests: tuple[str, ...]
+    directory: str | None = None
+    run: bool = False
 
     def files(self) -> list[str]:
         """The shard files that exist now."""
@@ -62,26 +69,60 @@ def default_root() -> str:
 
 
 def _run_dir(path: Path) -> Source:
-    return Source(str(path), (str(path / _SHARDS),), (str(path / "run.json"),))
+    literal = glob.escape(str(path))
+    return Source(
+        str(path),
+        (os.path.join(literal, _SHARDS),),
+        (os.path.join(literal, "run.json"),),
+        str(path),
+        run=True,
+    )
+
+
+def _no_root(text: str, base: Path) -> QueryError:
+    if not base.is_dir():
+        return QueryError(
+            f"{text}: no such run directory, and the root of runs {base} does not exist "
+            "(give a run directory, or set --root or GEMMALOG_ROOT)"
+        )
+    return QueryError(
+        f"{text}: no such run directory, and no run {text!r} under {base} (set --root or GEMMALOG_ROOT)"
+    )
 
 
 def resolve(
     path: str | os.PathLike[str] = ".", *, root: str | os.PathLike[str] | None = None
 ) -> Source:
-    """Resolve a run directory, a root of runs, a glob, a shard, or a run id under ``root``."""
+    """Resolve a run directory, a root of runs, a glob, a shard, or a run id under ``root``.
+
+    A path that exists is taken literally, even when its name holds ``[``, ``*`` or ``?``;
+    only a path that does not exist is read as a glob.
+    """
     text = os.fspath(path)
+    p = Path(text).absolute()
+    if p.is_file():
+        return Source(
+            text,
+            (glob.escape(str(p)),),
+            (glob.escape(str(p.parent / "run.json")),),
+            str(p.parent),
+            run=True,
+        )
+    if p.is_dir():
+        if (p / "run.json").exists() or any(p.glob(_SHARDS)):
+            return _run_dir(p)
+        literal = glob.escape(str(p))
+        return Source(
+            str(p),
+            (os.path.join(literal, "*", _SHARDS),),
+            (os.path.join(literal, "*", "run.json"),),
+            str(p),
+        )
     if _GLOB_CHARS & set(text):
         text = os.path.abspath(text)
         if text.endswith(".jsonl"):
             return Source(text, (text,), (os.path.join(os.path.dirname(text) or ".", "run.json"),))
         return Source(text, (os.path.join(text, _SHARDS),), (os.path.join(text, "run.json"),))
-    p = Path(text).absolute()
-    if p.is_file():
-        return Source(text, (str(p),), (str(p.parent / "run.json"),))
-    if p.is_dir():
-        if (p / "run.json").exists() or any(p.glob(_SHARDS)):
-            return _run_dir(p)
-        return Source(str(p), (str(p / "*" / _SHARDS),), (str(p / "*" / "run.json"),))
     base = Path(root if root is not None else default_root()).absolute()
     candidate = base / text
     if candidate.is_dir():
@@ -96,9 +137,7 @@ def resolve(
         raise QueryError(
             f"{text!r} matches {len(matches)} runs under {base} ({names}); give more of the run id"
         )
-    raise QueryError(
-        f"{text}: no such run directory, and no run {text!r} under {base} (set --root or GEMMALOG_ROOT)"
-    )
+    raise _no_root(text, base)
 
 
 def _sql_list(items: tuple[str, ...]) -> str:
@@ -160,3 +199,9 @@ def freeze(con: duckdb.DuckDBPyConnection, columns: Iterable[str] | None = None)
     replace = f" REPLACE ({', '.join(blank)})" if blank else ""
     con.execute(f"CREATE TEMP TABLE _events_snapshot AS SELECT *{replace} FROM _events_source")
     con.execute("CREATE OR REPLACE VIEW _events_source AS SELECT * FROM _events_snapshot")
+
+
+def manifest_problems(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """The run.json files the views skipped (not JSON, wrong field types), with the reason."""
+    rows = con.execute("SELECT file, problem FROM _manifest_problems ORDER BY file").fetchall()
+    return [(str(file), str(problem)) for file, problem in rows]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import os
 import threading
 from collections.abc import Callable
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from gemmalog.queries._connect import QueryError, connect
+from gemmalog.queries._connect import QueryError, Source, connect, resolve
 from gemmalog.queries._summary import named_queries
 
 #: Called with the share of the work done, from 0.0 to 1.0.
@@ -53,6 +55,24 @@ def _copied_rows(rows: list[tuple[object, ...]]) -> int:
     return int(rows[0][0]) if rows and rows[0] and isinstance(rows[0][0], int) else 0
 
 
+def check_csv_output(source: Source, out: str | os.PathLike[str]) -> Path:
+    """``out`` as an absolute path with its folder created, unless it is one of the run's
+    source files (a shard or run.json, existing or not): the JSONL is the source of truth
+    and is never written over."""
+    target = Path(out).absolute()
+    sources = [*source.shards, *source.manifests]
+    existing = [Path(f) for pattern in sources for f in glob.glob(pattern)]
+    if any(fnmatch.fnmatchcase(str(target), pattern) for pattern in sources) or (
+        target.exists() and any(target.samefile(f) for f in existing)
+    ):
+        raise QueryError(
+            f"{out}: is one of the run's source files (events.*.jsonl, run.json); "
+            "write the CSV somewhere else"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
 def to_csv(
     run_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -73,12 +93,13 @@ def to_csv(
         from gemmalog.queries._model_csv import model_output_csv
 
         return model_output_csv(run_path, out, root=root, progress=progress)
+    target = check_csv_output(resolve(run_path, root=root), out)
     con = connect(run_path, root=root)
     try:
         select = named_queries("export")[kind]
         return _copied_rows(
             run_with_progress(
-                con, f"COPY ({select}) TO {_quote(out)} (FORMAT csv, HEADER)", progress
+                con, f"COPY ({select}) TO {_quote(target)} (FORMAT csv, HEADER)", progress
             )
         )
     finally:
@@ -96,17 +117,59 @@ def to_parquet(
     """Copy every event to ``out/run=<id>/kind=<kind>/*.parquet``; return the number of events.
 
     Read it back with ``read_parquet('out/**/*.parquet', hive_partitioning = true)``.
+    ``out`` must be empty, or with ``overwrite`` hold an earlier export: then only its
+    ``run=*/kind=*/*.parquet`` files are removed. An ``out`` that is, or contains, a run
+    directory is refused; a missing ``out`` (and its parents) is created.
     """
-    target = Path(out)
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise QueryError(f"{target}: directory is not empty (use --overwrite to replace it)")
+    target = Path(out).absolute()
+    runs = {Path(f).parent.absolute() for f in resolve(path, root=root).files()}
+    for run_dir in sorted(runs):
+        if target == run_dir or target in run_dir.parents:
+            raise QueryError(
+                f"{out}: is or contains the run directory {run_dir}; "
+                "write the Parquet copy to an empty folder outside the runs"
+            )
+    if target.exists() and not target.is_dir():
+        raise QueryError(f"{out}: is a file; give a folder for the Parquet copy")
+    if target.is_dir() and any(target.iterdir()):
+        if not overwrite:
+            raise QueryError(
+                f"{out}: folder is not empty (use --overwrite to replace an earlier export)"
+            )
+        _remove_earlier_export(target)
+    target.mkdir(parents=True, exist_ok=True)
     con = connect(path, root=root)
     try:
         select = named_queries("export")["parquet"]
-        options = "FORMAT parquet, PARTITION_BY (run, kind), COMPRESSION zstd"
-        options += ", OVERWRITE true" if overwrite else ", OVERWRITE_OR_IGNORE true"
+        # Never DuckDB's OVERWRITE: it deletes everything under OUT, whatever it is.
+        options = (
+            "FORMAT parquet, PARTITION_BY (run, kind), COMPRESSION zstd, OVERWRITE_OR_IGNORE true"
+        )
         return _copied_rows(
             run_with_progress(con, f"COPY ({select}) TO {_quote(target)} ({options})", progress)
         )
     finally:
         con.close()
+
+
+def _remove_earlier_export(target: Path) -> None:
+    """Delete the ``run=*/kind=*/*.parquet`` files of an earlier export and the folders they
+    leave empty; refuse a folder that holds a run, and leave every other file alone."""
+    for name in ("run.json", "events.*.jsonl"):
+        found = next(target.rglob(name), None)
+        if found is not None:
+            raise QueryError(
+                f"{target}: holds a run ({found}); --overwrite only replaces an earlier Parquet export"
+            )
+    for run_dir in target.glob("run=*"):
+        for kind_dir in run_dir.glob("kind=*"):
+            for part in kind_dir.glob("*.parquet"):
+                if part.is_file() and not part.is_symlink():
+                    part.unlink()
+            _rmdir_if_empty(kind_dir)
+        _rmdir_if_empty(run_dir)
+
+
+def _rmdir_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+        folder.rmdir()

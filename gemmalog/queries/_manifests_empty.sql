@@ -8,3 +8,6 @@ SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS name, NULL::VARCHAR AS status,
        NULL::JSON AS sink_errors, NULL::VARCHAR AS error,
        NULL::VARCHAR AS filename, NULL::VARCHAR AS dir
 WHERE false;
+
+CREATE VIEW _manifest_problems AS
+SELECT NULL::VARCHAR AS file, NULL::VARCHAR AS problem WHERE false;

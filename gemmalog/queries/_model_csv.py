@@ -11,7 +11,7 @@ import orjson
 
 from gemmalog.csvrows import write_csv
 from gemmalog.queries._connect import QueryError, resolve
-from gemmalog.queries._export import Progress
+from gemmalog.queries._export import Progress, check_csv_output
 
 _MARKER = b'"kind":"model_output"'
 
@@ -59,13 +59,14 @@ def model_output_csv(
     """Rebuild the live ``model_outputs.csv``: rank 0's model outputs in file order, the run's
     CSV handler options, the sink's row functions. Returns the number of rows."""
     source = resolve(run_path, root=root)
-    manifest = Path(source.manifests[0])
-    if len(source.manifests) != 1 or "*" in manifest.parent.name or not manifest.parent.is_dir():
+    if not source.run or source.directory is None:
         raise QueryError(
             f"{source.label}: to-csv --kind model_output needs one run directory or run id"
         )
+    manifest = Path(source.directory) / "run.json"
     shard = manifest.parent / "events.0.jsonl"
     if not shard.exists():
         raise QueryError(f"{shard}: no rank-0 shard (the CSV is written by rank 0 only)")
-    with open(out, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
+    target = check_csv_output(source, out)
+    with open(target, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         return write_csv(_model_outputs(shard, progress), fh, **csv_options(manifest))

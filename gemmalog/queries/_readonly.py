@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 
@@ -66,7 +67,11 @@ def check_read_only(sql: str) -> None:
 def lock_down(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     """Let ``con`` read only the run directories of ``source``, and freeze its settings."""
     dirs = set()
-    for pattern in (*source.shards, *source.manifests):
+    if source.directory is not None:  # a literal folder: its name may hold [ * ?
+        literal = os.path.abspath(source.directory)
+        # DuckDB checks the glob as written (escaped) and the files it expands to (literal).
+        dirs |= {os.path.join(literal, ""), os.path.join(glob.escape(literal), "")}
+    for pattern in () if source.directory is not None else (*source.shards, *source.manifests):
         head = _GLOB_CHARS.split(pattern, maxsplit=1)[0]
         directory = head if head.endswith(os.sep) else os.path.dirname(head)
         dirs.add(os.path.join(os.path.abspath(directory), ""))

@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from gemmalog.queries._connect import QueryError, connect, freeze, sql_file
+from gemmalog.queries._connect import QueryError, connect, freeze, manifest_problems, sql_file
 
 #: Event fields the summary queries read; the others are not parsed.
 SUMMARY_COLUMNS = (
@@ -44,17 +44,24 @@ def summary(
     (steps_per_s, events_per_s), ``loss`` (phase -> first, last, min, non_finite, count),
     ``rewards`` (phase -> reward_fn -> first/last per-step mean, mean, count), ``accuracy``
     (phase -> correct, total, accuracy), ``completions`` (count, mean/min/max length in
-    characters, mean_tokens), ``memory`` (cpu_peak_mb, gpu_peak_mb), ``read_errors``.
+    characters, mean_tokens), ``memory`` (cpu_peak_mb, gpu_peak_mb), ``read_errors``
+    (unreadable lines, a skipped run.json counting as one), ``skipped_manifests``
+    (file, problem of each run.json that could not be used).
     """
     con = connect(run_path, root=root)
     try:
         freeze(con, SUMMARY_COLUMNS)
         q = named_queries("summary")
         runs = _rows(con, q["run"])
+        if not runs:
+            raise QueryError(
+                f"{run_path}: no readable events and no run.json; nothing to summarize"
+            )
         if len(runs) != 1:
             names = ", ".join(str(r["run"]) for r in runs[:5])
             raise QueryError(f"{run_path}: holds {len(runs)} runs ({names}); name one run")
         run = runs[0]
+        run["events"] = run["events"] or 0  # a run.json without one readable event
         if isinstance(run.get("sink_errors"), str):
             run["sink_errors"] = json.loads(run["sink_errors"])
         duration = run.get("duration_s") or 0.0
@@ -70,6 +77,9 @@ def summary(
             "completions": _rows(con, q["completions"])[0],
             "memory": _rows(con, q["memory"])[0],
             "read_errors": _rows(con, q["read_errors"])[0]["lines"],
+            "skipped_manifests": [
+                {"file": file, "problem": problem} for file, problem in manifest_problems(con)
+            ],
         }
         for r in _rows(con, q["rewards"]):
             out["rewards"].setdefault(r.pop("phase"), {})[r.pop("reward_fn")] = r

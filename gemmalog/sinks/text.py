@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from gemmalog._terminal import visible
 from gemmalog.sinks.base import LEVEL_NUMBERS, BaseSink, Record
 
 STANDARD_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
@@ -136,6 +137,14 @@ class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, value: Any) -> None:
         """StreamHandler's constructor assigns a stream; the property ignores it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Logged text is data: the terminal shows its control characters instead of obeying
+        # them (an ESC sequence in a completion could retitle or clear the screen). The
+        # record is this sink's own, so changing it touches no other sink.
+        record.msg = visible(str(record.msg))
+        record.name = visible(record.name)
+        return super().format(record)
 
 
 class HandlerSink(BaseSink):

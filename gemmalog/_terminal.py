@@ -1,0 +1,33 @@
+"""Text bound for a terminal: control characters shown as escapes, never acted on.
+
+Logged text is data. A completion or message holding ``ESC ] 0 ; title BEL`` or ``ESC [ 2 J``
+would retitle or clear the terminal of whoever reads the log, a carriage return could hide
+the start of a line, and bidirectional overrides could show text in an order other than the
+stored one. :func:`visible` writes each of them as a Python-style escape (``\\x1b``, ``\\r``,
+``\\u202e``), so the reader sees that they are there and the terminal does nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+
+def _table(*, newlines: bool) -> dict[int, str]:
+    codes = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
+    table = {c: f"\\x{c:02x}" for c in codes}
+    table |= {0x0D: "\\r", 0x0A: "\\n", 0x09: "\\t"}
+    # Bidirectional embeddings, overrides and isolates (the "Trojan Source" characters).
+    table |= {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+    del table[0x09]  # a tab is whitespace a terminal only moves over
+    if newlines:
+        del table[0x0A]
+    return table
+
+
+_KEEP_NEWLINES: Final = _table(newlines=True)
+_ONE_LINE: Final = _table(newlines=False)
+
+
+def visible(text: str, *, one_line: bool = False) -> str:
+    """``text`` with control characters escaped; ``one_line`` escapes newlines too."""
+    return text.translate(_ONE_LINE if one_line else _KEEP_NEWLINES)
