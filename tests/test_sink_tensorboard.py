@@ -297,9 +297,7 @@ def test_seed_config_writes_tensorboard_without_torch_or_tensorflow(
     pipeline = running()
     assert pipeline is not None
     sink = pipeline.router.sinks["tensorboard"]
-    assert (
-        isinstance(sink, TensorBoardSink) and sink.writer._async_writer._byte_queue.maxsize == 100
-    )
+    assert isinstance(sink, TensorBoardSink) and sink.writer.max_pending == 100
     gemmalog.log_training_progress(1, {"loss": 0.5})
     gemmalog.log_reward("correctness", [1.0, 0.0], step=1)
     gemmalog.log_model_output("q", "1", "<answer>1</answer>", step=1)

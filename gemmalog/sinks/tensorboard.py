@@ -1,7 +1,8 @@
-"""TensorBoard event files written with the tensorboard package's own writer and protos.
+"""TensorBoard event files: tensorboard's record format and protos, checksummed in C.
 
-No torch, TensorFlow or tensorboardX: ``EventFileWriter`` and the ``tensorboard.compat.proto``
-messages are enough, and they are imported only when the sink is built. Tags (``<p>`` is the
+No torch, TensorFlow or tensorboardX: the ``tensorboard.compat.proto`` messages and
+:mod:`gemmalog.sinks.tfevents` (the record format, with the ``crc32c`` package's C checksum)
+are enough, and they are imported only when the sink is built. Tags (``<p>`` is the
 event's phase; train-phase tags carry no phase):
 
 =====================  ==========================================  ==========  ==================
@@ -23,7 +24,9 @@ model_output           ``samples/<phase>``                         text        s
 Values: booleans are 1/0 (as transformers writes them); the JSONL's ``"NaN"``, ``"Infinity"``
 and ``"-Infinity"`` become the float they stand for in scalars and are left out of histograms;
 any other non-numeric value (text, lists, null) is skipped and stays in the JSONL. An event
-without a step uses the last step this sink saw (0 before any). Histograms gather every value
+without a step uses the last step this sink saw (0 before any). A step outside int64 (what
+``Event.step`` holds) cannot be written: that event's values are dropped with one notice on
+stderr, and the sink carries on. Histograms gather every value
 logged for a tag at one step and are written when a later step arrives, or at close.
 Text samples: model output number ``i`` (counted from 0 per sink) is shown when
 ``floor(i * sampling_ratio) > floor((i - 1) * sampling_ratio)``: the first one, then one in
@@ -35,12 +38,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gemmalog._stderr import warn_once
 from gemmalog.events import ENVELOPE
 from gemmalog.sinks.base import BaseSink, Record
+from gemmalog.sinks.tfevents import EventFile, ScalarEncoder, float32, valid_step
 
 _ENVELOPE = frozenset(f.name for f in ENVELOPE) | {"phase", "exc"}
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -51,8 +56,13 @@ _BUCKETS = 30
 def number(value: Any) -> float | None:
     """The float a value stands for in a scalar, or ``None`` when it is not numeric."""
     t = type(value)
-    if t is float or t is int or t is bool:
+    if t is float or t is bool:
         return float(value)
+    if t is int:
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond a double's range
+            return math.inf if value > 0 else -math.inf
     if t is str:
         return _NONFINITE.get(value)
     return None
@@ -108,9 +118,10 @@ def sample_markdown(event: Mapping[str, Any]) -> str:
 class TensorBoardSink(BaseSink):
     """Scalars, per-step histograms and sampled text of the events routed to it.
 
-    ``flush_secs`` and ``max_queue`` are passed to ``EventFileWriter`` (its own thread writes
-    the file); the listener's flush ticks flush it at most every ``flush_secs``. An error in the
-    writer surfaces on the next write or flush and disables the sink (the listener reports it).
+    Records are written to the file when ``max_queue`` of them wait and on the listener's
+    flush ticks at most every ``flush_secs``, by the listener thread (no thread of its own).
+    A write error disables the sink (the listener reports it); an event that cannot be
+    represented (a step beyond int64) is dropped with one notice.
     """
 
     def __init__(
@@ -118,16 +129,16 @@ class TensorBoardSink(BaseSink):
         log_dir: str | os.PathLike[str],
         *,
         name: str = "tensorboard",
+        level: str = "debug",
         flush_secs: float = 30.0,
         max_queue: int = 100,
         sampling_ratio: float = 0.1,
         histograms: bool = True,
         text_samples: bool = True,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, level)
         from tensorboard.compat.proto import event_pb2, summary_pb2
         from tensorboard.plugins.text import metadata as text_metadata
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self._event_pb2 = event_pb2
         self._summary_pb2 = summary_pb2
@@ -139,11 +150,13 @@ class TensorBoardSink(BaseSink):
         self.sampling_ratio = float(sampling_ratio)
         self.histograms = histograms
         self.text_samples = text_samples
-        self.writer = EventFileWriter(
-            str(self.log_dir), max_queue_size=int(max_queue), flush_secs=self.flush_secs
-        )
+        self.writer = EventFile(self.log_dir, max_pending=int(max_queue))
+        self._scalar = ScalarEncoder()
+        # phase -> metrics key -> tag: transformers' tag rules applied once per key
+        self._metric_tags: dict[str, dict[str, str]] = {}
         self.step = 0
         self.outputs_seen = 0
+        self.dropped = 0  # events with a step TensorBoard cannot hold
         self._hist: dict[
             str, tuple[int, float, list[float]]
         ] = {}  # tag -> (step, wall time, values)
@@ -157,28 +170,31 @@ class TensorBoardSink(BaseSink):
                 continue
             step = event.get("step")
             if type(step) is int:
+                if not valid_step(step):
+                    self._drop(event, step)
+                    continue
                 self.step = step
             else:
                 step = self.step
             ts = event.get("ts")
-            wall = float(ts) if isinstance(ts, int | float) else time.time()
-            phase = str(event.get("phase") or "train")
+            wall = float(ts) if type(ts) is float or type(ts) is int else time.time()
+            phase = event.get("phase") or "train"
+            if type(phase) is not str:
+                phase = str(phase)
             if kind == "metrics":
                 metrics = event.get("metrics")
                 if isinstance(metrics, Mapping):
-                    self._scalars(
-                        ((metric_tag(str(k), phase), v) for k, v in metrics.items()), step, wall
-                    )
+                    self._metrics(metrics, phase, step, wall)
             elif kind == "generation_metrics":
                 prefix = _prefix("generation", phase)
                 self._scalars(
-                    ((f"{prefix}/{k}", v) for k, v in event.items() if k not in _ENVELOPE),
+                    [(f"{prefix}/{k}", v) for k, v in event.items() if k not in _ENVELOPE],
                     step,
                     wall,
                 )
             elif kind == "system":
                 self._scalars(
-                    ((f"system/{k}", v) for k, v in event.items() if k not in _ENVELOPE), step, wall
+                    [(f"system/{k}", v) for k, v in event.items() if k not in _ENVELOPE], step, wall
                 )
             elif kind == "reward_summary":
                 self._reward_summary(event, phase, step, wall)
@@ -193,6 +209,29 @@ class TensorBoardSink(BaseSink):
                     )
             elif kind == "model_output":
                 self._model_output(event, phase, step, wall)
+
+    def _drop(self, event: Mapping[str, Any], step: int) -> None:
+        self.dropped += 1
+        if self.dropped == 1:  # one notice per sink, however many such steps follow
+            warn_once(
+                f"TensorBoard sink {self.name!r}: step {step} is outside the int64 range "
+                f"TensorBoard stores; the values of that {event.get('kind')} event, and of any "
+                "later event with such a step, are left out of TensorBoard (the JSONL has them)"
+            )
+
+    def _metrics(self, metrics: Mapping[Any, Any], phase: str, step: int, wall: float) -> None:
+        tags = self._metric_tags.get(phase)
+        if tags is None:
+            tags = self._metric_tags[phase] = {}
+        elif len(tags) >= ScalarEncoder.MAX_TAGS:
+            tags.clear()
+        pairs = []
+        for key, raw in metrics.items():
+            tag = tags.get(key)
+            if tag is None:
+                tag = tags[key] = metric_tag(str(key), phase)
+            pairs.append((tag, raw))
+        self._scalars(pairs, step, wall)
 
     def _reward_summary(self, event: Mapping[str, Any], phase: str, step: int, wall: float) -> None:
         stats = event.get("stats")
@@ -220,15 +259,21 @@ class TensorBoardSink(BaseSink):
                 self._add(self._text(f"samples/{phase}", sample_markdown(event)), step, wall)
 
     # -- summaries ------------------------------------------------------------------------
-    def _scalars(self, pairs: Iterable[tuple[str, Any]], step: int, wall: float) -> None:
+    def _scalars(self, pairs: list[tuple[str, Any]], step: int, wall: float) -> None:
+        """One Event with every numeric value of ``pairs``, encoded without a proto per value."""
+        prefix = self._scalar.prefix
         values = []
-        Value = self._summary_pb2.Summary.Value
         for tag, raw in pairs:
-            value = number(raw)
-            if value is not None:
-                values.append(Value(tag=tag, simple_value=value))
+            t = type(raw)
+            if t is float:
+                value = raw
+            else:
+                value = number(raw)
+                if value is None:
+                    continue
+            values.append(prefix(tag) + float32(value))
         if values:
-            self._add(self._summary_pb2.Summary(value=values), step, wall)
+            self.writer.add(self._scalar.event(wall, step, values))
 
     def _text(self, tag: str, text: str) -> Any:
         from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
@@ -239,7 +284,7 @@ class TensorBoardSink(BaseSink):
             tensor_shape=tensor_shape_pb2.TensorShapeProto(),
         )
         value = self._summary_pb2.Summary.Value(
-            tag=tag, metadata=self._text_metadata, tensor=tensor
+            tag=_proto_text(tag), metadata=self._text_metadata, tensor=tensor
         )
         return self._summary_pb2.Summary(value=[value])
 
@@ -259,12 +304,13 @@ class TensorBoardSink(BaseSink):
             return
         histo = histogram_proto(self._summary_pb2.HistogramProto, values)
         summary = self._summary_pb2.Summary(
-            value=[self._summary_pb2.Summary.Value(tag=tag, histo=histo)]
+            value=[self._summary_pb2.Summary.Value(tag=_proto_text(tag), histo=histo)]
         )
         self._add(summary, step, wall)
 
     def _add(self, summary: Any, step: int, wall: float) -> None:
-        self.writer.add_event(self._event_pb2.Event(wall_time=wall, step=step, summary=summary))
+        event = self._event_pb2.Event(wall_time=wall, step=step, summary=summary)
+        self.writer.add(event.SerializeToString())
 
     # -- lifecycle ------------------------------------------------------------------------
     def flush(self) -> None:
@@ -284,6 +330,15 @@ class TensorBoardSink(BaseSink):
                 self._write_histogram(tag, step, wall, values)
         finally:
             self.writer.close()
+
+
+def _proto_text(text: str) -> str:
+    """``text`` as a proto string accepts it: a lone surrogate is written escaped."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def histogram_proto(cls: Any, values: Sequence[float]) -> Any:

@@ -1,0 +1,213 @@
+"""TensorBoard event files: tensorboard's record format and ``Event`` protos, checksummed in C.
+
+A record is what ``tensorboard.summary.writer.record_writer.RecordWriter`` writes: the
+payload's length (uint64, little-endian), its masked CRC32C, the payload (a serialized
+``tensorboard.Event``), the payload's masked CRC32C. tensorboard computes CRC32C in pure
+Python (~70 µs for a 600-byte record); here the ``crc32c`` package's C code does it (~0.1 µs),
+and without that package tensorboard's own Python function is used after one warning.
+
+Scalars are the bulk of a training log, and building a ``Summary.Value`` proto per scalar
+costs more than everything else a scalar needs. :class:`ScalarEncoder` writes the bytes
+``Event(wall_time=..., step=..., summary=Summary(value=[Value(tag=..., simple_value=...)]))
+.SerializeToString()`` gives (the tests compare them), with each tag's bytes encoded once.
+Histograms and text are built as protos.
+
+The file is written by the listener thread itself, with no thread of its own: records wait in
+memory until ``max_pending`` of them do, or until :meth:`EventFile.flush`.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gemmalog._stderr import warn_once
+
+
+def _python_crc32c() -> Callable[[bytes], int]:
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c
+
+    warn_once(
+        "the crc32c package is not installed: TensorBoard checksums are computed in pure "
+        "Python (about 70 µs a record, on the listener thread); pip install crc32c"
+    )
+    return crc32c  # type: ignore[no-any-return]
+
+
+def load_crc32c() -> Callable[[bytes], int]:
+    """The C ``crc32c`` function, else tensorboard's pure-Python one (saying so once)."""
+    try:
+        from crc32c import crc32c
+    except ImportError:
+        return _python_crc32c()
+    return crc32c  # type: ignore[no-any-return]
+
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_F32 = struct.Struct("<f")
+_F64 = struct.Struct("<d")
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+
+
+def masked(crc: int) -> int:
+    """TFRecord's checksum masking of a CRC32C (rotate right by 15, add a constant)."""
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def frame(data: bytes, crc32c: Callable[[bytes], int]) -> bytes:
+    """One TFRecord: length, masked CRC of the length, data, masked CRC of the data."""
+    header = _U64.pack(len(data))
+    return b"".join(
+        (header, _U32.pack(masked(crc32c(header))), data, _U32.pack(masked(crc32c(data))))
+    )
+
+
+def varint(value: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative integer below 2**64."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def valid_step(step: int) -> bool:
+    """Whether ``step`` fits ``Event.step`` (int64)."""
+    return _INT64_MIN <= step <= _INT64_MAX
+
+
+def float32(value: float) -> bytes:
+    """``value`` as protobuf's ``float`` field stores it (a too-large double becomes ±inf)."""
+    try:
+        return _F32.pack(value)
+    except OverflowError:
+        return _F32.pack(math.copysign(math.inf, value))
+
+
+class ScalarEncoder:
+    """Serialized ``Event`` protos of scalar summaries, byte for byte as protobuf writes them."""
+
+    __slots__ = ("_prefixes",)
+
+    #: Distinct tags remembered; past this the cache starts over (tags are few in practice).
+    MAX_TAGS = 10_000
+
+    def __init__(self) -> None:
+        self._prefixes: dict[str, bytes] = {}
+
+    def prefix(self, tag: str) -> bytes:
+        """A ``Summary.value`` entry up to its float: field 1, length, tag, field 2's key."""
+        cached = self._prefixes.get(tag)
+        if cached is not None:
+            return cached
+        # A lone surrogate cannot be a proto string; written escaped instead of failing.
+        raw = tag.encode("utf-8", "backslashreplace")
+        body = (b"\x0a" + varint(len(raw)) + raw if raw else b"") + b"\x15"
+        cached = b"\x0a" + varint(len(body) + 4) + body
+        if len(self._prefixes) >= self.MAX_TAGS:
+            self._prefixes.clear()
+        self._prefixes[tag] = cached
+        return cached
+
+    def event(self, wall_time: float, step: int, values: list[bytes]) -> bytes:
+        """The serialized Event for the ``Summary.value`` entries in ``values``.
+
+        ``step`` must satisfy :func:`valid_step`. proto3 leaves a zero ``wall_time`` or
+        ``step`` out; ``summary`` is in a oneof, so it is written even when empty.
+        """
+        summary = b"".join(values)
+        head = b""
+        if wall_time != 0.0 or math.copysign(1.0, wall_time) < 0:  # -0.0 is not the default
+            head = b"\x09" + _F64.pack(wall_time)
+        if step:
+            head += b"\x10" + varint(step & 0xFFFFFFFFFFFFFFFF)
+        return head + b"\x2a" + varint(len(summary)) + summary
+
+    def value(self, tag: str, number: float) -> bytes:
+        return self.prefix(tag) + float32(number)
+
+
+_uid = 0
+
+
+def _next_uid() -> int:
+    global _uid
+    _uid += 1
+    return _uid - 1
+
+
+class EventFile:
+    """One ``events.out.tfevents.*`` file in ``log_dir``, named as tensorboard names them.
+
+    :meth:`add` takes a serialized ``Event``; records are written to the file when
+    ``max_pending`` of them wait and at :meth:`flush`. Write errors propagate.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str],
+        *,
+        max_pending: int = 100,
+        writer_name: str = "gemmalog",
+        crc32c: Callable[[bytes], int] | None = None,
+    ) -> None:
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.crc32c = crc32c or load_crc32c()
+        self.max_pending = max(1, int(max_pending))
+        self._pending: list[bytes] = []
+        self.path, self._file = self._create()
+        from tensorboard.compat.proto import event_pb2
+
+        first = event_pb2.Event(
+            wall_time=time.time(),
+            file_version="brain.Event:2",
+            source_metadata=event_pb2.SourceMetadata(writer=writer_name),
+        )
+        self.add(first.SerializeToString())
+        self.flush()  # tensorboard lists the run as soon as the file has its version record
+
+    def _create(self) -> tuple[Path, Any]:
+        host = socket.gethostname()
+        while True:
+            name = f"events.out.tfevents.{int(time.time()):010d}.{host}.{os.getpid()}.{_next_uid()}"
+            path = self.log_dir / name
+            try:
+                # exclusive: two writers in one process and second never share a file
+                return path, open(path, "xb", buffering=0)
+            except FileExistsError:
+                continue
+
+    def add(self, event: bytes) -> None:
+        self._pending.append(frame(event, self.crc32c))
+        if len(self._pending) >= self.max_pending:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = memoryview(b"".join(self._pending))
+        self._pending = []
+        while data:
+            written = self._file.write(data)
+            if not written:
+                raise OSError(errno.EIO, f"no progress writing {self.path}")
+            data = data[written:]
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._file.close()
