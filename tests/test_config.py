@@ -324,19 +324,19 @@ def test_level_spellings_accepted() -> None:
 BAD = {
     "unknown handler class": (
         "handlers:\n  x:\n    class: logging.custom.SlackHandler\n",
-        r"bad\.yaml: handlers\.x\.class: unknown handler class 'logging\.custom\.SlackHandler'; allowed: logging\.StreamHandler, .*logging\.custom\.CSVHandler",
+        r"bad\.yaml:\d+: handlers\.x\.class: unknown handler class 'logging\.custom\.SlackHandler'; allowed: logging\.StreamHandler, .*logging\.custom\.CSVHandler",
     ),
     "missing filename": (
         "handlers:\n  file:\n    class: logging.handlers.RotatingFileHandler\n    maxBytes: 10\n",
-        r"bad\.yaml: handlers\.file\.filename: missing; a logging\.handlers\.RotatingFileHandler handler needs 'filename'",
+        r"bad\.yaml:\d+: handlers\.file\.filename: missing; a logging\.handlers\.RotatingFileHandler handler needs 'filename'",
     ),
     "csv missing filename": (
         "handlers:\n  csv:\n    class: logging.custom.CSVHandler\n",
-        r"bad\.yaml: handlers\.csv\.filename: missing",
+        r"bad\.yaml:\d+: handlers\.csv\.filename: missing",
     ),
     "negative maxBytes": (
         "handlers:\n  file:\n    class: logging.handlers.RotatingFileHandler\n    filename: a.log\n    maxBytes: -1\n",
-        r"bad\.yaml: handlers\.file\.maxBytes: must be a non-negative integer \(0 never rotates\), got -1",
+        r"bad\.yaml:\d+: handlers\.file\.maxBytes: must be a non-negative integer \(0 never rotates\), got -1",
     ),
     "negative backupCount": (
         "handlers:\n  file:\n    class: logging.handlers.RotatingFileHandler\n    filename: a.log\n    backupCount: -5\n",
@@ -344,7 +344,7 @@ BAD = {
     ),
     "negative buffer_size": (
         "handlers:\n  csv:\n    class: logging.custom.CSVHandler\n    filename: a.csv\n    buffer_size: -5\n",
-        r"bad\.yaml: handlers\.csv\.buffer_size: must be a positive integer, got -5",
+        r"bad\.yaml:\d+: handlers\.csv\.buffer_size: must be a positive integer, got -5",
     ),
     "negative max_queue": (
         "handlers:\n  tb:\n    class: logging.custom.TensorBoardHandler\n    max_queue: -1\n",
@@ -352,11 +352,11 @@ BAD = {
     ),
     "logger naming unknown handler": (
         "handlers:\n  console:\n    class: logging.StreamHandler\nloggers:\n  logging.model:\n    handlers: [console, csv]\n",
-        r"bad\.yaml: loggers\.logging\.model\.handlers: names unknown handler 'csv'; defined: console",
+        r"bad\.yaml:\d+: loggers\.logging\.model\.handlers: names unknown handler 'csv'; defined: console",
     ),
     "root naming unknown handler": (
         "root:\n  handlers: [console]\n",
-        r"bad\.yaml: root\.handlers: names unknown handler 'console'; defined: none",
+        r"bad\.yaml:\d+: root\.handlers: names unknown handler 'console'; defined: none",
     ),
     "wrong type flush_secs": (
         "handlers:\n  tb:\n    class: logging.custom.TensorBoardHandler\n    flush_secs: soon\n",
@@ -380,7 +380,7 @@ BAD = {
     ),
     "sampling ratio out of range": (
         "metrics:\n  sampling_ratio: 1.5\n",
-        r"bad\.yaml: metrics\.sampling_ratio: must be a number between 0 and 1, got 1\.5",
+        r"bad\.yaml:\d+: metrics\.sampling_ratio: must be a number between 0 and 1, got 1\.5",
     ),
     "unknown metrics category": (
         "metrics:\n  enable:\n    gpu_metrics: true\n",
@@ -388,7 +388,7 @@ BAD = {
     ),
     "unknown level": (
         "loggers:\n  logging.training:\n    level: VERBOSE\n",
-        r"bad\.yaml: loggers\.logging\.training\.level: unknown level 'VERBOSE'; allowed: DEBUG, INFO, WARNING, ERROR, CRITICAL",
+        r"bad\.yaml:\d+: loggers\.logging\.training\.level: unknown level 'VERBOSE'; allowed: DEBUG, INFO, WARNING, ERROR, CRITICAL",
     ),
     "unknown handler level": (
         "handlers:\n  console:\n    class: logging.StreamHandler\n    level: LOUD\n",
@@ -408,9 +408,9 @@ BAD = {
     ),
     "unknown section": (
         "handler:\n  console:\n    class: logging.StreamHandler\n",
-        r"bad\.yaml: handler: unknown section; allowed: disable_existing_loggers, filters, formatters, gemmalog",
+        r"bad\.yaml:\d+: handler: unknown section; allowed: disable_existing_loggers, doctor, filters, formatters, gemmalog",
     ),
-    "wrong version": ("version: 2\n", r"bad\.yaml: version: must be 1, got 2"),
+    "wrong version": ("version: 2\n", r"bad\.yaml:\d+: version: must be 1, got 2"),
     "not a mapping": (
         "- a\n- b\n",
         r"bad\.yaml: \(top level\): must be a mapping of sections, got list",
@@ -489,3 +489,130 @@ def test_docs_examples_are_valid_configurations() -> None:
     for block in examples:
         parse(yaml.safe_load(block), "docs/configuration.md")
     assert yaml.safe_load(examples[0]) == yaml.safe_load(SEED_YAML)
+
+
+# -- what initialize would reject, config check rejects too (defects note 13) --------------------
+REJECTED = {
+    "unclosed redact pattern": (
+        "version: 1\ngemmalog:\n  redact_patterns:\n    - '[unclosed'\n",
+        r"bad\.yaml:3: gemmalog\.redact_patterns\[0\]: not a valid regular expression \(unterminated character set at position 0\): '\[unclosed'",
+    ),
+    "infinite TensorBoard flush": (
+        "version: 1\nhandlers:\n  tb:\n    class: logging.custom.TensorBoardHandler\n    flush_secs: .inf\n",
+        r"bad\.yaml:5: handlers\.tb\.flush_secs: must be a finite number of seconds, got inf",
+    ),
+    "a year between CSV flushes": (
+        "version: 1\nhandlers:\n  csv:\n    class: logging.custom.CSVHandler\n    filename: m.csv\n    flush_interval: 31536000\n",
+        r"bad\.yaml:6: handlers\.csv\.flush_interval: must be at most 86400 seconds",
+    ),
+    "infinite pipeline flush": (
+        "version: 1\ngemmalog:\n  flush_interval: .inf\n",
+        r"bad\.yaml:3: gemmalog\.flush_interval: must be a finite number of seconds, got inf",
+    ),
+    "text log into the JSONL shard": (
+        "version: 1\nhandlers:\n  file:\n    class: logging.FileHandler\n    filename: events.0.jsonl\n    mode: w\n",
+        r"bad\.yaml:5: handlers\.file\.filename: 'events\.0\.jsonl' is one of gemmalog's own files",
+    ),
+    "CSV over run.json": (
+        "version: 1\nhandlers:\n  csv:\n    class: logging.custom.CSVHandler\n    filename: ./run.json\n",
+        r"bad\.yaml:5: handlers\.csv\.filename: '\./run\.json' is one of gemmalog's own files",
+    ),
+    "file outside the run directory": (
+        "version: 1\nhandlers:\n  file:\n    class: logging.FileHandler\n    filename: ../../../../elsewhere/escaped.log\n",
+        r"bad\.yaml:5: handlers\.file\.filename: '\.\./\.\./\.\./\.\./elsewhere/escaped\.log' leaves the run directory",
+    ),
+    "TensorBoard outside the run directory": (
+        "version: 1\nhandlers:\n  tb:\n    class: logging.custom.TensorBoardHandler\n    log_dir: logs/../../tb\n",
+        r"bad\.yaml:5: handlers\.tb\.log_dir: 'logs/\.\./\.\./tb' leaves the run directory",
+    ),
+    "three-character strings": (
+        "version: 1\ngemmalog:\n  max_string_length: 3\n",
+        r"bad\.yaml:3: gemmalog\.max_string_length: must be at least 64 \(characters kept of a long text\), got 3",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REJECTED))
+def test_config_check_rejects_what_initialize_would(case: str, tmp_path: Path, root: Path) -> None:
+    from click.testing import CliRunner
+
+    from gemmalog.cli import cli
+
+    text, pattern = REJECTED[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert result.exit_code == 1 and re.search(pattern, result.stderr), result.stderr
+    with pytest.raises(ConfigError, match=pattern):
+        gemmalog.initialize(path, root=root)
+    assert running() is None
+    assert list(root.iterdir()) == []  # nothing created on disk for a failing configuration
+
+
+def test_keywords_and_config_objects_get_the_same_checks(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(
+        ConfigError, match=r"initialize\(\): settings\.redact_patterns\[0\]: not a valid"
+    ):
+        gemmalog.initialize(root=root, redact_patterns=["[unclosed"])
+    with pytest.raises(ConfigError, match=r"settings\.max_string_length: must be at least 64"):
+        gemmalog.initialize(root=root, max_string_length=3)
+    config = parse(
+        {"handlers": {"f": {"class": "logging.FileHandler", "filename": "a.log"}}}, "object"
+    )
+    config.handlers["f"].options["filename"] = "../escaped.log"  # changed after parsing
+    with pytest.raises(
+        ConfigError, match=r"initialize\(\): handlers\.f\.filename: '\.\./escaped\.log' leaves"
+    ):
+        gemmalog.initialize(config, root=root)
+    monkeypatch.setenv("GEMMALOG_FLUSH_INTERVAL", "inf")
+    with pytest.raises(
+        ConfigError, match=r"environment: GEMMALOG_FLUSH_INTERVAL: must be a finite"
+    ):
+        gemmalog.initialize(root=root)
+    assert running() is None and list(root.iterdir()) == []
+
+
+def test_problems_name_file_line_and_key_path(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "version: 1\n"
+        "handlers:\n"
+        "  csv:\n"
+        "    class: logging.custom.CSVHandler\n"
+        "    filename: m.csv\n"
+        "    buffer_size: -5\n"
+        "loggers:\n"
+        "  logging.model:\n"
+        "    handlers: [csv, tb]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert str(info.value).splitlines()[1:] == [
+        f"{path}:6: handlers.csv.buffer_size: must be a positive integer, got -5",
+        f"{path}:9: loggers.logging.model.handlers: names unknown handler 'tb'; defined: csv",
+    ]
+
+
+def test_deeply_nested_yaml_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(
+        ConfigError, match=r"deep\.yaml: malformed YAML: collections nested too deeply"
+    ):
+        load(path)
+
+
+def test_a_small_text_limit_never_cuts_the_envelope(root: Path) -> None:
+    run = gemmalog.initialize(root=root, max_string_length=64, capture_stdlib=False)
+    name = "gemmalog.a-logger-name-longer-than-the-sixty-four-character-text-limit"
+    gemmalog.get_logger(name).info("x" * 100)
+    gemmalog.log_model_output("q" * 100, "4", "o" * 100, step=1, phase="e" * 80)
+    gemmalog.shutdown()
+    events = read_events(run.dir)
+    log = next(e for e in events if e["kind"] == "log" and e["logger"] == name)
+    assert log["event"] == "x" * 64 and log["truncated"] == ["event"]
+    out = next(e for e in events if e["kind"] == "model_output")
+    assert out["phase"] == "e" * 80 and out["question"] == "q" * 64
+    assert sorted(out["truncated"]) == ["model_output", "question"]

@@ -1,9 +1,14 @@
 """Read and validate a YAML configuration before anything starts.
 
-Every problem is reported at once, one line each, naming the file, the key path, what is
-wrong and what is allowed::
+Every problem is reported at once, one line each, naming the file, the line, the key path,
+what is wrong and what is allowed::
 
-    configs/bad.yaml: handlers.csv.buffer_size: must be a positive integer, got -5
+    configs/bad.yaml:12: handlers.csv.buffer_size: must be a positive integer, got -5
+
+The checks that need a value's meaning (regular expressions, finite seconds, handler paths,
+the text limit) live in :mod:`gemmalog.config.validate`; :func:`parse` and
+:func:`apply_overrides` both run them, so ``gemmalog config check`` rejects what
+``initialize`` would, and ``initialize`` rejects it before creating anything on disk.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from gemmalog.config.schema import (
     boolean,
     string_list,
 )
+from gemmalog.config.validate import check_config, check_settings
 from gemmalog.csvrows import COLUMN_FIELDS
 
 
@@ -51,12 +57,22 @@ class ConfigError(ValueError):
 
 
 class _Problems:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, lines: Mapping[str, int] | None = None) -> None:
         self.source = source
+        self.lines = lines or {}
         self.items: list[str] = []
 
     def add(self, path: str, message: str) -> None:
-        self.items.append(f"{self.source}: {path}: {message}")
+        self.items.append(f"{self.source}{self._line(path)}: {path}: {message}")
+
+    def _line(self, path: str) -> str:
+        """``:<line>`` of the key (or of its nearest enclosing key) in the YAML file."""
+        key = path.split("[", 1)[0]
+        while key:
+            if key in self.lines:
+                return f":{self.lines[key]}"
+            key = key.rpartition(".")[0]
+        return ""
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -118,9 +134,12 @@ def _format_error(fmt: str, datefmt: str | None) -> str | None:
     return None
 
 
-def parse(data: Any, source: str = "<config>") -> Config:
-    """Validate a configuration mapping (as loaded from YAML) and return a :class:`Config`."""
-    problems = _Problems(source)
+def parse(data: Any, source: str = "<config>", lines: Mapping[str, int] | None = None) -> Config:
+    """Validate a configuration mapping (as loaded from YAML) and return a :class:`Config`.
+
+    ``lines`` maps dotted key paths to their line in the file, for the messages.
+    """
+    problems = _Problems(source, lines)
     if not isinstance(data, Mapping):
         problems.add("(top level)", f"must be a mapping of sections, got {type(data).__name__}")
         problems.raise_if_any()
@@ -269,6 +288,7 @@ def parse(data: Any, source: str = "<config>") -> Config:
         checked_settings["redact_patterns"] = tuple(checked_settings["redact_patterns"])
     config.settings = Settings(**checked_settings)
     config.doctor = _doctor(data.get("doctor"), problems)
+    check_config(config, problems.add, lambda key: f"gemmalog.{key}")
     problems.raise_if_any()
     return config
 
@@ -316,15 +336,43 @@ def load(path: str | os.PathLike[str]) -> Config:
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read configuration: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data, lines = _read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(file)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{where}: malformed YAML: {problem}") from None
-    config = parse({} if data is None else data, str(file))
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(
+            f"{file}: malformed YAML: collections nested too deeply to read "
+            "(a configuration needs a few levels)"
+        ) from None
+    config = parse({} if data is None else data, str(file), lines)
     config.source = file.resolve()
     return config
+
+
+def _read_yaml(text: str) -> tuple[Any, dict[str, int]]:
+    """The YAML document, and the line (1-based) of every mapping key as a dotted path."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
+    lines: dict[str, int] = {}
+    stack: list[tuple[str, yaml.Node]] = [("", node)] if node is not None else []
+    while stack:  # iterative: the nesting depth is the file's, not Python's
+        prefix, current = stack.pop()
+        if not isinstance(current, yaml.MappingNode):
+            continue
+        for key_node, value_node in current.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            lines.setdefault(path, key_node.start_mark.line + 1)
+            stack.append((path, value_node))
+    return data, lines
 
 
 ENV_OVERRIDES = {
@@ -353,8 +401,8 @@ def apply_overrides(
         config.root.level = lvl
         for logger in config.loggers.values():
             logger.level = lvl
+    names = {key: var for var, key in ENV_OVERRIDES.items()}
     if env:  # name the variable, not the setting
-        names = {key: var for var, key in ENV_OVERRIDES.items()}
         checked = {}
         for key, value in values.items():
             spec = SETTINGS.get(key)
@@ -368,9 +416,15 @@ def apply_overrides(
                 problems.add(names.get(key, key), f"must be {allowed}, got {value!r}")
     else:
         checked = _check_options(values, SETTINGS, "settings", problems)
+    check_settings(
+        checked, problems.add, (lambda k: names.get(k, k)) if env else (lambda k: f"settings.{k}")
+    )
     problems.raise_if_any()
     for key, value in checked.items():
         setattr(config.settings, key, tuple(value) if key == "redact_patterns" else value)
+    if not env:  # the finished configuration, however it was built (a Config object too)
+        check_config(config, problems.add, lambda k: f"settings.{k}")
+        problems.raise_if_any()
     return config
 
 

@@ -19,11 +19,16 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
+from gemmalog.events import CORE_FIELDS
+
 NAN = "NaN"
 POS_INF = "Infinity"
 NEG_INF = "-Infinity"
 
 _PLAIN = frozenset({str, int, bool, type(None)})
+# Envelope fields are never cut, whatever max_string_length says: the views select on them
+# (a kind cut to "mod" would hide every model output).
+_NEVER_CUT = frozenset({*CORE_FIELDS, "phase", "device", "segment"})
 
 
 def flat_finite_numbers(mapping: Mapping[Any, Any]) -> bool:
@@ -233,7 +238,7 @@ class Sanitize:
         for key, value in event_dict.items():
             t = type(value)
             if t is str:
-                if len(value) > limit:
+                if len(value) > limit and key not in _NEVER_CUT:
                     event_dict[key] = value[:limit]
                     truncated = [*(truncated or ()), key]
             elif t is float:
