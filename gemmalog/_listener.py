@@ -163,7 +163,7 @@ class EventListener(QueueListener):
                 event["event"] = f"<event could not be processed: {type(exc).__name__}: {exc}>"
                 record = (event, render(event))
             primary_batch.append(record)
-            for sink in sinks_for(event.get("logger") or ""):
+            for sink in sinks_for(event.get("logger") or "", event.get("level")):
                 if sink is self.primary:
                     continue
                 bucket = buckets.get(sink)
@@ -186,6 +186,16 @@ class EventListener(QueueListener):
             self._next_flush = now + self.flush_interval
             for request in requests:
                 request.done.set()
+
+    def write_through(self, batch: list[Any]) -> None:
+        """Process, write and flush ``batch`` on the calling thread (no listener thread).
+
+        For processes that may end without running another line of Python (a forked child
+        leaving through ``os._exit``, a pool worker terminated by its parent): when this
+        returns, the lines are in the shard.
+        """
+        self.handle(batch)
+        self._flush_primary()
 
     def _write_primary(self, records: list[Record]) -> None:
         try:

@@ -15,7 +15,9 @@ from typing import Any
 
 from structlog import BoundLoggerBase
 
+from gemmalog._coerce import text, type_name
 from gemmalog._pipeline import current
+from gemmalog._stderr import warn_once
 
 
 class _Target:
@@ -35,12 +37,16 @@ class _Target:
 
 
 def _format_exc(exc_info: Any) -> str | None:
-    if exc_info is True:
-        exc_info = sys.exc_info()
-    elif isinstance(exc_info, BaseException):
-        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
-    if isinstance(exc_info, tuple) and exc_info[0] is not None:
-        return "".join(traceback.format_exception(*exc_info))
+    """The traceback text of ``exc_info`` (True, an exception or a sys.exc_info() tuple)."""
+    try:
+        if exc_info is True:
+            exc_info = sys.exc_info()
+        elif isinstance(exc_info, BaseException):
+            exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+        if isinstance(exc_info, tuple) and exc_info and exc_info[0] is not None:
+            return "".join(traceback.format_exception(*exc_info))
+    except Exception as exc:
+        return f"<exc_info {text(exc_info)[:200]} could not be formatted: {type_name(exc)}>"
     return None
 
 
@@ -56,27 +62,33 @@ class BoundLogger(BoundLoggerBase):
     def _emit(
         self, method: str, levelno: int, event: Any, args: tuple[Any, ...], kw: dict[str, Any]
     ) -> None:
-        pipeline = current()
-        if levelno < pipeline.levelno(self._logger.name):
-            return
-        event_dict = self._context.copy()
-        event_dict.update(kw)
-        event_dict["logger"] = self._logger.name
-        if event is not None:
-            if args:
-                try:
-                    event = event % args
-                except Exception:
-                    event = f"{event} {args!r}"
-            event_dict["event"] = event if type(event) is str else str(event)
-        exc_info = event_dict.pop("exc_info", None)
-        if method == "exception" and exc_info is None:
-            exc_info = True
-        if exc_info:
-            formatted = _format_exc(exc_info)
-            if formatted:
-                event_dict["exc"] = formatted
-        pipeline.emit(method, event_dict)
+        # Never raises into the caller: whatever goes wrong here leaves a notice instead.
+        try:
+            pipeline = current()
+            if levelno < pipeline.levelno(self._logger.name):
+                return
+            event_dict = self._context.copy()
+            event_dict.update(kw)
+            event_dict["logger"] = self._logger.name
+            if event is not None:
+                if type(event) is not str:
+                    event = text(event)
+                if args:
+                    try:
+                        event = event % args
+                    except Exception:
+                        event = f"{event} {text(args)}"
+                event_dict["event"] = event
+            exc_info = event_dict.pop("exc_info", None)
+            if method == "exception" and exc_info is None:
+                exc_info = True
+            if exc_info:
+                formatted = _format_exc(exc_info)
+                if formatted:
+                    event_dict["exc"] = formatted
+            pipeline.emit(method, event_dict)
+        except Exception as exc:
+            warn_once(f"a log call could not be logged ({type_name(exc)})")
 
     def debug(self, event: Any = None, *args: Any, **kw: Any) -> None:
         self._emit("debug", 10, event, args, kw)
@@ -104,11 +116,16 @@ class BoundLogger(BoundLoggerBase):
 
     def log(self, level: int | str, event: Any = None, *args: Any, **kw: Any) -> None:
         names = {10: "debug", 20: "info", 30: "warning", 40: "error", 50: "critical"}
-        name = names.get(level, "info") if isinstance(level, int) else str(level).lower()
+        name = names.get(level, "info") if isinstance(level, int) else text(level).lower()
         numbers = {v: k for k, v in names.items()}
-        self._emit(name, numbers.get(name, 20), event, args, kw)
+        if name not in numbers:
+            name = "info"
+        self._emit(name, numbers[name], event, args, kw)
 
 
 def get_logger(name: str = "gemmalog", **initial: Any) -> BoundLogger:
-    """A structlog bound logger named ``name``; ``initial`` values are bound to every event."""
-    return BoundLogger(_Target(name), processors=(), context=dict(initial))
+    """A structlog bound logger named ``name``; ``initial`` values are bound to every event.
+
+    A name that is not a str is logged as its text.
+    """
+    return BoundLogger(_Target(text(name)), processors=(), context=dict(initial))

@@ -7,16 +7,18 @@ All global state sits here (structlog's ``_config`` is the model): the current
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 from gemmalog._children import (
     PARENT_ENV,
@@ -32,7 +34,8 @@ from gemmalog._run import (
     Run,
     distributed_env,
     new_run_id,
-    safe_name,
+    read_manifest,
+    run_dir_for,
     shared_run_id,
 )
 from gemmalog._rundir import make_run_dir, resumed_segment, tighten, write_manifest
@@ -56,8 +59,8 @@ class Pipeline:
         self.roles = config.role_loggers()
         rank, world = distributed_env()
         if child_of is None:
-            run_id = s.run_id or shared_run_id() or new_run_id(s.run_name)
-            run_dir = Path(s.root).expanduser() / safe_name(run_id)
+            run_id = s.run_id or shared_run_id(s.run_name) or new_run_id(s.run_name)
+            run_dir = run_dir_for(Path(s.root).expanduser(), run_id)
             self.run = Run(
                 run_id,
                 s.run_name or run_id,
@@ -67,10 +70,18 @@ class Pipeline:
                 config=config.snapshot(),
                 private=s.private,
             )
+            owner = read_manifest(run_dir / "run.json")
+            if owner is not None and owner.get("id") not in (None, run_id):
+                raise ConfigError(
+                    f"run directory {run_dir} belongs to run {owner.get('id')!r}, not "
+                    f"{run_id!r}: choose another run_id (or root)"
+                )
             self.run.segment, self.run.history = resumed_segment(run_dir, rank)
             make_run_dir(run_dir, s.private)
             shard = self.run.jsonl_path
-        else:  # a forked or spawned child: its own shard, no other sinks, no manifest
+        else:
+            # A forked or spawned child, or an event after shutdown(): its own shard, no
+            # other sinks, no manifest, and no listener thread (see _write_now).
             parent = child_of
             self.run = Run(
                 parent.id,
@@ -85,7 +96,13 @@ class Pipeline:
             shard = parent.dir / f"events.{parent.rank}.{os.getpid()}.jsonl"
         self.is_child = child_of is not None
         self.started = time.time()
-        self.queue = EventQueue(s.queue_size, s.backpressure)  # type: ignore[arg-type]
+        # The time bound (see EventQueue): the listener never trails the callers by more
+        # than one flush interval, so a crash loses at most ~2 flush intervals.
+        self.queue = EventQueue(
+            s.queue_size,
+            s.backpressure,  # type: ignore[arg-type]
+            max_lag=s.flush_interval,
+        )
         # Sanitize first: it then walks only the fields of the call (the envelope's own
         # values are plain, and bound context values were sanitized by bind()).
         self.chain = (
@@ -139,9 +156,21 @@ class Pipeline:
         self.role_names: dict[str, str | None] = {
             role: (name if self.levelno(name) <= 20 else None) for role, name in self.roles.items()
         }
-        self.listener.start()
         self.stopped = False
         self._stopping = False
+        if self.is_child:
+            # Written on the calling thread, at once: a child may leave through os._exit()
+            # or be terminated by its parent (multiprocessing.Pool.terminate, SIGTERM), and
+            # then no thread or exit hook of its own runs again.
+            self._put: Callable[[dict[str, Any]], None] = self._write_now
+            self._put_forced: Callable[[dict[str, Any]], None] = self._write_now
+            self._backlog: deque[dict[str, Any]] = deque()
+            self._write_lock = threading.Lock()
+            self._writer: int | None = None
+        else:
+            self._put = self.queue.put
+            self._put_forced = self.queue.put_nowait
+            self.listener.start()
 
     # -- the hot path -------------------------------------------------------------------
     def levelno(self, logger: str) -> int:
@@ -159,17 +188,40 @@ class Pipeline:
             for proc in self.chain:
                 event = proc(None, method, event)
             if force:
-                self.queue.put_nowait(event)
+                self._put_forced(event)
             else:
-                self.queue.put(event)
+                self._put(event)
         except Exception as exc:
-            warn_once(f"an event could not be logged ({type(exc).__name__}: {exc})")
+            warn_once(f"an event could not be logged ({type(exc).__name__})")
+
+    def _write_now(self, event: dict[str, Any]) -> None:
+        """Write an event to this process's shard before returning (children, late events).
+
+        A signal handler that logs while this thread is writing leaves its event in the
+        backlog, which the interrupted call writes before it returns: one lock, never
+        taken twice by one thread.
+        """
+        self._backlog.append(event)
+        me = threading.get_ident()
+        if self._writer == me:
+            return
+        with self._write_lock:
+            self._writer = me
+            try:
+                backlog = self._backlog
+                while backlog:
+                    batch = []
+                    while backlog:
+                        batch.append(backlog.popleft())
+                    self.listener.write_through(batch)
+            finally:
+                self._writer = None
 
     # -- lifecycle ----------------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything logged before this call is written and flushed."""
-        if self.stopped or threading.current_thread() is self.listener._thread:
-            return self.stopped
+        if self.stopped or self.is_child or threading.current_thread() is self.listener._thread:
+            return True if self.is_child else self.stopped
         request = FlushRequest()
         self.queue.put_nowait(request)
         return request.done.wait(timeout)
@@ -201,7 +253,8 @@ class Pipeline:
                 force=True,
             )
         self.stopped = True
-        self.listener.stop()
+        if not self.is_child:
+            self.listener.stop()
         self.queue.close()
         self.listener.close_sinks()
         if self.queue.drops:  # nothing is lost silently
@@ -229,8 +282,11 @@ class _State:
     lock = threading.RLock()
     final_stats: dict[str, Any] = {}  # noqa: RUF012
     exit_status: tuple[str, str | None] | None = None
+    #: What sys.exit() was called with, for the exit hook (see _exit).
+    exit_code: tuple[str, str | None] | None = None
     forked_from: Pipeline | None = None
-    ended_a_run = False
+    #: The configuration and run of the last pipeline shut down: where late events go.
+    last: tuple[Config, Run] | None = None
     hooks_installed = False
 
 
@@ -255,9 +311,19 @@ def current() -> Pipeline:
                 _State.pipeline = Pipeline(config, child_of=run)
                 _install_hooks()
                 flush_at_child_exit(shutdown)
+            elif _State.last is not None:
+                # Late events (a library's teardown, a thread still logging after a SIGTERM
+                # shutdown) join the run that just ended instead of starting a stray one.
+                config, run = _State.last
+                _State.pipeline = Pipeline(config, child_of=run)
+                warn_once(
+                    f"logging after shutdown(): late events are appended to run {run.id} "
+                    f"(events.{run.rank}.{os.getpid()}.jsonl); call initialize() to start a new run"
+                )
             else:
-                when = "after shutdown()" if _State.ended_a_run else "before initialize()"
-                warn_once(f"logging {when}: starting a run with the default configuration")
+                warn_once(
+                    "logging before initialize(): starting a run with the default configuration"
+                )
                 initialize()
         assert _State.pipeline is not None
         return _State.pipeline
@@ -325,8 +391,13 @@ def flush(timeout: float = 30.0) -> bool:
 
 
 def shutdown(status: str | None = None, error: str | None = None) -> None:
-    """Write ``run_end``, flush and close every sink, finish ``run.json``. Safe to call twice."""
-    with _State.lock:
+    """Write ``run_end``, flush and close every sink, finish ``run.json``. Safe to call twice.
+
+    Events logged afterwards are appended at once to this run's
+    ``events.<rank>.<pid>.jsonl`` (with one notice on stderr) until ``initialize()`` starts
+    another run.
+    """
+    with _State.lock, _interrupts_deferred():
         pipeline = running()
         if pipeline is None:
             return
@@ -337,7 +408,35 @@ def shutdown(status: str | None = None, error: str | None = None) -> None:
             forget_parent_env()
         pipeline.stop(status, error, _State.final_stats)
         _State.pipeline = None
-        _State.ended_a_run = True
+        _State.last = (pipeline.config, pipeline.run)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """A Ctrl-C during shutdown is noted (the run is interrupted) instead of cutting it short.
+
+    Only the main thread can change signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        if _State.exit_status is None or _State.exit_status[0] == "completed":
+            _State.exit_status = ("interrupted", "KeyboardInterrupt")
+
+    try:
+        previous = signal.signal(signal.SIGINT, note)
+    except (ValueError, OSError, TypeError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(signal.SIGINT, previous)
 
 
 def end_run(
@@ -352,6 +451,12 @@ def end_run(
         return  # already shut down, or another run has started since
     if exc_type is None:
         shutdown()
+    elif issubclass(exc_type, SystemExit):
+        code = getattr(exc, "code", None)
+        if code is None or code == 0:
+            shutdown("completed")
+        else:
+            shutdown("failed", f"SystemExit: {code}")
     else:
         shutdown(*_record_exception(pipeline, exc_type, exc, tb, "run failed"))
 
@@ -383,16 +488,50 @@ def set_final_stats(**stats: Any) -> None:
 
 
 # -- exit, signals, uncaught exceptions --------------------------------------------------
-_previous_excepthook = sys.excepthook
+# Each hook keeps what was installed before it, captured when it is installed (a hook a
+# user set between ``import gemmalog`` and ``initialize()`` is called, not dropped).
+_previous: dict[str, Any] = {}
 
 
 def _excepthook(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
+    # The status first: a second Ctrl-C may cut the rest of this hook short.
+    interrupted = issubclass(exc_type, KeyboardInterrupt)
+    _State.exit_status = (
+        ("interrupted", "KeyboardInterrupt") if interrupted else ("failed", exc_type.__name__)
+    )
     pipeline = running()
     if pipeline is not None:
         _State.exit_status = _record_exception(pipeline, exc_type, exc, tb, "uncaught exception")
-    _previous_excepthook(exc_type, exc, tb)
+    _previous["excepthook"](exc_type, exc, tb)
+
+
+def _exit(status: object = None) -> NoReturn:
+    """``sys.exit`` that first notes the code: a non-zero exit ends the run as failed.
+
+    Python does not tell exit hooks the exit code, so the code is noted here and used by
+    :func:`_at_exit` only (an explicit ``shutdown()`` after catching the SystemExit still
+    completes the run).
+    """
+    if status is None or status == 0:
+        _State.exit_code = ("completed", None)
+    else:
+        _State.exit_code = ("failed", f"SystemExit: {status}")
+    _previous["exit"](status)
+    raise SystemExit(status)  # only if the previous sys.exit returned
+
+
+def _at_exit() -> None:
+    """The interpreter is exiting: end the run with what we know of how the program ended."""
+    for _attempt in range(3):  # a Ctrl-C during the shutdown starts it again
+        try:
+            if _State.exit_status is None and _State.exit_code is not None:
+                _State.exit_status = _State.exit_code
+            shutdown()
+            return
+        except KeyboardInterrupt:
+            _State.exit_status = ("interrupted", "KeyboardInterrupt")
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -406,8 +545,11 @@ def _install_hooks() -> None:
     if _State.hooks_installed:
         return
     _State.hooks_installed = True
-    atexit.register(shutdown)
+    atexit.register(_at_exit)
+    _previous["excepthook"] = sys.excepthook
     sys.excepthook = _excepthook
+    _previous["exit"] = sys.exit
+    sys.exit = _exit
     if threading.current_thread() is threading.main_thread():
         try:
             if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):

@@ -32,13 +32,9 @@ class StdlibBridge(logging.handlers.QueueHandler):
         super().__init__(None)  # type: ignore[arg-type]  # events go to the pipeline, not a queue
 
     def prepare(self, record: logging.LogRecord) -> dict[str, Any]:  # type: ignore[override]
-        event: dict[str, Any] = {
-            "kind": "log",
-            "logger": record.name,
-            "level": record.levelname.lower(),
-            "ts": record.created,
-            "event": record.getMessage(),
-        }
+        # The level travels as the method name and the time is the envelope's (a few µs
+        # after record.created): both are fields only the envelope sets.
+        event: dict[str, Any] = {"kind": "log", "logger": record.name, "event": record.getMessage()}
         if record.exc_info and record.exc_info[0] is not None:
             event["exc"] = "".join(traceback.format_exception(*record.exc_info))
         return event
@@ -54,13 +50,14 @@ class StdlibBridge(logging.handlers.QueueHandler):
             return
         try:
             event = self.prepare(record)
+            method = record.levelname.lower()
             if threading.current_thread() is pipeline.listener._thread:
                 # A library logging from inside a sink: never block the listener on itself.
                 for proc in pipeline.chain:
-                    event = proc(None, event["level"], event)
+                    event = proc(None, method, event)
                 pipeline.queue.put_nowait(event)
             else:
-                pipeline.emit(event["level"], event)
+                pipeline.emit(method, event)
         except Exception:
             self.handleError(record)
 

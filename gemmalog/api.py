@@ -1,8 +1,10 @@
 """The seed plan's logging API: role loggers and one helper per kind of training event.
 
 Each helper builds its event dict and hands it to the running pipeline: no formatting,
-serialization or I/O on the caller's thread. Helpers never raise because of a value they
-were given; a value that cannot be converted becomes a marker in the line.
+serialization or I/O on the caller's thread. Helpers never raise, whatever they are given:
+an argument of the wrong type is replaced by a value of its declared type (so the views
+can read the line), what was not kept is said in the event's message, and gemmalog says
+so once on stderr. A failure nobody foresaw still leaves a ``log`` line naming the helper.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from typing import Any
 
 import psutil
 
+from gemmalog import _coerce
 from gemmalog._logger import BoundLogger, _Target
 from gemmalog._pipeline import Pipeline, _State, current
+from gemmalog._stderr import warn_once
 from gemmalog.processors.derive import GENERATIONS, MAX_TOKENS, TOKEN_LENGTHS
 from gemmalog.processors.resources import accelerator_memory_mb, detect_device
+from gemmalog.processors.sanitize import flat_finite_numbers
 from gemmalog.textstats import completion_text, extract_reasoning_and_answer, summarize
 
 
@@ -68,15 +73,81 @@ def get_system_logger() -> BoundLogger:
     return _role_logger("system")
 
 
+def _failed(helper: str, exc: BaseException) -> None:
+    """What a helper does instead of raising: one notice, and a line naming the helper."""
+    name = _coerce.type_name(exc)
+    warn_once(f"{helper}() could not log its call ({name}); the rest of the run is unaffected")
+    try:
+        pipeline = _State.pipeline or current()
+        pipeline.emit(
+            "warning",
+            {
+                "kind": "log",
+                "logger": "gemmalog",
+                "event": f"{helper}() could not log its call: {name}",
+            },
+        )
+    except Exception:
+        pass
+
+
+def _noted(helper: str, problems: list[str]) -> None:
+    warn_once(f"{helper}() was given values it could not log as they are: {'; '.join(problems)}")
+
+
+def _step(step: Any, problems: list[str]) -> int | None:
+    """The step as an int (numpy/torch integers too); None and a problem for anything else."""
+    if step is None or type(step) is int:
+        return step
+    try:
+        if float(step) == int(step):
+            return int(step)
+    except Exception:
+        pass
+    problems.append(f"step {_coerce.text(step)[:40]!r} is not an integer")
+    return None
+
+
+def _metric_values(metrics: Any, problems: list[str]) -> dict[str, Any]:
+    """name -> number (None for a value that is no number, said in ``problems``)."""
+    values, problem = _coerce.mapping(metrics)
+    if problem:
+        problems.append(problem)
+    out: dict[str, Any] = {}
+    for key, value in (values or {}).items():
+        number = _coerce.number(value)
+        if number is None and value is not None:
+            problems.append(f"metric {key!r} is not a number")
+        out[key] = number
+    return out
+
+
 def log_training_progress(step: int, metrics: Mapping[str, Any], *, phase: str = "train") -> None:
     """One ``metrics`` event: ``metrics`` (name -> number) at ``step``."""
-    pipeline = _State.pipeline or current()
-    name = pipeline.role_names["metrics"]
-    if name is not None:  # None: the metrics logger is above INFO
-        pipeline.emit(
-            "info",
-            {"kind": "metrics", "logger": name, "step": step, "phase": phase, "metrics": metrics},
-        )
+    try:
+        pipeline = _State.pipeline or current()
+        name = pipeline.role_names["metrics"]
+        if name is None:  # the metrics logger is above INFO
+            return
+        event = {
+            "kind": "metrics",
+            "logger": name,
+            "step": step,
+            "phase": phase,
+            "metrics": metrics,
+        }
+        if type(step) is not int or type(metrics) is not dict or not flat_finite_numbers(metrics):
+            problems: list[str] = []
+            event["step"] = _step(step, problems)
+            event["metrics"] = _metric_values(metrics, problems)
+            if problems:
+                event["event"] = _coerce.with_problems("metrics", problems)
+                _noted("log_training_progress", problems)
+        if type(phase) is not str:
+            event["phase"] = _coerce.text(phase)
+        pipeline.emit("info", event)
+    except Exception as exc:
+        _failed("log_training_progress", exc)
 
 
 def log_model_output(
@@ -103,46 +174,80 @@ def log_model_output(
     ``answer`` are extracted from it with ``extractor`` when not given. ``total_reward``
     defaults to the sum of ``rewards``.
     """
-    target = _pipeline_for("model")
-    if target is None:
-        return
-    pipeline, name = target
-    text = completion_text(model_output)
-    if reasoning is None or answer is None:
-        try:
-            found_reasoning, found_answer = extractor(text)
-        except Exception:
-            found_reasoning, found_answer = None, None
-        reasoning = found_reasoning if reasoning is None else reasoning
-        answer = found_answer if answer is None else answer
-    if total_reward is None and rewards:
-        numbers = [
-            v for v in rewards.values() if isinstance(v, int | float) and not isinstance(v, bool)
-        ]
-        total_reward = sum(numbers) if len(numbers) == len(rewards) else None
-    event: dict[str, Any] = {
-        "kind": "model_output",
-        "logger": name,
-        "phase": phase,
-        "sample": sample,
-        "question": question,
-        "true_answer": true_answer,
-        "model_output": text,
-        "reasoning": reasoning,
-        "answer": answer,
-        "rewards": rewards,
-        "total_reward": total_reward,
-        "correct": correct,
-        "length_chars": len(text),
-        "length_tokens": length_tokens,
-    }
-    if step is not None:
-        event["step"] = step
-    if prompt is not None:
-        event["prompt"] = completion_text(prompt)
-    if extra:
-        event.update(extra)
-    pipeline.emit("info", event)
+    try:
+        target = _pipeline_for("model")
+        if target is None:
+            return
+        pipeline, name = target
+        problems: list[str] = []
+        text = _completion(model_output, problems)
+        if reasoning is None or answer is None:
+            try:
+                found_reasoning, found_answer = extractor(text)
+            except Exception:
+                found_reasoning, found_answer = None, None
+            reasoning = found_reasoning if reasoning is None else reasoning
+            answer = found_answer if answer is None else answer
+        scores, problem = _coerce.mapping(rewards)
+        if problem:
+            problems.append(f"rewards: {problem}")
+        if scores is not None and not flat_finite_numbers(scores):
+            scores = _metric_values(scores, problems)
+        if total_reward is None and scores:
+            numbers = [v for v in scores.values() if type(v) is float or type(v) is int]
+            total_reward = sum(numbers) if len(numbers) == len(scores) else None
+        event: dict[str, Any] = {
+            "kind": "model_output",
+            "logger": name,
+            "phase": phase if type(phase) is str else _coerce.text(phase),
+            "sample": sample if sample is None or type(sample) is int else _step(sample, problems),
+            "question": _plain_text(question),
+            "true_answer": _plain_text(true_answer),
+            "model_output": text,
+            "reasoning": _plain_text(reasoning),
+            "answer": _plain_text(answer),
+            "rewards": scores,
+            "total_reward": _coerce.number(total_reward),
+            "correct": correct if correct is None or type(correct) is bool else _flag(correct),
+            "length_chars": len(text),
+            "length_tokens": length_tokens
+            if length_tokens is None or type(length_tokens) is int
+            else _step(length_tokens, problems),
+        }
+        if step is not None:
+            event["step"] = step if type(step) is int else _step(step, problems)
+        if prompt is not None:
+            event["prompt"] = _completion(prompt, problems)
+        if extra:
+            event.update(extra)
+        if problems:
+            event["event"] = _coerce.with_problems("model_output", problems)
+            _noted("log_model_output", problems)
+        pipeline.emit("info", event)
+    except Exception as exc:
+        _failed("log_model_output", exc)
+
+
+def _plain_text(value: Any) -> str | None:
+    """A VARCHAR field: None stays None, a str stays, anything else becomes its text."""
+    return value if value is None or type(value) is str else _coerce.text(value)
+
+
+def _flag(value: Any) -> bool | None:
+    try:
+        return bool(value)
+    except Exception:
+        return None
+
+
+def _completion(value: Any, problems: list[str]) -> str:
+    if type(value) is str:
+        return value
+    try:
+        return completion_text(value)
+    except Exception as exc:
+        problems.append(f"text of a {_coerce.type_name(value)} raised {_coerce.type_name(exc)}")
+        return _coerce.text(value)
 
 
 def log_reward(
@@ -153,39 +258,80 @@ def log_reward(
     step: int | None = None,
     phase: str = "train",
 ) -> None:
-    """One ``reward`` event: one reward function's ``values`` for a batch of ``samples``."""
-    target = _pipeline_for("reward")
-    if target is None:
-        return
-    pipeline, name = target
-    event: dict[str, Any] = {
-        "kind": "reward",
-        "logger": name,
-        "phase": phase,
-        "reward_fn": reward_name,
-        "values": list(values),
-        "samples": [str(s) for s in samples]
-        if samples is not None
-        else [str(i) for i in range(len(values))],
-    }
-    if step is not None:
-        event["step"] = step
-    pipeline.emit("info", event)
+    """One ``reward`` event: one reward function's ``values`` for a batch of ``samples``.
+
+    ``values`` must be a sequence (list, tuple, array, tensor); an iterator or generator is
+    not consumed (it is logged as no values, with a notice).
+    """
+    try:
+        target = _pipeline_for("reward")
+        if target is None:
+            return
+        pipeline, name = target
+        problems: list[str] = []
+        numbers, problem = _coerce.numbers(values)
+        if problem:
+            problems.append(f"values: {problem}")
+        ids = _coerce.sequence(samples) if samples is not None else None
+        if samples is not None and ids is None:
+            problems.append(f"samples: expected a sequence, got {_coerce.type_name(samples)}")
+        event: dict[str, Any] = {
+            "kind": "reward",
+            "logger": name,
+            "phase": phase if type(phase) is str else _coerce.text(phase),
+            "reward_fn": _coerce.text(reward_name),
+            "values": numbers,
+            "samples": [_coerce.text(s) for s in ids]
+            if ids is not None
+            else [str(i) for i in range(len(numbers))],
+        }
+        if step is not None:
+            event["step"] = step if type(step) is int else _step(step, problems)
+        if problems:
+            event["event"] = _coerce.with_problems("reward", problems)
+            _noted("log_reward", problems)
+        pipeline.emit("info", event)
+    except Exception as exc:
+        _failed("log_reward", exc)
 
 
 def log_reward_metrics(
     step: int, rewards_dict: Mapping[str, Sequence[Any]], *, phase: str = "train"
 ) -> None:
-    """One ``reward_summary`` event: mean, std, min, max and count per reward function."""
-    target = _pipeline_for("reward")
-    if target is None:
-        return
-    pipeline, name = target
-    stats = {str(fn): summarize(values) for fn, values in rewards_dict.items()}
-    pipeline.emit(
-        "info",
-        {"kind": "reward_summary", "logger": name, "step": step, "phase": phase, "stats": stats},
-    )
+    """One ``reward_summary`` event: mean, std, min, max and count per reward function.
+
+    Each value of ``rewards_dict`` is the list of one function's rewards; a function whose
+    value is not a sequence is left out of the summary, with a notice.
+    """
+    try:
+        target = _pipeline_for("reward")
+        if target is None:
+            return
+        pipeline, name = target
+        problems: list[str] = []
+        per_fn, problem = _coerce.mapping(rewards_dict)
+        if problem:
+            problems.append(problem)
+        stats = {}
+        for fn, values in (per_fn or {}).items():
+            numbers, problem = _coerce.numbers(values)
+            if problem and not numbers:
+                problems.append(f"{fn}: {problem}")
+                continue
+            stats[fn] = summarize(numbers)
+        event: dict[str, Any] = {
+            "kind": "reward_summary",
+            "logger": name,
+            "step": step if type(step) is int else _step(step, problems),
+            "phase": phase if type(phase) is str else _coerce.text(phase),
+            "stats": stats,
+        }
+        if problems:
+            event["event"] = _coerce.with_problems("reward_summary", problems)
+            _noted("log_reward_metrics", problems)
+        pipeline.emit("info", event)
+    except Exception as exc:
+        _failed("log_reward_metrics", exc)
 
 
 def log_generation_metrics(
@@ -201,22 +347,42 @@ def log_generation_metrics(
     The caller only hands over the texts; the statistics are computed on the listener
     thread (:class:`~gemmalog.processors.derive.DeriveGenerationStats`).
     """
-    target = _pipeline_for("metrics")
-    if target is None:
-        return
-    pipeline, name = target
-    event: dict[str, Any] = {
-        "kind": "generation_metrics",
-        "logger": name,
-        "step": step,
-        "phase": phase,
-        GENERATIONS: [completion_text(g) for g in generations],
-    }
-    if token_lengths:
-        event[TOKEN_LENGTHS] = list(token_lengths)
-    if max_tokens:
-        event[MAX_TOKENS] = max_tokens
-    pipeline.emit("info", event)
+    try:
+        target = _pipeline_for("metrics")
+        if target is None:
+            return
+        pipeline, name = target
+        problems: list[str] = []
+        texts = _coerce.sequence(generations)
+        if texts is None:
+            problems.append(
+                f"generations: expected a sequence, got {_coerce.type_name(generations)}"
+            )
+            texts = []
+        event: dict[str, Any] = {
+            "kind": "generation_metrics",
+            "logger": name,
+            "step": step if type(step) is int else _step(step, problems),
+            "phase": phase if type(phase) is str else _coerce.text(phase),
+            GENERATIONS: [_completion(g, problems) for g in texts],
+        }
+        if token_lengths:
+            lengths = _coerce.sequence(token_lengths)
+            if lengths is None:
+                problems.append("token_lengths: expected a sequence")
+            else:
+                ints = [_step(n, problems) for n in lengths]
+                event[TOKEN_LENGTHS] = [n for n in ints if n is not None]
+        if max_tokens:
+            event[MAX_TOKENS] = (
+                max_tokens if type(max_tokens) is int else _step(max_tokens, problems)
+            )
+        if problems:
+            event["event"] = _coerce.with_problems("generation_metrics", problems)
+            _noted("log_generation_metrics", problems)
+        pipeline.emit("info", event)
+    except Exception as exc:
+        _failed("log_generation_metrics", exc)
 
 
 _PROCESS: psutil.Process | None = None
@@ -239,13 +405,20 @@ def memory_snapshot() -> dict[str, Any]:
 
 def log_memory_usage(step: int | None = None, **extra: Any) -> dict[str, Any]:
     """One ``system`` event with memory and device now; returns the values it logged."""
-    values = memory_snapshot()
-    values.update(extra)
-    target = _pipeline_for("system")
-    if target is not None:
-        pipeline, name = target
-        event: dict[str, Any] = {"kind": "system", "logger": name, "event": "memory", **values}
-        if step is not None:
-            event["step"] = step
-        pipeline.emit("info", event)
+    values: dict[str, Any] = {}
+    try:
+        values = memory_snapshot()
+        values.update(extra)
+        target = _pipeline_for("system")
+        if target is not None:
+            pipeline, name = target
+            event: dict[str, Any] = {"kind": "system", "logger": name, "event": "memory", **values}
+            if step is not None:
+                problems: list[str] = []
+                event["step"] = step if type(step) is int else _step(step, problems)
+                if problems:
+                    event["event"] = _coerce.with_problems("memory", problems)
+            pipeline.emit("info", event)
+    except Exception as exc:
+        _failed("log_memory_usage", exc)
     return values

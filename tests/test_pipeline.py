@@ -433,23 +433,33 @@ def test_run_manifest(root: Path) -> None:
     assert m["config"]["settings"]["root"] == str(root)
 
 
-def test_logging_after_shutdown_starts_a_default_run(
-    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_logging_after_shutdown_joins_the_ended_run_and_starts_no_stray_one(
+    root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("GEMMALOG_ROOT", str(root))
-    gemmalog.initialize(run_name="ended")
+    """Defects note 17: a late log call used to start a run in ./gemmalog_runs."""
+    monkeypatch.chdir(tmp_path)
+    run = gemmalog.initialize(root=root, run_name="ended")
     gemmalog.shutdown()
     gemmalog.get_logger("late").info("logged after the run ended")
-    pipeline = running()
-    assert pipeline is not None and not pipeline.run.id.startswith("ended")
+    gemmalog.log_training_progress(7, {"loss": 0.5})
+    assert not (tmp_path / "gemmalog_runs").exists()
+    assert sorted(p.name for p in root.iterdir()) == [run.dir.name]
+    late = run.dir / f"events.0.{os.getpid()}.jsonl"
+    # written before the call returned: no flush, no shutdown needed
+    lines = [orjson.loads(line) for line in late.read_bytes().splitlines()]
+    assert [(e["kind"], e["run"]) for e in lines] == [("log", run.id), ("metrics", run.id)]
+    assert lines[0]["event"] == "logged after the run ended"
+    assert "late events are appended to run" in capsys.readouterr().err
+    assert gemmalog.connect(run.dir).execute(
+        "SELECT count(*) FROM events WHERE kind = 'metrics'"
+    ).fetchone() == (1,)
+    # initialize() ends the late writer and starts a new run as usual
+    again = gemmalog.initialize(root=root, run_name="next")
+    assert again.id != run.id
     gemmalog.shutdown()
-    assert (
-        "logging after shutdown(): starting a run with the default configuration"
-        in capsys.readouterr().err
-    )
-    assert [e["event"] for e in events_of(pipeline.run.dir, "log")] == [
-        "logged after the run ended"
-    ]
 
 
 def test_logging_before_initialize_starts_a_default_run(tmp_path: Path) -> None:

@@ -21,12 +21,20 @@ LEVELS = {
 }
 
 
+#: Envelope fields only gemmalog sets. A user field of the same name (``log.info(..., ts=x)``,
+#: ``bind(run=...)``) is kept under the name with ``_`` appended (``ts_``, ``run_``, ...).
+RESERVED: tuple[str, ...] = ("v", "ts", "level", "run", "rank")
+
+
 class AddEnvelope:
     """Put the envelope first, then what is bound in the context, then the event's own keys.
 
     Run id and rank are process-wide (set once by ``initialize``), so events from any
     thread carry them; step, epoch and user keys come from the context (``gemmalog.bind``).
-    Keys given on the call win over bound ones, which win over the defaults.
+    Keys given on the call win over bound ones, which win over the defaults (``kind``,
+    ``logger``, ``event``), except the :data:`RESERVED` fields: those are gemmalog's, and a
+    user value for one is renamed rather than allowed to change the line's time, level,
+    run or rank (or to lose the event).
     """
 
     __slots__ = ("rank", "run")
@@ -37,17 +45,38 @@ class AddEnvelope:
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         # One dict display: about half the cost of building the envelope, then update()-ing.
+        ts = time()
+        level = LEVELS.get(method_name, method_name)
         out: dict[str, Any] = {
             "v": SCHEMA_VERSION,
-            "ts": time(),
+            "ts": ts,
             "kind": "log",
             "logger": "gemmalog",
-            "level": LEVELS.get(method_name, method_name),
+            "level": level,
             "run": self.run,
             "rank": self.rank,
             **current(),
             **event_dict,
         }
+        # Identity checks: a user value for a reserved field is another object (an equal
+        # int or str that is the same object changes nothing anyway).
+        if (
+            out["ts"] is not ts
+            or out["level"] is not level
+            or out["run"] is not self.run
+            or out["rank"] is not self.rank
+            or out["v"] is not SCHEMA_VERSION
+        ):
+            out = self._rename_reserved(out, ts, level)
         if "event" not in out:
             out["event"] = out["kind"]
+        return out
+
+    def _rename_reserved(self, out: dict[str, Any], ts: float, level: str) -> dict[str, Any]:
+        ours = {"v": SCHEMA_VERSION, "ts": ts, "level": level, "run": self.run, "rank": self.rank}
+        for key, value in ours.items():
+            theirs = out[key]
+            if theirs is not value:
+                out[key] = value
+                out[key + "_"] = theirs
         return out
