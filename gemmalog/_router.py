@@ -1,8 +1,11 @@
-"""Which sinks receive an event, decided by its logger name as the standard library would.
+"""Which sinks receive an event, decided by its logger name and level as the standard library would.
 
 A logger sends to its own handlers, then, while ``propagate`` is true, to its configured
 ancestors' and finally the root's. ``logging.model.outputs`` follows ``logging.model``.
-Resolved routes are cached per logger name.
+As in ``Logger.callHandlers``, a handler takes an event only at or above its own level
+(a sink's ``levelno``, 0 when it has none); this is the one place handler levels are applied.
+The logger's own level is checked earlier, on the caller's thread. Resolved routes are cached
+per logger name and level.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gemmalog.sinks.base import LEVEL_NUMBERS, Sink
+
+_MAX_CACHED = 4096
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,9 @@ class Router:
     routes: dict[str, Route] = field(default_factory=dict)
     root: Route = field(default_factory=Route)
     always: tuple[Sink, ...] = ()
-    _cache: dict[str, tuple[Sink, ...]] = field(default_factory=dict, init=False, repr=False)
+    _cache: dict[tuple[str, object], tuple[Sink, ...]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def _chain(self, name: str) -> list[Route]:
         """Configured routes from ``name`` up through its ancestors, then root, honouring propagate."""
@@ -45,18 +52,27 @@ class Router:
         out.append(self.root)
         return out
 
-    def sinks_for(self, name: str) -> tuple[Sink, ...]:
-        cached = self._cache.get(name)
+    def sinks_for(self, name: str, level: object = "info") -> tuple[Sink, ...]:
+        """The sinks an event of logger ``name`` at ``level`` (a level name) goes to."""
+        key = (name, level)
+        cached = self._cache.get(key)
         if cached is not None:
             return cached
+        levelno = LEVEL_NUMBERS.get(level, 20) if type(level) is str else 20
         chosen: list[Sink] = list(self.always)
         for route in self._chain(name):
             for handler in route.handlers:
                 sink = self.sinks.get(handler)
-                if sink is not None and sink not in chosen:
+                if (
+                    sink is not None
+                    and sink not in chosen
+                    and levelno >= getattr(sink, "levelno", 0)
+                ):
                     chosen.append(sink)
         result = tuple(chosen)
-        self._cache[name] = result
+        if len(self._cache) >= _MAX_CACHED:  # arbitrary logger names must not grow it forever
+            self._cache.clear()
+        self._cache[key] = result
         return result
 
     def level_for(self, name: str) -> str:

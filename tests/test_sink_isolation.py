@@ -102,15 +102,15 @@ def test_tensorboard_writer_failing_halfway(
     assert pipeline is not None
     writer = pipeline.router.sinks["tensorboard"].writer  # type: ignore[attr-defined]
     calls = {"n": 0}
-    real = writer.add_event
+    real = writer.add
 
-    def add_event(event: Any) -> None:
+    def add(event: bytes) -> None:
         calls["n"] += 1
         if calls["n"] > 5:
             raise OSError(errno.ENOSPC, "No space left on device")
         real(event)
 
-    monkeypatch.setattr(writer, "add_event", add_event)
+    monkeypatch.setattr(writer, "add", add)
     session()
     gemmalog.shutdown()
     jsonl = events(run.dir)

@@ -218,3 +218,230 @@ def test_other_ranks_write_their_own_text_file_and_no_csv_or_tensorboard(
         not (run.dir / "logs" / "model_outputs.csv").exists()
         and not (run.dir / "logs" / "tensorboard").exists()
     )
+
+
+# -- batches: lines formatted without LogRecords, one write per batch, one rotation check ---------
+
+import logging  # noqa: E402
+import logging.handlers  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+from gemmalog.sinks.text import (  # noqa: E402
+    STANDARD_DATEFMT,
+    STANDARD_FORMAT,
+    ConsoleHandler,
+    HandlerSink,
+    LineFormat,
+    TextFormatter,
+)
+
+EVENTS: list[dict[str, Any]] = [
+    {
+        "kind": "log",
+        "logger": "logging.training",
+        "level": "info",
+        "ts": 1.7e9 + 0.2501,
+        "event": "hi",
+    },
+    {
+        "kind": "metrics",
+        "logger": "logging.metrics",
+        "level": "warning",
+        "ts": 1.7e9 + 0.999,
+        "step": 3,
+        "metrics": {f"m{i}": i / 3 for i in range(20)},
+    },
+    {
+        "kind": "model_output",
+        "logger": "logging.model\x1b[2J",
+        "level": "error",
+        "ts": 1.7e9 + 1.5,
+        "question": "q\x1b]0;title\x07",
+        "model_output": "line one\nline two\r" + "x" * 300,
+        "exc": "Traceback (most recent call last):\n  boom",
+    },
+    {"kind": "log", "logger": "x", "level": "critical", "ts": -12.75, "event": "before 1970"},
+    {"kind": "log", "logger": "x", "level": "debug", "ts": 0.0, "event": "epoch"},
+]
+
+
+def via_records(handler: logging.Handler, event: dict[str, Any], levelno: int) -> str:
+    """What the stdlib makes of the LogRecord HandlerSink builds for an event."""
+    from gemmalog.sinks.text import describe
+
+    record = logging.LogRecord(
+        str(event.get("logger", "")), levelno, "", 0, describe(event), None, None
+    )
+    ts = event["ts"]
+    record.created = ts
+    record.msecs = (ts - int(ts)) * 1000
+    return handler.format(record)
+
+
+@pytest.mark.parametrize(
+    ("make", "fmt", "datefmt", "color"),
+    [
+        (lambda: logging.StreamHandler(io.StringIO()), STANDARD_FORMAT, STANDARD_DATEFMT, False),
+        (ConsoleHandler, STANDARD_FORMAT, STANDARD_DATEFMT, True),
+        (
+            ConsoleHandler,
+            "%(asctime)s|%(levelno)d|%(created)f|%(msecs)03d|%(message)s",
+            None,
+            False,
+        ),
+        (
+            lambda: logging.StreamHandler(io.StringIO()),
+            "%(name)-20s %(levelname)8s %(message)s",
+            "%d.%m.%Y %H:%M",
+            False,
+        ),
+    ],
+)
+def test_batch_lines_equal_the_stdlib_formatting(
+    make: Any, fmt: str, datefmt: str | None, color: bool
+) -> None:
+    handler = make()
+    handler.setFormatter(TextFormatter(fmt, datefmt, color=color))
+    lines = LineFormat.for_handler(handler)
+    assert lines is not None
+    levels = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+    for event in EVENTS:
+        levelno = levels[event["level"]]
+        assert lines.line(event, levelno) == via_records(handler, event, levelno)
+
+
+def test_other_handlers_and_formats_go_through_log_records(tmp_path: Path) -> None:
+    class Custom(logging.StreamHandler):  # type: ignore[type-arg]
+        pass
+
+    assert LineFormat.for_handler(Custom(io.StringIO())) is None
+    odd = logging.StreamHandler(io.StringIO())
+    odd.setFormatter(logging.Formatter("%(process)d %(message)s"))
+    assert LineFormat.for_handler(odd) is None
+    braces = logging.StreamHandler(io.StringIO())
+    braces.setFormatter(logging.Formatter("{message}", style="{"))
+    assert LineFormat.for_handler(braces) is None
+    filtered = logging.StreamHandler(io.StringIO())
+    filtered.addFilter(lambda r: "keep" in r.getMessage())
+    sink = HandlerSink("f", filtered)
+    sink.write(
+        [({"logger": "a", "level": "info", "event": e}, b"") for e in ("keep 1", "drop", "keep 2")]
+    )
+    assert filtered.stream.getvalue() == "keep 1\nkeep 2\n"  # type: ignore[attr-defined]
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_one_write_per_batch() -> None:
+    stream = CountingStream()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter())
+    sink = HandlerSink("s", handler)
+    sink.write(
+        [({"logger": "a", "level": "info", "ts": 1.7e9, "event": f"e{i}"}, b"") for i in range(100)]
+    )
+    assert stream.writes == 1
+    assert stream.getvalue().splitlines()[99].endswith(" - a - INFO - e99")
+
+
+def test_rotating_file_checks_once_per_batch_and_keeps_every_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "t.log"
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=1000, backupCount=50, encoding="utf-8"
+    )
+    handler.setFormatter(TextFormatter("%(message)s"))
+    sink = HandlerSink("file", handler)
+    checks = {"n": 0}
+    real_exists = __import__("os").path.exists
+
+    def exists(p: Any) -> bool:
+        if str(p) == str(path):
+            checks["n"] += 1
+        return real_exists(p)
+
+    monkeypatch.setattr("os.path.exists", exists)
+    rollovers = {"n": 0}
+    real_rollover = handler.doRollover
+
+    def rollover() -> None:
+        rollovers["n"] += 1
+        real_rollover()
+
+    monkeypatch.setattr(handler, "doRollover", rollover)
+    words = ["ascii", "ünïcödé", "日本語テキスト"]
+    for batch in range(5):
+        sink.write(
+            [
+                (
+                    {
+                        "logger": "a",
+                        "level": "info",
+                        "event": f"{batch:02d}-{i:03d} {words[i % 3] * 3}",
+                    },
+                    b"",
+                )
+                for i in range(60)
+            ]
+        )
+    sink.close()
+    # One check per batch (the stdlib's is per record: 300), and the one in each rollover.
+    assert rollovers["n"] > 5 and checks["n"] == 5 + rollovers["n"]
+    files = sorted(
+        tmp_path.glob("t.log*"), key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0
+    )
+    assert len(files) > 5
+    assert all(0 < f.stat().st_size < 1000 for f in files)
+    lines = [line for f in files for line in f.read_text(encoding="utf-8").splitlines()]
+    assert [line[:6] for line in lines] == [f"{b:02d}-{i:03d}" for b in range(5) for i in range(60)]
+
+
+def test_a_line_longer_than_max_bytes_gets_a_file_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "t.log"
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=50, backupCount=5)
+    handler.setFormatter(TextFormatter("%(message)s"))
+    with HandlerSink("file", handler) as sink:
+        sink.write(
+            [
+                ({"logger": "a", "level": "info", "event": e}, b"")
+                for e in ("short", "y" * 80, "end")
+            ]
+        )
+    assert path.read_text() == "end\n"
+    assert (tmp_path / "t.log.1").read_text() == "y" * 80 + "\n"
+    assert (tmp_path / "t.log.2").read_text() == "short\n"
+    assert not (tmp_path / "t.log.3").exists()  # never an empty file rolled over
+
+
+def test_batches_are_fast_enough_to_matter() -> None:
+    """Not a benchmark (benchmarks/bench_sinks.py is): the batch path must not be slower than
+    the LogRecord path it replaces, measured side by side."""
+    batch = [({**EVENTS[1], "step": i}, b"") for i in range(200)]
+    fast_handler = logging.StreamHandler(io.StringIO())
+    fast_handler.setFormatter(TextFormatter())
+    slow_handler = logging.StreamHandler(io.StringIO())
+    slow_handler.setFormatter(TextFormatter())
+    fast, slow = HandlerSink("a", fast_handler), HandlerSink("b", slow_handler)
+    assert fast._lines is not None
+    slow._lines = None
+
+    def best(sink: HandlerSink) -> float:
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            sink.write(batch)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    assert best(fast) < best(slow)
+    assert fast_handler.stream.getvalue() == slow_handler.stream.getvalue()  # type: ignore[attr-defined]

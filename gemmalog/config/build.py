@@ -89,6 +89,7 @@ def build_sink(config: Config, spec: HandlerConfig, run_dir: Path) -> Sink | Non
         return CsvSink(
             resolve(run_dir, opts["filename"]),
             name=spec.name,
+            level=spec.level,
             columns=opts.get("columns"),
             buffer_size=opts.get("buffer_size", 100),
             flush_interval=opts.get("flush_interval", 5.0),
@@ -101,6 +102,7 @@ def build_sink(config: Config, spec: HandlerConfig, run_dir: Path) -> Sink | Non
         return TensorBoardSink(
             resolve(run_dir, opts.get("log_dir", "tensorboard")),
             name=spec.name,
+            level=spec.level,
             flush_secs=opts.get("flush_secs", 30.0),
             max_queue=opts.get("max_queue", 100),
             sampling_ratio=opts.get("sampling_ratio", config.metrics.sampling_ratio),

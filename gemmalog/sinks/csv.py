@@ -39,13 +39,14 @@ class CsvSink(BaseSink):
         path: str | os.PathLike[str],
         *,
         name: str = "csv",
+        level: str = "debug",
         columns: Sequence[str] | None = None,
         buffer_size: int = 100,
         flush_interval: float = 5.0,
         raw: bool = False,
         phases: Collection[str] | None = None,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, level)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.base = base_columns(columns)

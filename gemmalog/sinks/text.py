@@ -9,7 +9,12 @@ the seed configuration writes them.
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import math
+import os
+import re
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -147,8 +152,107 @@ class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return super().format(record)
 
 
+#: LogRecord attributes the batch formatter fills in; a format naming any other attribute
+#: (``%(process)d``, ``%(lineno)d``) goes through ``logging.LogRecord`` and ``handle``.
+_FIELDS = frozenset({"name", "levelno", "levelname", "message", "asctime", "created", "msecs"})
+_FIELD = re.compile(r"%\((\w+)\)")
+#: Handlers whose ``emit`` is a write of ``format(record) + terminator`` to ``stream``.
+_STREAMING = (logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)
+
+
+class _Time:
+    """What ``Formatter.formatTime`` reads of a record."""
+
+    __slots__ = ("created", "msecs")
+
+    def __init__(self, created: float, msecs: float) -> None:
+        self.created = created
+        self.msecs = msecs
+
+
+class LineFormat:
+    """The lines ``handler.format(record)`` would give for events, without a ``LogRecord``.
+
+    Built only for the stdlib's own ``Formatter`` (or :class:`TextFormatter`) in ``%`` style
+    naming the fields in ``_FIELDS``; :meth:`for_handler` returns None otherwise. The date is
+    formatted once per second of event time when ``datefmt`` is set (it has no sub-second
+    field: ``time.strftime`` has none).
+    """
+
+    __slots__ = ("_asctime", "_color", "_escape", "_fmt", "_formatter", "_last", "_uses_time")
+
+    def __init__(self, formatter: logging.Formatter, escape: bool) -> None:
+        self._formatter = formatter
+        self._fmt: str = formatter._style._fmt or "%(message)s"
+        self._uses_time = formatter.usesTime()
+        self._color = isinstance(formatter, TextFormatter) and formatter.color
+        self._escape = escape
+        self._last = -1  # the event-time second whose asctime is cached
+        self._asctime = ""
+
+    @classmethod
+    def for_handler(cls, handler: logging.Handler) -> LineFormat | None:
+        formatter = handler.formatter or logging.Formatter()  # what Handler.format falls back to
+        if (
+            (type(handler) not in _STREAMING and not isinstance(handler, ConsoleHandler))
+            or handler.filters
+            or type(formatter) not in (logging.Formatter, TextFormatter)
+            or type(formatter._style) is not logging.PercentStyle
+            or getattr(formatter._style, "_defaults", None)
+            or not set(_FIELD.findall(formatter._style._fmt or "")) <= _FIELDS
+        ):
+            return None
+        return cls(formatter, escape=isinstance(handler, ConsoleHandler))
+
+    def line(self, event: dict[str, Any], levelno: int) -> str:
+        """One event's text, as ``Formatter.format`` writes the record HandlerSink would build."""
+        name = str(event.get("logger", ""))
+        message = describe(event)
+        if self._escape:  # ConsoleHandler.format: the terminal shows control characters
+            message = visible(message)
+            name = visible(name)
+        levelname = logging.getLevelName(levelno)
+        if self._color:
+            levelname = f"{_COLORS.get(levelname, '')}{levelname}\x1b[0m"
+        ts = event.get("ts")
+        if isinstance(ts, float):
+            created = ts
+            msecs = (ts - int(ts)) * 1000
+        else:  # as LogRecord does for a record made now
+            created = time.time()
+            msecs = int((created - int(created)) * 1000) + 0.0
+        values = {
+            "name": name,
+            "levelno": levelno,
+            "levelname": levelname,
+            "message": message,
+            "created": created,
+            "msecs": msecs,
+        }
+        if self._uses_time:
+            values["asctime"] = self._time(created, msecs)
+        return self._fmt % values
+
+    def _time(self, created: float, msecs: float) -> str:
+        formatter = self._formatter
+        if formatter.datefmt is None:  # the default format carries milliseconds
+            return formatter.formatTime(_Time(created, msecs), None)  # type: ignore[arg-type]
+        second = math.floor(created)
+        if second != self._last:
+            self._asctime = formatter.formatTime(_Time(created, msecs), formatter.datefmt)  # type: ignore[arg-type]
+            self._last = second
+        return self._asctime
+
+
 class HandlerSink(BaseSink):
     """Feed events to a standard-library ``logging.Handler`` as one-line records.
+
+    For the handlers gemmalog builds (console, file, rotating file) with a ``%``-style
+    format, a batch is formatted line by line without ``LogRecord`` objects and written with
+    one ``write`` and one ``flush``; a rotating file checks its size once per batch (and rolls
+    over between the lines where the stdlib would). Any other handler or format gets one
+    ``LogRecord`` per event through ``handler.handle``. Which events arrive is the router's
+    decision (handler and logger levels); this sink writes every event it is given.
 
     An error inside the handler (disk full, closed stream) propagates to the listener, which
     reports it once and disables this sink for the rest of the run.
@@ -158,22 +262,75 @@ class HandlerSink(BaseSink):
         super().__init__(name, level)
         self.handler = handler
         handler.handleError = _reraise  # type: ignore[method-assign]
+        self._lines = LineFormat.for_handler(handler)
 
     def write(self, batch: Sequence[Record]) -> None:
+        if not batch:
+            return
+        lines = self._lines
+        if lines is None:
+            self._handle(batch)
+            return
+        line = lines.line
+        terminator = getattr(self.handler, "terminator", "\n")
+        text = [line(event, _levelno(event)) + terminator for event, _line in batch]
+        handler = self.handler
+        with handler.lock:  # type: ignore[union-attr]
+            if isinstance(handler, logging.handlers.RotatingFileHandler):
+                self._write_rotating(handler, text)
+            else:
+                self._write(handler, "".join(text))
+
+    def _handle(self, batch: Sequence[Record]) -> None:
         handle = self.handler.handle
-        minimum = self.levelno
         for event, _line in batch:
-            levelno = LEVEL_NUMBERS.get(event.get("level", "info"), 20)
-            if levelno < minimum:
-                continue
             record = logging.LogRecord(
-                str(event.get("logger", "")), levelno, "", 0, describe(event), None, None
+                str(event.get("logger", "")), _levelno(event), "", 0, describe(event), None, None
             )
             ts = event.get("ts")
             if isinstance(ts, float):
                 record.created = ts
                 record.msecs = (ts - int(ts)) * 1000
             handle(record)
+
+    @staticmethod
+    def _write(handler: logging.Handler, text: str) -> None:
+        if isinstance(handler, logging.FileHandler) and handler.stream is None:
+            if handler.mode == "w" and handler._closed:  # type: ignore[attr-defined]
+                return  # as FileHandler.emit: a closed 'w' file is not reopened
+            handler.stream = handler._open()
+        handler.stream.write(text)  # type: ignore[attr-defined]
+        handler.flush()
+
+    def _write_rotating(
+        self, handler: logging.handlers.RotatingFileHandler, text: list[str]
+    ) -> None:
+        """Write ``text`` (lines), rolling over before a line that would reach ``maxBytes``.
+
+        One size check per batch, where the stdlib stats the path and seeks for every record.
+        Sizes are counted in encoded bytes; a file is never rolled over while empty.
+        """
+        base = handler.baseFilename
+        if handler.maxBytes <= 0 or (os.path.exists(base) and not os.path.isfile(base)):
+            self._write(handler, "".join(text))  # bpo-45401: only regular files roll over
+            return
+        if handler.stream is None:
+            handler.stream = handler._open()
+        stream = handler.stream
+        stream.seek(0, 2)
+        size = stream.tell()
+        limit = handler.maxBytes
+        encoding = handler.encoding or "utf-8"
+        start = 0
+        for i, line in enumerate(text):
+            n = len(line) if line.isascii() else len(line.encode(encoding, "backslashreplace"))
+            if size + n >= limit and size > 0:
+                if i > start:
+                    self._write(handler, "".join(text[start:i]))
+                handler.doRollover()
+                start, size = i, 0
+            size += n
+        self._write(handler, "".join(text[start:]))
 
     def flush(self) -> None:
         self.handler.flush()
@@ -182,3 +339,7 @@ class HandlerSink(BaseSink):
         # StreamHandler.close() leaves its stream open; FileHandler.close() closes its file.
         self.handler.flush()
         self.handler.close()
+
+
+def _levelno(event: dict[str, Any]) -> int:
+    return LEVEL_NUMBERS.get(event.get("level", "info"), 20)
