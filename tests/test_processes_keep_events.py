@@ -1,0 +1,66 @@
+"""Every process that logs keeps its events, however it ends (issue 11, defects note 14).
+
+Each way of fanning out work runs in a real child process (tests/_children_driver.py);
+the shards are read back with orjson and through the views.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import gemmalog
+from tests.conftest import read_events
+
+pytestmark = pytest.mark.faults
+
+REPO = Path(__file__).resolve().parents[1]
+DRIVER = REPO / "tests" / "_children_driver.py"
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("GEMMALOG_")}
+ENV["PYTHONPATH"] = str(REPO)
+PER_WORKER = 100
+
+WAYS = [
+    # multiprocessing.Pool: closed, terminated, and left by `with` (which terminates)
+    *(
+        f"{method}-{how}"
+        for method in ("fork", "forkserver", "spawn")
+        for how in ("with", "terminate", "close")
+    ),
+    "fork-executor",
+    "forkserver-executor",
+    "spawn-executor",
+    "raw-fork",  # os.fork() whose child leaves with os._exit(0)
+    "dataloader-once",
+    "dataloader-persistent",
+]
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_every_worker_event_is_on_disk_after_shutdown(root: Path, way: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(DRIVER), str(root), way],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    run_dir = root / "fanout"
+    events = read_events(run_dir)  # every line parses
+    work = [(e["task"], e["j"]) for e in events if e.get("event") == "work"]
+    tasks = (1,) if way == "raw-fork" else (1, 2)
+    expected = sorted((task, j) for task in tasks for j in range(PER_WORKER))
+    assert sorted(work) == expected  # each once, none lost
+    # each worker wrote its own shard, and the views read them as one run
+    worker_shards = [p for p in run_dir.glob("events.0.*.jsonl")]
+    assert worker_shards
+    con = gemmalog.connect(run_dir)
+    assert con.execute("SELECT count(*) FROM events WHERE event = 'work'").fetchone() == (
+        len(expected),
+    )
+    assert con.execute("SELECT count(DISTINCT run) FROM events").fetchone() == (1,)
