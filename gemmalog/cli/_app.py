@@ -294,3 +294,4 @@ def report(runs: tuple[str, ...], root: str | None, output: str) -> None:
 __all__ = ["cell", "cli"]
 
 from gemmalog.cli import _convert  # noqa: E402,F401  (registers the conversion commands)
+from gemmalog.cli import _doctor  # noqa: E402,F401  (registers `gemmalog doctor`)

@@ -1,0 +1,209 @@
+"""Reward checks: reward hacking, a saturated format reward, one dominating function, None scores."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+from gemmalog.doctor._core import (
+    Check,
+    Context,
+    Finding,
+    Series,
+    check,
+    example,
+    num,
+    steps_text,
+)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _span(s: Series) -> str:
+    return steps_text([s.steps[0], s.steps[-1]]) if s.steps else ""
+
+
+@check("reward_hacking", "warning", "reward rising without accuracy")
+def reward_hacking(ctx: Context, chk: Check) -> list[Finding]:
+    """The mean total reward rises while exact accuracy stays flat or falls."""
+    out: list[Finding] = []
+    spread = {run: rows[0]["sd"] for run, rows in ctx.shared("common", "reward_spread").items()}
+    for run, rows in ctx.shared("common", "completion_steps").items():
+        cfg = ctx.settings[run]
+        reward, accuracy = Series.of(rows, "reward"), Series.of(rows, "accuracy")
+        rw, aw = reward.windows(cfg), accuracy.windows(cfg)
+        sd = spread.get(run)
+        if rw is None or aw is None or not sd:
+            continue
+        (r0, r1), (a0, a1) = rw, aw
+        rise, gain = r1.mean() - r0.mean(), a1.mean() - a0.mean()
+        if rise < cfg.reward_rise * sd or gain > cfg.accuracy_gain:
+            continue
+        since = reward.onset((r0.mean() + r1.mean()) / 2) or r1.steps[0]
+        examples = ctx.rows(
+            "common", "best_wrong", {"run": run, "since": since, "limit": cfg.examples}
+        )
+        out.append(
+            chk.finding(
+                ctx,
+                run,
+                f"mean total reward rose from {num(r0.mean())} (steps {_span(r0)}) to "
+                f"{num(r1.mean())} (steps {_span(r1)}), {rise / sd:.1f} standard deviations of "
+                f"the completions' reward, while exact accuracy went from {_pct(a0.mean())} to "
+                f"{_pct(a1.mean())}: the policy may be learning what the reward pays for rather "
+                f"than the task",
+                steps=reward.since(since).steps,
+                values={
+                    "reward": reward.as_dict(),
+                    "accuracy": accuracy.as_dict(),
+                    "reward_rise_sd": rise / sd,
+                    "accuracy_change": gain,
+                    "thresholds": {"reward_rise": cfg.reward_rise, "accuracy_gain": cfg.accuracy_gain},
+                },
+                examples=[example(r) for r in examples],
+            )
+        )
+    return out
+
+
+def _fn_series(ctx: Context) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """run -> reward function -> its per-step rows."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for run, rows in ctx.shared("rewards", "fn_steps").items():
+        per_fn: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            per_fn[r["reward_fn"]].append(r)
+        out[run] = dict(per_fn)
+    return out
+
+
+@check("format_saturated", "warning", "format reward saturated, answers wrong")
+def format_saturated(ctx: Context, chk: Check) -> list[Finding]:
+    """A format-type reward pays its top score almost always while accuracy stays near zero."""
+    out: list[Finding] = []
+    steps_of = ctx.shared("common", "completion_steps")
+    for run, fns in _fn_series(ctx).items():
+        cfg = ctx.settings[run]
+        accuracy = Series.of(steps_of.get(run, []), "accuracy")
+        aw = accuracy.windows(cfg)
+        if aw is None or aw[1].mean() > cfg.correctness_floor:
+            continue
+        pattern = re.compile(cfg.format_pattern, re.IGNORECASE)
+        for fn, rows in sorted(fns.items()):
+            top = rows[0]["top"]
+            if not pattern.search(fn) or top is None or top <= 0:
+                continue
+            at_top = Series.of(rows, "at_top")
+            w = at_top.windows(cfg)
+            if w is None or w[1].mean() < cfg.format_saturation:
+                continue
+            since = at_top.onset(cfg.format_saturation) or w[1].steps[0]
+            examples = ctx.rows(
+                "rewards",
+                "top_but_wrong",
+                {"run": run, "since": since, "fn": fn, "top": top, "limit": cfg.examples},
+            )
+            out.append(
+                chk.finding(
+                    ctx,
+                    run,
+                    f"{fn} paid its top score ({num(top)}) to {_pct(w[1].mean())} of the "
+                    f"completions of steps {_span(w[1])} while exact accuracy was "
+                    f"{_pct(aw[1].mean())}: the format is learned, the task is not",
+                    steps=at_top.since(since).steps,
+                    values={
+                        "reward_fn": fn,
+                        "share_at_top": at_top.as_dict(),
+                        "accuracy": accuracy.as_dict(),
+                        "thresholds": {
+                            "format_saturation": cfg.format_saturation,
+                            "correctness_floor": cfg.correctness_floor,
+                        },
+                    },
+                    examples=[example(r) for r in examples],
+                )
+            )
+    return out
+
+
+@check("reward_dominance", "warning", "one reward function dominates")
+def reward_dominance(ctx: Context, chk: Check) -> list[Finding]:
+    """One function carries most of the summed reward magnitude in the last window."""
+    out: list[Finding] = []
+    for run, fns in _fn_series(ctx).items():
+        cfg = ctx.settings[run]
+        if len(fns) < 2:
+            continue
+        all_steps = Series.of([r for rows in fns.values() for r in rows], "magnitude")
+        w = Series(sorted(set(all_steps.steps)), [0.0] * len(set(all_steps.steps))).windows(cfg)
+        if w is None:
+            continue
+        last = set(w[1].steps)
+        totals = {
+            fn: sum(r["magnitude"] for r in rows if r["step"] in last) for fn, rows in fns.items()
+        }
+        whole = sum(totals.values())
+        if whole <= 0:
+            continue
+        fn, top = max(totals.items(), key=lambda kv: kv[1])
+        share = top / whole
+        if share < cfg.dominance_share:
+            continue
+        shares = {f: round(t / whole, 4) for f, t in sorted(totals.items())}
+        out.append(
+            chk.finding(
+                ctx,
+                run,
+                f"{fn} made up {_pct(share)} of the summed reward magnitude (unweighted scores) "
+                f"over steps {_span(w[1])}: the other {len(fns) - 1} functions barely move "
+                "the advantages",
+                steps=sorted(last),
+                values={
+                    "reward_fn": fn,
+                    "shares": shares,
+                    "thresholds": {"dominance_share": cfg.dominance_share},
+                },
+            )
+        )
+    return out
+
+
+@check("reward_none", "warning", "reward function returned None or failed")
+def reward_none(ctx: Context, chk: Check) -> list[Finding]:
+    """Scores that are NaN (None returned) or missing on completions other functions scored."""
+    problems: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, count in (("none_values", "none"), ("missing", "missing")):
+        for run, rows in ctx.by_run(ctx.rows("rewards", kind)).items():
+            for r in rows:
+                p = problems.setdefault(
+                    (run, r["reward_fn"]), {"none": 0, "missing": 0, "steps": set(), "phases": set()}
+                )
+                p[count] += r[count]
+                p["phases"].add(r["phase"])
+                if r["step"] is not None:
+                    p["steps"].add(r["step"])
+    out: list[Finding] = []
+    for (run, fn), p in sorted(problems.items()):
+        cfg = ctx.settings[run]
+        parts = []
+        if p["none"]:
+            parts.append(f"returned None (NaN) for {p['none']} completions")
+        if p["missing"]:
+            parts.append(f"has no score for {p['missing']} completions other functions scored")
+        steps = sorted(p["steps"])
+        examples = ctx.rows("rewards", "none_examples", {"run": run, "fn": fn, "limit": cfg.examples})
+        out.append(
+            chk.finding(
+                ctx,
+                run,
+                f"{fn} {' and '.join(parts)} ({', '.join(sorted(p['phases']))}, steps "
+                f"{steps_text(steps)}); TRL counts those as 0 in the total reward",
+                steps=steps,
+                values={"reward_fn": fn, "none": p["none"], "missing": p["missing"]},
+                examples=[example(r) for r in examples],
+            )
+        )
+    return out

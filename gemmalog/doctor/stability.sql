@@ -1,0 +1,54 @@
+-- Instability checks: robust outliers in training metrics, non-finite values.
+
+-- name: outliers
+-- Per run, metric and step (the mean over ranks and micro-batches): the distance of the
+-- value from the median of the ${window} steps before it, in robust standard deviations
+-- (1.4826 x MAD; the window's standard deviation where the MAD is 0). Rows at or above $z.
+WITH s AS (
+    SELECT run, name, step, value
+    FROM _doctor_metrics
+    WHERE phase = 'train' AND value IS NOT NULL
+      AND name IN (SELECT unnest($names)) AND run IN (SELECT unnest($runs))
+),
+w AS (
+    SELECT *,
+           median(value) OVER prior AS med,
+           mad(value) OVER prior AS mad,
+           stddev_samp(value) OVER prior AS sd,
+           count(*) OVER prior AS k
+    FROM s
+    WINDOW prior AS (
+        PARTITION BY run, name ORDER BY step ROWS BETWEEN ${window} PRECEDING AND 1 PRECEDING
+    )
+)
+SELECT run, name, step, value, med, mad, sd,
+       abs(value - med) / (CASE WHEN mad > 0 THEN 1.4826 * mad ELSE sd END) AS z
+FROM w
+WHERE k >= ${min_prior} AND (mad > 0 OR sd > 0)
+  AND abs(value - med) / (CASE WHEN mad > 0 THEN 1.4826 * mad ELSE sd END) >= $z
+ORDER BY run, name, step;
+
+-- name: non_finite_metrics
+-- Every metric of every phase; only the events holding a non-finite value are unnested.
+WITH e AS (
+    SELECT run, coalesce(phase, 'train') AS phase, step,
+           unnest(map_keys(metrics)) AS name, unnest(map_values(metrics)) AS value
+    FROM events
+    WHERE kind = 'metrics' AND list_bool_or(list_transform(map_values(metrics), lambda x: NOT isfinite(x)))
+)
+SELECT run, phase, name, count(*) AS n,
+       list_sort(list_distinct(list(step))) AS steps,
+       count(*) FILTER (WHERE isnan(value)) AS nan
+FROM e
+WHERE isnan(value) OR isinf(value)
+GROUP BY ALL
+ORDER BY run, min(step), name;
+
+-- name: non_finite_rewards
+-- Infinite scores (NaN scores are a function's None, checked by reward_none).
+SELECT run, phase, reward_fn AS name, count(*) AS n,
+       list_sort(list_distinct(list(step))) AS steps, 0 AS nan
+FROM _doctor_rewards
+WHERE isinf(value)
+GROUP BY ALL
+ORDER BY run, min(step), name;
