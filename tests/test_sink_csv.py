@@ -365,3 +365,90 @@ def test_property_any_text_round_trips(texts: list[str], raw: bool) -> None:
                 assert got == text
             else:
                 assert got == "'" + text and text[:1] in ("=", "+", "-", "@", "\t", "\r")
+
+
+def to_csv_cli(run_dir: Path, out: Path) -> bytes:
+    """``gemmalog to-csv <run> -o out``, through the command itself."""
+    from click.testing import CliRunner
+
+    from gemmalog.cli import cli
+
+    result = CliRunner().invoke(cli, ["to-csv", str(run_dir), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out.read_bytes()
+
+
+def resumed_segment(config: Path, root: Path, steps: range, rewards: list[str]) -> Path:
+    run = gemmalog.initialize(config, root=root, run_id="res")
+    for step in steps:
+        gemmalog.log_model_output(
+            "q",
+            "1",
+            f"<answer>{step}</answer>",
+            step=step,
+            rewards={fn: 1.0 for fn in rewards},
+            correct=True,
+        )
+    gemmalog.shutdown()
+    return run.dir
+
+
+def test_a_resumed_run_appends_and_equals_to_csv(tmp_path: Path, root: Path) -> None:
+    config = seed_config(tmp_path, buffer_size=2)
+    first = resumed_segment(config, root, range(1, 4), ["f"])
+    second = resumed_segment(config, root, range(4, 7), ["f"])
+    assert second == first
+    live = (first / "logs" / "model_outputs.csv").read_bytes()
+    rows = read_rows(first / "logs" / "model_outputs.csv")
+    assert [r[-3] for r in rows[1:]] == ["1", "2", "3", "4", "5", "6"]  # step column, no loss
+    assert rows[0][-1] == "reward_f"
+    assert (
+        live
+        == to_csv_cli(first, tmp_path / "rebuilt.csv")
+        == rebuilt(
+            first, columns=["timestamp", "question", "answer", "llm_reasoning", "llm_answer"]
+        )
+    )
+
+
+def test_a_resumed_segment_with_a_new_reward_pads_the_earlier_rows(
+    tmp_path: Path, root: Path
+) -> None:
+    config = seed_config(tmp_path)
+    run_dir = resumed_segment(config, root, range(1, 3), ["f"])
+    resumed_segment(config, root, range(3, 5), ["f", "g"])
+    resumed_segment(config, root, range(5, 6), [])
+    rows = read_rows(run_dir / "logs" / "model_outputs.csv")
+    assert rows[0][-2:] == ["reward_f", "reward_g"]
+    assert [r[-2:] for r in rows[1:]] == [
+        ["1.0", ""],
+        ["1.0", ""],
+        ["1.0", "1.0"],
+        ["1.0", "1.0"],
+        ["", ""],
+    ]
+    live = (run_dir / "logs" / "model_outputs.csv").read_bytes()
+    assert live == to_csv_cli(run_dir, tmp_path / "rebuilt.csv")
+
+
+def test_a_torn_last_row_is_repaired_before_appending(tmp_path: Path, root: Path) -> None:
+    config = seed_config(tmp_path)
+    run_dir = resumed_segment(config, root, range(1, 3), ["f"])
+    path = run_dir / "logs" / "model_outputs.csv"
+    path.write_bytes(path.read_bytes()[:-9])  # as a kill in mid-write leaves it
+    resumed_segment(config, root, range(3, 4), ["f"])
+    rows = read_rows(path)
+    assert len(rows) == 4 and all(len(r) == len(rows[0]) for r in rows)
+    assert rows[-1][-3:] == ["3", "true", "1.0"]
+
+
+def test_a_file_with_other_columns_is_kept_aside(
+    tmp_path: Path, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = resumed_segment(seed_config(tmp_path), root, range(1, 3), ["f"])
+    before = (run_dir / "logs" / "model_outputs.csv").read_bytes()
+    resumed_segment(seed_config(tmp_path, columns=["step", "question"]), root, range(3, 4), ["f"])
+    assert (run_dir / "logs" / "model_outputs.1.csv").read_bytes() == before
+    rows = read_rows(run_dir / "logs" / "model_outputs.csv")
+    assert rows == [["step", "question", "correct", "reward_f"], ["3", "q", "true", "1.0"]]
+    assert "kept as model_outputs.1.csv" in capsys.readouterr().err

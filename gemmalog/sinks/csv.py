@@ -1,8 +1,10 @@
 """``model_outputs.csv``: one row per ``model_output`` event, derived, rebuildable from the JSONL.
 
 Rows are built by :mod:`gemmalog.csvrows` (the same functions ``gemmalog to-csv`` uses), so the
-live file equals the one rebuilt afterwards. The file is (re)created by the run's first write,
-so an absolute ``filename`` shared by two runs holds the latest run only.
+live file equals the one rebuilt afterwards. A file already there (a resumed run's earlier
+segments, or an absolute ``filename`` another run wrote) is appended to, with its reward
+columns, when its header starts with this handler's columns; a file with other columns (the
+configuration changed) is kept as ``<stem>.<n><suffix>`` and a new file is started.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from gemmalog.csvrows import base_columns, csv_header, csv_row, new_writer, reward_names, selected
+from gemmalog._stderr import warn_once
+from gemmalog.csvrows import (
+    REWARD_PREFIX,
+    base_columns,
+    csv_header,
+    csv_row,
+    new_writer,
+    reward_names,
+    selected,
+)
 from gemmalog.sinks.base import BaseSink, Record
 
 
@@ -58,6 +69,7 @@ class CsvSink(BaseSink):
         self.rows_written = 0
         self._pending: list[dict[str, Any]] = []
         self._started = False  # the header is on disk
+        self._resumed = False  # a file already there was looked at
         self._last_write = time.monotonic()
 
     def write(self, batch: Sequence[Record]) -> None:
@@ -78,14 +90,51 @@ class CsvSink(BaseSink):
 
     def _close(self) -> None:
         self._write_pending()
+        if not self._resumed:
+            self._resume()
         if not self._started:  # no rows: the header alone, as a rebuild of no events gives
             self._rewrite()
+
+    def _resume(self) -> None:
+        """Take over a file already at ``path`` when its header fits, else set it aside.
+
+        Looked at once, at the first write, so a sink that never writes never touches it.
+        """
+        self._resumed = True
+        try:
+            with _open(self.path, "r") as old:
+                header = next(csv.reader(old), None)
+        except FileNotFoundError:
+            return
+        if not header:
+            return  # empty: written anew
+        base = len(self.base)
+        extra = header[base:]
+        if header[:base] == self.base and all(h.startswith(REWARD_PREFIX) for h in extra):
+            self.rewards = [h[len(REWARD_PREFIX) :] for h in extra]
+            self._started = True
+            with open(self.path, "rb") as raw:
+                raw.seek(max(0, raw.seek(0, os.SEEK_END) - 2))
+                torn = raw.read() != b"\r\n"
+            if torn:  # an earlier segment killed mid-row: normalized by a rewrite
+                self._rewrite()
+            return
+        n = 1
+        while (kept := self.path.with_name(f"{self.path.stem}.{n}{self.path.suffix}")).exists():
+            n += 1
+        os.replace(self.path, kept)
+        warn_once(
+            f"{self.path} has other columns than CSV handler {self.name!r} writes (was the "
+            f"configuration changed?); it is kept as {kept.name} and a new file is started"
+        )
 
     def _write_pending(self) -> None:
         self._last_write = time.monotonic()
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        if not self._resumed:
+            self._resume()
         known = set(self.rewards)
         grew = False
         for event in pending:
