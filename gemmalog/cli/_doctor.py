@@ -27,9 +27,7 @@ FINDINGS_EXIT = 3
     default=None,
     help="YAML file whose doctor: section sets the thresholds (default: each run's own).",
 )
-@click.option(
-    "--check", "checks", multiple=True, help="Run only this check (repeatable)."
-)
+@click.option("--check", "checks", multiple=True, help="Run only this check (repeatable).")
 def doctor(
     runs: tuple[str, ...],
     root: str | None,

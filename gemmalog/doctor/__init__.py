@@ -77,7 +77,9 @@ def check_connection(
     wanted = list(DOCTOR_CHECKS if checks is None else checks)
     unknown = [c for c in wanted if c not in REGISTRY]
     if unknown:
-        raise ValueError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(DOCTOR_CHECKS)}")
+        raise ValueError(
+            f"unknown check(s) {', '.join(unknown)}; known: {', '.join(DOCTOR_CHECKS)}"
+        )
     findings: list[Finding] = []
     prepare = queries("prepare")
     names = sorted({*METRIC_NAMES, *(n for c in ctx.settings.values() for n in c.outlier_metrics)})

@@ -209,6 +209,7 @@ class Series:
         if n == 0:
             return None
         k = max(1, min(smooth, n))
+
         def beyond(x: float) -> bool:
             return x >= level if above else x <= level
 

@@ -11,7 +11,9 @@ def _span(s: Series) -> str:
 
 def _examples(ctx: Context, run: str, query: str, since: int) -> list[dict[str, object]]:
     limit = ctx.settings[run].examples
-    return [example(r) for r in ctx.rows("common", query, {"run": run, "since": since, "limit": limit})]
+    return [
+        example(r) for r in ctx.rows("common", query, {"run": run, "since": since, "limit": limit})
+    ]
 
 
 @check("length_clipping", "warning", "completions cut at the length limit")

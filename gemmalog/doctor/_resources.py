@@ -188,4 +188,3 @@ def run_failed(ctx: Context, chk: Check) -> list[Finding]:
             )
         )
     return out
-

@@ -61,7 +61,10 @@ def reward_hacking(ctx: Context, chk: Check) -> list[Finding]:
                     "accuracy": accuracy.as_dict(),
                     "reward_rise_sd": rise / sd,
                     "accuracy_change": gain,
-                    "thresholds": {"reward_rise": cfg.reward_rise, "accuracy_gain": cfg.accuracy_gain},
+                    "thresholds": {
+                        "reward_rise": cfg.reward_rise,
+                        "accuracy_gain": cfg.accuracy_gain,
+                    },
                 },
                 examples=[example(r) for r in examples],
             )
@@ -179,7 +182,8 @@ def reward_none(ctx: Context, chk: Check) -> list[Finding]:
         for run, rows in ctx.by_run(ctx.rows("rewards", kind)).items():
             for r in rows:
                 p = problems.setdefault(
-                    (run, r["reward_fn"]), {"none": 0, "missing": 0, "steps": set(), "phases": set()}
+                    (run, r["reward_fn"]),
+                    {"none": 0, "missing": 0, "steps": set(), "phases": set()},
                 )
                 p[count] += r[count]
                 p["phases"].add(r["phase"])
@@ -194,7 +198,9 @@ def reward_none(ctx: Context, chk: Check) -> list[Finding]:
         if p["missing"]:
             parts.append(f"has no score for {p['missing']} completions other functions scored")
         steps = sorted(p["steps"])
-        examples = ctx.rows("rewards", "none_examples", {"run": run, "fn": fn, "limit": cfg.examples})
+        examples = ctx.rows(
+            "rewards", "none_examples", {"run": run, "fn": fn, "limit": cfg.examples}
+        )
         out.append(
             chk.finding(
                 ctx,
