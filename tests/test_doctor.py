@@ -375,10 +375,9 @@ def test_dropped_events(root: Path) -> None:
 
 
 def test_sink_errors_unreadable_lines_and_failure(root: Path) -> None:
-    with pytest.raises(ValueError):
-        with gemmalog.initialize(root=root, run_name="broken") as run:
-            gemmalog.log_training_progress(1, {"loss": 0.1})
-            raise ValueError("correctness_reward_func needs the dataset's 'answer' column")
+    with pytest.raises(ValueError), gemmalog.initialize(root=root, run_name="broken") as run:
+        gemmalog.log_training_progress(1, {"loss": 0.1})
+        raise ValueError("correctness_reward_func needs the dataset's 'answer' column")
     manifest = run.dir / "run.json"
     data = orjson.loads(manifest.read_bytes())
     data["sink_errors"] = {"tensorboard": "OSError: [Errno 28] No space left on device"}
@@ -428,3 +427,20 @@ def test_cli_table_json_and_fail_on(root: Path, control: Path) -> None:
     assert runner.invoke(cli, ["doctor", str(control), "--fail-on", "warning"]).exit_code == 0
     bad = runner.invoke(cli, ["doctor", str(run_dir), "--check", "nope"])
     assert bad.exit_code == 1 and "unknown check" in bad.output
+
+
+def test_report_health_section(root: Path, control: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from gemmalog.report import build_report
+
+    def metrics(step: int, m: dict[str, float]) -> None:
+        if step >= 18:
+            m["entropy"] = 0.01
+
+    run_dir = make_run(root, "report", Plan(metrics=metrics))
+    html = build_report([run_dir], root / "report.html").read_text(encoding="utf-8")
+    health = html[html.index('<section id="health">') : html.index('<section id="runs">')]
+    assert "entropy_collapse" in health and "18–30" in health and "sev-error" in health
+    assert html.index('<section id="health">') < html.index('<section id="loss">')
+    clean = build_report([control], root / "clean.html").read_text(encoding="utf-8")
+    assert "every health check passed" in clean

@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from gemmalog.doctor import Finding, check_connection
 from gemmalog.queries import connect, freeze
 
 #: Best and worst completions shown per run, and NaN/inf metric rows listed per run.
@@ -61,6 +62,7 @@ class RunData:
     non_finite: list[dict[str, Any]] = field(default_factory=list)
     non_finite_total: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
+    health: list[Finding] = field(default_factory=list)
 
 
 @cache
@@ -161,6 +163,9 @@ def _load_one(con: duckdb.DuckDBPyConnection, runs: dict[str, RunData]) -> None:
         if (d := of(r)) is not None:
             d.non_finite.append(r)
             d.non_finite_total = r["total"]
+    for f in check_connection(con):
+        if (d := fresh.get(f.run)) is not None:
+            d.health.append(f)
     for d in fresh.values():
         d.worst.reverse()  # the worst first
     runs.update(fresh)

@@ -20,6 +20,7 @@ from gemmalog.report._plots import color
 
 #: Section ids, in page order, with their headings.
 SECTIONS = {
+    "health": "Health",
     "runs": "Runs",
     "loss": "Loss",
     "reward": "Total reward",
@@ -65,7 +66,8 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; font-size: .8rem; backgrou
   border: 1px solid var(--line); border-radius: 6px; padding: .5rem; max-height: 28rem; overflow: auto; }
 details summary { cursor: pointer; }
 .status { font-weight: 600; } .status-completed { color: var(--ok); }
-.status-failed { color: var(--bad); } .status-interrupted, .status-running, .status-unknown { color: var(--warn); }
+.status-failed, .sev-error { color: var(--bad); } .sev-warning { color: var(--warn); }
+.sev-error, .sev-warning, .sev-info { font-weight: 600; } .status-interrupted, .status-running, .status-unknown { color: var(--warn); }
 """
 
 
@@ -197,6 +199,44 @@ def _completions(rows: list[dict[str, Any]], title: str) -> str:
     return f"<h4>{escape(title)}</h4>{_table(head, body, numeric, details)}"
 
 
+def _health(runs: Sequence[RunData], labels: dict[str, str]) -> str:
+    """The doctor's findings, most severe first, with a few example completions each."""
+    from gemmalog.doctor import steps_text
+
+    findings = [(labels[d.run], f) for d in runs for f in d.health]
+    if not findings:
+        return '<p class="empty">No findings: every health check passed (gemmalog doctor).</p>'
+    several = len(runs) > 1
+    head = ["severity", *(["run"] if several else []), "check", "steps", "finding"]
+    th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = []
+    for label, f in findings:
+        cells = [f'<td class="sev-{escape(f.severity)}">{escape(f.severity)}</td>']
+        cells += [f"<td>{escape(label)}</td>"] if several else []
+        cells += [
+            f"<td>{escape(f.check)}</td>",
+            f"<td>{escape(steps_text(f.steps) or '—')}</td>",
+            f'<td class="wide">{escape(f.message)}</td>',
+        ]
+        body.append("<tr>" + "".join(cells) + "</tr>")
+        if f.examples:
+            texts = "".join(
+                '<pre class="completion">'
+                + escape(f"step {e.get('step', '?')}: {e['text']}")
+                + "</pre>"
+                for e in f.examples
+            )
+            body.append(
+                f'<tr class="detail"><td colspan="{len(head)}"><details><summary>'
+                f"{len(f.examples)} example completion(s)</summary>{texts}</details></td></tr>"
+            )
+    return (
+        f'<div class="scroll"><table><tr>{th}</tr>{"".join(body)}</table></div>'
+        '<p class="muted">From <code>gemmalog doctor</code>; thresholds in the '
+        "<code>doctor:</code> section of the configuration.</p>"
+    )
+
+
 def _section(key: str, body: str) -> str:
     return f'<section id="{key}"><h2>{SECTIONS[key]}</h2>{body}</section>'
 
@@ -212,6 +252,7 @@ def render(runs: Sequence[RunData]) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     nav = "".join(f'<a href="#{k}">{escape(v)}</a>' for k, v in SECTIONS.items())
     parts = [
+        _section("health", _health(runs, labels)),
         _section("runs", '<div class="runs">' + "".join(_run_card(d, i) for i, d in enumerate(runs)) + "</div>"),
         _section("loss", _plot(_sections.loss(runs, labels), "No loss was logged.")),
         _section("reward", _plot(_sections.total_reward(runs, labels), "No rewards were logged.")),
