@@ -4,8 +4,8 @@
 2. trains it with TRL's GRPOTrainer for ~20 steps on CPU, logging with the seed plan's
    configuration (configs/gemma_logging.yaml): console, rotating text file, model-output
    CSV, TensorBoard and the JSONL source of truth;
-3. prints ``gemmalog summary`` for the run, computed by DuckDB over the JSONL, and where
-   every file is.
+3. prints ``gemmalog summary`` for the run, computed by DuckDB over the JSONL, then
+   ``gemmalog doctor``'s health checks, and where every file is.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     gemmalog_cli = [sys.executable, "-m", "gemmalog", "summary", str(run.dir)]
     code = subprocess.call(gemmalog_cli)
+    print("\n=== gemmalog doctor: health checks over the same views ===\n", flush=True)
+    # findings are information here, not a failure of the demo: its exit code is ignored
+    subprocess.call([sys.executable, "-m", "gemmalog", "doctor", str(run.dir)])
     files = {
         "JSONL (source of truth)": sorted(run.dir.glob("events.*.jsonl")),
         "run manifest": [run.dir / "run.json"],
