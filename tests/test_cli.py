@@ -220,3 +220,112 @@ def test_conversions_of_large_runs_show_progress(
     code, out, _ = invoke("to-parquet", str(runs_root), str(tmp_path / "pq"))
     assert code == 0 and "to-parquet" in out and "100%" in out
     assert (tmp_path / "pq" / "run=beta" / "kind=metrics").is_dir()
+
+
+# -- a terminal shows data as data (issue 12 item 4, defects note 9, 16, 18) ---------------------
+HOSTILE = "[INST] think [/INST] <answer>4</answer> [bold red]gone?[/] [link=https://evil.example]click[/link]"
+ESCAPES = "\x1b]0;PWNED-TITLE\x07 \x1b[2J\rhidden"
+
+
+@pytest.fixture(scope="module")
+def hostile_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hostile") / "runs"
+    code = (
+        "import gemmalog\n"
+        f"gemmalog.initialize(root={str(root)!r}, run_id='llama', run_name='exp [/]', capture_stdlib=False)\n"
+        f"gemmalog.log_model_output('What is 2+2?', '4', {HOSTILE!r}, step=1, rewards={{'f': 1.0}})\n"
+        f"gemmalog.get_training_logger().info({ESCAPES!r})\n"
+        "gemmalog.log_training_progress(2, {'loss': float('nan'), 'kl': float('inf')})\n"
+        "gemmalog.shutdown()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    (root / "console.txt").write_text(done.stderr)  # what the console sink wrote
+    return root
+
+
+def test_console_sink_escapes_control_characters(hostile_root: Path) -> None:
+    console = (hostile_root / "console.txt").read_text()
+    assert "\\x1b]0;PWNED-TITLE\\x07 \\x1b[2J\\rhidden" in console
+    assert "\x1b" not in console and "\x07" not in console and "\r" not in console
+
+
+def test_tables_render_markup_in_data_literally(hostile_root: Path) -> None:
+    code, out, err = invoke("sql", str(hostile_root), "SELECT step, model_output FROM completions")
+    assert code == 0, err
+    assert "[/INST]" in out and "[bold red]gone?[/]" in out and "[link=https://evil.example]" in out
+    for args in (("runs", str(hostile_root)), ("summary", str(hostile_root / "llama"))):
+        code, out, err = invoke(*args)
+        assert code == 0 and "exp [/]" in out, err
+    code, out, err = invoke("compare", "llama", "llama", "--root", str(hostile_root))
+    assert code == 0 and "exp [/]" in out, err
+
+
+def test_terminal_escapes_are_shown_not_sent(hostile_root: Path) -> None:
+    code, out, _ = invoke("tail", str(hostile_root / "llama"))
+    assert code == 0 and "\\x1b]0;PWNED-TITLE\\x07 \\x1b[2J\\rhidden" in out
+    code, table, _ = invoke("sql", str(hostile_root), "SELECT event FROM events WHERE kind = 'log'")
+    assert code == 0 and "\\x1b[2J" in table
+    for text in (out, table):
+        assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+
+
+def test_non_finite_numbers_are_written_one_way(hostile_root: Path, tmp_path: Path) -> None:
+    query = "SELECT name, value FROM metrics ORDER BY name"
+    _, table, _ = invoke("sql", str(hostile_root), query)
+    assert "Infinity" in table and "NaN" in table
+    _, csv_out, _ = invoke("sql", str(hostile_root), query, "--format", "csv")
+    assert csv_out == "name,value\nkl,Infinity\nloss,NaN\n"
+    _, js, _ = invoke("sql", str(hostile_root), query, "--format", "json")
+    assert json.loads(js) == [{"name": "kl", "value": "Infinity"}, {"name": "loss", "value": "NaN"}]
+    _, js, _ = invoke("summary", str(hostile_root / "llama"), "--json")
+    loss = json.loads(js)["loss"]["train"]
+    assert loss["first"] == "NaN" and loss["last"] == "NaN"  # not null
+    invoke(
+        "to-csv", str(hostile_root / "llama"), "--kind", "metrics", "-o", str(tmp_path / "m.csv")
+    )
+    assert [line.split(",")[4:6] for line in (tmp_path / "m.csv").read_text().splitlines()[1:]] == [
+        ["kl", "Infinity"],
+        ["loss", "NaN"],
+    ]
+
+
+def test_sql_table_stops_at_a_row_limit_with_a_hint(runs_root: Path) -> None:
+    query = "SELECT range AS i FROM range(1500)"
+    code, out, err = invoke("sql", str(runs_root), query)
+    assert code == 0 and "│ 999 " in out and "│ 1000 " not in out
+    assert "showing the first 1000 rows" in err and "--format csv" in err
+    code, out, err = invoke("sql", str(runs_root), query, "--limit", "0")
+    assert code == 0 and err == "" and out.splitlines()[-1].strip() == "1499"
+    code, out, err = invoke("sql", str(runs_root), query, "--format", "csv")
+    assert len(out.splitlines()) == 1501 and err == ""
+    code, out, err = invoke("sql", str(runs_root), query, "--format", "csv", "--limit", "10")
+    assert out.splitlines() == ["i", *map(str, range(10))] and "first 10 rows" in err
+
+
+def test_bad_run_json_is_reported_and_the_other_runs_listed(
+    runs_root: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "runs"
+    shutil.copytree(runs_root, root)
+    (root / "alpha" / "run.json").write_text("{not json")
+    code, out, err = invoke("runs", str(root))
+    assert code == 0 and "alpha" in out and "unknown" in out and "completed" in out
+    assert f"{root / 'alpha' / 'run.json'}: not valid JSON; skipped" in err
+    code, out, _ = invoke("sql", str(root), "SELECT count(*) AS n FROM runs", "--format", "csv")
+    assert out == "n\n2\n"
+
+
+def test_messages_for_a_missing_root_and_an_empty_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GEMMALOG_ROOT", raising=False)
+    code, _, err = invoke("runs")
+    assert code == 1 and err.strip() == (
+        "gemmalog: error: no ROOT given and gemmalog_runs (the default root) does not exist here; "
+        "give ROOT (gemmalog runs path/to/runs) or set GEMMALOG_ROOT"
+    )
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "events.0.jsonl").write_bytes(b"")
+    code, _, err = invoke("summary", "r")
+    assert code == 1 and "r: no readable events and no run.json; nothing to summarize" in err

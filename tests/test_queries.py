@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -418,3 +419,133 @@ def test_import_gemmalog_does_not_import_duckdb() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["False", "True"]
+
+
+# -- readers that never lose or invent (issue 11, defects note 1, 11, 12, 15) --------------------
+def _copy_runs(runs_root: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(runs_root, dest)
+    return dest
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_bad_run_json_is_skipped_and_reported(runs_root: Path, tmp_path: Path) -> None:
+    root = _copy_runs(runs_root, tmp_path / "runs")
+    (root / "alpha" / "run.json").write_text("{not json")
+    manifest = orjson.loads((root / "beta" / "run.json").read_bytes())
+    (root / "beta" / "run.json").write_bytes(orjson.dumps({**manifest, "start": "yesterday"}))
+    c = connect(root)
+    assert rows(c, "SELECT run, status, steps FROM runs ORDER BY run") == [
+        ("alpha", "unknown", 3),
+        ("beta", "unknown", 1),
+    ]
+    assert rows(c, "SELECT file, lines, problem FROM gemmalog_read_errors ORDER BY file") == [
+        (str(root / "alpha" / "events.1.jsonl"), 1, "unreadable lines"),
+        (str(root / "alpha" / "run.json"), 1, "run.json skipped: not valid JSON"),
+        (str(root / "beta" / "run.json"), 1, "run.json skipped: wrong type for start"),
+    ]
+    c.close()
+    s = summary(root / "beta")
+    assert s["run"]["status"] == "unknown" and s["run"]["steps"] == 1
+    assert s["skipped_manifests"] == [
+        {"file": str(root / "beta" / "run.json"), "problem": "wrong type for start"}
+    ]
+
+
+def test_a_line_without_a_run_is_a_read_error_not_a_run(runs_root: Path, tmp_path: Path) -> None:
+    root = _copy_runs(runs_root, tmp_path / "runs")
+    with open(root / "beta" / "events.0.jsonl", "ab") as shard:
+        shard.write(b'{"v":1,"kind":"metrics","step":"abc","metrics":{"loss":"x"}}\n')
+    c = connect(root)
+    assert rows(c, "SELECT DISTINCT run FROM events ORDER BY run") == [("alpha",), ("beta",)]
+    assert rows(c, "SELECT run FROM runs ORDER BY run") == [("alpha",), ("beta",)]
+    c.close()
+    s = summary(root / "beta")
+    assert s["run"]["run"] == "beta" and s["read_errors"] == 1
+
+
+def test_summary_of_a_run_without_readable_events(runs_root: Path, tmp_path: Path) -> None:
+    root = _copy_runs(runs_root, tmp_path / "runs")
+    (root / "beta" / "events.0.jsonl").write_bytes(b"")
+    s = summary(root / "beta")
+    assert s["run"]["status"] == "completed" and s["run"]["events"] == 0
+    assert s["throughput"]["events_per_s"] == 0.0 and s["completions"]["count"] == 0
+    (root / "beta" / "run.json").unlink()
+    with pytest.raises(
+        QueryError, match=r"no readable events and no run\.json; nothing to summarize"
+    ):
+        summary(root / "beta")
+
+
+@pytest.mark.parametrize("folder", ["exp[v2]", "a*b?c", "x[!]y"])
+def test_paths_with_glob_characters_are_paths(runs_root: Path, tmp_path: Path, folder: str) -> None:
+    import shutil
+
+    root = tmp_path / folder
+    shutil.copytree(runs_root / "beta", root / "first-[1]")
+    shutil.copytree(runs_root / "alpha", root / "second")
+    for path, want in (
+        (root, [("alpha",), ("beta",)]),
+        (root / "first-[1]", [("beta",)]),
+        (root / "first-[1]" / "events.0.jsonl", [("beta",)]),
+    ):
+        c = connect(path)
+        assert rows(c, "SELECT DISTINCT run FROM events ORDER BY run") == want, path
+        assert rows(
+            c, "SELECT count(*) FROM gemmalog_read_errors WHERE problem <> 'unreadable lines'"
+        ) == [(0,)]
+        c.close()
+    assert summary(root / "first-[1]")["run"]["status"] == "completed"
+
+
+def test_to_parquet_never_deletes_inputs(runs_root: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    root = _copy_runs(runs_root, project / "runs")
+    (project / "notes.txt").write_text("keep me")
+    before = _tree(project)
+    for out in (root, project, root / "beta"):
+        for overwrite in (False, True):
+            with pytest.raises(QueryError, match="is or contains the run directory"):
+                to_parquet(root, out, overwrite=overwrite)
+    assert _tree(project) == before
+    elsewhere = tmp_path / "other-runs"
+    _copy_runs(runs_root, elsewhere)
+    with pytest.raises(QueryError, match="holds a run"):
+        to_parquet(root / "beta", elsewhere, overwrite=True)
+    assert _tree(elsewhere) == _tree(runs_root)
+
+
+def test_to_parquet_overwrite_replaces_only_an_earlier_export(
+    runs_root: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "missing" / "parent" / "pq"  # created, with its parents
+    assert to_parquet(runs_root, out) > 0
+    (out / "README.txt").write_text("exported for the paper")
+    stale = out / "run=gone" / "kind=metrics"
+    stale.mkdir(parents=True)
+    (stale / "data_0.parquet").write_bytes(b"old")
+    n = to_parquet(runs_root / "beta", out, overwrite=True)
+    assert (out / "README.txt").read_text() == "exported for the paper"
+    assert not (out / "run=gone").exists() and not (out / "run=alpha").exists()
+    back = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{out}/**/*.parquet', hive_partitioning = true)"
+    ).fetchall()
+    assert back == [(n,)]
+
+
+def test_to_csv_never_writes_over_a_runs_files(runs_root: Path, tmp_path: Path) -> None:
+    root = _copy_runs(runs_root, tmp_path / "runs")
+    before = _tree(root)
+    for name in ("events.0.jsonl", "run.json", "events.7.jsonl"):
+        for kind in ("model_output", "metrics"):
+            with pytest.raises(QueryError, match="one of the run's source files"):
+                to_csv(root / "beta", root / "beta" / name, kind=kind)
+    assert _tree(root) == before
+    out = tmp_path / "new" / "folder" / "m.csv"
+    assert to_csv(root / "alpha", out, kind="metrics") == 8
+    values = [line.split(",")[5] for line in out.read_text().splitlines()[1:]]
+    assert {"NaN", "Infinity", "-Infinity"} <= set(values)  # as the JSONL writes them, not nan/inf
