@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,13 +13,24 @@ from typing import Any
 import pytest
 
 import gemmalog
+from gemmalog.integrations import rewards as rewards_module
 from gemmalog.integrations.rewards import (
     RewardCollector,
     answers_match,
+    default_collector,
     logged_reward,
     wrap_reward_functions,
 )
-from tests.conftest import events_of
+from tests.conftest import events_of, read_events
+
+
+@pytest.fixture(autouse=True)
+def _fresh_default_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with its own default collector: options given to the process-wide
+    one (a failing extractor, say) must not leak from one test into the next."""
+    monkeypatch.setattr(rewards_module, "_default", None)
+    yield
+
 
 COMPLETIONS = [
     [{"role": "assistant", "content": "<reasoning>\n2+2\n</reasoning>\n<answer>\n4\n</answer>"}],
@@ -216,8 +229,6 @@ def test_answers_match(answer: str | None, truth: str | None, expected: bool | N
 
 
 def test_partials_callable_instances_and_generators_keep_trl_semantics(root: Path) -> None:
-    import functools
-
     from trl.trainer.utils import get_callable_name, is_async_callable
 
     run = gemmalog.initialize(root=str(root))
@@ -302,3 +313,201 @@ def test_validation_metrics_switch_keeps_eval_completions_out(root: Path, tmp_pa
     call(wrapped, global_step=4)
     gemmalog.shutdown()
     assert {o["phase"] for o in events_of(run.dir, "model_output")} == {"train"}
+
+
+def _steps(callback: Any, wrapped: list[Any], steps: int, max_steps: int | None = None) -> None:
+    """Drive the callback's hooks the way Trainer does around TRL's reward calls."""
+    args = SimpleNamespace(
+        max_steps=max_steps or steps, reward_weights=None, max_completion_length=None
+    )
+    state = SimpleNamespace(global_step=0, epoch=0.0, max_steps=max_steps or steps)
+    callback.on_train_begin(args, state, None, model=None)
+    for _ in range(steps):
+        call(wrapped, global_step=state.global_step, completions=list(COMPLETIONS))
+        state.global_step += 1
+        callback.on_step_end(args, state, None)
+        callback.on_log(args, state, None, logs={"loss": 0.5, "epoch": state.global_step / 10})
+    # the final summary repeats the last step's epoch, as Trainer's does
+    callback.on_log(args, state, None, logs={"train_runtime": 1.0, "epoch": state.global_step / 10})
+    callback.on_train_end(args, state, None)
+
+
+@pytest.mark.parametrize("wrappers_first", [True, False])
+def test_wrappers_and_callback_made_apart_share_one_collector(
+    root: Path, wrappers_first: bool
+) -> None:
+    from gemmalog.integrations.trl import GemmalogCallback
+
+    run = gemmalog.initialize(root=str(root))
+    if wrappers_first:
+        wrapped = wrap_reward_functions([correctness, fmt])
+        callback = GemmalogCallback()
+    else:
+        callback = GemmalogCallback()
+        wrapped = wrap_reward_functions([correctness, fmt])
+    assert callback.collector is default_collector()
+    _steps(callback, wrapped, 2)
+    gemmalog.shutdown()
+    outputs = events_of(run.dir, "model_output")
+    assert len(outputs) == 6
+    correct = sum(1 for o in outputs if o["correct"])
+    assert correct == 2  # one right answer a batch
+    end = events_of(run.dir, "run_end")[0]["final_stats"]
+    assert (end["correct_answers"], end["total_answers"]) == (correct, 6)
+    assert end["accuracy"] == pytest.approx(100 * 2 / 6)
+    con = gemmalog.connect(run.dir)
+    progress = con.execute(
+        "SELECT step, value FROM metrics WHERE name = 'total_answers' ORDER BY step"
+    ).fetchall()
+    assert progress == [(1, 3.0), (2, 6.0)]
+
+
+def test_final_progress_and_summary_epoch_are_logged_once(root: Path) -> None:
+    from gemmalog.integrations.trl import GemmalogCallback
+
+    run = gemmalog.initialize(root=str(root))
+    callback = GemmalogCallback()
+    _steps(callback, callback.wrap([correctness]), 3)
+    gemmalog.shutdown()
+    con = gemmalog.connect(run.dir)
+    assert (
+        con.execute(
+            "SELECT phase, step, name, count(*) FROM metrics GROUP BY ALL HAVING count(*) > 1"
+        ).fetchall()
+        == []
+    )
+    last = dict(con.execute("SELECT name, value FROM metrics WHERE step = 3").fetchall())
+    assert last["correct_answers"] == 3 and last["total_answers"] == 9
+    assert last["final_accuracy"] == pytest.approx(100 / 3) and last["training_complete"] == 1
+    assert last["epoch"] == pytest.approx(0.3) and last["train_runtime"] == 1.0
+
+
+def test_final_counts_are_logged_when_no_step_logged_them(root: Path) -> None:
+    from gemmalog.integrations.trl import GemmalogCallback
+
+    run = gemmalog.initialize(root=str(root))
+    callback = GemmalogCallback()
+    args = SimpleNamespace(max_steps=5, reward_weights=None, max_completion_length=None)
+    state = SimpleNamespace(global_step=0, epoch=0.0, max_steps=5)
+    callback.on_train_begin(args, state, None, model=None)
+    callback.on_train_end(args, state, None)  # stopped before the first step
+    gemmalog.shutdown()
+    final = [
+        e["metrics"] for e in events_of(run.dir, "metrics") if "final_accuracy" in e["metrics"]
+    ]
+    assert final == [
+        {"final_accuracy": 0.0, "correct_answers": 0, "total_answers": 0, "training_complete": 0.0}
+    ]
+
+
+def fmt_strict(
+    prompts: list[Any], completions: list[Any], strict: bool = True, **kwargs: Any
+) -> list[float]:
+    tag = "<answer>\n" if strict else "<answer>"
+    return [1.0 if tag in c[0]["content"] else 0.0 for c in completions]
+
+
+def test_two_partials_of_one_function_are_two_columns_not_two_batches(root: Path) -> None:
+    from gemmalog.integrations.trl import GemmalogCallback
+
+    run = gemmalog.initialize(root=str(root))
+    funcs = [
+        functools.partial(fmt_strict, strict=True),
+        functools.partial(fmt_strict, strict=False),
+        correctness,
+    ]
+    wrapped = wrap_reward_functions(funcs)
+    callback = GemmalogCallback()
+    # TRL names both partials after the function: the wrappers keep that name
+    assert [w.__name__ for w in wrapped] == ["fmt_strict", "fmt_strict", "correctness"]
+    _steps(callback, wrapped, 2)
+    gemmalog.shutdown()
+    outputs = events_of(run.dir, "model_output")
+    assert len(outputs) == 6  # 3 completions a step, not 6
+    assert [(o["step"], o["sample"]) for o in outputs] == [(s, i) for s in (1, 2) for i in range(3)]
+    assert outputs[0]["rewards"] == {"fmt_strict": 1.0, "fmt_strict_2": 1.0, "correctness": 2.0}
+    end = events_of(run.dir, "run_end")[0]["final_stats"]
+    assert (end["correct_answers"], end["total_answers"]) == (2, 6)
+    con = gemmalog.connect(run.dir)
+    assert con.execute(
+        "SELECT reward_fn, count(*) FROM rewards GROUP BY ALL ORDER BY ALL"
+    ).fetchall() == [("correctness", 6), ("fmt_strict", 6), ("fmt_strict_2", 6)]
+    assert con.execute("SELECT sum(total) FROM accuracy").fetchone() == (6,)
+
+
+def test_duplicate_names_get_distinct_labels_weights_by_position(root: Path) -> None:
+    run = gemmalog.initialize(root=str(root))
+    collector = RewardCollector()
+    funcs = [
+        functools.partial(fmt_strict, strict=True),
+        correctness,
+        functools.partial(fmt_strict, strict=False),
+    ]
+    wrapped = wrap_reward_functions(funcs, collector)
+    assert collector.expected == ["fmt_strict", "correctness", "fmt_strict_2"]
+    assert collector.positions == {"fmt_strict": 0, "correctness": 1, "fmt_strict_2": 2}
+    extra = logged_reward(collector)(functools.partial(fmt_strict, strict=False))
+    assert collector.expected[-1] == "fmt_strict_3" and extra.__name__ == "fmt_strict"
+    collector.expected.pop()  # not called below
+    collector.reward_weights = {"fmt_strict": 1.0, "correctness": 0.0, "fmt_strict_2": 10.0}
+    call(wrapped, global_step=0)
+    gemmalog.shutdown()
+    first = events_of(run.dir, "model_output")[0]
+    assert first["total_reward"] == 1.0 * 1.0 + 0.0 * 2.0 + 10.0 * 1.0
+
+
+def test_options_configure_the_default_collector() -> None:
+    wrap_reward_functions([correctness], answer_column="solution")
+    assert default_collector().answer_column == "solution"
+    with pytest.raises(TypeError, match="unknown RewardCollector option"):
+        wrap_reward_functions([correctness], answer_colum="solution")
+
+
+def test_counts_follow_the_running_run(root: Path) -> None:
+    collector = default_collector()
+    (wrapped,) = wrap_reward_functions([correctness])
+    gemmalog.initialize(root=str(root), run_name="one")
+    call([wrapped], global_step=0)
+    assert collector.accuracy() == (1, 3, pytest.approx(1 / 3))
+    gemmalog.shutdown()
+    run = gemmalog.initialize(root=str(root), run_name="two")
+    assert collector.accuracy() == (0, 0, 0.0)  # a new run starts its own counts
+    call([wrapped], global_step=0)
+    gemmalog.shutdown()
+    assert [o["sample"] for o in events_of(run.dir, "model_output")] == [0, 1, 2]
+
+
+def test_a_resumed_callback_continues_the_counts_from_the_logs(root: Path) -> None:
+    from gemmalog.integrations.trl import GemmalogCallback
+
+    first = gemmalog.initialize(root=str(root), run_id="resumed")
+    callback = GemmalogCallback()
+    wrapped = callback.wrap([correctness])
+    args = SimpleNamespace(max_steps=4, reward_weights=None, max_completion_length=None)
+    state = SimpleNamespace(global_step=0, epoch=0.0, max_steps=4)
+    callback.on_train_begin(args, state, None, model=None)
+    for _ in range(3):  # the checkpoint was at step 2; step 3 is logged, then the run dies
+        call(wrapped, global_step=state.global_step, completions=list(COMPLETIONS))
+        state.global_step += 1
+        callback.on_step_end(args, state, None)
+    gemmalog.shutdown()
+    second = gemmalog.initialize(root=str(root), run_id="resumed")
+    assert second.dir == first.dir and second.segment == 1
+    callback = GemmalogCallback()
+    wrapped = callback.wrap([correctness])
+    state = SimpleNamespace(global_step=2, epoch=0.0, max_steps=4)
+    callback.on_train_begin(args, state, None, model=None)
+    assert callback.collector.accuracy() == (2, 6, pytest.approx(1 / 3))  # steps 1 and 2
+    for _ in range(2):
+        call(wrapped, global_step=state.global_step, completions=list(COMPLETIONS))
+        state.global_step += 1
+        callback.on_step_end(args, state, None)
+    callback.on_train_end(args, state, None)
+    gemmalog.shutdown()
+    end = [e for e in read_events(second.dir) if e["kind"] == "run_end"][-1]
+    assert (end["final_stats"]["correct_answers"], end["final_stats"]["total_answers"]) == (4, 12)
+    con = gemmalog.connect(second.dir)
+    assert con.execute("SELECT sum(correct), sum(total) FROM accuracy").fetchone() == (4, 12)
+    assert con.execute(
+        "SELECT step, value FROM metrics WHERE name = 'total_answers' ORDER BY step"
+    ).fetchall() == [(1, 3.0), (2, 6.0), (3, 9.0), (4, 12.0)]

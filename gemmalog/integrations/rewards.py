@@ -12,6 +12,13 @@ prepares optimizer step N, and during evaluation at ``global_step == N`` after s
 logged. The collector records train rewards at ``global_step + 1`` and eval rewards at
 ``global_step``, so they line up with ``trainer.state.log_history``.
 
+Sharing: wrappers made without a collector and a ``GemmalogCallback`` made without one use
+the same process-wide :func:`default_collector`, so the callback's progress and final
+accuracy count the completions the wrappers saw, whichever of the two was created first.
+
+Two functions with one TRL name (two partials of one function) are told apart by their
+position: the first keeps the name, later ones are recorded as ``<name>_2``, ``<name>_3``.
+
 Nothing here imports torch, transformers or trl: the wrappers work with any trainer that
 calls reward functions the way TRL does.
 """
@@ -24,6 +31,7 @@ import inspect
 import math
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -115,8 +123,8 @@ class RewardCollector:
         self.correct_threshold = correct_threshold
         self.correct_fn = correct_fn
         self.reward_weights = dict(reward_weights or {})
-        self.expected: list[str] = []
-        self.positions: dict[str, int] = {}  # name -> index in GRPOTrainer(reward_funcs=...)
+        self.expected: list[str] = []  # one label per wrapped function, unique
+        self.positions: dict[str, int] = {}  # label -> index in GRPOTrainer(reward_funcs=...)
         self.total_functions = 0
         self.phase_of: Callable[[], str] | None = None
         self.max_completion_length: int | None = None
@@ -124,8 +132,69 @@ class RewardCollector:
         self.counts: dict[str, list[int]] = {}  # phase -> [correct, total]
         self._samples: dict[tuple[str, int | None], int] = {}
         self._pending: _Batch | None = None
+        self._run: weakref.ref[Any] | None = None  # the pipeline the counts belong to
         self._lock = threading.Lock()
         self.errors = 0
+
+    def configure(self, **options: Any) -> RewardCollector:
+        """Set options as the constructor takes them (the shared default collector's way)."""
+        allowed = inspect.signature(RewardCollector.__init__).parameters
+        unknown = sorted(set(options) - set(allowed) - {"self"})
+        if unknown:
+            raise TypeError(
+                f"unknown RewardCollector option(s) {', '.join(unknown)}; "
+                f"expected some of {', '.join(p for p in allowed if p != 'self')}"
+            )
+        for key, value in options.items():
+            setattr(self, key, dict(value or {}) if key == "reward_weights" else value)
+        return self
+
+    def _follow_run(self) -> None:
+        """Counts and sample numbers belong to one run: start them afresh when the running
+        pipeline is another one than last time (a collector outlives runs in one process).
+        Called with the lock held."""
+        pipeline = running()
+        if pipeline is None:
+            return
+        if self._run is None or self._run() is not pipeline:
+            self._run = weakref.ref(pipeline)
+            self.counts = {}
+            self._samples = {}
+            self._pending = None
+
+    def resume(self, step: int) -> None:
+        """Continue the counts of a run resumed from a checkpoint at optimizer step ``step``.
+
+        The counts a checkpoint's training had seen are the run's own logs for steps up to
+        ``step``: read from the ``completions`` view of the run directory (which keeps the
+        latest segment of a step logged twice), this rank only. A run without readable logs
+        keeps zero counts; the reason is printed once on stderr.
+        """
+        pipeline = running()
+        if pipeline is None or step <= 0:
+            return
+        try:
+            from gemmalog.queries import connect
+
+            con = connect(pipeline.run.dir)
+            try:
+                rows = con.execute(
+                    "SELECT phase, count(*) FILTER (WHERE correct), count(correct) "
+                    "FROM completions WHERE rank = ? AND step <= ? AND phase IS NOT NULL "
+                    "GROUP BY phase",
+                    [pipeline.run.rank, step],
+                ).fetchall()
+            finally:
+                con.close()
+        except Exception as exc:
+            print(
+                f"gemmalog: accuracy counts not restored for the resumed run: {exc}",
+                file=sys.stderr,
+            )
+            return
+        with self._lock:
+            self._follow_run()
+            self.counts = {str(phase): [int(c), int(t)] for phase, c, t in rows}
 
     # -- called by the wrappers ---------------------------------------------------------
     def record(
@@ -137,6 +206,7 @@ class RewardCollector:
         kwargs: dict[str, Any],
     ) -> None:
         with self._lock:
+            self._follow_run()
             batch = self._pending
             if batch is None or batch.completions is not completions:
                 if batch is not None:
@@ -159,12 +229,16 @@ class RewardCollector:
     def flush(self) -> None:
         """Log a batch still waiting for functions that were not wrapped (the callback calls it)."""
         with self._lock:
+            self._follow_run()
             batch, self._pending = self._pending, None
             if batch is not None:
                 self._emit(batch)
 
     def accuracy(self, phase: str = "train") -> tuple[int, int, float]:
-        correct, total = self.counts.get(phase, [0, 0])
+        """``(correct, total, fraction)`` of the samples of ``phase`` in the running run."""
+        with self._lock:
+            self._follow_run()
+            correct, total = self.counts.get(phase, [0, 0])
         return correct, total, (correct / total if total else 0.0)
 
     # -- logging ------------------------------------------------------------------------
@@ -324,17 +398,33 @@ def _is_async(func: Any) -> bool:
     return inspect.iscoroutinefunction(inner) or inspect.iscoroutinefunction(call)
 
 
+def unique_label(name: str, taken: Sequence[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``, ... for the first one not in ``taken``."""
+    label, n = name, 2
+    while label in taken:
+        label, n = f"{name}_{n}", n + 1
+    return label
+
+
 def wrap_reward_function(
-    func: Callable[..., Any], collector: RewardCollector, name: str | None = None
+    func: Callable[..., Any],
+    collector: RewardCollector,
+    name: str | None = None,
+    *,
+    label: str | None = None,
 ) -> Callable[..., Any]:
     """Wrap one reward function; its TRL name and signature are kept (TRL names metrics by it).
 
-    Partials and callable instances keep the name TRL would give them; async functions (and
-    instances with an async ``__call__``) get an async wrapper, which TRL awaits. The wrapper
-    returns the original's result object, except that a one-shot iterator (a generator) is
-    turned into a list first, so logging it does not leave TRL an empty one.
+    ``name`` is the wrapper's ``__name__`` (default: the name TRL gives ``func``); ``label``
+    is the key of its values in the collector and in ``model_output.rewards`` (default:
+    ``name``). Partials and callable instances keep the name TRL would give them; async
+    functions (and instances with an async ``__call__``) get an async wrapper, which TRL
+    awaits. The wrapper returns the original's result object, except that a one-shot
+    iterator (a generator) is turned into a list first, so logging it does not leave TRL
+    an empty one.
     """
     fn_name = name or reward_name(func)
+    key = label or fn_name
 
     def report(result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if isinstance(result, Iterator):
@@ -343,11 +433,11 @@ def wrap_reward_function(
             prompts = kwargs.get("prompts", args[0] if args else None)
             completions = kwargs.get("completions", args[1] if len(args) > 1 else None)
             if completions is not None and result is not None:
-                collector.record(fn_name, list(result), prompts, completions, kwargs)
+                collector.record(key, list(result), prompts, completions, kwargs)
         except Exception as exc:  # never let logging change what training sees
             collector.errors += 1
             if collector.errors == 1:
-                print(f"gemmalog: reward logging failed in {fn_name}: {exc}", file=sys.stderr)
+                print(f"gemmalog: reward logging failed in {key}: {exc}", file=sys.stderr)
         return result
 
     if _is_async(func):
@@ -369,7 +459,25 @@ def wrap_reward_function(
         wrapped.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
     wrapped.__wrapped__ = func  # type: ignore[attr-defined]
     wrapped.__gemmalog_collector__ = collector  # type: ignore[attr-defined]
+    wrapped.__gemmalog_label__ = key  # type: ignore[attr-defined]
     return wrapped
+
+
+_default: RewardCollector | None = None
+_default_lock = threading.Lock()
+
+
+def default_collector() -> RewardCollector:
+    """The collector shared by the wrappers and callbacks made without one, in this process.
+
+    Its counts and sample numbers follow the running run (they start afresh in each run);
+    the options given to :func:`wrap_reward_functions` or ``GemmalogCallback`` apply to it.
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = RewardCollector()
+        return _default
 
 
 def wrap_reward_functions(
@@ -377,27 +485,44 @@ def wrap_reward_functions(
 ) -> list[Callable[..., Any]]:
     """Wrap TRL reward functions so every sample's scores are logged on one ``model_output``.
 
-    Pass the result as ``GRPOTrainer(reward_funcs=...)`` and the same collector to
-    :class:`~gemmalog.integrations.trl.GemmalogCallback` (``collector=``), which maps steps
-    and phases and reports exact accuracy. ``options`` go to :class:`RewardCollector`.
+    Pass the result as ``GRPOTrainer(reward_funcs=...)``, all functions in one call: the call
+    sets the collector's functions. Without ``collector`` the wrappers report to
+    :func:`default_collector`, which a ``GemmalogCallback`` made without one shares; or use
+    ``callback.wrap(funcs)``. ``options`` are :class:`RewardCollector` options, applied to the
+    collector used. A name TRL gives two functions (two partials of one function) is kept
+    for the first; the later ones are recorded as ``<name>_2``, ``<name>_3`` ...
     """
-    collector = collector or RewardCollector(**options)
-    wrapped = [f if _is_reward_model(f) else wrap_reward_function(f, collector) for f in funcs]
-    collector.expected = [reward_name(f) for f in funcs if not _is_reward_model(f)]
-    # Position of each wrapped function in reward_funcs: TRL's reward_weights follow it.
-    collector.positions = {
-        reward_name(f): i for i, f in enumerate(funcs) if not _is_reward_model(f)
-    }
+    if collector is None:
+        collector = default_collector()
+    collector.configure(**options)
+    labels: list[str] = []
+    positions: dict[str, int] = {}
+    wrapped: list[Callable[..., Any]] = []
+    for i, func in enumerate(funcs):
+        if _is_reward_model(func):
+            wrapped.append(func)
+            continue
+        label = unique_label(reward_name(func), labels)
+        labels.append(label)
+        positions[label] = i  # TRL's reward_weights follow positions in reward_funcs
+        wrapped.append(wrap_reward_function(func, collector, label=label))
+    collector.expected = labels
+    collector.positions = positions
     collector.total_functions = len(funcs)
     return wrapped
 
 
-def logged_reward(collector: RewardCollector) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator form for one function: ``@logged_reward(collector)``."""
+def logged_reward(
+    collector: RewardCollector | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator form for one function: ``@logged_reward(collector)`` (or ``@logged_reward()``
+    for :func:`default_collector`); the function joins the collector's functions."""
+    target = collector if collector is not None else default_collector()
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        wrapped = wrap_reward_function(func, collector)
-        collector.expected.append(reward_name(func))
+        label = unique_label(reward_name(func), target.expected)
+        wrapped = wrap_reward_function(func, target, label=label)
+        target.expected.append(label)
         return wrapped
 
     return decorate

@@ -12,6 +12,9 @@
         callbacks=[callback],
     )
 
+``reward_funcs=wrap_reward_functions(REWARD_FUNCTIONS), callbacks=[GemmalogCallback()]``
+works the same: made without a collector, both use the process's default collector.
+
 What it records, without monkeypatching:
 - every key of every ``on_log`` dict as a metric at ``state.global_step`` (phase ``eval``
   for TRL's ``eval_`` keys, stored without the prefix; the final training summary too), so
@@ -19,7 +22,8 @@ What it records, without monkeypatching:
 - a ``run_start`` event with the TrainingArguments/GRPOConfig snapshot, model name and
   parameter count and dataset size, and the final statistics in ``run_end``;
 - progress (progress_percent, correct_answers, total_answers, accuracy) each step, from
-  exact per-sample correctness, not from a batch mean;
+  exact per-sample correctness, not from a batch mean; after a resume from a checkpoint the
+  counts continue from the run's own logs up to the checkpoint's step;
 - resource metrics every ``metrics.logging_frequency`` steps, gradient norms per parameter
   group every ``metrics.gradient_frequency`` steps (taken in ``on_pre_optimizer_step``, so
   after transformers' gradient clipping);
@@ -43,9 +47,14 @@ import gemmalog
 from gemmalog import api
 from gemmalog._context import bind
 from gemmalog._pipeline import running, set_final_stats
-from gemmalog.integrations.rewards import RewardCollector, wrap_reward_functions
+from gemmalog.integrations.rewards import (
+    RewardCollector,
+    default_collector,
+    wrap_reward_functions,
+)
 
 _EVAL_PREFIX = "eval_"
+_MISSING = object()
 
 
 def split_logs(logs: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -91,7 +100,11 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         gradient_frequency: int | None = None,
         **collector_options: Any,
     ) -> None:
-        self.collector = collector or RewardCollector(**collector_options)
+        # No collector given: share the default one, which wrap_reward_functions() without a
+        # collector also reports to, so the two meet whichever was made first.
+        self.collector = (collector if collector is not None else default_collector()).configure(
+            **collector_options
+        )
         self.collector.logging_frequency = logging_frequency
         self._logging_frequency = logging_frequency
         self._gradient_frequency = gradient_frequency
@@ -99,6 +112,8 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         self._tokens_seen: tuple[float, float] | None = None  # (num_tokens, monotonic time)
         self.tokens_per_second: float | None = None
         self._train_started = 0.0
+        self._progress: int | None = None  # the last step whose progress was logged
+        self._logged: tuple[int, dict[str, dict[str, float]]] | None = None  # on_log's, by step
 
     # -- the reward side ----------------------------------------------------------------
     def wrap(self, funcs: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
@@ -124,6 +139,10 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         self._model = kwargs.get("model")
         self._train_started = time.time()
+        self._progress = None
+        self._logged = None
+        if state.global_step > 0:  # resumed from a checkpoint: count what it had seen
+            self.collector.resume(state.global_step)
         self.collector.phase_of = self._phase
         self.collector.max_completion_length = getattr(args, "max_completion_length", None)
         weights = getattr(args, "reward_weights", None)
@@ -163,8 +182,10 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
                 "world_size": getattr(args, "world_size", 1),
             },
         )
-        if self._enabled("resource_metrics"):
-            api.log_memory_usage(step=state.global_step)
+        # The start sample of a fresh training only: a resumed one would log it at the
+        # checkpoint's step, which the earlier segment may have sampled already.
+        if self._enabled("resource_metrics") and state.global_step == 0:
+            api.log_memory_usage(step=0)
         return control
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
@@ -193,6 +214,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             },
             phase="progress",
         )
+        self._progress = step
         if (
             self._enabled("resource_metrics")
             and step % self._frequency(self._logging_frequency, "logging_frequency") == 0
@@ -212,8 +234,20 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             return control
         self.collector.flush()
         step = state.global_step
-        for phase, values in split_logs(logs).items():
-            api.log_training_progress(step, values, phase=phase)
+        split = split_logs(logs)
+        if self._logged is not None and self._logged[0] == step:
+            # A second on_log at one step (the final summary repeats the last step's epoch):
+            # a value already logged at this step is not logged again (one row per step).
+            for phase, values in split.items():
+                before = self._logged[1].setdefault(phase, {})
+                for key in [k for k, v in values.items() if before.get(k, _MISSING) == v]:
+                    del values[key]
+                before.update(values)
+        else:
+            self._logged = (step, {phase: dict(values) for phase, values in split.items()})
+        for phase, values in split.items():
+            if values:
+                api.log_training_progress(step, values, phase=phase)
         tokens = logs.get("num_tokens")  # TRL's cumulative token count
         if isinstance(tokens, int | float) and not isinstance(tokens, bool):
             now = time.monotonic()
@@ -246,16 +280,13 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             "train_seconds": time.time() - self._train_started,
         }
         set_final_stats(**stats)
-        api.log_training_progress(
-            state.global_step,
-            {
-                "final_accuracy": 100.0 * accuracy,
-                "correct_answers": correct,
-                "total_answers": total,
-                "training_complete": 1.0 if stats["training_complete"] else 0.0,
-            },
-            phase="progress",
-        )
+        final: dict[str, float] = {"final_accuracy": 100.0 * accuracy}
+        # on_step_end already logged the counts at this step (it flushed the last train batch
+        # first): logging them again would give the metrics view two rows for one (step, name).
+        if self._progress != state.global_step:
+            final.update(correct_answers=correct, total_answers=total)
+        final["training_complete"] = 1.0 if stats["training_complete"] else 0.0
+        api.log_training_progress(state.global_step, final, phase="progress")
         gemmalog.get_training_logger().info(
             "Training completed", **{k: v for k, v in stats.items() if k != "global_step"}
         )
@@ -288,4 +319,10 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             print(f"gemmalog: gradient norms not logged: {exc}", file=sys.stderr)
 
 
-__all__ = ["GemmalogCallback", "RewardCollector", "split_logs", "wrap_reward_functions"]
+__all__ = [
+    "GemmalogCallback",
+    "RewardCollector",
+    "default_collector",
+    "split_logs",
+    "wrap_reward_functions",
+]

@@ -45,12 +45,16 @@ from typing import Any
 from gemmalog._stderr import warn_once
 from gemmalog.events import ENVELOPE
 from gemmalog.sinks.base import BaseSink, Record
-from gemmalog.sinks.tfevents import EventFile, ScalarEncoder, float32, valid_step
+from gemmalog.sinks.tfevents import FLOAT32, EventFile, ScalarEncoder, float32, valid_step
 
 _ENVELOPE = frozenset(f.name for f in ENVELOPE) | {"phase", "exc"}
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _STATS = ("mean", "std", "min", "max", "count")
 _BUCKETS = 30
+#: Kinds this sink turns into TensorBoard data (the first of them starts a resumed segment).
+_DATA_KINDS = frozenset(
+    ("metrics", "generation_metrics", "system", "reward_summary", "reward", "model_output")
+)
 
 
 def number(value: Any) -> float | None:
@@ -83,11 +87,10 @@ def metric_tag(key: str, phase: str) -> str:
 
 
 def _fence(text: str) -> str:
-    longest = run = 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    fence = "`" * max(3, longest + 1)
+    """``text`` in a code fence longer than any run of backticks inside it."""
+    fence = "```"
+    while fence in text:
+        fence += "`"
     return f"{fence}\n{text}\n{fence}"
 
 
@@ -152,11 +155,12 @@ class TensorBoardSink(BaseSink):
         self.text_samples = text_samples
         self.writer = EventFile(self.log_dir, max_pending=int(max_queue))
         self._scalar = ScalarEncoder()
-        # phase -> metrics key -> tag: transformers' tag rules applied once per key
-        self._metric_tags: dict[str, dict[str, str]] = {}
+        # phase -> metrics key -> encoded tag: transformers' tag rules applied once per key
+        self._metric_prefixes: dict[str, dict[Any, bytes]] = {}
         self.step = 0
         self.outputs_seen = 0
         self.dropped = 0  # events with a step TensorBoard cannot hold
+        self._restarted = False  # a resumed segment's START was written (see _restart)
         self._hist: dict[
             str, tuple[int, float, list[float]]
         ] = {}  # tag -> (step, wall time, values)
@@ -174,6 +178,8 @@ class TensorBoardSink(BaseSink):
                     self._drop(event, step)
                     continue
                 self.step = step
+                if not self._restarted and step > 0 and kind in _DATA_KINDS:
+                    self._restart(event, step)
             else:
                 step = self.step
             ts = event.get("ts")
@@ -210,6 +216,22 @@ class TensorBoardSink(BaseSink):
             elif kind == "model_output":
                 self._model_output(event, phase, step, wall)
 
+    def _restart(self, event: Mapping[str, Any], step: int) -> None:
+        """A resumed segment (n > 0) logs again the steps after its checkpoint: a SessionLog
+        START at the first step it logs makes TensorBoard drop the earlier segments' points
+        from that step on (its convention for a restarted job), so every curve stays one line.
+        """
+        segment = event.get("segment")
+        if type(segment) is not int or segment <= 0:
+            return
+        self._restarted = True
+        start = self._event_pb2.Event(
+            wall_time=time.time(),
+            step=step,
+            session_log=self._event_pb2.SessionLog(status=self._event_pb2.SessionLog.START),
+        )
+        self.writer.add(start.SerializeToString())
+
     def _drop(self, event: Mapping[str, Any], step: int) -> None:
         self.dropped += 1
         if self.dropped == 1:  # one notice per sink, however many such steps follow
@@ -220,18 +242,29 @@ class TensorBoardSink(BaseSink):
             )
 
     def _metrics(self, metrics: Mapping[Any, Any], phase: str, step: int, wall: float) -> None:
-        tags = self._metric_tags.get(phase)
-        if tags is None:
-            tags = self._metric_tags[phase] = {}
-        elif len(tags) >= ScalarEncoder.MAX_TAGS:
-            tags.clear()
-        pairs = []
+        """A metrics dict as one Event: each key's encoded tag looked up once per phase."""
+        prefixes = self._metric_prefixes.get(phase)
+        if prefixes is None or len(prefixes) >= ScalarEncoder.MAX_TAGS:
+            prefixes = self._metric_prefixes[phase] = {}
+        pack = FLOAT32.pack
+        values = []
         for key, raw in metrics.items():
-            tag = tags.get(key)
-            if tag is None:
-                tag = tags[key] = metric_tag(str(key), phase)
-            pairs.append((tag, raw))
-        self._scalars(pairs, step, wall)
+            prefix = prefixes.get(key) if type(key) is str else None  # 1 == True: str keys only
+            if prefix is None:
+                prefix = self._scalar.prefix(metric_tag(str(key), phase))
+                if type(key) is str:
+                    prefixes[key] = prefix
+            if type(raw) is float:
+                try:
+                    values.append(prefix + pack(raw))
+                    continue
+                except OverflowError:
+                    pass
+            value = number(raw)
+            if value is not None:
+                values.append(prefix + float32(value))
+        if values:
+            self.writer.add(self._scalar.event(wall, step, values))
 
     def _reward_summary(self, event: Mapping[str, Any], phase: str, step: int, wall: float) -> None:
         stats = event.get("stats")
@@ -264,14 +297,9 @@ class TensorBoardSink(BaseSink):
         prefix = self._scalar.prefix
         values = []
         for tag, raw in pairs:
-            t = type(raw)
-            if t is float:
-                value = raw
-            else:
-                value = number(raw)
-                if value is None:
-                    continue
-            values.append(prefix(tag) + float32(value))
+            value = number(raw)
+            if value is not None:
+                values.append(prefix(tag) + float32(value))
         if values:
             self.writer.add(self._scalar.event(wall, step, values))
 
