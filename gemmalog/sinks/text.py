@@ -15,8 +15,8 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 from gemmalog._terminal import visible
 from gemmalog.sinks.base import LEVEL_NUMBERS, BaseSink, Record
@@ -51,7 +51,14 @@ _TEXT_FIELDS = frozenset(
 
 
 def _short(value: Any, width: int = 80) -> str:
-    if isinstance(value, float):
+    t = type(value)
+    if t is float:  # ".6g" is at most 13 characters: never cut
+        return format(value, ".6g")
+    if t is str:
+        if len(value) > width:  # cut before escaping: the escaped prefix is the same
+            return value[:width].replace("\n", "\\n")[: width - 1] + "…"
+        text = value.replace("\n", "\\n")
+    elif isinstance(value, float):
         text = f"{value:.6g}"
     elif isinstance(value, str):
         text = value.replace("\n", "\\n")
@@ -60,30 +67,79 @@ def _short(value: Any, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+_FLOAT: Final = frozenset({float})
+#: keys of an all-float dict -> "k1=%.6g k2=%.6g ..." (one C formatting call for a metrics dict)
+_FORMATS: dict[tuple[Any, ...], str] = {}
+
+
+def _expand(value: dict[Any, Any], append: Callable[[str], None]) -> None:
+    """``k=v`` for each item of a nested dict (metrics, rewards, stats)."""
+    values = tuple(value.values())
+    if values and set(map(type, values)) == _FLOAT:
+        keys = tuple(value)
+        fmt = _FORMATS.get(keys)
+        if fmt is None:
+            if len(_FORMATS) >= 1024:
+                _FORMATS.clear()
+            fmt = _FORMATS[keys] = " ".join(f"{k}".replace("%", "%%") + "=%.6g" for k in keys)
+        append(fmt % values)
+        return
+    for k, v in value.items():
+        append(f"{k}={_short(v, 40)}")
+
+
 def describe(event: dict[str, Any]) -> str:
     """One line for a person: the message, the step, then the payload as ``key=value``."""
     parts = [str(event.get("event", ""))]
     if event.get("step") is not None and event.get("kind") != "log":
         parts.append(f"step={event['step']}")
+    append = parts.append
     for key, value in event.items():
         if key in _HIDDEN or value is None:
             continue
-        if isinstance(value, dict | list):
+        t = type(value)
+        if t is dict or t is list or isinstance(value, dict | list):
             if key in _EXPANDED and isinstance(value, dict):
-                parts.extend(f"{k}={_short(v, 40)}" for k, v in value.items())
+                _expand(value, append)
             elif isinstance(value, list) and len(value) <= 8:
-                parts.append(f"{key}={_short(value)}")
+                append(f"{key}={_short(value)}")
         elif key in _TEXT_FIELDS:
-            parts.append(
+            append(
                 f"{key}={_short(value, 60)!r}"
                 if isinstance(value, str)
                 else f"{key}={_short(value)}"
             )
         else:
-            parts.append(f"{key}={_short(value)}")
-    text = " ".join(p for p in parts if p)
+            append(f"{key}={_short(value)}")
+    text = " ".join([p for p in parts if p])
     exc = event.get("exc")
     return f"{text}\n{exc}" if exc else text
+
+
+class _DescribeOnce:
+    """:func:`describe` computed once per event for all text sinks (console and file lines carry
+    the same message). Entries hold their event, so an id is never reused while cached."""
+
+    __slots__ = ("_memo",)
+
+    SIZE = 256
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[dict[str, Any], str]] = {}
+
+    def __call__(self, event: dict[str, Any]) -> str:
+        memo = self._memo
+        entry = memo.get(id(event))
+        if entry is not None and entry[0] is event:
+            return entry[1]
+        text = describe(event)
+        if len(memo) >= self.SIZE:
+            memo.clear()
+        memo[id(event)] = (event, text)
+        return text
+
+
+describe_once = _DescribeOnce()
 
 
 _COLORS = {
@@ -207,7 +263,7 @@ class LineFormat:
     def line(self, event: dict[str, Any], levelno: int) -> str:
         """One event's text, as ``Formatter.format`` writes the record HandlerSink would build."""
         name = str(event.get("logger", ""))
-        message = describe(event)
+        message = describe_once(event)
         if self._escape:  # ConsoleHandler.format: the terminal shows control characters
             message = visible(message)
             name = visible(name)
@@ -320,10 +376,11 @@ class HandlerSink(BaseSink):
         stream.seek(0, 2)
         size = stream.tell()
         limit = handler.maxBytes
-        encoding = handler.encoding or "utf-8"
+        encoding = getattr(stream, "encoding", None) or "utf-8"  # what the bytes on disk are
+        errors = getattr(stream, "errors", None) or "strict"
         start = 0
         for i, line in enumerate(text):
-            n = len(line) if line.isascii() else len(line.encode(encoding, "backslashreplace"))
+            n = len(line) if line.isascii() else len(line.encode(encoding, errors))
             if size + n >= limit and size > 0:
                 if i > start:
                     self._write(handler, "".join(text[start:i]))

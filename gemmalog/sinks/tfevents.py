@@ -52,7 +52,7 @@ def load_crc32c() -> Callable[[bytes], int]:
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-_F32 = struct.Struct("<f")
+FLOAT32 = struct.Struct("<f")
 _F64 = struct.Struct("<d")
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -89,9 +89,9 @@ def valid_step(step: int) -> bool:
 def float32(value: float) -> bytes:
     """``value`` as protobuf's ``float`` field stores it (a too-large double becomes ±inf)."""
     try:
-        return _F32.pack(value)
+        return FLOAT32.pack(value)
     except OverflowError:
-        return _F32.pack(math.copysign(math.inf, value))
+        return FLOAT32.pack(math.copysign(math.inf, value))
 
 
 class ScalarEncoder:
