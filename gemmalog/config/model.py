@@ -109,6 +109,7 @@ class DoctorConfig:
     zero_std_steps: int = 5
     outlier_metrics: tuple[str, ...] = ("loss", "grad_norm", "kl")
     outlier_z: float = 8.0
+    outlier_range: float = 10.0
     outlier_window: int = 20
     memory_growth: float = 0.25
     memory_min_mb: float = 64.0
@@ -133,7 +134,7 @@ class Settings:
     max_string_length: int = 1_000_000
     capture_stdlib: bool = True
     capture_warnings: bool = True
-    private: bool = False
+    private: bool = True
 
 
 @dataclass

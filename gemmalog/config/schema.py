@@ -121,7 +121,7 @@ SETTINGS: dict[str, tuple[Checker, str]] = {
     "max_string_length": (positive_int, "a positive integer"),
     "capture_stdlib": (boolean, "true or false"),
     "capture_warnings": (boolean, "true or false"),
-    "private": (boolean, "true or false (true makes the run directory readable by its owner only)"),
+    "private": (boolean, "true or false (true, the default: run files readable by their owner only)"),
 }
 
 METRICS: dict[str, tuple[Checker, str]] = {
@@ -193,6 +193,7 @@ DOCTOR: dict[str, tuple[Checker, str]] = {
     "zero_std_steps": (positive_int, "a positive integer (steps)"),
     "outlier_metrics": (string_list, "a list of metric names"),
     "outlier_z": (positive_number, "a positive number (robust z-score)"),
+    "outlier_range": (positive_number, "a positive number (multiple of the window's range)"),
     "outlier_window": (lambda v: type(v) is int and v >= 3, "an integer of at least 3 (steps)"),
     "memory_growth": (positive_number, "a positive number (fraction of the starting memory)"),
     "memory_min_mb": (non_negative_number, "a non-negative number of MiB"),

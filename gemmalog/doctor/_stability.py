@@ -9,7 +9,10 @@ from gemmalog.doctor._core import Check, Context, Finding, check, num, steps_tex
 
 @check("metric_outliers", "warning", "spikes in loss, grad_norm or kl")
 def metric_outliers(ctx: Context, chk: Check) -> list[Finding]:
-    """Steps whose value is far from the median of the steps before it (median/MAD)."""
+    """Steps whose value is far from the median of the steps before it: many robust standard
+    deviations (median/MAD) and several times the range those steps spanned, so that the
+    ordinary swings of a noisy metric (GRPO's loss jumps between ~0 and a few tenths) are not
+    spikes."""
     by_window: dict[int, list[str]] = {}
     for run, cfg in ctx.settings.items():
         by_window.setdefault(cfg.outlier_window, []).append(run)
@@ -32,7 +35,8 @@ def metric_outliers(ctx: Context, chk: Check) -> list[Finding]:
         cfg = ctx.settings[run]
         per_metric: dict[str, list[dict[str, Any]]] = {}
         for r in found:
-            if r["name"] in cfg.outlier_metrics and r["z"] >= cfg.outlier_z:
+            far = abs(r["value"] - r["med"]) >= cfg.outlier_range * r["spread"]
+            if r["name"] in cfg.outlier_metrics and r["z"] >= cfg.outlier_z and far:
                 per_metric.setdefault(r["name"], []).append(r)
         for name, spikes in sorted(per_metric.items()):
             worst = max(spikes, key=lambda r: r["z"])
@@ -49,11 +53,17 @@ def metric_outliers(ctx: Context, chk: Check) -> list[Finding]:
                     values={
                         "metric": name,
                         "spikes": {
-                            r["step"]: {"value": r["value"], "median": r["med"], "z": r["z"]}
+                            r["step"]: {
+                                "value": r["value"],
+                                "median": r["med"],
+                                "z": r["z"],
+                                "window_range": r["spread"],
+                            }
                             for r in spikes
                         },
                         "thresholds": {
                             "outlier_z": cfg.outlier_z,
+                            "outlier_range": cfg.outlier_range,
                             "outlier_window": cfg.outlier_window,
                         },
                     },

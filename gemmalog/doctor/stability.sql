@@ -3,7 +3,8 @@
 -- name: outliers
 -- Per run, metric and step (the mean over ranks and micro-batches): the distance of the
 -- value from the median of the ${window} steps before it, in robust standard deviations
--- (1.4826 x MAD; the window's standard deviation where the MAD is 0). Rows at or above $z.
+-- (1.4826 x MAD; the window's standard deviation where the MAD is 0), and as a multiple of
+-- the window's own range (max - min). Rows at or above $z robust standard deviations.
 WITH s AS (
     SELECT run, name, step, value
     FROM _doctor_metrics
@@ -15,13 +16,14 @@ w AS (
            median(value) OVER prior AS med,
            mad(value) OVER prior AS mad,
            stddev_samp(value) OVER prior AS sd,
+           max(value) OVER prior - min(value) OVER prior AS spread,
            count(*) OVER prior AS k
     FROM s
     WINDOW prior AS (
         PARTITION BY run, name ORDER BY step ROWS BETWEEN ${window} PRECEDING AND 1 PRECEDING
     )
 )
-SELECT run, name, step, value, med, mad, sd,
+SELECT run, name, step, value, med, mad, sd, spread,
        abs(value - med) / (CASE WHEN mad > 0 THEN 1.4826 * mad ELSE sd END) AS z
 FROM w
 WHERE k >= ${min_prior} AND (mad > 0 OR sd > 0)
