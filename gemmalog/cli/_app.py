@@ -56,8 +56,16 @@ def warn_skipped(con: Any) -> None:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+@click.option(
+    "--no-cache", is_flag=True, help="Read the JSONL only; neither use nor update the query cache."
+)
+@click.option(
+    "--cache-dir",
+    default=None,
+    help="Keep query caches here, not beside the shards (default: $GEMMALOG_CACHE_DIR).",
+)
 @click.version_option(package_name="gemmalog")
-def cli(debug: bool) -> None:
+def cli(debug: bool, no_cache: bool, cache_dir: str | None) -> None:
     """Query, summarize, compare and convert gemmalog runs.
 
     \b
@@ -65,6 +73,11 @@ def cli(debug: bool) -> None:
         gemmalog runs gemmalog_runs
         gemmalog summary my-run --root gemmalog_runs
     """
+    if no_cache or cache_dir:  # for this command only (undone when it ends)
+        from gemmalog.queries._cache import configured
+
+        ctx = click.get_current_context()
+        ctx.with_resource(configured(enabled=False if no_cache else None, directory=cache_dir))
 
 
 @cli.command()
@@ -293,5 +306,8 @@ def report(runs: tuple[str, ...], root: str | None, output: str) -> None:
 
 __all__ = ["cell", "cli"]
 
-from gemmalog.cli import _convert  # noqa: E402,F401  (registers the conversion commands)
-from gemmalog.cli import _doctor  # noqa: E402,F401  (registers `gemmalog doctor`)
+from gemmalog.cli import (
+    _cache_cmd,  # noqa: E402,F401  (registers `gemmalog cache`)
+    _convert,  # noqa: E402,F401  (registers the conversion commands)
+    _doctor,  # noqa: E402,F401  (registers `gemmalog doctor`)
+)

@@ -149,14 +149,19 @@ def _columns_literal() -> str:
 
 
 def connect(
-    path: str | os.PathLike[str] = ".", *, root: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str] = ".",
+    *,
+    root: str | os.PathLike[str] | None = None,
+    cache: bool | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with gemmalog's views over a run, a root of runs or a glob.
 
     ``path`` is a run directory, a directory holding runs, a glob of run directories or of
     ``events.*.jsonl`` shards, or a run id (or unique prefix) under ``root``. The views read
     the files again on every query, so they follow a run that is still writing. Raises
-    :class:`QueryError` when nothing matches.
+    :class:`QueryError` when nothing matches. ``cache`` (default: on unless
+    ``$GEMMALOG_CACHE=off``) reads the lines already parsed from the query cache beside the
+    shards and parses only what is new (``docs/queries.md``, "The query cache").
     """
     source = resolve(path, root=root)
     if not source.files():
@@ -165,8 +170,9 @@ def connect(
         )
     con = duckdb.connect(":memory:")
     try:
-        substitute = {"shards": _sql_list(source.shards), "columns": _columns_literal()}
-        con.execute(string.Template(sql_file("_source")).substitute(substitute))
+        from gemmalog.queries._cache import attach  # it imports this module
+
+        attach(con, source, use_cache=cache)
         has_manifest = any(glob.glob(m) for m in source.manifests)
         if has_manifest:
             con.execute(
@@ -189,7 +195,13 @@ def freeze(con: duckdb.DuckDBPyConnection, columns: Iterable[str] | None = None)
 
     Useful before many queries over a large run (a summary, a report). ``columns`` keeps
     only those event fields (the others read as NULL), which saves parsing time and memory.
+    A connection whose shards all come from the query cache is pinned to it instead (the
+    Parquet parts already are a snapshot, and reading them is cheaper than copying them).
     """
+    from gemmalog.queries._cache import pin
+
+    if pin(con):
+        return
     keep = None if columns is None else {*columns, "segment"}  # the views dedupe on it
     blank = [
         f"NULL::{sql} AS {name}"
