@@ -329,3 +329,14 @@ def test_messages_for_a_missing_root_and_an_empty_run(
     (tmp_path / "r" / "events.0.jsonl").write_bytes(b"")
     code, _, err = invoke("summary", "r")
     assert code == 1 and "r: no readable events and no run.json; nothing to summarize" in err
+
+
+def test_report_survives_a_line_without_a_run(runs_root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "beta"
+    shutil.copytree(runs_root / "beta", run)
+    with open(run / "events.0.jsonl", "ab") as shard:
+        shard.write(b'{"v":1,"kind":"metrics","step":"abc","metrics":{"loss":"x"}}\n')
+    code, out, err = invoke("summary", str(run))
+    assert code == 0 and "unreadable lines" in out, err
+    code, out, err = invoke("report", str(run), "-o", str(tmp_path / "r.html"))
+    assert code == 0 and (tmp_path / "r.html").stat().st_size > 0, err
