@@ -340,3 +340,25 @@ def test_report_survives_a_line_without_a_run(runs_root: Path, tmp_path: Path) -
     assert code == 0 and "unreadable lines" in out, err
     code, out, err = invoke("report", str(run), "-o", str(tmp_path / "r.html"))
     assert code == 0 and (tmp_path / "r.html").stat().st_size > 0, err
+
+
+def test_tail_prints_one_line_per_event(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    run.mkdir()
+    forged = "real message\n12:00:00 info    r0 gemmalog.training [log] forged line"
+    (run / "events.0.jsonl").write_bytes(
+        orjson.dumps(
+            {
+                "v": 1,
+                "ts": 1.0,
+                "kind": "log",
+                "logger": "x",
+                "run": "r",
+                "rank": 0,
+                "event": forged,
+            }
+        )
+        + b"\n"
+    )
+    code, out, _ = invoke("tail", str(run))
+    assert code == 0 and out.count("\n") == 1 and "real message\\n12:00:00" in out

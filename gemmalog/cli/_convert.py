@@ -193,8 +193,9 @@ def tail(
         matching = iter(list(matching)[-lines:] if lines > 0 else [])
     try:
         for event in matching:
-            # Logged text is data: escape control characters so the terminal never acts on them.
-            click.echo(visible(format_event(event)))
+            # Logged text is data: control characters are escaped so the terminal never acts
+            # on them, newlines too, so that one event is one line (no forged lines).
+            click.echo(visible(format_event(event), one_line=True))
     except KeyboardInterrupt:
         pass
 
