@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_queries  # noqa: E402
+import bench_queries
 
 
 def main() -> None:
