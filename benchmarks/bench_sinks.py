@@ -9,9 +9,11 @@ alternating burst by burst.
 
 Reported per event:
 
-- **total**: process CPU (``time.process_time``, every thread: the caller's processors, the
-  listener, any writer thread) over the bursts and idle gaps, plus one ``gemmalog.flush()``
-  per round so buffered sinks pay for their writes;
+- **total**: CPU of every thread but the caller over the round (``time.process_time`` less
+  the calling thread's ``thread_time``: the listener, any writer thread, including work that
+  finishes after a burst), plus the caller's own log calls and one ``gemmalog.flush()`` per
+  round (so buffered sinks pay for their writes). The harness's sleeps and polling on the
+  calling thread are left out; they are no part of logging;
 - **per thread**: each thread's CPU clock (``pthread_getcpuclockid``);
 - **per sink**: ``time.thread_time`` around every ``write``/``flush``/``flush_now`` call of
   each sink, on the listener thread; "listener, other" is the listener thread's CPU outside
@@ -69,6 +71,7 @@ class SinkClock:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.spent: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)  # write calls: the batches a sink got
         for sink in pipeline.listener.sinks:
             for method in ("write", "flush", "flush_now"):
                 if hasattr(sink, method):
@@ -78,7 +81,11 @@ class SinkClock:
         spent = self.spent
         clock = time.thread_time
 
+        calls = self.calls
+
         def timed(*args: Any) -> Any:
+            if args:  # write(batch)
+                calls[name] += 1
             t0 = clock()
             try:
                 return fn(*args)
@@ -171,15 +178,17 @@ def one_round(
     """``bursts`` bursts of the floor and of gemmalog, alternating; CPU µs per event.
 
     The floor runs on the calling thread alone: ``thread_time`` around its bursts. gemmalog's
-    CPU is everything the process spent over the round (``process_time``: every thread,
-    including work that finishes after a burst, while the floor runs) less the floor's.
+    CPU is the other threads' over the whole round (``process_time`` less the calling thread's
+    ``thread_time``), plus the calling thread's log calls and final flush.
     """
     floor_fn = floor.step if kind == "step" else floor.output
     log_fn = gemmalog_step if kind == "step" else gemmalog_output
     floor_cpu = 0.0
+    calls_cpu = 0.0  # the caller's own log calls (part of the caller thread's CPU)
     threads_before = thread_clocks()
     sinks_before = clock.snapshot()
     process_before = time.process_time()
+    main_before = time.thread_time()
     i = first
     for _ in range(bursts):
         t0 = time.thread_time()
@@ -189,15 +198,20 @@ def one_round(
         time.sleep(IDLE_S)
 
         handled = pipeline.listener.events_handled + BURST
+        t0 = time.thread_time()
         for j in range(BURST):
             log_fn(i + j)
+        calls_cpu += time.thread_time() - t0
         time.sleep(IDLE_S)
         drain(pipeline, handled)
         i += BURST
+    t0 = time.thread_time()
     gemmalog.flush()
+    calls_cpu += time.thread_time() - t0
     floor.file.flush()
     time.sleep(IDLE_S)
-    gl_cpu = time.process_time() - process_before - floor_cpu
+    main_cpu = time.thread_time() - main_before
+    gl_cpu = time.process_time() - process_before - main_cpu + calls_cpu
     events = bursts * BURST
     threads_after = thread_clocks()
     sinks_after = clock.snapshot()
@@ -211,6 +225,7 @@ def one_round(
         for name in sinks_after
     }
     per_sink["listener, other"] = per_thread.get("listener", 0.0) - sum(per_sink.values())
+    per_thread["caller: the log calls and flush alone"] = calls_cpu / events * 1e6
     return {
         "floor_us": floor_cpu / events * 1e6,
         "gemmalog_us": gl_cpu / events * 1e6,

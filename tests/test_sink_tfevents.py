@@ -279,3 +279,47 @@ def test_records_wait_for_max_queue_or_a_flush(tmp_path: Path) -> None:
     sink.close()
     time.sleep(0)  # nothing runs in the background: the file is complete when close returns
     assert len(records(path)) == 7
+
+
+def test_metrics_packed_in_one_call_equal_value_by_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-call packing of a repeated metrics dict gives the bytes of the careful path."""
+    keys = ["loss", "eval_loss", "rewards/f/mean", "lr", "flag", "big", "n"]
+    rows: list[list[Any]] = [
+        [0.5, 0.25, 1.0, 1e-5, True, 1e39, 3],
+        [0.4, None, "NaN", 2e-5, False, -1e39, 10**400],
+        [0.3, 0.2, "text", 3e-5, 1, 2.0, -7],
+        [float("nan"), float("inf"), -0.0, 0.0, 0, 1.5, 2**70],
+    ]
+    batch = [
+        (
+            {
+                "kind": "metrics",
+                "step": s,
+                "ts": 1.7e9,
+                "metrics": dict(zip(keys, row, strict=True)),
+            },
+            b"",
+        )
+        for s, row in enumerate(rows * 2)
+    ]
+    with TensorBoardSink(tmp_path / "fast") as sink:
+        sink.write(batch)
+    monkeypatch.setattr(tfevents.ScalarPlan, "pack", lambda self, values: None)
+    with TensorBoardSink(tmp_path / "careful") as sink:
+        sink.write(batch)
+    (fast,) = event_files(tmp_path / "fast")
+    (careful,) = event_files(tmp_path / "careful")
+    assert records(fast)[1:] == records(careful)[1:]
+    first = event_pb2.Event.FromString(records(fast)[1])
+    assert [v.tag for v in first.summary.value] == [
+        "train/loss",
+        "eval/loss",
+        "train/rewards/f/mean",
+        "train/lr",
+        "train/flag",
+        "train/big",
+        "train/n",
+    ]
+    assert [v.simple_value for v in first.summary.value][4:] == [1.0, math.inf, 3.0]

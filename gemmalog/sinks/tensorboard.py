@@ -45,12 +45,20 @@ from typing import Any
 from gemmalog._stderr import warn_once
 from gemmalog.events import ENVELOPE
 from gemmalog.sinks.base import BaseSink, Record
-from gemmalog.sinks.tfevents import FLOAT32, EventFile, ScalarEncoder, float32, valid_step
+from gemmalog.sinks.tfevents import (
+    FLOAT32,
+    EventFile,
+    ScalarEncoder,
+    ScalarPlan,
+    float32,
+    valid_step,
+)
 
 _ENVELOPE = frozenset(f.name for f in ENVELOPE) | {"phase", "exc"}
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _STATS = ("mean", "std", "min", "max", "count")
 _BUCKETS = 30
+_MAX_PLANS = 1024  # distinct metrics key sets remembered per phase
 #: Kinds this sink turns into TensorBoard data (the first of them starts a resumed segment).
 _DATA_KINDS = frozenset(
     ("metrics", "generation_metrics", "system", "reward_summary", "reward", "model_output")
@@ -157,6 +165,8 @@ class TensorBoardSink(BaseSink):
         self._scalar = ScalarEncoder()
         # phase -> metrics key -> encoded tag: transformers' tag rules applied once per key
         self._metric_prefixes: dict[str, dict[Any, bytes]] = {}
+        # phase -> the keys of a metrics dict -> their Summary packed in one call
+        self._plans: dict[str, dict[tuple[Any, ...], ScalarPlan]] = {}
         self.step = 0
         self.outputs_seen = 0
         self.dropped = 0  # events with a step TensorBoard cannot hold
@@ -242,7 +252,23 @@ class TensorBoardSink(BaseSink):
             )
 
     def _metrics(self, metrics: Mapping[Any, Any], phase: str, step: int, wall: float) -> None:
-        """A metrics dict as one Event: each key's encoded tag looked up once per phase."""
+        """A metrics dict as one Event: packed in one call when its keys were seen before and
+        its values are all numbers; else value by value, each key's tag encoded once."""
+        keys = tuple(metrics)
+        if not keys:
+            return
+        plans = self._plans.get(phase)
+        if plans is None or len(plans) >= _MAX_PLANS:
+            plans = self._plans[phase] = {}
+        plan = plans.get(keys)
+        if plan is None and all(type(k) is str for k in keys):  # 1 == True: str keys only
+            encode = self._scalar.prefix
+            plan = plans[keys] = ScalarPlan([encode(metric_tag(k, phase)) for k in keys])
+        if plan is not None:
+            summary = plan.pack(metrics.values())
+            if summary is not None:
+                self.writer.add(self._scalar.event(wall, step, [summary]))
+                return
         prefixes = self._metric_prefixes.get(phase)
         if prefixes is None or len(prefixes) >= ScalarEncoder.MAX_TAGS:
             prefixes = self._metric_prefixes[phase] = {}

@@ -137,6 +137,28 @@ class ScalarEncoder:
         return self.prefix(tag) + float32(number)
 
 
+class ScalarPlan:
+    """A ``Summary`` of fixed tags packed in one ``struct`` call: tag bytes and floats interleaved.
+
+    For the dict of metrics a training loop logs every step with the same keys.
+    """
+
+    __slots__ = ("_struct", "_template")
+
+    def __init__(self, prefixes: list[bytes]) -> None:
+        self._struct = struct.Struct("<" + "".join(f"{len(p)}sf" for p in prefixes))
+        self._template: list[Any] = [x for p in prefixes for x in (p, 0.0)]
+
+    def pack(self, values: Any) -> bytes | None:
+        """The entries for ``values`` (one per tag, in order); None when one is not a number."""
+        args = self._template.copy()
+        try:
+            args[1::2] = values
+            return self._struct.pack(*args)
+        except (struct.error, OverflowError, TypeError, ValueError):
+            return None  # text, None, a list, a too-large value: the careful path decides
+
+
 _uid = 0
 
 
