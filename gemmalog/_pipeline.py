@@ -132,8 +132,10 @@ class Pipeline:
             sinks, routes, Route(root.level, root.handlers, root.propagate), always=(primary,)
         )
         listener_chain: tuple[Any, ...] = (DeriveGenerationStats(),)
-        if s.redact:
-            listener_chain = (*listener_chain, Redact(s.redact_patterns))
+        # One instance for the events and run.json (argv, error, config): the same rules.
+        self.redact = Redact(s.redact_patterns) if s.redact else None
+        if self.redact is not None:
+            listener_chain = (*listener_chain, self.redact)
         if self.run.segment:
             listener_chain = (*listener_chain, StampSegment(self.run.segment))
         self.listener = EventListener(
@@ -269,6 +271,7 @@ class Pipeline:
             primary = self.listener.primary
             write_manifest(
                 self.run,
+                redact=self.redact,
                 events_written=primary.lines_written,
                 events_lost=primary.lines_lost,
                 drops=self.queue.drops,
@@ -364,7 +367,7 @@ def initialize(config_path: str | os.PathLike[str] | Config | None = None, **ove
         _install_hooks()
         _bridge.install(config)
     run = pipeline.run
-    write_manifest(run)
+    write_manifest(run, redact=pipeline.redact)
     pipeline.emit(
         "info",
         {

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -359,12 +360,19 @@ class Run:
 
         end_run(self, exc_type, exc, tb)
 
-    def write_manifest(self, **extra: Any) -> None:
+    def write_manifest(
+        self, *, redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None, **extra: Any
+    ) -> None:
         """Rank 0 owns ``run.json``; the other ranks leave it alone.
 
-        Recreates the run directory if it was removed; raises OSError when it cannot write.
+        ``redact`` (the pipeline's ``Redact.manifest``) runs over the whole manifest: argv,
+        the error and the configuration can all quote a credential. Recreates the run
+        directory if it was removed; raises OSError when it cannot write.
         """
         if self.rank == 0:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700 if self.private else 0o777)
             mode = 0o600 if self.private else 0o666
-            write_json_atomic(self.manifest_path, self.manifest(**extra), mode=mode)
+            data = self.manifest(**extra)
+            write_json_atomic(
+                self.manifest_path, data if redact is None else redact(data), mode=mode
+            )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gemmalog._run import Run, last_segment_in, read_manifest, segment_history
 from gemmalog._stderr import warn_once
+from gemmalog.processors.redact import Redact
 
 
 def resumed_segment(run_dir: Path, rank: int) -> tuple[int, list[dict[str, Any]]]:
@@ -39,19 +41,48 @@ def make_run_dir(run_dir: Path, private: bool) -> None:
 
 
 def tighten(run_dir: Path) -> None:
-    """A private run: user-only modes on everything the sinks created (umask may allow more)."""
+    """A private run: user-only modes on everything the sinks created (umask may allow more).
+
+    Each path on its own: one that vanished or cannot be changed does not stop the others.
+    """
     try:
-        for path in (run_dir, *run_dir.rglob("*")):
-            if path.is_symlink():
-                continue
-            os.chmod(path, 0o700 if path.is_dir() else 0o600)
+        paths = [run_dir, *run_dir.rglob("*")]
     except OSError:
-        pass
+        return
+    for path in paths:
+        try:
+            if not path.is_symlink():
+                os.chmod(path, 0o700 if path.is_dir() else 0o600)
+        except OSError:
+            continue
 
 
-def write_manifest(run: Run, **extra: Any) -> None:
-    """Write run.json; a failure (disk full, directory gone read-only) is warned, not raised."""
+# run.json fields that hold no user text: what is left when redaction itself fails.
+_PLAIN_FIELDS = ("id", "status", "start", "start_iso", "end", "end_iso", "duration_s", "segment")
+
+
+def _redactor(redact: Redact) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def manifest(data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return redact.manifest(data)
+        except Exception as exc:  # never write what could not be checked
+            warn_once(f"run.json written without argv, error and config ({type(exc).__name__})")
+            return {k: data.get(k) for k in _PLAIN_FIELDS} | {"redaction_failed": True}
+
+    return manifest
+
+
+def write_manifest(run: Run, *, redact: Redact | None = None, **extra: Any) -> None:
+    """Write run.json through ``redact`` (the listener's instance: argv, the error, the
+    configuration and the TRL arguments can quote a credential); a failure (disk full,
+    directory gone read-only) is warned, not raised.
+
+    The first write of a private run (at ``initialize``, after the sinks opened their files)
+    also sets user-only modes on what the sinks created, as ``shutdown`` does at the end.
+    """
     try:
-        run.write_manifest(**extra)
+        run.write_manifest(redact=None if redact is None else _redactor(redact), **extra)
     except OSError as exc:
         warn_once(f"cannot write {run.manifest_path} ({type(exc).__name__}: {exc})")
+    if run.private and run.status == "running":
+        tighten(run.dir)

@@ -34,7 +34,7 @@ class JsonlSink(BaseSink):
         fsync: bool = False,
         max_buffer: int = 1 << 20,
         name: str = "jsonl",
-        private: bool = False,
+        private: bool = True,
     ) -> None:
         super().__init__(name)
         self.path = Path(path)

@@ -1,0 +1,420 @@
+"""No secret in any file: every credential shape, in every position, absent from every file.
+
+One run of the seed configuration (JSONL, text log, CSV, TensorBoard, run.json) receives each
+shape as a field value, a dict key, a nested value, in a message, an exception, a chained
+traceback, argv, the TRL arguments and the gemmalog configuration; then the run's files and
+what the CLI derives from them (to-csv, to-parquet, the HTML report) are read back and
+searched for every secret. The values are fake, built by concatenation so that no scanner
+flags this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import stat
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import duckdb
+import orjson
+import pytest
+from click.testing import CliRunner
+
+import gemmalog
+from gemmalog.cli import cli
+from gemmalog.processors.redact import REDACTED, Redact, key_names_secret
+from tests.conftest import read_events
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml"
+
+PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" + "VJTUt9Us8cKj"
+AZURE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6" + "IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+# name -> (the secret, the form it takes in text). Shapes that carry no marker of their own
+# (an AWS secret key, a password) are given with the name that identifies them.
+CORPUS: dict[str, tuple[str, str]] = {}
+
+
+def _add(name: str, secret: str, form: str | None = None) -> None:
+    CORPUS[name] = (secret, form if form is not None else secret)
+
+
+_add("huggingface", "hf_" + "xQzKpLmNoPqRsTuVwXyZaBcDeFgHiJkLmN")
+_add("openai", "sk-" + "proj-Ab12Cd34Ef56Gh78Ij90Kl12Mn34Op56")
+_add("anthropic", "sk-" + "ant-api03-Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa")
+_add("github", "ghp_" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF2gH4")
+_add("github_pat", "github_pat_" + "11ABCDEFG0aBcDeFgHiJkLmNoPqRsTuVwXyZ01")
+_add("gitlab", "glpat-" + "Xy7Zw6Vu5Ts4Rq3Po2Nm")
+_add("slack", "xoxb-" + "123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUv")
+_add("aws_key_id", "AKIA" + "Z7Q3XK2M9PLW4RTB")
+_add(
+    "aws_secret",
+    "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYzQ1x2Y3z",
+    "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYzQ1x2Y3z",
+)
+_add(
+    "aws_session",
+    "FwoGZXIvYXdzEBYaDHqa0AP1" + "x7Fm2Q9zKc",
+    "{'SessionToken': 'FwoGZXIvYXdzEBYaDHqa0AP1" + "x7Fm2Q9zKc'}",
+)
+_add(
+    "gcp_service_account",
+    PEM_BODY,
+    orjson.dumps(
+        {
+            "type": "service_account",
+            "project_id": "demo",
+            "private_key": f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY-----\n",
+            "client_email": "trainer@demo.iam.gserviceaccount.com",
+        }
+    ).decode(),
+)
+_add(
+    "azure",
+    AZURE_KEY,
+    f"DefaultEndpointsProtocol=https;AccountName=demo;AccountKey={AZURE_KEY};"
+    "EndpointSuffix=core.windows.net",
+)
+_add(
+    "jwt",
+    "eyJhbGciOiJSUzI1NiJ9" + ".eyJzdWIiOiJ0cmFpbmVyIn0.c2lnbmF0dXJlX2J5dGVzXzEyMw",
+)
+_add(
+    "authorization",
+    "9944b09199c62bcf9418" + "ad846dd0e4bbdfc6ee4b",
+    "Authorization: Token 9944b09199c62bcf9418" + "ad846dd0e4bbdfc6ee4b",
+)
+_add("url_password", "Sup3rS3cret" + "Pw", "redis://:Sup3rS3cret" + "Pw@db.internal:6379/0")
+_add("google_api_key", "AIza" + "SyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW")
+_add(
+    "wandb",
+    "4f3c2b1a09e8d7c6b5a4" + "f3e2d1c0b9a8f7e6d5c4",
+    "WANDB_API_KEY=4f3c2b1a09e8d7c6b5a4" + "f3e2d1c0b9a8f7e6d5c4",
+)
+
+# What argv and the TRL arguments carry, and the user's own secret for redact_patterns.
+HUB_TOKEN = "hf_" + "TrlArgsTokenAb12Cd34Ef56Gh78Ij90"
+CLI_PASSWORD = "cli-pass" + "word-8812"
+INTERNAL = "corp-9f8e7d6c5b4a" + "39281706"
+SECRETS = {
+    **{name: secret for name, (secret, _) in CORPUS.items()},
+    "argv_password": CLI_PASSWORD,
+    "trl_hub_token": HUB_TOKEN,
+    "user_pattern_secret": INTERNAL,
+    "user_pattern_text": re.escape(INTERNAL),
+}
+
+
+@dataclasses.dataclass
+class FakeTrainingArguments:
+    """The TrainingArguments fields that matter here (the callback snapshots a dataclass)."""
+
+    output_dir: str = "out"
+    hub_token: str = HUB_TOKEN
+    push_to_hub: bool = True
+    run_description: str = ""
+    max_completion_length: int = 64
+
+
+def _log_everything(run_dir: Path) -> None:
+    log = gemmalog.get_training_logger()
+    for name, (_secret, form) in CORPUS.items():
+        log.info("field value", shape=name, value=form)
+        log.info("key", shape=name, **{form: 1})
+        log.info("nested", shape=name, cfg={"a": [{"b": form}], "keys": {form: "v"}})
+        log.info(f"message with {form} inside", shape=name)
+        try:
+            raise PermissionError(f"hub refused {form}")
+        except PermissionError:
+            log.exception("exception", shape=name)
+        try:
+            try:
+                raise KeyError(form)
+            except KeyError as inner:
+                raise RuntimeError("retry failed") from inner
+        except RuntimeError:
+            log.exception("traceback", shape=name)
+        gemmalog.log_model_output(
+            question=f"what is {form}?", true_answer=form, model_output=form, step=1
+        )
+        gemmalog.log_training_progress(step=1, metrics={"loss": 0.5})
+    log.info("internal", note=f"the internal token is {INTERNAL}")
+    from gemmalog.integrations.trl import GemmalogCallback
+
+    args = FakeTrainingArguments(run_description=" ".join(f for _, f in CORPUS.values()))
+    GemmalogCallback().on_train_begin(args, SimpleNamespace(global_step=0, epoch=0.0), None)
+
+
+def _derived_files(run_dir: Path, out: Path) -> list[Path]:
+    """What the CLI writes from the run: CSV of every kind, Parquet, the HTML report."""
+    runner = CliRunner()
+    paths = []
+    for kind in ("model_output", "metrics", "rewards"):
+        target = out / f"{kind}.csv"
+        result = runner.invoke(cli, ["to-csv", str(run_dir), "--kind", kind, "-o", str(target)])
+        assert result.exit_code == 0, result.output
+        paths.append(target)
+    result = runner.invoke(cli, ["to-parquet", str(run_dir), str(out / "parquet")])
+    assert result.exit_code == 0, result.output
+    report = out / "report.html"
+    result = runner.invoke(cli, ["report", str(run_dir), "-o", str(report)])
+    assert result.exit_code == 0, result.output
+    paths.append(report)
+    return paths
+
+
+def test_no_secret_in_any_file(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "train.py",
+            "--hub_token",
+            HUB_TOKEN,
+            "--password",
+            CLI_PASSWORD,
+            f"--api-key={CORPUS['openai'][0]}",
+            "--deepspeed_config",
+            CORPUS["azure"][1],
+        ],
+    )
+    run = gemmalog.initialize(CONFIG, root=str(root), redact_patterns=[re.escape(INTERNAL)])
+    with pytest.raises(ValueError), run:
+        _log_everything(run.dir)
+        raise ValueError("upload failed: " + " ".join(f for _, f in CORPUS.values()))
+
+    files = [p for p in run.dir.rglob("*") if p.is_file()]
+    kinds = {p.name.split(".")[0] for p in files}
+    assert {"events", "run", "model_outputs", "training"} <= kinds, kinds
+    assert any("tfevents" in p.name for p in files), files
+    out = tmp_path / "exports"
+    out.mkdir()
+    derived = _derived_files(run.dir, out)
+    texts = {str(p): p.read_bytes() for p in [*files, *derived]}
+    # Parquet is compressed: read its values back with DuckDB rather than its bytes.
+    parquet = (
+        duckdb.connect()
+        .execute(
+            "SELECT string_agg(CAST(t AS VARCHAR), ' ') FROM read_parquet(?, "
+            "hive_partitioning=true, union_by_name=true) AS t",
+            [f"{out}/parquet/**/*.parquet"],
+        )
+        .fetchone()
+    )
+    assert parquet is not None and parquet[0]
+    texts["parquet"] = parquet[0].encode()
+    for where, data in texts.items():
+        for name, secret in SECRETS.items():
+            assert secret.encode() not in data, f"{name} in {where}"
+
+    # Redacted, not dropped: every position still says something was there.
+    events = read_events(run.dir)
+    for position in ("field value", "key", "nested", "exception", "traceback"):
+        lines = [e for e in events if e.get("event") == position]
+        assert len(lines) == len(CORPUS), position
+        assert all(REDACTED in orjson.dumps(e).decode() for e in lines), position
+    manifest = orjson.loads((run.dir / "run.json").read_bytes())
+    assert manifest["status"] == "failed" and REDACTED in manifest["error"]
+    assert manifest["argv"][:5] == ["train.py", "--hub_token", REDACTED, "--password", REDACTED]
+    # the user's patterns: counted, never written
+    assert manifest["config"]["settings"]["redact_patterns"] == [REDACTED]
+    start = next(e for e in events if e["kind"] == "run_start" and "config" in e)
+    assert start["config"]["settings"]["redact_patterns"] == [REDACTED]
+    trl = next(e for e in events if e.get("event") == "training started")
+    assert trl["training_args"]["hub_token"] == REDACTED
+    assert trl["training_args"]["push_to_hub"] is True  # a bool is never a credential
+
+
+def test_run_json_of_a_failed_run_is_redacted(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defects note's case: argv and the error of an uncaught exception, in run.json."""
+    token = CORPUS["huggingface"][0]
+    monkeypatch.setattr(sys, "argv", ["sec1.py", "--hub_token", token, "--api-key", CLI_PASSWORD])
+    run = gemmalog.initialize(root=str(root), run_name="sec")
+    assert token.encode() not in (run.dir / "run.json").read_bytes()  # the first write too
+    try:
+        raise RuntimeError(f"login failed with token {token} for https://user:pa55word@example.com")
+    except RuntimeError:
+        gemmalog._pipeline._excepthook(*sys.exc_info())  # type: ignore[arg-type]
+    gemmalog.shutdown()
+    manifest = orjson.loads((run.dir / "run.json").read_bytes())
+    assert manifest["argv"] == ["sec1.py", "--hub_token", REDACTED, "--api-key", REDACTED]
+    assert manifest["error"] == (
+        f"RuntimeError: login failed with token {REDACTED} for https://user:{REDACTED}@example.com"
+    )
+    assert manifest["status"] == "failed" and manifest["id"] == run.id
+
+
+def test_redaction_off_writes_values_as_given(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``redact: false`` is honoured in run.json too (and the default is on)."""
+    monkeypatch.setattr(sys, "argv", ["t.py", "--password", CLI_PASSWORD])
+    run = gemmalog.initialize(root=str(root), redact=False)
+    gemmalog.shutdown()
+    assert orjson.loads((run.dir / "run.json").read_bytes())["argv"][2] == CLI_PASSWORD
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "hub_token",
+        "HF_TOKEN",
+        "hf-token",
+        "hfToken",
+        "HFToken",
+        "githubToken",
+        "SessionToken",
+        "sessionToken",
+        "session.token",
+        "SecretAccessKey",
+        "secretAccessKey",
+        "aws_secret_access_key",
+        "AWS_SECRET_ACCESS_KEY",
+        "aws.secretAccessKey",
+        "openaiApiKey",
+        "OpenAIAPIKey",
+        "x-api-key",
+        "X-Api-Key",
+        "api.key",
+        "apikey",
+        "accessKey",
+        "access-key",
+        "private_key",
+        "PrivateKey",
+        "privateKey",
+        "db.password",
+        "dbPassword",
+        "DB_PASSWD",
+        "clientSecret",
+        "client-secret",
+        "Credentials",
+        "gcp_credentials",
+        "Authorization",
+        "proxy-authorization",
+        "basicAuth",
+        "AUTH",
+        "AccountKey",
+        "AZURE_STORAGE_CONNECTION_STRING",
+    ],
+)
+def test_credential_keys_in_every_case_style(key: str) -> None:
+    assert key_names_secret(key)
+    event = Redact()(None, "info", {"event": "x", key: "s3cr3t-value", "nested": {key: "v"}})
+    assert event[key] == REDACTED and event["nested"][key] == REDACTED
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "pad_token",
+        "eos_token",
+        "padToken",
+        "num_tokens",
+        "max_new_tokens",
+        "eos_token_id",
+        "tokenizer",
+        "token_count",
+        "author",
+        "AccessKeyId",
+        "private_key_id",
+        "keyword",
+        "monkey",
+        "password_length",
+    ],
+)
+def test_ordinary_keys_are_kept(key: str) -> None:
+    assert not key_names_secret(key)
+    assert Redact()(None, "info", {"event": "x", key: "value-kept"})[key] == "value-kept"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The key step: multiply 12 by 7 = 84, so the answer is 84.",
+        "Basic Arithmetic: 3 + 4 = 7",
+        "sk-learn-baseline-experiment-with-lr finished",
+        "task-abcdefghijklmnopqrstuvwxyz0123456789",
+        "see https://huggingface.co/google/gemma-3-1b-it for the model",
+        "eos_token: <end_of_turn>",
+        "tokens: 128, keys: 4, passes: 3",
+    ],
+)
+def test_ordinary_text_is_kept(text: str) -> None:
+    assert Redact().text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer abcdefgh12345678", f"Authorization: Bearer {REDACTED}"),
+        ("Authorization: Digest abcdef123456", f"Authorization: Digest {REDACTED}"),
+        ('"authorization": "ApiKey zyx987654321"', f'"authorization": "ApiKey {REDACTED}"'),
+        ("postgresql://:Sup3rS3cret@db:5432/x", f"postgresql://:{REDACTED}@db:5432/x"),
+        ("https://user:pa55word@example.com", f"https://user:{REDACTED}@example.com"),
+        ("Server=tcp:x;Pwd=hunter22;", f"Server=tcp:x;Pwd={REDACTED};"),
+        ("https://a.blob.core.windows.net/c?sv=1&sig=abcDEF123&se=2", None),
+        ("python t.py --hub-token abc123def --max_tokens 512", None),
+        ("wandb login " + "0123456789abcdef" * 2 + "01234567", f"wandb login {REDACTED}"),
+        (f"password={REDACTED}", f"password={REDACTED}"),  # redacting twice changes nothing
+        (f"Authorization: Bearer {REDACTED}", f"Authorization: Bearer {REDACTED}"),
+    ],
+)
+def test_text_rules(text: str, expected: str | None) -> None:
+    out = Redact().text(text)
+    if expected is not None:
+        assert out == expected
+    else:
+        assert out != text and REDACTED in out
+
+
+def test_argv_lists_anywhere() -> None:
+    """A command line logged as a list: the value after a secret flag is the secret."""
+    event: dict[str, Any] = {
+        "event": "launch",
+        "cmd": ["accelerate", "launch", "--api_key", "abc123", "--lr", "1e-6", "--verbose"],
+    }
+    out = Redact()(None, "info", event)
+    assert out["cmd"] == [
+        "accelerate",
+        "launch",
+        "--api_key",
+        REDACTED,
+        "--lr",
+        "1e-6",
+        "--verbose",
+    ]
+
+
+def test_values_proven_clean_are_not_copied() -> None:
+    """Metrics and rewards dicts whose keys were seen before are passed through as they are."""
+    redact = Redact()
+    metrics = {"loss": 0.5, "reward": 1.0, "kl": 0.01}
+    redact(None, "info", {"event": "m", "metrics": metrics})
+    event = {"event": "m", "metrics": metrics, "step": 3, "correct": True}
+    assert redact(None, "info", event)["metrics"] is metrics
+
+
+def test_private_is_the_default_and_can_be_turned_off(root: Path) -> None:
+    """Default: 0700/0600 from the first write on; ``private: false`` leaves it to the umask."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        run = gemmalog.initialize(CONFIG, root=str(root), run_name="private")
+        started = [run.dir, *run.dir.rglob("*")]
+        assert any("tfevents" in p.name for p in started)  # the sinks' own files, at start
+        for path in started:
+            assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
+        gemmalog.shutdown()
+        run = gemmalog.initialize(CONFIG, root=str(root), run_name="open", private=False)
+        gemmalog.log_model_output(question="q", true_answer="a", model_output="a", step=1)
+        gemmalog.shutdown()
+        paths = [run.dir, *run.dir.rglob("*")]
+        assert {p.name for p in paths} >= {"run.json", "events.0.jsonl", "model_outputs.csv"}
+        for path in paths:
+            assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
+    finally:
+        os.umask(old)
