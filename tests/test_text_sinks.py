@@ -445,3 +445,33 @@ def test_batches_are_fast_enough_to_matter() -> None:
 
     assert best(fast) < best(slow)
     assert fast_handler.stream.getvalue() == slow_handler.stream.getvalue()  # type: ignore[attr-defined]
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(text=st.text(alphabet=st.sampled_from("ab\n\\é"), max_size=120), width=st.integers(2, 90))
+def test_short_text_is_escaped_then_cut(text: str, width: int) -> None:
+    from gemmalog.sinks.text import _short
+
+    full = text.replace("\n", "\\n")
+    assert _short(text, width) == (full if len(full) <= width else full[: width - 1] + "…")
+
+
+@given(
+    values=st.dictionaries(
+        st.text(max_size=5), st.floats() | st.integers() | st.booleans(), max_size=25
+    )
+)
+def test_expanded_metrics_read_as_key_equals_value(values: dict[str, Any]) -> None:
+    """Floats with 6 significant digits, anything else as text cut at 40 characters, whether the
+    dict is all floats (formatted in one call) or mixed."""
+    from gemmalog.sinks.text import describe
+
+    def shown(value: Any) -> str:
+        text = format(value, ".6g") if type(value) is float else str(value)
+        return text if len(text) <= 40 else text[:39] + "…"
+
+    line = describe({"event": "m", "kind": "metrics", "metrics": values})
+    assert line == " ".join(["m", *(f"{k}={shown(v)}" for k, v in values.items())])

@@ -51,17 +51,15 @@ _TEXT_FIELDS = frozenset(
 
 
 def _short(value: Any, width: int = 80) -> str:
-    t = type(value)
-    if t is float:  # ".6g" is at most 13 characters: never cut
+    if type(value) is float:  # ".6g" is at most 13 characters: never cut
         return format(value, ".6g")
-    if t is str:
+    text: str
+    if isinstance(value, str):
         if len(value) > width:  # cut before escaping: the escaped prefix is the same
             return value[:width].replace("\n", "\\n")[: width - 1] + "…"
         text = value.replace("\n", "\\n")
     elif isinstance(value, float):
         text = f"{value:.6g}"
-    elif isinstance(value, str):
-        text = value.replace("\n", "\\n")
     else:
         text = str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
