@@ -93,20 +93,22 @@ def describe(event: dict[str, Any]) -> str:
         parts.append(f"step={event['step']}")
     append = parts.append
     for key, value in event.items():
-        if key in _HIDDEN or value is None:
+        if value is None or key in _HIDDEN:
             continue
-        t = type(value)
-        if t is dict or t is list or isinstance(value, dict | list):
+        t = type(value)  # exact types first: most values are plain str, float, int, bool
+        if t is str:
+            append(
+                f"{key}={_short(value, 60)!r}" if key in _TEXT_FIELDS else f"{key}={_short(value)}"
+            )
+        elif t is float:
+            append(f"{key}={format(value, '.6g')}")
+        elif t is dict or t is list or isinstance(value, dict | list):
             if key in _EXPANDED and isinstance(value, dict):
                 _expand(value, append)
             elif isinstance(value, list) and len(value) <= 8:
                 append(f"{key}={_short(value)}")
-        elif key in _TEXT_FIELDS:
-            append(
-                f"{key}={_short(value, 60)!r}"
-                if isinstance(value, str)
-                else f"{key}={_short(value)}"
-            )
+        elif key in _TEXT_FIELDS and isinstance(value, str):
+            append(f"{key}={_short(value, 60)!r}")
         else:
             append(f"{key}={_short(value)}")
     text = " ".join([p for p in parts if p])
