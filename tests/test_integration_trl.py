@@ -119,6 +119,12 @@ def test_metrics_view_equals_log_history(trained: Any) -> None:
             assert _equal(logged[(phase, step, name)], float(value)), (phase, step, name)
             checked += 1
     assert checked > 100
+    # one row per (phase, step, name): the final summary's epoch and the final progress
+    # counts are not logged a second time at the last step
+    assert (
+        con.sql("SELECT phase, step, name FROM metrics GROUP BY ALL HAVING count(*) > 1").fetchall()
+        == []
+    )
     train_keys = {k for e in trainer.state.log_history for k in e if not k.startswith("eval_")}
     assert {
         "loss",
@@ -290,3 +296,40 @@ def test_gradient_accumulation_maps_steps(tmp_path: Path, monkeypatch: pytest.Mo
         assert mean == pytest.approx(entry["rewards/int_reward_func/mean"], abs=1e-6)
     assert not [e for e in read_events(run.dir) if e.get("level") == "error"]
     assert os.path.exists(run.dir / "run.json")
+
+
+def test_two_partials_of_one_reward_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TRL names both partials after the function; gemmalog keeps one row per completion
+    and records the second one's values as ``<name>_2``."""
+    import functools
+
+    correctness = reward_functions.correctness_reward_func
+    funcs = [
+        functools.partial(correctness),
+        functools.partial(correctness),
+        reward_functions.xmlcount_reward_func,
+    ]
+    monkeypatch.setattr(reward_functions, "REWARD_FUNCTIONS", funcs)
+    args = train_grpo_gemma.build_arg_parser().parse_args(
+        ["--root", str(tmp_path / "runs"), "--run-name", "partials", "--steps", "2"]
+    )
+    trainer, run = train_grpo_gemma.train(args)
+    outputs = events_of(run.dir, "model_output")
+    assert sorted(e["step"] for e in outputs) == [1] * BATCH + [2] * BATCH
+    for e in outputs:
+        assert set(e["rewards"]) == {
+            "correctness_reward_func",
+            "correctness_reward_func_2",
+            "xmlcount_reward_func",
+        }
+        assert e["rewards"]["correctness_reward_func"] == e["rewards"]["correctness_reward_func_2"]
+    for entry in trainer.state.log_history:
+        if "rewards/correctness_reward_func/mean" in entry:
+            rows = [e for e in outputs if e["step"] == entry["step"]]
+            mean = sum(e["rewards"]["correctness_reward_func"] for e in rows) / len(rows)
+            assert mean == pytest.approx(entry["rewards/correctness_reward_func/mean"], abs=1e-6)
+    end = events_of(run.dir, "run_end")[0]["final_stats"]
+    assert end["total_answers"] == 2 * BATCH
+    assert end["correct_answers"] == sum(1 for e in outputs if e["correct"])
