@@ -1,8 +1,9 @@
 """Resume: initialize(run_id=<existing>) continues the run as a new segment; the views give
 one history in which the later segment wins for steps logged twice.
 
-Simulated with the public logging API (two segments, the first one dying mid-run), not with
-a real GRPOTrainer resume: a TRL checkpoint round trip does not fit the suite's time budget.
+Simulated here with the public logging API (two segments, the first one dying mid-run);
+tests/test_resume_trl.py does it with a real GRPOTrainer killed by SIGTERM and SIGKILL and
+resumed from its checkpoints (slow).
 """
 
 from __future__ import annotations
