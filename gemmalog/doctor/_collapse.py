@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from gemmalog.doctor._core import Check, Context, Finding, Series, check, example, num, steps_text
-
-
-def _span(s: Series) -> str:
-    return steps_text([s.steps[0], s.steps[-1]]) if s.steps else ""
+from gemmalog.doctor._core import Check, Context, Finding, Series, check, example, num
 
 
 def _repeated(ctx: Context, run: str, since: int) -> list[dict[str, object]]:
@@ -38,8 +34,8 @@ def entropy_collapse(ctx: Context, chk: Check) -> list[Finding]:
             chk.finding(
                 ctx,
                 run,
-                f"entropy went from {num(first)} (steps {_span(w[0])}) to {num(last)} "
-                f"(steps {_span(w[1])}), {why}: the policy samples nearly deterministically "
+                f"entropy went from {num(first)} (steps {w[0].span()}) to {num(last)} "
+                f"(steps {w[1].span()}), {why}: the policy samples nearly deterministically "
                 "and GRPO's groups stop differing",
                 steps=entropy.since(since).steps,
                 values={
@@ -86,7 +82,7 @@ def diversity_collapse(ctx: Context, chk: Check) -> list[Finding]:
                 ctx,
                 run,
                 f"{' and '.join(reasons)} (first to last {100 * cfg.window:.0f}% of the steps, "
-                f"last steps {_span(last)}): completions repeat each other or loop",
+                f"last steps {last.span()}): completions repeat each other or loop",
                 steps=sorted({*distinct.since(since).steps, *repeated.since(since).steps}),
                 values={
                     "distinct_2": distinct.as_dict(),
@@ -120,7 +116,7 @@ def identical_completions(ctx: Context, chk: Check) -> list[Finding]:
             chk.finding(
                 ctx,
                 run,
-                f"{100 * s1:.0f}% of the completions of steps {_span(w[1])} have an exact "
+                f"{100 * s1:.0f}% of the completions of steps {w[1].span()} have an exact "
                 f"duplicate in their prompt group (from {100 * s0:.0f}% at the start): "
                 "identical completions get identical rewards and add no signal",
                 steps=share.since(since).steps,

@@ -189,6 +189,10 @@ class Series:
     def slice(self, start: int, stop: int) -> Series:
         return Series(self.steps[start:stop], self.values[start:stop])
 
+    def span(self) -> str:
+        """``first–last`` step, for messages."""
+        return f"{self.steps[0]}–{self.steps[-1]}" if self.steps else ""
+
     def mean(self) -> float:
         return sum(self.values) / len(self.values) if self.values else math.nan
 

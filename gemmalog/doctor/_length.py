@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from gemmalog.doctor._core import Check, Context, Finding, Series, check, example, num, steps_text
-
-
-def _span(s: Series) -> str:
-    return steps_text([s.steps[0], s.steps[-1]]) if s.steps else ""
+from gemmalog.doctor._core import Check, Context, Finding, Series, check, example, num
 
 
 def _examples(ctx: Context, run: str, query: str, since: int) -> list[dict[str, object]]:
@@ -35,7 +31,7 @@ def length_clipping(ctx: Context, chk: Check) -> list[Finding]:
             chk.finding(
                 ctx,
                 run,
-                f"{100 * w[1].mean():.0f}% of the completions of steps {_span(w[1])} were cut at "
+                f"{100 * w[1].mean():.0f}% of the completions of steps {w[1].span()} were cut at "
                 f"max_completion_length ({source}; {100 * w[0].mean():.0f}% at the start): "
                 "truncated answers rarely score, and the length keeps growing if they do",
                 steps=ratio.since(since).steps,
@@ -73,8 +69,8 @@ def length_collapse(ctx: Context, chk: Check) -> list[Finding]:
             chk.finding(
                 ctx,
                 run,
-                f"mean completion length fell from {num(first)} {unit} (steps {_span(w[0])}) "
-                f"to {num(last)} (steps {_span(w[1])}), {100 * (first - last) / first:.0f}% "
+                f"mean completion length fell from {num(first)} {unit} (steps {w[0].span()}) "
+                f"to {num(last)} (steps {w[1].span()}), {100 * (first - last) / first:.0f}% "
                 "shorter: the policy may be dodging a length penalty or stopping early",
                 steps=length.since(since).steps,
                 values={

@@ -7,7 +7,7 @@ import os
 import statistics
 from typing import Any
 
-from gemmalog.doctor._core import Check, Context, Finding, Series, check, num, steps_text
+from gemmalog.doctor._core import Check, Context, Finding, Series, check, num
 
 
 def _fit(series: Series) -> tuple[float, float, float]:
@@ -89,8 +89,8 @@ def step_time_drift(ctx: Context, chk: Check) -> list[Finding]:
             chk.finding(
                 ctx,
                 run,
-                f"median step time went from {num(first)} s (steps {steps_text(w[0].steps)}) to "
-                f"{num(last)} s (steps {steps_text(w[1].steps)}), {last / first:.1f}× slower",
+                f"median step time went from {num(first)} s (steps {w[0].span()}) to "
+                f"{num(last)} s (steps {w[1].span()}), {last / first:.1f}× slower",
                 steps=times.since(since).steps,
                 values={
                     "step_time": times.as_dict(),

@@ -22,10 +22,6 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def _span(s: Series) -> str:
-    return steps_text([s.steps[0], s.steps[-1]]) if s.steps else ""
-
-
 @check("reward_hacking", "warning", "reward rising without accuracy")
 def reward_hacking(ctx: Context, chk: Check) -> list[Finding]:
     """The mean total reward rises while exact accuracy stays flat or falls."""
@@ -50,8 +46,8 @@ def reward_hacking(ctx: Context, chk: Check) -> list[Finding]:
             chk.finding(
                 ctx,
                 run,
-                f"mean total reward rose from {num(r0.mean())} (steps {_span(r0)}) to "
-                f"{num(r1.mean())} (steps {_span(r1)}), {rise / sd:.1f} standard deviations of "
+                f"mean total reward rose from {num(r0.mean())} (steps {r0.span()}) to "
+                f"{num(r1.mean())} (steps {r1.span()}), {rise / sd:.1f} standard deviations of "
                 f"the completions' reward, while exact accuracy went from {_pct(a0.mean())} to "
                 f"{_pct(a1.mean())}: the policy may be learning what the reward pays for rather "
                 f"than the task",
@@ -114,7 +110,7 @@ def format_saturated(ctx: Context, chk: Check) -> list[Finding]:
                     ctx,
                     run,
                     f"{fn} paid its top score ({num(top)}) to {_pct(w[1].mean())} of the "
-                    f"completions of steps {_span(w[1])} while exact accuracy was "
+                    f"completions of steps {w[1].span()} while exact accuracy was "
                     f"{_pct(aw[1].mean())}: the format is learned, the task is not",
                     steps=at_top.since(since).steps,
                     values={
@@ -140,33 +136,41 @@ def reward_dominance(ctx: Context, chk: Check) -> list[Finding]:
         cfg = ctx.settings[run]
         if len(fns) < 2:
             continue
-        all_steps = Series.of([r for rows in fns.values() for r in rows], "magnitude")
-        w = Series(sorted(set(all_steps.steps)), [0.0] * len(set(all_steps.steps))).windows(cfg)
-        if w is None:
+        per_step: dict[int, dict[str, float]] = defaultdict(dict)
+        for fn, rows in fns.items():
+            for r in rows:
+                per_step[r["step"]][fn] = r["magnitude"]
+        steps = sorted(per_step)
+        whole = Series(steps, [sum(per_step[s].values()) for s in steps])
+        w = whole.windows(cfg)
+        if w is None or sum(w[1].values) <= 0:
             continue
-        last = set(w[1].steps)
-        totals = {
-            fn: sum(r["magnitude"] for r in rows if r["step"] in last) for fn, rows in fns.items()
-        }
-        whole = sum(totals.values())
-        if whole <= 0:
-            continue
+        last = w[1].steps
+        totals = {fn: sum(per_step[s].get(fn, 0.0) for s in last) for fn in fns}
         fn, top = max(totals.items(), key=lambda kv: kv[1])
-        share = top / whole
+        share = top / sum(w[1].values)
         if share < cfg.dominance_share:
             continue
-        shares = {f: round(t / whole, 4) for f, t in sorted(totals.items())}
+        pairs = [
+            (s, per_step[s].get(fn, 0.0) / v)
+            for s, v in zip(steps, whole.values, strict=True)
+            if v > 0
+        ]
+        series = Series([s for s, _ in pairs], [x for _, x in pairs])
         out.append(
             chk.finding(
                 ctx,
                 run,
                 f"{fn} made up {_pct(share)} of the summed reward magnitude (unweighted scores) "
-                f"over steps {_span(w[1])}: the other {len(fns) - 1} functions barely move "
+                f"over steps {w[1].span()}: the other {len(fns) - 1} functions barely move "
                 "the advantages",
-                steps=sorted(last),
+                steps=last,
                 values={
                     "reward_fn": fn,
-                    "shares": shares,
+                    "share": series.as_dict(4),
+                    "shares": {
+                        f: round(t / sum(w[1].values), 4) for f, t in sorted(totals.items())
+                    },
                     "thresholds": {"dominance_share": cfg.dominance_share},
                 },
             )
