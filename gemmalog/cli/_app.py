@@ -306,8 +306,5 @@ def report(runs: tuple[str, ...], root: str | None, output: str) -> None:
 
 __all__ = ["cell", "cli"]
 
-from gemmalog.cli import (
-    _cache_cmd,  # noqa: E402,F401  (registers `gemmalog cache`)
-    _convert,  # noqa: E402,F401  (registers the conversion commands)
-    _doctor,  # noqa: E402,F401  (registers `gemmalog doctor`)
-)
+# Importing these registers their commands: cache, the conversions and live commands, doctor.
+from gemmalog.cli import _cache_cmd, _convert, _doctor  # noqa: E402,F401
