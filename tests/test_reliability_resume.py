@@ -91,3 +91,28 @@ def test_a_new_run_id_is_segment_zero_and_writes_no_segment_field(root: Path) ->
     con = gemmalog.connect(run.dir)
     assert con.execute("SELECT DISTINCT segment FROM events").fetchall() == [(0,)]
     con.close()
+
+
+def test_tensorboard_of_a_resumed_run_is_one_curve(root: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml")
+    gemmalog.initialize(config, root=str(root), run_id="tb", capture_stdlib=False)
+    for step in range(1, 7):
+        gemmalog.log_training_progress(step, {"loss": float(step)})
+    gemmalog.shutdown()
+    run = gemmalog.initialize(config, root=str(root), run_id="tb", capture_stdlib=False)
+    assert run.segment == 1
+    for step in range(4, 9):  # the checkpoint was at step 3
+        gemmalog.log_training_progress(step, {"loss": 100.0 + step})
+    gemmalog.shutdown()
+    acc = EventAccumulator(str(run.dir / "logs" / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    loss = [(s.step, s.value) for s in acc.Scalars("train/loss")]
+    assert loss == [(s, float(s)) for s in range(1, 4)] + [(s, 100.0 + s) for s in range(4, 9)]
+    con = gemmalog.connect(run.dir)
+    assert (
+        con.execute("SELECT step, value FROM metrics WHERE name = 'loss' ORDER BY step").fetchall()
+        == loss
+    )
+    con.close()
