@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 import gemmalog
 from gemmalog.cli import cli
-from gemmalog.queries import VIEWS, connect
+from gemmalog.queries import VIEWS, connect, summary
 from gemmalog.queries._cache import CACHE_NAME, MANIFEST, configured
 from tests.test_queries import build_runs
 from tests.test_reliability_resume import CRASH, segment_one
@@ -367,3 +367,22 @@ def test_no_cache_flag_and_the_cache_command(root: Path, tmp_path: Path) -> None
     )
     assert result.exit_code == 0 and len(list(elsewhere.glob(f"*/{MANIFEST}"))) == 1
     assert not list(root.rglob(CACHE_NAME))
+
+
+def test_a_repeated_summary_is_read_back_only_while_nothing_changed(root: Path) -> None:
+    path = hostile_run(root)
+    with configured(enabled=False):
+        before = summary(path)
+    plain = repr(before)
+    assert repr(summary(path)) == plain  # computed, remembered
+    assert list((path / CACHE_NAME / "results").glob("*.json"))
+    assert repr(summary(path)) == plain  # read back: NaN, inf and timestamps as they were
+    _put(path / "events.0.jsonl", [_event(50, run="hostile")])
+    grown = summary(path)
+    assert grown["run"]["events"] == before["run"]["events"] + 1
+    with configured(enabled=False):
+        assert repr(summary(path)) == repr(grown) != plain
+    manifest_file = path / "run.json"
+    data = orjson.loads(manifest_file.read_bytes())
+    manifest_file.write_bytes(orjson.dumps(data | {"name": "renamed"}))
+    assert summary(path)["run"]["name"] == "renamed"

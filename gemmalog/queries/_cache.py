@@ -20,9 +20,11 @@ that cannot be read or written falls back to reading the JSONL.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import glob
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -30,6 +32,7 @@ import string
 import tempfile
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -40,7 +43,8 @@ import duckdb
 import orjson
 
 from gemmalog._stderr import warn_once
-from gemmalog.queries._connect import Source, _columns_literal, _sql_list, sql_file
+from gemmalog._version import __version__ as _version
+from gemmalog.queries._connect import VIEWS, Source, _columns_literal, _sql_list, sql_file
 
 #: Bump when the layout of cache.json or of the parts changes.
 FORMAT = 1
@@ -55,6 +59,9 @@ _OFF = frozenset({"0", "off", "false", "no"})
 _LIVE = "/* gemmalog: JSONL read live */"
 _CREATE = re.compile(r"CREATE\s+VIEW\s+_events_source\s+AS", re.IGNORECASE)
 _settings: dict[str, Any] = {}
+_snapshots: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, _Snapshot] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @contextlib.contextmanager
@@ -421,6 +428,9 @@ class _Snapshot:
     def __init__(self, source: Source) -> None:
         self.source = source
         self.shards: dict[str, _Shard] = {}
+        self.tails_digest = ""
+        #: Set by :func:`pin`: where results may be remembered, and the state they belong to.
+        self.memo: tuple[Path, str] | None = None
 
     def build(self, con: duckdb.DuckDBPyConnection) -> None:
         tails: list[tuple[str, bytes]] = []
@@ -443,6 +453,10 @@ class _Snapshot:
                 )
                 if tail:
                     tails.append((shard, tail))
+        digest = hashlib.sha256()
+        for shard, tail in tails:
+            digest.update(f"{shard}\0{len(tail)}\0".encode("utf-8", "surrogateescape") + tail)
+        self.tails_digest = digest.hexdigest()
         self._load_tails(con, tails)
 
     def _load_tails(self, con: duckdb.DuckDBPyConnection, tails: list[tuple[str, bytes]]) -> None:
@@ -518,8 +532,10 @@ def attach(
         warn_once(f"query cache not used ({exc}); reading the JSONL instead")
         con.execute("CREATE OR REPLACE VIEW _events_source AS SELECT * FROM _gemmalog_live")
         return
+    con.execute("SET parquet_metadata_cache = true")  # every view binds the parts again
     con.create_function("gemmalog_source", snapshot.sql, [], "VARCHAR", side_effects=False)
     con.execute("CREATE VIEW _events_source AS SELECT * FROM query(gemmalog_source())")
+    _snapshots[con] = snapshot
 
 
 # -- the `gemmalog cache` command's work ---------------------------------------------------------
@@ -584,12 +600,80 @@ def drop(source: Source) -> list[str]:
 def pin(con: duckdb.DuckDBPyConnection) -> bool:
     """Fix ``_events_source`` to what it reads now when that is only cached data (no JSONL to
     parse again on each query); False when it is not (no cache, or shards read live)."""
-    try:
-        row = con.execute("SELECT gemmalog_source()").fetchone()
-    except duckdb.Error:
+    snapshot = _snapshots.get(con)
+    if snapshot is None:
         return False
-    select = str(row[0]) if row else ""
-    if not select or _LIVE in select:
+    select = snapshot.sql()
+    if _LIVE in select:
         return False
     con.execute(f"CREATE OR REPLACE VIEW _events_source AS {select}")
+    dirs = {os.path.dirname(s) for s in snapshot.shards}
+    if len(dirs) == 1:
+        state = hashlib.sha256()
+        for text in (str(FORMAT), duckdb.__version__, _version, select, snapshot.tails_digest):
+            state.update(text.encode("utf-8", "surrogateescape") + b"\0")
+        for name in ("_manifests", "_manifests_empty", *VIEWS):
+            state.update(sql_file(name).encode() + b"\0")
+        for manifest in sorted({m for p in snapshot.source.manifests for m in glob.glob(p)}):
+            with contextlib.suppress(OSError):
+                state.update(
+                    manifest.encode("utf-8", "surrogateescape") + Path(manifest).read_bytes()
+                )
+        snapshot.memo = (cache_dir(dirs.pop()) / "results", state.hexdigest())
     return True
+
+
+class _Unsupported(Exception):
+    """A value the result memo does not store (computed again instead)."""
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime.datetime) and value.tzinfo is None:
+        return {"timestamp": value.isoformat()}
+    raise _Unsupported(type(value).__name__)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        return datetime.datetime.fromisoformat(value["timestamp"])
+    return value
+
+
+def remembered(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and rows of ``sql``; on a pinned connection, kept in the cache and given
+    back while the run's cached data, its torn tails and its run.json are what they were."""
+    snapshot = _snapshots.get(con)
+    memo = snapshot.memo if snapshot is not None else None
+    path = None
+    if memo is not None:
+        folder, state = memo
+        path = folder / f"{state[:32]}-{hashlib.sha256(sql.encode()).hexdigest()[:32]}.json"
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            data = json.loads(path.read_bytes())
+            return list(data["names"]), [tuple(_decode(v) for v in r) for r in data["rows"]]
+    cur = con.execute(sql)
+    names = [str(d[0]) for d in cur.description or ()]
+    rows = cur.fetchall()
+    if path is not None:
+        with contextlib.suppress(OSError, _Unsupported, ValueError):
+            text = json.dumps({"names": names, "rows": [[_encode(v) for v in r] for r in rows]})
+            _write_result(path, text.encode())
+    return names, rows
+
+
+def _write_result(path: Path, data: bytes) -> None:
+    folder = path.parent
+    store = folder.parent
+    folder.mkdir(exist_ok=True, mode=store.stat().st_mode & 0o777)
+    tmp = folder / f".tmp-{uuid.uuid4().hex[:12]}"
+    tmp.write_bytes(data)
+    os.chmod(tmp, (store / "lock").stat().st_mode & 0o666)
+    os.replace(tmp, path)
+    old = time.time() - _GRACE_S
+    state = path.name.split("-", 1)[0]
+    for other in folder.iterdir():  # results of earlier states of the run
+        with contextlib.suppress(OSError):
+            if not other.name.startswith(state) and other.lstat().st_mtime < old:
+                other.unlink()

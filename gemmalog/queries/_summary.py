@@ -28,9 +28,10 @@ def named_queries(name: str) -> dict[str, str]:
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    cur = con.execute(sql)
-    names = [d[0] for d in cur.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    from gemmalog.queries._cache import remembered  # a repeated summary is read back
+
+    names, rows = remembered(con, sql)
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def summary(
