@@ -296,6 +296,16 @@ def via_records(handler: logging.Handler, event: dict[str, Any], levelno: int) -
             "%d.%m.%Y %H:%M",
             False,
         ),
+        (ConsoleHandler, "%(asctime)s %(message)s", None, True),
+        (
+            lambda: logging.StreamHandler(io.StringIO()),
+            "%(levelname)s 100%%(message)s",
+            None,
+            False,
+        ),
+        (lambda: logging.StreamHandler(io.StringIO()), "%(levelno)d %%%(message)s", None, False),
+        (lambda: logging.StreamHandler(io.StringIO()), "%(message)s", None, False),
+        (lambda: logging.StreamHandler(io.StringIO()), "[%(message)s] %(name)s", "%H", False),
     ],
 )
 def test_batch_lines_equal_the_stdlib_formatting(
@@ -306,7 +316,7 @@ def test_batch_lines_equal_the_stdlib_formatting(
     lines = LineFormat.for_handler(handler)
     assert lines is not None
     levels = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
-    for event in EVENTS:
+    for event in EVENTS * 2:  # twice: the second time from the cached line starts
         levelno = levels[event["level"]]
         assert lines.line(event, levelno) == via_records(handler, event, levelno)
 

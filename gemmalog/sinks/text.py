@@ -232,10 +232,22 @@ class LineFormat:
     Built only for the stdlib's own ``Formatter`` (or :class:`TextFormatter`) in ``%`` style
     naming the fields in ``_FIELDS``; :meth:`for_handler` returns None otherwise. The date is
     formatted once per second of event time when ``datefmt`` is set (it has no sub-second
-    field: ``time.strftime`` has none).
+    field: ``time.strftime`` has none). A format ending in ``%(message)s`` whose start names
+    only ``asctime`` (with a ``datefmt``), ``name``, ``levelname`` and ``levelno`` (the seed's
+    standard format) formats that start once per second, logger and level.
     """
 
-    __slots__ = ("_asctime", "_color", "_escape", "_fmt", "_formatter", "_last", "_uses_time")
+    __slots__ = (
+        "_asctime",
+        "_color",
+        "_escape",
+        "_fmt",
+        "_formatter",
+        "_head",
+        "_heads",
+        "_last",
+        "_uses_time",
+    )
 
     def __init__(self, formatter: logging.Formatter, escape: bool) -> None:
         self._formatter = formatter
@@ -245,6 +257,24 @@ class LineFormat:
         self._escape = escape
         self._last = -1  # the event-time second whose asctime is cached
         self._asctime = ""
+        self._head = self._message_last(self._fmt, formatter.datefmt)
+        self._heads: dict[tuple[int, str, int], str] = {}
+
+    @staticmethod
+    def _message_last(fmt: str, datefmt: str | None) -> str | None:
+        """The format before a final ``%(message)s`` when that start can be cached, else None."""
+        tail = "%(message)s"
+        if not fmt.endswith(tail) or fmt.count("%(message)") != 1:
+            return None
+        head = fmt[: -len(tail)]
+        if (len(head) - len(head.rstrip("%"))) % 2:  # "%%(message)s" is a literal "%(message)s"
+            return None
+        fields = set(_FIELD.findall(head))
+        if not fields <= {"asctime", "name", "levelname", "levelno"}:
+            return None
+        if "asctime" in fields and datefmt is None:  # the default date carries milliseconds
+            return None
+        return head
 
     @classmethod
     def for_handler(cls, handler: logging.Handler) -> LineFormat | None:
@@ -267,9 +297,6 @@ class LineFormat:
         if self._escape:  # ConsoleHandler.format: the terminal shows control characters
             message = visible(message)
             name = visible(name)
-        levelname = logging.getLevelName(levelno)
-        if self._color:
-            levelname = f"{_COLORS.get(levelname, '')}{levelname}\x1b[0m"
         ts = event.get("ts")
         if isinstance(ts, float):
             created = ts
@@ -277,17 +304,34 @@ class LineFormat:
         else:  # as LogRecord does for a record made now
             created = time.time()
             msecs = int((created - int(created)) * 1000) + 0.0
+        head = self._head
+        if head is not None:
+            key = (math.floor(created) if self._uses_time else 0, name, levelno)
+            start = self._heads.get(key)
+            if start is None:
+                if len(self._heads) >= 256:
+                    self._heads.clear()
+                start = self._heads[key] = head % self._values(name, levelno, created, msecs)
+            return start + message
+        values = self._values(name, levelno, created, msecs)
+        values["message"] = message
+        return self._fmt % values
+
+    def _values(self, name: str, levelno: int, created: float, msecs: float) -> dict[str, Any]:
+        """The record attributes a format may name, but the message."""
+        levelname = logging.getLevelName(levelno)
+        if self._color:
+            levelname = f"{_COLORS.get(levelname, '')}{levelname}\x1b[0m"
         values = {
             "name": name,
             "levelno": levelno,
             "levelname": levelname,
-            "message": message,
             "created": created,
             "msecs": msecs,
         }
         if self._uses_time:
             values["asctime"] = self._time(created, msecs)
-        return self._fmt % values
+        return values
 
     def _time(self, created: float, msecs: float) -> str:
         formatter = self._formatter
