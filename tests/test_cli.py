@@ -362,3 +362,16 @@ def test_tail_prints_one_line_per_event(tmp_path: Path) -> None:
     )
     code, out, _ = invoke("tail", str(run))
     assert code == 0 and out.count("\n") == 1 and "real message\\n12:00:00" in out
+
+
+def test_doctor_table_shows_the_error_text_literally(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    code = (
+        "import gemmalog\n"
+        f"with gemmalog.initialize(root={str(root)!r}, run_id='bad', capture_stdlib=False):\n"
+        "    raise RuntimeError('[/INST] [bold red]boom[/] \\x1b]0;PWNED\\x07')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], capture_output=True)
+    _code, out, err = invoke("doctor", str(root / "bad"))
+    assert "[/INST] [bold red]boom[/]" in out and "\\x1b]0;PWNED\\x07" in out, err
+    assert "\x1b" not in out

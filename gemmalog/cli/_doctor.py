@@ -61,6 +61,9 @@ def doctor(
         click.echo(f"no findings in {', '.join(runs)}")
     else:
         from rich.table import Table
+        from rich.text import Text
+
+        from gemmalog._terminal import visible
 
         several = len({f.run for f in findings}) > 1
         table = Table(title="gemmalog doctor", show_lines=True)
@@ -68,12 +71,13 @@ def doctor(
             table.add_column(name, overflow="fold")
         styles = {"error": "bold red", "warning": "yellow", "info": "cyan"}
         for f in findings:
+            # Run ids and messages hold data (reward and metric names): shown literally.
             table.add_row(
-                f"[{styles[f.severity]}]{f.severity}[/]",
-                *([f.run] if several else []),
+                Text(f.severity, style=styles[f.severity]),
+                *([Text(visible(f.run))] if several else []),
                 f.check,
                 steps_text(f.steps) or "—",
-                f.message,
+                Text(visible(f.message)),
             )
         out = console()
         out.print(table)
@@ -82,6 +86,8 @@ def doctor(
                 where = f"step {ex['step']}" if "step" in ex else "example"
                 count = f", {ex['count']}×" if "count" in ex else ""
                 text = " ".join(str(ex["text"]).split())[:160]
-                out.print(f"  {f.check} · {where}{count}: {text}", markup=False, highlight=False)
+                out.print(
+                    f"  {f.check} · {where}{count}: {visible(text)}", markup=False, highlight=False
+                )
     if fail_on is not None and any(RANK[f.severity] >= RANK[fail_on] for f in findings):
         click.get_current_context().exit(FINDINGS_EXIT)
