@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from gemmalog._terminal import visible
 from gemmalog.cli._render import FORMATS, cell, plain_tree, render
 
 ROOT_HELP = "Root holding the runs, for run ids (default: $GEMMALOG_ROOT or gemmalog_runs)."
@@ -29,7 +30,8 @@ class _Group(click.Group):
             if ctx.params.get("debug"):
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            click.echo(f"gemmalog: error: {message}", err=True)
+            # The message may quote run data (ids, names): escaped like every other output.
+            click.echo(f"gemmalog: error: {visible(message, one_line=True)}", err=True)
             ctx.exit(1)
 
 
@@ -237,7 +239,7 @@ def summary(run: str, root: str | None, as_json: bool) -> None:
         console(), ["", "value"], _summary_rows(s), "table", title=f"summary of {s['run']['run']}"
     )
     for name, err in (s["run"]["sink_errors"] or {}).items():
-        click.echo(f"sink {name}: {err}", err=True)
+        click.echo(visible(f"sink {name}: {err}", one_line=True), err=True)
     for skipped in s["skipped_manifests"]:
         click.echo(f"gemmalog: warning: {skipped['file']}: {skipped['problem']}; skipped", err=True)
 
