@@ -1,8 +1,8 @@
 """Listener-side cost of secret redaction: µs per 1.5 KB string and per ``model_output`` event.
 
 The texts are GSM8K-style reasoning (numbers, ``=``, ``:``, and words such as "key",
-"token" and "pass" that a naive prefilter trips on), all distinct, so no per-string cache
-helps; none holds a secret, which is the case that matters for speed (a secret costs one
+"token" and "pass" that a substring prefilter trips on; timed again without those words),
+all distinct, so no per-string cache helps; none holds a secret, which is the case that matters for speed (a secret costs one
 substitution more). The event is a real ``model_output`` line of a gemmalog run (the
 envelope, a 1.5 KB completion, its ~1.4 KB reasoning, the question, rewards), with fresh
 texts per call, as the listener sees it before rendering.
@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 import gemmalog
+from gemmalog.textstats import extract_reasoning_and_answer
 
 PROSE = (
     "the model first computes the total cost then subtracts the discount so each box holds "
@@ -38,7 +39,11 @@ PROSE = (
 WORDS = tuple(PROSE.split())
 
 
-def reasoning_text(rng: random.Random, size: int) -> str:
+# The same prose without the words an older prefilter tripped on.
+PLAIN_WORDS = tuple(w for w in WORDS if w not in ("key", "token", "pass"))
+
+
+def reasoning_text(rng: random.Random, size: int, words: tuple[str, ...] = WORDS) -> str:
     parts: list[str] = []
     length = 0
     while length < size:
@@ -46,7 +51,7 @@ def reasoning_text(rng: random.Random, size: int) -> str:
             a, b = rng.randint(2, 999), rng.randint(2, 99)
             piece = f"{a} * {b} = {a * b}:"
         else:
-            piece = rng.choice(WORDS)
+            piece = rng.choice(words)
         parts.append(piece)
         length += len(piece) + 1
     return " ".join(parts)[:size]
@@ -107,14 +112,15 @@ def main() -> None:
     redact_cls = load_redact(args.impl)
     rng = random.Random(13)
     strings = [reasoning_text(rng, 1536) for _ in range(args.n)]
+    plain = [reasoning_text(rng, 1536, PLAIN_WORDS) for _ in range(args.n)]
     template = model_output_template()
     events = []
     for _ in range(args.n):
         event = dict(template)
-        event["model_output"] = (
-            f"<reasoning>{reasoning_text(rng, 1400)}</reasoning><answer>72</answer>"
-        )
-        event["reasoning"] = reasoning_text(rng, 1400)
+        text = f"<reasoning>{reasoning_text(rng, 1400)}</reasoning><answer>72</answer>"
+        # as log_model_output does: the reasoning and answer are pieces of the completion
+        event["model_output"] = text
+        event["reasoning"], event["answer"] = extract_reasoning_and_answer(text)
         event["rewards"] = dict(template["rewards"])
         events.append(event)
     redact = redact_cls()
@@ -122,6 +128,7 @@ def main() -> None:
     redact(None, "info", dict(events[0]))
 
     per_string = time_per_call(redact.text, strings, args.rounds)
+    per_plain = time_per_call(redact.text, plain, args.rounds)
     # The processor mutates the event: give each call its own shallow copy, and subtract the
     # cost of that copy.
     copies = [dict(e) for e in events]
@@ -132,6 +139,7 @@ def main() -> None:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "us_per_1_5kb_string": round(per_string, 2),
+        "us_per_1_5kb_string_without_trigger_words": round(per_plain, 2),
         "us_per_model_output_event": round(per_event - copy_cost, 2),
         "event_text_bytes": sum(len(v) for v in events[0].values() if isinstance(v, str)),
     }

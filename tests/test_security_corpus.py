@@ -397,6 +397,27 @@ def test_values_proven_clean_are_not_copied() -> None:
     assert redact(None, "info", event)["metrics"] is metrics
 
 
+def test_pieces_of_a_clean_completion_are_skipped_only_when_cut_at_a_boundary() -> None:
+    """The reasoning of a clean completion is not scanned again; any other piece is."""
+    token = CORPUS["huggingface"][0]
+    prose = "step by step, 12 * 7 = 84. " * 20
+    clean = f"<reasoning>{prose}</reasoning><answer>84</answer>"
+    redact = Redact()
+    event = {"event": "model_output", "model_output": clean, "reasoning": prose.strip()}
+    out = redact(None, "info", dict(event))
+    assert out["model_output"] is clean and out["reasoning"] == prose.strip()
+    # "x" + token is no token (a word character before it); the token alone, cut out of it, is
+    glued = prose + "x" + token
+    out = redact(None, "info", {"event": "e", "text": glued, "piece": token})
+    assert out["text"] == glued and out["piece"] == REDACTED
+    # a completion holding a secret: its reasoning is scanned, and redacted, on its own
+    leaky = f"<reasoning>{prose} {token}</reasoning><answer>84</answer>"
+    out = redact(
+        None, "info", {"event": "m", "model_output": leaky, "reasoning": f"{prose} {token}"}
+    )
+    assert token not in out["model_output"] and token not in out["reasoning"]
+
+
 def test_private_is_the_default_and_can_be_turned_off(root: Path) -> None:
     """Default: 0700/0600 from the first write on; ``private: false`` leaves it to the umask."""
     import os

@@ -404,6 +404,22 @@ class Redact:
             self._short[value] = out
         return out
 
+    def _inside(self, part: str, clean: str) -> bool:
+        """Whether ``part`` is clean because it is a piece of ``clean`` cut at whitespace or
+        ``<``/``>``: a model output's extracted reasoning and answer.
+
+        Every rule either stops at those characters or only looks past its match to refuse
+        a word character, so a match in the piece would be one in the whole text. User
+        patterns can look anywhere: with any, nothing is skipped.
+        """
+        if self._extra:
+            return False
+        at = clean.find(part)
+        if at < 0:
+            return False
+        end = at + len(part)
+        return (at == 0 or clean[at - 1] in _CUTS) and (end == len(clean) or clean[end] in _CUTS)
+
     # -- values --------------------------------------------------------------------------
     def _mapping(self, value: dict[Any, Any], depth: int) -> dict[Any, Any]:
         # Flat numeric dicts (metrics, rewards) with keys seen before: nothing to scan.
@@ -460,12 +476,17 @@ class Redact:
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         renamed: list[tuple[str, str]] | None = None
+        clean: str | None = None  # the longest text of this event found clean, if any
         for key, val in event_dict.items():
             t = type(val)
             if t is str:
-                # the envelope's run id names the run in every view: never rewritten
-                if len(val) >= 8 and key != "run":
-                    event_dict[key] = self.text(val)
+                # The envelope's run id names the run in every view: never rewritten. A
+                # piece of a text already found clean needs no scan of its own.
+                skip = len(val) < 8 or key == "run"
+                if not skip and (clean is None or not self._inside(val, clean)):
+                    out = event_dict[key] = self.text(val)
+                    if out is val and len(val) > 256 and (clean is None or len(val) > len(clean)):
+                        clean = val
             elif t is dict or t is list:
                 event_dict[key] = self.value(val, 1)
             if key not in self._safe:
@@ -481,6 +502,9 @@ class Redact:
                 name += "#"
             event_dict[name] = event_dict.pop(key)
         return event_dict
+
+
+_CUTS = frozenset(" \t\r\n<>")
 
 
 def _secret_value(value: Any) -> bool:
