@@ -103,6 +103,9 @@ class RewardCollector:
       answer is compared with the reference (:func:`answers_match`);
     - ``reward_weights``: name -> weight for ``total_reward`` (TRL's ``reward_weights``; the
       callback fills this from GRPOConfig); unweighted sum by default.
+
+    Names here are the functions' labels: TRL's name, with ``_2``, ``_3`` ... added to a name
+    an earlier function already has. Counts and sample numbers belong to the running run.
     """
 
     def __init__(
@@ -168,7 +171,7 @@ class RewardCollector:
         The counts a checkpoint's training had seen are the run's own logs for steps up to
         ``step``: read from the ``completions`` view of the run directory (which keeps the
         latest segment of a step logged twice), this rank only. A run without readable logs
-        keeps zero counts; the reason is printed once on stderr.
+        keeps zero counts, and the reason is printed on stderr.
         """
         pipeline = running()
         if pipeline is None or step <= 0:
