@@ -20,6 +20,7 @@ mean first/last per function, accuracy per phase, completion length, memory peak
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -73,18 +74,22 @@ def _enrich(event: dict[str, Any], kind: str, step: int, rss: float) -> dict[str
     return event
 
 
-def generate(run_dir: Path, steps: int, *, seed: int = 0) -> int:
-    """Write ``steps`` × 100 events and a ``run.json``; return the shard size in bytes."""
-    rng = random.Random(seed)
+def generate(run_dir: Path, steps: int, *, seed: int = 0, start: int = 0) -> int:
+    """Write ``steps`` × 100 events and a ``run.json``; return the shard size in bytes.
+
+    With ``start`` > 0 the steps ``start .. start + steps - 1`` are appended to the shard
+    (a run that kept training), and run.json is rewritten with the new end.
+    """
+    rng = random.Random(seed + start)
     run = run_dir.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    text = " ".join(rng.choice(WORDS) for _ in range(190))[:1000]
+    text = " ".join(random.Random(seed).choice(WORDS) for _ in range(190))[:1000]
     t0 = 1_700_000_000.0
-    ts = t0
+    ts = t0 + start * 0.0098
     dumps = orjson.dumps
     shard = run_dir / "events.0.jsonl"
-    with open(shard, "wb") as out:
-        for step in range(steps):
+    with open(shard, "ab" if start else "wb") as out:
+        for step in range(start, start + steps):
             lines: list[bytes] = []
             rss = 1000.0 + step * 0.01
             for micro in range(61):
@@ -163,7 +168,7 @@ def generate(run_dir: Path, steps: int, *, seed: int = 0) -> int:
         "host": platform.node(),
         "versions": {},
         "config": {},
-        "events_written": steps * 100,
+        "events_written": (start + steps) * 100,
         "events_lost": 0,
         "drops": 0,
         "sink_errors": {},
@@ -215,52 +220,184 @@ def _timed(fn: Any) -> tuple[float, Any]:
     return time.perf_counter() - t, result
 
 
+#: The questions of issue 14, each asked through a fresh gemmalog.connect.
+QUESTIONS = {
+    "rewards per function per step": (
+        "SELECT step, reward_fn, avg(value) AS mean FROM rewards GROUP BY ALL ORDER BY ALL"
+    ),
+    "loss curve": "SELECT step, avg(value) AS loss FROM metrics WHERE name = 'loss' GROUP BY step ORDER BY step",
+    "10 worst completions": (
+        "SELECT run, step, sample, total_reward, question, answer FROM completions "
+        "ORDER BY total_reward ASC LIMIT 10"
+    ),
+}
+
+
+def _ask(run_dir: Path, sql: str, cache: bool) -> list[tuple[Any, ...]]:
+    from gemmalog.queries import connect
+
+    con = connect(run_dir, cache=cache)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _summary(run_dir: Path, cache: bool) -> dict[str, Any]:
+    from gemmalog.queries import summary
+    from gemmalog.queries._cache import configured
+
+    with configured(enabled=cache):
+        return summary(run_dir)
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _best(fn: Any, repeat: int = 3) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        t, result = _timed(fn)
+        times.append(t)
+    return min(times), result
+
+
+def _fleet(base: Path, runs: int) -> dict[str, float]:
+    """``gemmalog runs`` over a root of small runs: first (cache built) and repeated."""
+    from click.testing import CliRunner
+
+    from gemmalog.cli import cli
+
+    root = base / "fleet"
+    for i in range(runs):
+        generate(root / f"run-{i:04d}", 1, seed=i)
+    runner = CliRunner()
+    out: dict[str, float] = {}
+    for label in ("first", "repeated"):
+        t, result = _timed(lambda: runner.invoke(cli, ["runs", str(root)]))
+        assert result.exit_code == 0, result.output
+        out[label] = t
+    t, result = _timed(lambda: runner.invoke(cli, ["--no-cache", "runs", str(root)]))
+    out["no cache"] = t
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--steps", type=int, default=10_000, help="steps of 100 events (10,000 = 1M events)"
     )
     parser.add_argument(
+        "--append-steps", type=int, default=100, help="steps appended for the live-run figures"
+    )
+    parser.add_argument(
         "--dir", type=Path, default=None, help="where to build the fixture (default: a temp dir)"
     )
     parser.add_argument("--skip-pandas", action="store_true", help="do not run the pandas baseline")
+    parser.add_argument(
+        "--skip-jsonl", action="store_true", help="do not time the questions without the cache"
+    )
+    parser.add_argument(
+        "--fleet", type=int, default=0, help="also time `gemmalog runs` over N runs"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here as JSON")
     args = parser.parse_args()
 
     import duckdb
 
-    from gemmalog.queries import connect, summary, to_csv, to_parquet
+    from gemmalog.queries import to_csv, to_parquet
+    from gemmalog.queries._connect import _columns_literal
 
     base = args.dir or Path(tempfile.mkdtemp(prefix="gemmalog-bench-"))
     run_dir = base / "runs" / "bench-run"
+    shard = run_dir / "events.0.jsonl"
+    fig: dict[str, Any] = {}
     try:
         gen_s, size = _timed(lambda: generate(run_dir, args.steps))
         mb = size / 1e6
-        print(
-            f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, duckdb {duckdb.__version__}"
+        fig["machine"] = (
+            f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
+            f"duckdb {duckdb.__version__}"
         )
+        fig["events"], fig["jsonl_bytes"] = args.steps * 100, size
+        print(fig["machine"])
         print(f"fixture: {args.steps * 100:,} events, {mb:,.1f} MB JSONL, written in {gen_s:.1f} s")
 
-        t_connect, con = _timed(lambda: connect(run_dir))
+        def read_json_table(columns: str) -> None:
+            con = duckdb.connect()
+            con.execute(f"CREATE TABLE t AS SELECT * FROM read_json('{shard}'{columns})")
+            con.close()
+
+        declared = f", format = 'newline_delimited', columns = {_columns_literal()}"
+        fig["read_json_declared_s"], _ = _timed(lambda: read_json_table(declared))
+        fig["read_json_auto_s"], _ = _timed(lambda: read_json_table(""))
+        print(
+            f"DuckDB read_json into a table: {fig['read_json_declared_s']:.2f} s with the declared "
+            f"columns, {fig['read_json_auto_s']:.2f} s auto-detected"
+        )
+
+        if not args.skip_jsonl:
+            fig["jsonl"] = {"summary": _timed(lambda: _summary(run_dir, False))[0]}
+            for name, sql in QUESTIONS.items():
+                fig["jsonl"][name] = _timed(lambda sql=sql: _ask(run_dir, sql, False))[0]
+            print(
+                "JSONL (no cache): " + ", ".join(f"{k} {v:.2f} s" for k, v in fig["jsonl"].items())
+            )
+
+        first, result = _timed(lambda: _summary(run_dir, True))
+        fig["cache_first_summary_s"] = first
+        fig["cache_repeated_summary_s"], again = _best(lambda: _summary(run_dir, True))
+        assert repr(again) == repr(result)
+        fig["cache"] = {
+            name: _best(lambda sql=sql: _ask(run_dir, sql, True))[0]
+            for name, sql in QUESTIONS.items()
+        }
+        fig["cache_bytes"] = _du(run_dir / ".gemmalog-cache")
+        print(
+            f"cache: first summary {first:.2f} s (builds the cache), repeated summary "
+            f"{fig['cache_repeated_summary_s']:.3f} s, "
+            + ", ".join(f"{k} {v:.3f} s" for k, v in fig["cache"].items())
+            + f"; cache {fig['cache_bytes'] / 1e6:.1f} MB ({100 * fig['cache_bytes'] / size:.1f} % of the JSONL)"
+        )
+
+        t_pq, rows = _timed(lambda: to_parquet(run_dir, base / "parquet"))
+        fig["to_parquet_s"] = t_pq
+        print(f"to-parquet:        {t_pq:.2f} s ({rows:,} events)")
+        t_csv, n = _timed(lambda: to_csv(run_dir, base / "out.csv", kind="metrics"))
+        print(f"to-csv metrics:    {t_csv:.2f} s ({n:,} rows)")
+
+        added = args.append_steps * 100
+        generate(run_dir, args.append_steps, start=args.steps)
+        from gemmalog.queries import connect
+
+        fig["append_events"] = added
+        fig["append_connect_s"], con = _timed(lambda: connect(run_dir))
         con.close()
-        t_summary, result = _timed(lambda: summary(run_dir))
-        total = t_connect + t_summary
+        fig["append_summary_s"], grown = _timed(lambda: _summary(run_dir, True))
+        assert grown["run"]["events"] == args.steps * 100 + added
+        fig["append_to_parquet_s"], rows = _timed(lambda: to_parquet(run_dir, base / "parquet"))
         print(
-            f"connect + summary: {total:.2f} s ({mb / total:,.0f} MB/s)  steps={result['run']['steps']}"
+            f"after {added:,} new events: connect {fig['append_connect_s']:.3f} s, then summary "
+            f"{fig['append_summary_s']:.3f} s; incremental to-parquet {fig['append_to_parquet_s']:.2f} s"
         )
-        t_csv, rows = _timed(lambda: to_csv(run_dir, base / "out.csv", kind="metrics"))
-        print(f"to-csv metrics:    {t_csv:.2f} s ({mb / t_csv:,.0f} MB/s of JSONL, {rows:,} rows)")
-        t_csv2, rows2 = _timed(lambda: to_csv(run_dir, base / "rewards.csv", kind="rewards"))
-        print(
-            f"to-csv rewards:    {t_csv2:.2f} s ({mb / t_csv2:,.0f} MB/s of JSONL, {rows2:,} rows)"
-        )
-        t_pq, _ = _timed(lambda: to_parquet(run_dir, base / "parquet"))
-        print(f"to-parquet:        {t_pq:.2f} s ({mb / t_pq:,.0f} MB/s of JSONL)")
         if not args.skip_pandas:
-            t_pd, pd_result = _timed(lambda: pandas_summary(run_dir / "events.0.jsonl"))
-            print(f"pandas read_json + same aggregation: {t_pd:.2f} s ({mb / t_pd:,.0f} MB/s)")
-            print(f"speed-up (pandas / gemmalog): {t_pd / total:.1f}x")
-            ok = math.isclose(pd_result["loss"]["min"], result["loss"]["train"]["min"])
+            t_pd, pd_result = _timed(lambda: pandas_summary(shard))
+            fig["pandas_s"] = t_pd
+            print(f"pandas read_json + same aggregation: {t_pd:.2f} s")
+            print(
+                f"speed-up on a repeated summary (pandas / cache): {t_pd / fig['cache_repeated_summary_s']:.0f}x"
+            )
+            ok = math.isclose(pd_result["loss"]["min"], grown["loss"]["train"]["min"])
             print(f"results agree (loss min): {ok}")
+        if args.fleet:
+            fig["fleet"] = {"runs": args.fleet, **_fleet(base, args.fleet)}
+            print(
+                f"gemmalog runs over {args.fleet} runs: "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in fig["fleet"].items() if k != "runs")
+            )
+        if args.json is not None:
+            args.json.write_text(json.dumps(fig, indent=2))
     finally:
         if args.dir is None:
             shutil.rmtree(base, ignore_errors=True)

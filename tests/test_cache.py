@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 import gemmalog
 from gemmalog.cli import cli
-from gemmalog.queries import VIEWS, connect, summary
+from gemmalog.queries import VIEWS, connect, summary, to_parquet
 from gemmalog.queries._cache import CACHE_NAME, MANIFEST, configured
 from tests.test_queries import build_runs
 from tests.test_reliability_resume import CRASH, segment_one
@@ -386,3 +386,48 @@ def test_a_repeated_summary_is_read_back_only_while_nothing_changed(root: Path) 
     data = orjson.loads(manifest_file.read_bytes())
     manifest_file.write_bytes(orjson.dumps(data | {"name": "renamed"}))
     assert summary(path)["run"]["name"] == "renamed"
+
+
+def _exported(out: Path) -> list[str]:
+    rows = duckdb.sql(
+        f"SELECT * EXCLUDE (run, kind), run, kind FROM read_parquet('{out}/**/*.parquet', "
+        "hive_partitioning = true)"
+    ).fetchall()
+    return sorted(repr(r) for r in rows)
+
+
+def _events(path: Path) -> list[str]:
+    con = connect(path, cache=False)
+    rows = con.execute("SELECT * EXCLUDE (file, run, kind), run, kind FROM events").fetchall()
+    con.close()
+    return sorted(repr(r) for r in rows)
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["from-cache", "from-jsonl"])
+def test_to_parquet_appends_only_new_events(root: Path, tmp_path: Path, cache: bool) -> None:
+    run = root / "r"
+    run.mkdir()
+    shard = run / "events.0.jsonl"
+    _put(shard, [_event(i) for i in range(5)], "wb")
+    out = tmp_path / "pq"
+    with configured(enabled=cache):
+        assert to_parquet(run, out) == 5
+        first = {p: p.read_bytes() for p in out.rglob("*.parquet")}
+        _put(shard, [_event(i) for i in range(5, 8)])
+        with open(shard, "ab") as fh:
+            fh.write(_event(8)[:20])  # torn: not exported until complete
+        assert to_parquet(run, out) == 3
+        files = {p: p.read_bytes() for p in out.rglob("*.parquet")}
+        assert all(files[p] == data for p, data in first.items()) and len(files) > len(first)
+        assert to_parquet(run, out) == 0
+        assert _exported(out) == _events(run)  # the torn line is no event yet
+        with open(shard, "ab") as fh:
+            fh.write(_event(8)[20:] + b"\n")
+        assert to_parquet(run, out) == 1 and _exported(out) == _events(run)
+        _put(shard, [_event(100 + i) for i in range(2)], "wb")  # replaced: exported again
+        assert to_parquet(run, out) == 2 and _exported(out) == _events(run)
+    # what is not data starts with _ or . so that Spark, Trino and DuckDB globs skip it
+    assert {p.name[0] for p in out.rglob("*") if p.is_file() and p.suffix != ".parquet"} <= {
+        "_",
+        ".",
+    }

@@ -114,7 +114,8 @@ def to_parquet(
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> int:
-    """Copy every event to ``out/run=<id>/kind=<kind>/*.parquet``; return the number of events.
+    """Copy every event to ``out/run=<id>/kind=<kind>/*.parquet``; return the number of events
+    written now: an ``out`` holding an earlier export gets only the events written since.
 
     Read it back with ``read_parquet('out/**/*.parquet', hive_partitioning = true)``.
     ``out`` must be empty, or with ``overwrite`` hold an earlier export: then only its
@@ -131,25 +132,18 @@ def to_parquet(
             )
     if target.exists() and not target.is_dir():
         raise QueryError(f"{out}: is a file; give a folder for the Parquet copy")
+    from gemmalog.queries import _cache_export as incremental
+
     if target.is_dir() and any(target.iterdir()):
-        if not overwrite:
+        if overwrite:
+            _remove_earlier_export(target)
+            incremental.forget(target)
+        elif not incremental.is_export(target):  # an earlier export is continued, not redone
             raise QueryError(
                 f"{out}: folder is not empty (use --overwrite to replace an earlier export)"
             )
-        _remove_earlier_export(target)
     target.mkdir(parents=True, exist_ok=True)
-    con = connect(path, root=root)
-    try:
-        select = named_queries("export")["parquet"]
-        # Never DuckDB's OVERWRITE: it deletes everything under OUT, whatever it is.
-        options = (
-            "FORMAT parquet, PARTITION_BY (run, kind), COMPRESSION zstd, OVERWRITE_OR_IGNORE true"
-        )
-        return _copied_rows(
-            run_with_progress(con, f"COPY ({select}) TO {_quote(target)} ({options})", progress)
-        )
-    finally:
-        con.close()
+    return incremental.export(resolve(path, root=root), target, progress)
 
 
 def _remove_earlier_export(target: Path) -> None:
