@@ -147,7 +147,10 @@ def test_to_csv_model_output_equals_the_live_sink(tmp_path: Path) -> None:
 def test_to_parquet(runs_root: Path, tmp_path: Path) -> None:
     code, _out, _ = invoke("to-parquet", str(runs_root), str(tmp_path / "pq"))
     assert code == 0 and (tmp_path / "pq" / "run=beta" / "kind=metrics").is_dir()
-    assert invoke("to-parquet", str(runs_root), str(tmp_path / "pq"))[0] == 1
+    assert invoke("to-parquet", str(runs_root), str(tmp_path / "pq"))[0] == 0  # nothing new
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("not an export")
+    assert invoke("to-parquet", str(runs_root), str(tmp_path / "notes"))[0] == 1
     assert invoke("to-parquet", str(runs_root), str(tmp_path / "pq"), "--overwrite")[0] == 0
 
 

@@ -330,8 +330,11 @@ def test_exports(runs_root: Path, tmp_path: Path) -> None:
         rows(c, "SELECT run, kind, count(*) FROM events GROUP BY ALL")
     )
     assert (tmp_path / "pq" / "run=alpha" / "kind=metrics").is_dir()
+    assert to_parquet(runs_root, tmp_path / "pq") == 0  # incremental: nothing new since
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("not an export")
     with pytest.raises(QueryError, match="not empty"):
-        to_parquet(runs_root, tmp_path / "pq")
+        to_parquet(runs_root, tmp_path / "notes")
 
 
 @pytest.mark.parametrize(
