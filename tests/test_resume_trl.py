@@ -63,8 +63,18 @@ def _start(tmp: Path, pause_at: int) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        env=_child_env(),
     )
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment without what would change the run or the ranks."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GEMMALOG_") and k not in {"RANK", "WORLD_SIZE", "LOCAL_RANK"}
+    }
+    return {**env, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
 
 
 def _fail(tmp: Path, pause_at: int, why: str) -> None:
