@@ -80,7 +80,7 @@ def test_run_names_and_ids_cannot_escape_the_root(root: Path) -> None:
 
 
 def test_private_runs_are_user_only_files_included(root: Path) -> None:
-    run = gemmalog.initialize(CONFIG, root=str(root), private=True)
+    run = gemmalog.initialize(CONFIG, root=str(root))  # private is the default
     assert stat.S_IMODE(run.dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((run.dir / "events.0.jsonl").stat().st_mode) == 0o600
     assert stat.S_IMODE((run.dir / "run.json").stat().st_mode) == 0o600

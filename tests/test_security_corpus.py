@@ -22,10 +22,18 @@ import duckdb
 import orjson
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gemmalog
 from gemmalog.cli import cli
-from gemmalog.processors.redact import REDACTED, Redact, key_names_secret
+from gemmalog.processors.redact import (
+    _SHAPES,
+    REDACTED,
+    Redact,
+    _may_hold_secret,
+    key_names_secret,
+)
 from tests.conftest import read_events
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml"
@@ -368,6 +376,25 @@ def test_text_rules(text: str, expected: str | None) -> None:
         assert out == expected
     else:
         assert out != text and REDACTED in out
+
+
+# Pieces of every rule, glued in any order with random text: the prefilter must say "maybe"
+# whenever the full rules find something, or a secret would pass unscanned.
+FRAGMENTS = [
+    *("hf_", "sk-", "rk-", "ghp_", "github_pat_", "glpat-", "gldt-", "xoxb-", "xapp-", "AKIA"),
+    *("hooks.slack.com/services/", "AIza", "ya29.", "eyJ", "Authorization", "AUTHORIZATION"),
+    *("Bearer", "bearer", "Basic", "token", "Token", "TOKEN", "password", "Pwd", "api_key"),
+    *("AccessKey", "Signature", "sig", "secret", "auth", "cookie", "credentials", "://", "@"),
+    *(":", "=", " ", "  ", "\n", '"', "'", "\\", "--", "x", "-----BEGIN PRIVATE KEY-----"),
+    *("wandb login ", "A1b2C3d4E5f6G7h8I9j0K1l2", "0123456789abcdef" * 3, "ZZQ3XK2M9PLW4RTB"),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=6), max_size=14).map("".join))
+def test_prefilter_never_misses_a_rule(text: str) -> None:
+    if _SHAPES.search(text) is not None:
+        assert _may_hold_secret(text), text
 
 
 def test_argv_lists_anywhere() -> None:
