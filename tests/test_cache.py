@@ -21,6 +21,7 @@ import gemmalog
 from gemmalog.cli import cli
 from gemmalog.queries import VIEWS, connect, summary, to_parquet
 from gemmalog.queries._cache import CACHE_NAME, MANIFEST, configured
+from gemmalog.queries._runs_index import list_runs
 from tests.test_queries import build_runs
 from tests.test_reliability_resume import CRASH, segment_one
 
@@ -431,3 +432,32 @@ def test_to_parquet_appends_only_new_events(root: Path, tmp_path: Path, cache: b
         "_",
         ".",
     }
+
+
+RUNS = "SELECT run, name, status, start, steps, duration_s, last_reward, accuracy, ranks FROM runs"
+
+
+def test_runs_of_a_root_are_listed_from_remembered_rows(root: Path) -> None:
+    build_runs(root)
+    bench_run(root, steps=2)
+
+    def whole_root() -> list[Any]:
+        con = connect(root, cache=False)
+        rows = con.execute(f"{RUNS} ORDER BY start, run").fetchall()
+        con.close()
+        return rows
+
+    listed = list_runs(root, RUNS, ("start", "run"))
+    assert listed is not None and listed[1] == whole_root() and len(listed[1]) == 3
+    assert len(list(root.glob(f"*/{CACHE_NAME}/results/runs-*.json"))) == 3
+    again = list_runs(root, RUNS, ("start", "run"))
+    assert again is not None and repr(again[1]) == repr(whole_root())
+    _put(root / "beta" / "events.0.jsonl", [_event(7, run="beta")])
+    (root / "alpha" / "run.json").write_bytes(
+        orjson.dumps(orjson.loads((root / "alpha" / "run.json").read_bytes()) | {"name": "A"})
+    )
+    changed = list_runs(root, RUNS, ("start", "run"))
+    assert changed is not None and changed[1] == whole_root() != listed[1]
+    out = CliRunner().invoke(cli, ["runs", str(root)]).stdout
+    assert out == CliRunner().invoke(cli, ["--no-cache", "runs", str(root)]).stdout
+    assert list_runs(root / "beta", RUNS) is None  # one run: the view answers directly

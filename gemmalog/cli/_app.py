@@ -46,10 +46,12 @@ SQL_TABLE_LIMIT = 1000
 
 
 def warn_skipped(con: Any) -> None:
-    """One stderr line for each run.json the views skipped (its run reads as status unknown)."""
+    """One stderr line for each run.json the views skipped (its run reads as status unknown);
+    ``con`` is a connection, or the (file, problem) pairs already found."""
     from gemmalog.queries._connect import manifest_problems
 
-    for file, problem in manifest_problems(con):
+    problems = con if isinstance(con, list) else manifest_problems(con)
+    for file, problem in problems:
         click.echo(
             f"gemmalog: warning: {file}: {problem}; skipped (the run shows status unknown)",
             err=True,
@@ -99,11 +101,20 @@ def runs(root: str | None) -> None:
             f"no ROOT given and {default_root()} (the default root) does not exist here; "
             "give ROOT (gemmalog runs path/to/runs) or set GEMMALOG_ROOT"
         )
+    from gemmalog.queries._runs_index import list_runs
+
+    select = (
+        "SELECT run, name, status, start, steps, duration_s, last_reward, accuracy, ranks FROM runs"
+    )
+    listed = list_runs(root or default_root(), select, ("start", "run"))  # remembered per run
+    if listed is not None:
+        names, rows, problems = listed
+        warn_skipped(problems)
+        render(console(), names, rows, "table", title="runs")
+        return
     con = connect(root or default_root())
     warn_skipped(con)
-    cur = con.execute(
-        "SELECT run, name, status, start, steps, duration_s, last_reward, accuracy, ranks FROM runs ORDER BY start, run"
-    )
+    cur = con.execute(f"{select} ORDER BY start, run")
     names = [d[0] for d in cur.description or ()]
     render(console(), names, cur.fetchall(), "table", title="runs")
 
