@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 _said: set[str] = set()
 
 
-def warn_once(message: str) -> None:
-    """Print ``gemmalog: <message>`` to stderr the first time this message comes up."""
-    if message not in _said:
-        _said.add(message)
-        print(f"gemmalog: {message}", file=sys.stderr)
+def warn_once(message: str, key: str | None = None) -> None:
+    """Print ``gemmalog: <message>`` to stderr the first time this message (or ``key``)
+    comes up. Never raises (stderr may be closed)."""
+    key = message if key is None else key
+    if key not in _said:
+        _said.add(key)
+        with contextlib.suppress(Exception):
+            print(f"gemmalog: {message}", file=sys.stderr)

@@ -76,7 +76,10 @@ def get_system_logger() -> BoundLogger:
 def _failed(helper: str, exc: BaseException) -> None:
     """What a helper does instead of raising: one notice, and a line naming the helper."""
     name = _coerce.type_name(exc)
-    warn_once(f"{helper}() could not log its call ({name}); the rest of the run is unaffected")
+    warn_once(
+        f"{helper}() could not log its call ({name}); the rest of the run is unaffected",
+        key=f"failed:{helper}",
+    )
     try:
         pipeline = _State.pipeline or current()
         pipeline.emit(
@@ -92,7 +95,12 @@ def _failed(helper: str, exc: BaseException) -> None:
 
 
 def _noted(helper: str, problems: list[str]) -> None:
-    warn_once(f"{helper}() was given values it could not log as they are: {'; '.join(problems)}")
+    # One notice per helper: the details of each call are in its event's message.
+    warn_once(
+        f"{helper}() was given values it could not log as they are; the event's message "
+        f"says which (first: {problems[0][:80]})",
+        key=f"noted:{helper}",
+    )
 
 
 def _step(step: Any, problems: list[str]) -> int | None:
