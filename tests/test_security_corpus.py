@@ -11,6 +11,7 @@ flags this file.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import stat
 import sys
@@ -26,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gemmalog
+from gemmalog._children import PARENT_ENV
 from gemmalog.cli import cli
 from gemmalog.processors.redact import (
     _SHAPES,
@@ -108,13 +110,15 @@ _add(
 # What argv and the TRL arguments carry, and the user's own secret for redact_patterns.
 HUB_TOKEN = "hf_" + "TrlArgsTokenAb12Cd34Ef56Gh78Ij90"
 CLI_PASSWORD = "cli-pass" + "word-8812"
-INTERNAL = "corp-9f8e7d6c5b4a" + "39281706"
+INTERNAL_CORE = "9f8e7d6c5b4a" + "39281706"
+INTERNAL = "corp-" + INTERNAL_CORE
 SECRETS = {
     **{name: secret for name, (secret, _) in CORPUS.items()},
     "argv_password": CLI_PASSWORD,
     "trl_hub_token": HUB_TOKEN,
     "user_pattern_secret": INTERNAL,
     "user_pattern_text": re.escape(INTERNAL),
+    "user_pattern_core": INTERNAL_CORE,  # in any escaping
 }
 
 
@@ -152,6 +156,9 @@ def _log_everything(run_dir: Path) -> None:
         )
         gemmalog.log_training_progress(step=1, metrics={"loss": 0.5})
     log.info("internal", note=f"the internal token is {INTERNAL}")
+    # an environment snapshot: credential variables, and gemmalog's own variable for child
+    # processes, which carries the configuration (redact_patterns included) as JSON
+    log.info("environment", env=dict(os.environ))
     from gemmalog.integrations.trl import GemmalogCallback
 
     args = FakeTrainingArguments(run_description=" ".join(f for _, f in CORPUS.values()))
@@ -191,7 +198,11 @@ def test_no_secret_in_any_file(root: Path, tmp_path: Path, monkeypatch: pytest.M
             CORPUS["azure"][1],
         ],
     )
+    monkeypatch.setenv("HF_TOKEN", CORPUS["huggingface"][0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CORPUS["aws_secret"][0])
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", CORPUS["azure"][1])
     run = gemmalog.initialize(CONFIG, root=str(root), redact_patterns=[re.escape(INTERNAL)])
+    assert INTERNAL_CORE in os.environ[PARENT_ENV]  # what the snapshot must not show
     with pytest.raises(ValueError), run:
         _log_everything(run.dir)
         raise ValueError("upload failed: " + " ".join(f for _, f in CORPUS.values()))
@@ -222,6 +233,9 @@ def test_no_secret_in_any_file(root: Path, tmp_path: Path, monkeypatch: pytest.M
 
     # Redacted, not dropped: every position still says something was there.
     events = read_events(run.dir)
+    env = next(e for e in events if e.get("event") == "environment")["env"]
+    assert env["HF_TOKEN"] == env["AWS_SECRET_ACCESS_KEY"] == REDACTED
+    assert env["AZURE_STORAGE_CONNECTION_STRING"] == REDACTED
     for position in ("field value", "key", "nested", "exception", "traceback"):
         lines = [e for e in events if e.get("event") == position]
         assert len(lines) == len(CORPUS), position
@@ -447,8 +461,6 @@ def test_pieces_of_a_clean_completion_are_skipped_only_when_cut_at_a_boundary() 
 
 def test_private_is_the_default_and_can_be_turned_off(root: Path) -> None:
     """Default: 0700/0600 from the first write on; ``private: false`` leaves it to the umask."""
-    import os
-
     old = os.umask(0o022)
     try:
         run = gemmalog.initialize(CONFIG, root=str(root), run_name="private")
