@@ -485,3 +485,15 @@ def test_expanded_metrics_read_as_key_equals_value(values: dict[str, Any]) -> No
 
     line = describe({"event": "m", "kind": "metrics", "metrics": values})
     assert line == " ".join(["m", *(f"{k}={shown(v)}" for k, v in values.items())])
+
+
+def test_a_lone_surrogate_is_written_escaped_and_the_file_sink_lives(root: Path) -> None:
+    run = gemmalog.initialize(CONFIG, root=root)
+    gemmalog.get_training_logger().info("bad \ud800 text", value="v\udfff")
+    gemmalog.get_training_logger().info("later line")
+    gemmalog.shutdown()
+    text = (run.dir / "logs" / "training.log").read_text(encoding="utf-8")
+    assert "bad \\ud800 text value=v\\udfff" in text and "later line" in text
+    assert "file" not in (
+        orjson.loads((run.dir / "run.json").read_bytes()).get("sink_errors") or {}
+    )

@@ -399,7 +399,15 @@ class HandlerSink(BaseSink):
             if handler.mode == "w" and handler._closed:  # type: ignore[attr-defined]
                 return  # as FileHandler.emit: a closed 'w' file is not reopened
             handler.stream = handler._open()
-        handler.stream.write(text)  # type: ignore[attr-defined]
+        stream = handler.stream  # type: ignore[attr-defined]
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:
+            # A lone surrogate (or a character the file's encoding lacks) in logged text: written
+            # escaped, as the JSONL's repair writes it, instead of losing the sink. A text
+            # stream encodes the whole string before writing, so nothing was written yet.
+            encoding = getattr(stream, "encoding", None) or "utf-8"
+            stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
         handler.flush()
 
     def _write_rotating(
@@ -421,10 +429,9 @@ class HandlerSink(BaseSink):
         size = stream.tell()
         limit = handler.maxBytes
         encoding = getattr(stream, "encoding", None) or "utf-8"  # what the bytes on disk are
-        errors = getattr(stream, "errors", None) or "strict"
         start = 0
         for i, line in enumerate(text):
-            n = len(line) if line.isascii() else len(line.encode(encoding, errors))
+            n = len(line) if line.isascii() else len(line.encode(encoding, "backslashreplace"))
             if size + n >= limit and size > 0:
                 if i > start:
                     self._write(handler, "".join(text[start:i]))
