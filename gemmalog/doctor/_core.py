@@ -16,7 +16,6 @@ from gemmalog.config.model import DOCTOR_CHECKS, SEVERITIES, DoctorConfig
 
 #: Severity -> rank, for sorting and ``--fail-on``.
 RANK = {name: i for i, name in enumerate(SEVERITIES)}
-#: Train-phase rows; events logged without a phase count as training.
 #: TRL metrics the checks read (besides each run's ``outlier_metrics``).
 METRIC_NAMES = (
     "entropy",
