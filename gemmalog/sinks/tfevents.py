@@ -19,6 +19,7 @@ memory until ``max_pending`` of them do, or until :meth:`EventFile.flush`.
 from __future__ import annotations
 
 import errno
+import itertools
 import math
 import os
 import socket
@@ -134,6 +135,7 @@ class ScalarEncoder:
         return head + b"\x2a" + varint(len(summary)) + summary
 
     def value(self, tag: str, number: float) -> bytes:
+        """One ``Summary.value`` entry: ``Value(tag=tag, simple_value=number)``."""
         return self.prefix(tag) + float32(number)
 
 
@@ -159,13 +161,8 @@ class ScalarPlan:
             return None  # text, None, a list, a too-large value: the careful path decides
 
 
-_uid = 0
-
-
-def _next_uid() -> int:
-    global _uid
-    _uid += 1
-    return _uid - 1
+#: The last part of an event file's name, as tensorboard's writer counts its files.
+_uids = itertools.count()
 
 
 class EventFile:
@@ -202,7 +199,7 @@ class EventFile:
     def _create(self) -> tuple[Path, Any]:
         host = socket.gethostname()
         while True:
-            name = f"events.out.tfevents.{int(time.time()):010d}.{host}.{os.getpid()}.{_next_uid()}"
+            name = f"events.out.tfevents.{int(time.time()):010d}.{host}.{os.getpid()}.{next(_uids)}"
             path = self.log_dir / name
             try:
                 # exclusive: two writers in one process and second never share a file
