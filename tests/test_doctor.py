@@ -60,12 +60,14 @@ def _rewards(
     }
 
 
-def make_run(root: Path, name: str, plan: Plan | None = None, **settings: Any) -> Path:
+def make_run(
+    root: Path, name: str, plan: Plan | None = None, config: Path | None = None, **settings: Any
+) -> Path:
     """Write a 30-step GRPO-like run: 4 prompt groups of 4 completions a step, TRL's metrics,
     generation statistics and memory; returns the run directory."""
     plan = plan or Plan()
     rng = random.Random(7)
-    run = gemmalog.initialize(root=root, run_name=name, **settings)
+    run = gemmalog.initialize(config, root=root, run_name=name, **settings)
     for step in range(1, STEPS + 1):
         texts, lengths, totals = [], [], []
         zero_groups = 0
@@ -409,6 +411,13 @@ def test_thresholds_and_severity_come_from_the_run_configuration(root: Path) -> 
     yaml_file = root / "doctor.yaml"
     yaml_file.write_text("doctor:\n  step_time_drift: 1.2\n  checks:\n    step_time_drift: off\n")
     assert diagnose(run_dir, config=yaml_file) == []
+    # a run logged with a doctor: section is judged by it
+    logged_with = root / "logged.yaml"
+    logged_with.write_text(
+        "doctor:\n  step_time_drift: 1.2\n  checks:\n    step_time_drift: warning\n"
+    )
+    own = only(diagnose(make_run(root, "own", plan, config=logged_with)), "step_time_drift")
+    assert own.severity == "warning" and own.steps[0] == 15
 
 
 def test_cli_table_json_and_fail_on(root: Path, control: Path) -> None:
