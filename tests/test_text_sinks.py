@@ -497,3 +497,16 @@ def test_a_lone_surrogate_is_written_escaped_and_the_file_sink_lives(root: Path)
     assert "file" not in (
         orjson.loads((run.dir / "run.json").read_bytes()).get("sink_errors") or {}
     )
+
+
+def test_a_formatter_set_later_is_followed() -> None:
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(TextFormatter("%(message)s"))
+    sink = HandlerSink("s", handler)
+    sink.write([({"logger": "a", "level": "info", "event": "one"}, b"")])
+    handler.setFormatter(TextFormatter("%(levelname)s:%(message)s"))
+    sink.write([({"logger": "a", "level": "info", "event": "two"}, b"")])
+    handler.setFormatter(logging.Formatter("%(process)d|%(message)s"))
+    sink.write([({"logger": "a", "level": "info", "event": "three"}, b"")])
+    lines = handler.stream.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert lines[:2] == ["one", "INFO:two"] and lines[2].endswith("|three")

@@ -363,10 +363,14 @@ class HandlerSink(BaseSink):
         self.handler = handler
         handler.handleError = _reraise  # type: ignore[method-assign]
         self._lines = LineFormat.for_handler(handler)
+        self._formatter = handler.formatter  # what _lines was built for
 
     def write(self, batch: Sequence[Record]) -> None:
         if not batch:
             return
+        if self.handler.formatter is not self._formatter:  # setFormatter() since: follow it
+            self._lines = LineFormat.for_handler(self.handler)
+            self._formatter = self.handler.formatter
         lines = self._lines
         if lines is None:
             self._handle(batch)
