@@ -377,22 +377,31 @@ def test_dropped_events(root: Path) -> None:
 
 
 def test_sink_errors_unreadable_lines_and_failure(root: Path) -> None:
-    with pytest.raises(ValueError), gemmalog.initialize(root=root, run_name="broken") as run:
+    blocker = root / "not-a-directory"
+    blocker.write_text("")
+    config = root / "broken-sink.yaml"
+    config.write_text(
+        "version: 1\nhandlers:\n  broken:\n    class: logging.FileHandler\n"
+        f"    filename: {blocker}/logs/training.log\n"
+        "root:\n  level: INFO\n  handlers: [broken]\n"
+    )
+    with (
+        pytest.raises(ValueError),
+        gemmalog.initialize(config, root=root, run_name="broken") as run,
+    ):
         gemmalog.log_training_progress(1, {"loss": 0.1})
         raise ValueError("correctness_reward_func needs the dataset's 'answer' column")
-    manifest = run.dir / "run.json"
-    data = orjson.loads(manifest.read_bytes())
-    data["sink_errors"] = {"tensorboard": "OSError: [Errno 28] No space left on device"}
-    manifest.write_bytes(orjson.dumps(data))  # what the pipeline records when a sink fails
-    with open(next(run.dir.glob("events.*.jsonl")), "ab") as shard:
-        shard.write(b'{"v": 1, "kind": "metr')  # a kill mid-write
+    shard = next(run.dir.glob("events.*.jsonl"))
+    with open(shard, "ab") as f:
+        f.write(b'{"v": 1, "kind": "metr')  # what a kill mid-write leaves
     findings = diagnose(run.dir)
     failed = only(findings, "run_failed")
     assert failed.severity == "error" and "answer' column" in failed.message
-    assert "No space left" in only(findings, "sink_errors").message
-    assert only(findings, "unreadable_lines").values["files"] == {
-        str(next(run.dir.glob("events.*.jsonl"))): 1
+    sink = only(findings, "sink_errors")
+    assert "broken: NotADirectoryError" in sink.message and set(sink.values["sink_errors"]) == {
+        "broken"
     }
+    assert only(findings, "unreadable_lines").values["files"] == {str(shard): 1}
 
 
 # -- configuration, CLI, JSON -----------------------------------------------------------

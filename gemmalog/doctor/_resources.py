@@ -127,6 +127,14 @@ def dropped_events(ctx: Context, chk: Check) -> list[Finding]:
     return out
 
 
+def _sink_error(err: Any) -> str:
+    """run.json keeps ``{error, missed, when}`` per failed sink (older runs: the text alone)."""
+    if not isinstance(err, dict):
+        return str(err)
+    missed = err.get("missed")
+    return str(err.get("error")) + (f" ({missed} events missed)" if missed else "")
+
+
 @check("sink_errors", "warning", "a sink failed")
 def sink_errors(ctx: Context, chk: Check) -> list[Finding]:
     """A sink that failed and was disabled during the run (run.json's ``sink_errors``)."""
@@ -135,7 +143,7 @@ def sink_errors(ctx: Context, chk: Check) -> list[Finding]:
         errors = json.loads(info["sink_errors"]) if info["sink_errors"] else {}
         if not errors:
             continue
-        text = "; ".join(f"{name}: {err}" for name, err in sorted(errors.items()))
+        text = "; ".join(f"{name}: {_sink_error(err)}" for name, err in sorted(errors.items()))
         out.append(
             chk.finding(
                 ctx,
