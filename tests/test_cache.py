@@ -461,3 +461,20 @@ def test_runs_of_a_root_are_listed_from_remembered_rows(root: Path) -> None:
     out = CliRunner().invoke(cli, ["runs", str(root)]).stdout
     assert out == CliRunner().invoke(cli, ["--no-cache", "runs", str(root)]).stdout
     assert list_runs(root / "beta", RUNS) is None  # one run: the view answers directly
+
+
+@pytest.mark.slow
+def test_same_rows_on_a_real_grpo_demo_run(root: Path) -> None:
+    pytest.importorskip("trl")
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    sys.path.insert(0, str(examples))
+    try:
+        import train_grpo_gemma
+    finally:
+        sys.path.remove(str(examples))
+    args = train_grpo_gemma.build_arg_parser().parse_args(
+        ["--root", str(root), "--run-name", "demo", "--steps", "3", "--dataset-size", "16"]
+    )
+    _trainer, run = train_grpo_gemma.train(args)
+    live = assert_same(run.dir)
+    assert len(live["completions"][1]) > 0 and len(live["rewards"][1]) > 0
