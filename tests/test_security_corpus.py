@@ -429,6 +429,13 @@ def test_argv_lists_anywhere() -> None:
     ]
 
 
+def test_keys_are_checked_as_they_are_written() -> None:
+    """A non-str key is written as its str(): a credential there is replaced, other keys kept."""
+    token = CORPUS["huggingface"][0]
+    out = Redact()(None, "info", {"event": "x", "m": {(token, 1): 1.0, 7: 2.0, "ok": 3.0}})
+    assert out["m"] == {f"('{REDACTED}', 1)": 1.0, 7: 2.0, "ok": 3.0}
+
+
 def test_values_proven_clean_are_not_copied() -> None:
     """Metrics and rewards dicts whose keys were seen before are passed through as they are."""
     redact = Redact()

@@ -428,18 +428,19 @@ class Redact:
             return value
         out: dict[Any, Any] = {}
         for k, v in value.items():
-            if type(k) is str:
-                secret, name = self._key(k)
-                if name in out:  # two keys redacted to the same text: keep both values
-                    name = f"{name}#{len(out)}"
-                if secret and _secret_value(v):
-                    out[name] = REDACTED
-                elif k in _PATTERN_KEYS and type(v) in (list, tuple):
-                    out[name] = [REDACTED] * len(v)  # the count, never the patterns
-                else:
-                    out[name] = self.value(v, depth + 1)
+            # A key is written as its str(): that is what is checked. A key whose str() raises
+            # fails here, and the listener retries the event with plain keys.
+            shown = k if type(k) is str else str(k)
+            secret, name = self._key(shown)
+            key: Any = k
+            if name != shown:  # a credential in the key itself
+                key = name if name not in out else f"{name}#{len(out)}"
+            if secret and _secret_value(v):
+                out[key] = REDACTED
+            elif shown in _PATTERN_KEYS and type(v) in (list, tuple):
+                out[key] = [REDACTED] * len(v)  # the count, never the patterns
             else:
-                out[k] = self.value(v, depth + 1)
+                out[key] = self.value(v, depth + 1)
         return out
 
     def _sequence(self, value: list[Any], depth: int) -> list[Any]:
@@ -490,13 +491,14 @@ class Redact:
                         clean = val
             elif t is dict or t is list:
                 event_dict[key] = self.value(val, 1)
-            if key not in self._safe and type(key) is str:
-                secret, name = self._key(key)
+            if key not in self._safe:
+                shown = key if type(key) is str else str(key)
+                secret, name = self._key(shown)
                 if secret and _secret_value(val) and key != "event":
                     event_dict[key] = REDACTED
-                elif key in _PATTERN_KEYS and t is list:
+                elif shown in _PATTERN_KEYS and t is list:
                     event_dict[key] = [REDACTED] * len(val)
-                if name != key:
+                if name != shown:
                     renamed = [*(renamed or ()), (key, name)]
         for key, name in renamed or ():
             while name in event_dict:
