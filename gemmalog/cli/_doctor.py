@@ -67,12 +67,13 @@ def doctor(
 
         several = len({f.run for f in findings}) > 1
         table = Table(title="gemmalog doctor", show_lines=True)
-        for name in ["severity", *(["run"] if several else []), "check", "steps", "finding"]:
+        for name in ["#", "severity", *(["run"] if several else []), "check", "steps", "finding"]:
             table.add_column(name, overflow="fold")
         styles = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-        for f in findings:
+        for i, f in enumerate(findings, 1):
             # Run ids and messages hold data (reward and metric names): shown literally.
             table.add_row(
+                str(i),
                 Text(f.severity, style=styles[f.severity]),
                 *([Text(visible(f.run))] if several else []),
                 f.check,
@@ -81,13 +82,13 @@ def doctor(
             )
         out = console()
         out.print(table)
-        for f in findings:
+        for i, f in enumerate(findings, 1):
+            if f.examples:
+                out.print(f"#{i} {f.check}, example completions:", markup=False, highlight=False)
             for ex in f.examples:
                 where = f"step {ex['step']}" if "step" in ex else "example"
                 count = f", {ex['count']}×" if "count" in ex else ""
                 text = " ".join(str(ex["text"]).split())[:160]
-                out.print(
-                    f"  {f.check} · {where}{count}: {visible(text)}", markup=False, highlight=False
-                )
+                out.print(f"  {where}{count}: {visible(text)}", markup=False, highlight=False)
     if fail_on is not None and any(RANK[f.severity] >= RANK[fail_on] for f in findings):
         click.get_current_context().exit(FINDINGS_EXIT)

@@ -81,7 +81,8 @@ def _fn_series(ctx: Context) -> dict[str, dict[str, list[dict[str, Any]]]]:
 
 @check("format_saturated", "warning", "format reward saturated, answers wrong")
 def format_saturated(ctx: Context, chk: Check) -> list[Finding]:
-    """A format-type reward pays its top score almost always while accuracy stays near zero."""
+    """Format-type rewards pay their top score almost always while accuracy stays near zero
+    (one finding per run, naming every such function)."""
     out: list[Finding] = []
     steps_of = ctx.shared("common", "completion_steps")
     for run, fns in _fn_series(ctx).items():
@@ -91,40 +92,47 @@ def format_saturated(ctx: Context, chk: Check) -> list[Finding]:
         if aw is None or aw[1].mean() > cfg.correctness_floor:
             continue
         pattern = re.compile(cfg.format_pattern, re.IGNORECASE)
+        saturated: dict[str, tuple[float, Series, Series, int]] = {}
         for fn, rows in sorted(fns.items()):
             top = rows[0]["top"]
             if not pattern.search(fn) or top is None or top <= 0:
                 continue
             at_top = Series.of(rows, "at_top")
             w = at_top.windows(cfg)
-            if w is None or w[1].mean() < cfg.format_saturation:
-                continue
-            since = at_top.onset(cfg.format_saturation) or w[1].steps[0]
-            examples = ctx.rows(
-                "rewards",
-                "top_but_wrong",
-                {"run": run, "since": since, "fn": fn, "top": top, "limit": cfg.examples},
-            )
-            out.append(
-                chk.finding(
-                    ctx,
-                    run,
-                    f"{fn} paid its top score ({num(top)}) to {_pct(w[1].mean())} of the "
-                    f"completions of steps {w[1].span()} while exact accuracy was "
-                    f"{_pct(aw[1].mean())}: the format is learned, the task is not",
-                    steps=at_top.since(since).steps,
-                    values={
-                        "reward_fn": fn,
-                        "share_at_top": at_top.as_dict(),
-                        "accuracy": accuracy.as_dict(),
-                        "thresholds": {
-                            "format_saturation": cfg.format_saturation,
-                            "correctness_floor": cfg.correctness_floor,
-                        },
+            if w is not None and w[1].mean() >= cfg.format_saturation:
+                since = at_top.onset(cfg.format_saturation) or w[1].steps[0]
+                saturated[fn] = (top, at_top, w[1], since)
+        if not saturated:
+            continue
+        # the most saturated function speaks for the others in the message and examples
+        fn, (top, at_top, last, since) = max(saturated.items(), key=lambda kv: kv[1][2].mean())
+        others = sorted(set(saturated) - {fn})
+        also = f" (also {', '.join(others)})" if others else ""
+        examples = ctx.rows(
+            "rewards",
+            "top_but_wrong",
+            {"run": run, "since": since, "fn": fn, "top": top, "limit": cfg.examples},
+        )
+        out.append(
+            chk.finding(
+                ctx,
+                run,
+                f"{fn}{also} paid its top score ({num(top)}) to {_pct(last.mean())} of the "
+                f"completions of steps {last.span()} while exact accuracy was "
+                f"{_pct(aw[1].mean())}: the format is learned, the task is not",
+                steps=at_top.since(min(v[3] for v in saturated.values())).steps,
+                values={
+                    "reward_fns": {f: round(v[2].mean(), 4) for f, v in saturated.items()},
+                    "share_at_top": {f: v[1].as_dict() for f, v in saturated.items()},
+                    "accuracy": accuracy.as_dict(),
+                    "thresholds": {
+                        "format_saturation": cfg.format_saturation,
+                        "correctness_floor": cfg.correctness_floor,
                     },
-                    examples=[example(r) for r in examples],
-                )
+                },
+                examples=[example(r) for r in examples],
             )
+        )
     return out
 
 
