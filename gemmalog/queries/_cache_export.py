@@ -22,16 +22,16 @@ from typing import Any
 import duckdb
 import orjson
 
-from gemmalog.queries._cache import (
+from gemmalog.queries._cache_store import (
     FORMAT,
     _DirCache,
     _entry_ok,
     _fingerprint,
     _last_newline,
     _matches,
-    _quote,
     _schema,
     enabled,
+    quote,
     source_select,
 )
 from gemmalog.queries._connect import Source, _sql_list, sql_file
@@ -175,12 +175,12 @@ def _export_shard(
                 pos += len(chunk)
         rows = f"SELECT * EXCLUDE (filename) FROM ({source_select([glob.escape(str(tmp))])})"
     try:
-        select = _events_select(con, f"SELECT *, {_quote(shard)} AS filename FROM ({rows})")
+        select = _events_select(con, f"SELECT *, {quote(shard)} AS filename FROM ({rows})")
         options = (
             "FORMAT parquet, PARTITION_BY (run, kind), COMPRESSION zstd, OVERWRITE_OR_IGNORE true, "
             f"FILENAME_PATTERN '{tag}-{start:015d}-{end:015d}-{{i}}'"
         )
-        result = con.execute(f"COPY ({select}) TO {_quote(str(out))} ({options})").fetchall()
+        result = con.execute(f"COPY ({select}) TO {quote(str(out))} ({options})").fetchall()
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):

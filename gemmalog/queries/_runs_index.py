@@ -18,15 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from gemmalog._version import __version__
-from gemmalog.queries._cache import (
-    FORMAT,
-    _decode,
-    _encode,
-    _Unsupported,
-    _write_result,
-    cache_dir,
-    enabled,
-)
+from gemmalog.queries._cache_memo import Unsupported, decode, encode, write_result
+from gemmalog.queries._cache_store import FORMAT, cache_dir, enabled
 from gemmalog.queries._connect import VIEWS, Source, connect, manifest_problems, resolve, sql_file
 
 Row = tuple[Any, ...]
@@ -59,7 +52,7 @@ def _one(run_dir: str, select: str) -> tuple[list[str], list[Row], list[tuple[st
     if path is not None:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             data = json.loads(path.read_bytes())
-            rows = [tuple(_decode(v) for v in r) for r in data["rows"]]
+            rows = [tuple(decode(v) for v in r) for r in data["rows"]]
             problems = [(str(f), str(p)) for f, p in data["problems"]]
             return list(data["names"]), rows, problems
     con = connect(run_dir)
@@ -71,15 +64,15 @@ def _one(run_dir: str, select: str) -> tuple[list[str], list[Row], list[tuple[st
     finally:
         con.close()
     if path is not None and path.parent.parent.is_dir():
-        with contextlib.suppress(OSError, _Unsupported, ValueError):
+        with contextlib.suppress(OSError, Unsupported, ValueError):
             text = json.dumps(
                 {
                     "names": names,
-                    "rows": [[_encode(v) for v in r] for r in rows],
+                    "rows": [[encode(v) for v in r] for r in rows],
                     "problems": problems,
                 }
             )
-            _write_result(path, text.encode())
+            write_result(path, text.encode())
     return names, rows, problems
 
 

@@ -28,7 +28,7 @@ def named_queries(name: str) -> dict[str, str]:
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    from gemmalog.queries._cache import remembered  # a repeated summary is read back
+    from gemmalog.queries._cache_memo import remembered  # a repeated summary is read back
 
     names, rows = remembered(con, sql)
     return [dict(zip(names, row, strict=True)) for row in rows]
