@@ -509,3 +509,61 @@ def test_grpo_trainer_reward_hack_is_flagged(
     assert f.steps[0] <= 15 and f.steps[-1] == 30
     assert f.values["accuracy_change"] <= 0.05 and f.values["reward_rise_sd"] >= 0.5
     assert f.examples and all(hack in e["text"] and not e["correct"] for e in f.examples)
+
+
+# -- live mode --------------------------------------------------------------------------
+
+
+def _live_run(root: Path, name: str, metrics: Callable[[int, dict[str, float]], None]) -> Path:
+    config = root / f"{name}.yaml"
+    config.write_text("doctor:\n  live: true\n")
+    run = gemmalog.initialize(config, root=root, run_name=name)
+    rng = random.Random(3)
+    for step in range(1, STEPS + 1):
+        values = {
+            "loss": rng.gauss(0.0, 0.02),
+            "grad_norm": 0.5 + abs(rng.gauss(0.0, 0.05)),
+            "entropy": 1.5 + rng.gauss(0.0, 0.02),
+            "frac_reward_zero_std": 0.25 * rng.randint(0, 2),
+            "completions/clipped_ratio": 0.1 * rng.random(),
+        }
+        metrics(step, values)
+        gemmalog.log_training_progress(step, values)
+    gemmalog.shutdown()
+    return run.dir
+
+
+def test_live_mode_reports_while_the_run_writes(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def metrics(step: int, m: dict[str, float]) -> None:
+        if step == 6:
+            m["loss"] = math.nan
+        if 10 <= step <= 16:
+            m["frac_reward_zero_std"] = 1.0
+        if step == 14:
+            m["grad_norm"] = 30.0
+        if step >= 20:
+            m["entropy"] = 0.01
+
+    run_dir = _live_run(root, "live", metrics)
+    lines = (run_dir / "doctor.live.jsonl").read_bytes().splitlines()
+    found = {f["check"]: f for f in map(orjson.loads, lines)}
+    assert set(found) == {"non_finite", "zero_signal", "metric_outliers", "entropy_collapse"}
+    assert found["non_finite"]["steps"] == [6] and found["non_finite"]["severity"] == "error"
+    assert found["zero_signal"]["steps"] == [10, 11, 12, 13, 14]  # reported at the 5th step
+    assert found["metric_outliers"]["steps"] == [14]
+    assert found["entropy_collapse"]["steps"][-1] >= 20 and all(f["live"] for f in found.values())
+    err = capsys.readouterr().err
+    assert "gemmalog doctor (live): error zero_signal" in err
+    # the batch checks agree on the same run
+    batch = {f.check for f in diagnose(run_dir)}
+    assert {"non_finite", "zero_signal", "metric_outliers", "entropy_collapse"} <= batch
+
+
+def test_live_mode_is_quiet_on_a_healthy_run(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = _live_run(root, "live-ok", lambda step, m: None)
+    assert not (run_dir / "doctor.live.jsonl").exists()
+    assert "gemmalog doctor (live)" not in capsys.readouterr().err

@@ -89,6 +89,7 @@ class DoctorConfig:
     """
 
     checks: dict[str, str] = field(default_factory=dict)
+    live: bool = False
     min_steps: int = 8
     window: float = 0.25
     examples: int = 3

@@ -173,6 +173,7 @@ DOCTOR: dict[str, tuple[Checker, str]] = {
         lambda v: isinstance(v, dict),
         "a mapping of check name: off, info, warning or error",
     ),
+    "live": (boolean, "true or false"),
     "min_steps": (positive_int, "a positive integer (steps)"),
     "window": (lambda v: type(v) in (int, float) and 0 < v <= 0.5, "a number above 0, at most 0.5"),
     "examples": (non_negative_int, "a non-negative integer"),
