@@ -29,13 +29,8 @@ from hypothesis import strategies as st
 import gemmalog
 from gemmalog._children import PARENT_ENV
 from gemmalog.cli import cli
-from gemmalog.processors.redact import (
-    _SHAPES,
-    REDACTED,
-    Redact,
-    _may_hold_secret,
-    key_names_secret,
-)
+from gemmalog.processors._secret_rules import _SHAPES, _may_hold_secret
+from gemmalog.processors.redact import REDACTED, Redact, key_names_secret
 from tests.conftest import read_events
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml"

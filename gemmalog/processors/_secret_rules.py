@@ -1,0 +1,320 @@
+"""The redaction rules: which keys name a credential, which text has a credential's shape.
+
+Used by :class:`gemmalog.processors.redact.Redact`; docs/security.md lists them all. Kept
+apart from the processor because they are data (tables, one compiled pattern, its
+prefilter), and the processor is the walk over an event.
+"""
+
+from __future__ import annotations
+
+import re
+
+REDACTED = "[REDACTED]"
+
+# --- credential-named keys --------------------------------------------------------------
+# A key is cut into lower-case words whatever its case style: "AWSSecretAccessKey" ->
+# aws secret access key, "x-api-key" -> x api key, "hfToken" -> hf token.
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# The key names a credential when its last word, or its last two words joined, is one of these.
+_SECRET_TAILS = frozenset(
+    {
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "apikey",
+        "credential",
+        "credentials",
+        "auth",
+        "authorization",
+        "bearer",
+        "cookie",
+        "secretkey",
+        "accesskey",
+        "privatekey",
+        "apitoken",
+        # two words joined: <word> key / <word> string / <word> signature
+        "accountkey",
+        "sessionkey",
+        "signingkey",
+        "encryptionkey",
+        "subscriptionkey",
+        "masterkey",
+        "clientkey",
+        "licensekey",
+        "wandbkey",
+        "hfkey",
+        "connectionstring",
+        "accesssignature",
+    }
+)
+_PAIR_TAILS = tuple(t for t in _SECRET_TAILS if t.endswith(("key", "string", "signature")))
+# Tokenizer vocabulary and counters end in "token" but are not credentials.
+_NOT_SECRET_BEFORE_TOKEN = frozenset(
+    {
+        "pad",
+        "eos",
+        "bos",
+        "unk",
+        "sep",
+        "cls",
+        "mask",
+        "special",
+        "additional",
+        "start",
+        "end",
+        "image",
+        "audio",
+        "video",
+        "vision",
+        "boi",
+        "eoi",
+        "num",
+        "max",
+        "min",
+        "total",
+        "mean",
+        "prompt",
+        "completion",
+        "input",
+        "output",
+        "new",
+        "think",
+        "tool",
+        "per",
+        "first",
+        "last",
+        "next",
+        "stop",
+    }
+)
+# redact_patterns names the user's own secrets (often re.escape(secret)): never written.
+PATTERN_KEYS = frozenset({"redact_patterns", "redactPatterns", "redact-patterns"})
+
+
+def key_names_secret(key: str) -> bool:
+    """Whether a key names a credential, in any case style (uncached; see Redact.is_secret_key)."""
+    words = [w.lower() for w in _WORDS.findall(key)]
+    if not words:
+        return False
+    last = words[-1]
+    pair = "".join(words[-2:])
+    # an acronym run swallows the word before the last: "OpenAIAPIKey" -> open aiapi key
+    if last not in _SECRET_TAILS and not any(pair.endswith(tail) for tail in _PAIR_TAILS):
+        return False
+    return not (last == "token" and len(words) > 1 and words[-2] in _NOT_SECRET_BEFORE_TOKEN)
+
+
+# --- credential-shaped text -------------------------------------------------------------
+# Each rule is (first literals, rest of the pattern). Rules that keep a prefix (the key, the
+# header name and scheme, the URL user) put the secret in their only capturing group; the
+# others are replaced whole. A word boundary is written as a lookbehind after the first
+# literal (``h(?<![A-Za-z0-9_]h)f_``): a ``\b`` before it would stop ``re`` from using the
+# first-character test (see _alternation).
+_TOKEN_CHARS = r"[A-Za-z0-9_\-]"
+_NOT_DONE = r"(?!\[REDACTED\])"  # redacting twice changes nothing
+_PEM = r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?:[\s\S]*?-----END[A-Z ]*PRIVATE KEY-----|[\s\S]*)"
+# an assigned value: a PEM block (a service-account JSON's private_key), or up to a quote,
+# separator or space
+_VALUE = _NOT_DONE + rf"""({_PEM}|[^\s'"`,;&}}\]<>\\]{{4,}})"""
+_ASSIGN = r"""\\?['"]?\s*[:=]\s*\\?['"]?"""  # key": "value / key=value / KEY: value
+
+
+def _cased(*words: str) -> tuple[str, ...]:
+    """lower, Capitalized and UPPER forms: snake/kebab, camel/Pascal and SCREAMING case."""
+    out: list[str] = []
+    for word in words:
+        for form in (word, word[:1].upper() + word[1:], word.upper()):
+            if form not in out:
+                out.append(form)
+    return tuple(out)
+
+
+_KEY_SEP = r"[_\-.]?"
+_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
+    # PEM private keys (a GCP service-account JSON's private_key, SSH and TLS keys)
+    (
+        ("-----BEGIN",),
+        _PEM.removeprefix("-----BEGIN"),
+    ),
+    (("h",), r"(?<![A-Za-z0-9_]h)f_[A-Za-z0-9]{20,}"),  # Hugging Face
+    # OpenAI (sk-, sk-proj-, sk-svcacct-), Anthropic (sk-ant-api03-): a digit in the body keeps
+    # "sk-learn-baseline-experiment" out
+    *(
+        (
+            (c,),
+            rf"(?<![A-Za-z0-9_]{c})k-(?:[A-Za-z0-9]{{2,10}}-){{0,2}}(?=[A-Za-z_\-]*[0-9]){_TOKEN_CHARS}{{20,}}",
+        )
+        for c in "sr"
+    ),
+    (("gh",), r"(?<![A-Za-z0-9_]gh)[pousr]_[A-Za-z0-9]{30,}"),  # GitHub
+    (("github_pat_",), r"[A-Za-z0-9_]{30,}"),
+    (
+        ("gl",),
+        r"(?<![A-Za-z0-9_]gl)(?:pat|dt|rt|ptt|cbt|ft|imt|soat|oas|agent)-[A-Za-z0-9_\-]{20,}",
+    ),
+    (("xox",), r"[abposre]-[A-Za-z0-9\-]{10,}"),  # Slack bot/user/app tokens
+    (("xapp-",), r"[A-Za-z0-9\-]{10,}"),
+    (("hooks.slack.com/",), r"(?:services|workflows|triggers)/[A-Za-z0-9/_\-]+"),
+    # AWS access key ids (the secret key and session token are caught by their names)
+    (
+        ("A",),
+        r"(?<![A-Za-z0-9_]A)(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA|BIA|CCA)[0-9A-Z]{16}(?![0-9A-Za-z])",
+    ),
+    (("AIza",), r"[0-9A-Za-z_\-]{35}"),  # Google API key
+    (("ya29.",), r"[0-9A-Za-z_\-]{20,}"),  # Google OAuth access token
+    (("eyJ",), r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),  # JWT
+    # Authorization / Proxy-Authorization headers, any scheme: the scheme is kept
+    (
+        _cased("authorization"),
+        _ASSIGN + r"""(?>(?:[A-Za-z][\w.\-]*\s+)?)""" + _NOT_DONE + r"""([^\s'"`,;}\]]+)""",
+    ),
+    ((*_cased("bearer"),), r"\s+([A-Za-z0-9\-._~+/]{8,}=*)"),
+    # "Basic <base64>": a digit, +/= or a case change, so "Basic Arithmetic" stays
+    (
+        ("Basic",),
+        r"\s+((?=[A-Za-z0-9+/]*(?:[0-9+/=]|[a-z][A-Z]))[A-Za-z0-9+/]{8,}={0,2})",
+    ),
+    # credential-named assignments in any case style: HF_TOKEN=..., "SecretAccessKey": "...",
+    # password: ..., Azure AccountKey=...;, SAS sig=..., Pwd=...
+    (
+        _cased(
+            "token",
+            "secret",
+            "password",
+            "passwd",
+            "passphrase",
+            "pwd",
+            "credential",
+            "credentials",
+            "auth",
+            "cookie",
+            "apikey",
+        ),
+        _ASSIGN + _VALUE,
+    ),
+    (
+        _cased("api", "access", "secret", "private", "account", "session", "subscription"),
+        _KEY_SEP + r"(?:key|Key|KEY)" + _ASSIGN + _VALUE,
+    ),
+    (_cased("access"), _KEY_SEP + r"(?:signature|Signature|SIGNATURE)" + _ASSIGN + _VALUE),
+    (("sig=",), _VALUE),
+    # user:password@ (and :password@, the Redis form) in URLs: the user is kept
+    (("://",), r"""[^/\s:@'"]*:([^/\s@'"]+)(?=@)"""),
+    # secret command-line flags: --hub_token X, --api-key X, --password X
+    (
+        ("--",),
+        r"[\w.\-]*?(?:token|Token|TOKEN|secret|Secret|SECRET|password|Password|PASSWORD|passwd|"
+        r"(?:api|Api|API|access|Access|ACCESS|private|Private)[_\-.]?(?:key|Key|KEY)|"
+        r"credentials?|auth|Auth)\s+(?!-)([^\s'\"`]+)",
+    ),
+    # `wandb login <40-hex key>` (or `wandb login --relogin <key>`)
+    (("wandb login ",), r"(?:--relogin )?([0-9a-f]{40})(?![0-9a-f])"),
+)
+
+
+# The prefilter: a necessary condition for every rule, anchored on a character that is rare
+# in prose (``_ - . J A B b w`` here, ``: = @`` below). ``re`` tests a pattern's first character in
+# C and pays ~15 ns at each position where it passes, so the common letters that begin the
+# rules ("token", "sk-", "hf_") would cost ~20 µs per 1.5 KB; a literal followed by a
+# lookbehind for the rest costs a few. Credential-named assignments (``token: ...``,
+# ``"SecretAccessKey": "..."``) are found from their ``:``/``=`` in the reversed, lower-cased
+# text, where the separator comes first.
+_FORWARD_TRIGGERS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("_",), r"(?<=hf_)|(?<=gh[pousr]_)|(?<=_pat_)"),
+    (
+        ("-",),
+        r"(?<=[sr]k-)|(?<=xox[abposre]-)|(?<=xapp-)|(?<=gl[a-z]{2}-)|(?<=gl[a-z]{3}-)"
+        r"|(?<=gl[a-z]{4}-)|(?<=gl[a-z]{5}-)|----BEGIN"
+        r"|-[\w.\-]*?(?i:token|secret|password|passwd|key|credential|auth)",
+    ),
+    ((".",), r"(?<=ya29\.)|(?<=hooks\.)"),
+    (("J",), r"(?<=eyJ)"),
+    (("A",), r"(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA|BIA|CCA|Iza)"),
+    (("Bearer", "bearer", "BEARER", "Basic"), r"\s"),
+    (("wandb login ",), ""),
+)
+_ASSIGNED_KEYWORDS = (
+    "authorization",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "credential",
+    "credentials",
+    "auth",
+    "cookie",
+    "key",
+    "signature",
+    "sig",
+)
+
+
+def _may_hold_secret(text: str) -> bool:
+    """Whether any rule can match ``text`` (false positives cost one full pass, nothing more)."""
+    if _FORWARD.search(text) is not None:
+        return True
+    return ("=" in text or ":" in text or "@" in text) and _BACKWARD.search(
+        text.lower()[::-1]
+    ) is not None
+
+
+def _alternation(rules: tuple[tuple[tuple[str, ...], str], ...]) -> str:
+    """One alternation for every rule, grouped by first character.
+
+    Each top-level alternative starts with a literal, so ``re`` builds a first-character set
+    for the whole pattern and tests it in C before trying any rule at a position; grouping by
+    that character keeps the rules tried at a matching position to the few that share it.
+    """
+    by_first: dict[str, list[str]] = {}
+    for literals, rest in rules:
+        for literal in literals:
+            by_first.setdefault(literal[0], []).append(f"{re.escape(literal[1:])}(?:{rest})")
+    return "|".join(
+        re.escape(first) + (f"(?:{'|'.join(alts)})" if len(alts) > 1 else alts[0])
+        for first, alts in by_first.items()
+    )
+
+
+_SHAPES = re.compile(_alternation(_RULES))
+_FORWARD = re.compile(_alternation(_FORWARD_TRIGGERS))
+# On the reversed, lower-cased text: `= "nekot` for `token" =`, and a URL's `user:pw@` from
+# its `@`. Longest keyword first ("credentials" before "credential").
+_BACKWARD = re.compile(
+    _alternation(
+        (
+            (
+                (":", "="),
+                r"""\s*['"]?\\?(?:"""
+                + _alternation(
+                    tuple(
+                        ((k[::-1],), "") for k in sorted(_ASSIGNED_KEYWORDS, key=len, reverse=True)
+                    )
+                )
+                + ")",
+            ),
+            (("@",), r"""[^/\s@'"]+:[^/\s:@'"]*//:"""),
+        )
+    )
+)
+
+
+def _replace(match: re.Match[str]) -> str:
+    group = match.lastindex
+    if group is None:
+        return REDACTED
+    start = match.start()
+    return (
+        match.string[start : match.start(group)]
+        + REDACTED
+        + match.string[match.end(group) : match.end()]
+    )
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every credential-shaped substring replaced (the same object when clean)."""
+    return _SHAPES.sub(_replace, text) if _may_hold_secret(text) else text
