@@ -115,10 +115,10 @@ class LiveDoctor:
             return
         cfg = self.config
         for name, prior in self._prior.items():
-            value = values.get(name)
-            if value is not None and math.isfinite(value):
-                self._spike(name, step, value, prior)
-                prior.append(value)
+            current = values.get(name)
+            if current is not None and math.isfinite(current):
+                self._spike(name, step, current, prior)
+                prior.append(current)
         if (entropy := values.get("entropy")) is not None and math.isfinite(entropy):
             self._entropy.append((step, entropy))
             if len(self._first_entropy) < self._window:
