@@ -14,6 +14,7 @@ import dataclasses
 import os
 import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -247,23 +248,35 @@ def test_no_secret_in_any_file(root: Path, tmp_path: Path, monkeypatch: pytest.M
     assert trl["training_args"]["push_to_hub"] is True  # a bool is never a credential
 
 
-def test_run_json_of_a_failed_run_is_redacted(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The defects note's case: argv and the error of an uncaught exception, in run.json."""
+def test_run_json_of_a_failed_run_is_redacted(root: Path, tmp_path: Path) -> None:
+    """The defects note's case, as a script: argv and an uncaught exception, in run.json."""
     token = CORPUS["huggingface"][0]
-    monkeypatch.setattr(sys, "argv", ["sec1.py", "--hub_token", token, "--api-key", CLI_PASSWORD])
-    run = gemmalog.initialize(root=str(root), run_name="sec")
-    assert token.encode() not in (run.dir / "run.json").read_bytes()  # the first write too
-    try:
-        raise RuntimeError(f"login failed with token {token} for https://user:pa55word@example.com")
-    except RuntimeError:
-        gemmalog._pipeline._excepthook(*sys.exc_info())  # type: ignore[arg-type]
-    gemmalog.shutdown()
-    manifest = orjson.loads((run.dir / "run.json").read_bytes())
-    assert manifest["argv"] == ["sec1.py", "--hub_token", REDACTED, "--api-key", REDACTED]
+    script = tmp_path / "sec1.py"
+    script.write_text(
+        "import sys, gemmalog\n"
+        "run = gemmalog.initialize(root=sys.argv[-1], run_name='sec')\n"
+        "print(run.dir, flush=True)\n"
+        f"raise RuntimeError('login failed with token {token} for https://user:pa55word@example.com')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script), "--hub_token", token, "--api-key", CLI_PASSWORD, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert result.returncode == 1 and "RuntimeError" in result.stderr
+    run_dir = Path(result.stdout.strip())
+    manifest = orjson.loads((run_dir / "run.json").read_bytes())
+    assert manifest["argv"][1:5] == ["--hub_token", REDACTED, "--api-key", REDACTED]
     assert manifest["error"] == (
         f"RuntimeError: login failed with token {REDACTED} for https://user:{REDACTED}@example.com"
     )
-    assert manifest["status"] == "failed" and manifest["id"] == run.id
+    assert manifest["status"] == "failed"
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert token.encode() not in data and b"pa55word" not in data, path
 
 
 def test_redaction_off_writes_values_as_given(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
