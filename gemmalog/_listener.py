@@ -174,15 +174,21 @@ class EventListener(QueueListener):
         self.events_handled += len(primary_batch)
         if primary_batch:
             self._write_primary(primary_batch)
+        # The shard first: the loss window is about the JSONL, and the other sinks (a
+        # console, TensorBoard) may take much longer to write than it does.
+        now = time.monotonic()
+        inflight = self.events.inflight_since
+        due = bool(requests) or now >= self._next_flush
+        if due or (inflight is not None and time.time() - inflight >= self.flush_interval):
+            self._flush_primary()
         for sink, records in buckets.items():
             failure = self.failures.get(sink.name)
             if failure is not None:
                 failure.missed += len(records)
                 continue
             self._call(sink, "write", records)
-        now = time.monotonic()
-        if requests or now >= self._next_flush:
-            self.flush_all(now=bool(requests))
+        if due:
+            self.flush_all(now=bool(requests), primary=False)
             self._next_flush = now + self.flush_interval
             for request in requests:
                 request.done.set()
@@ -209,6 +215,8 @@ class EventListener(QueueListener):
             self.primary.flush()
         except BaseException as exc:
             self._primary_failed(exc)
+        # Written, or counted as lost: either way producers no longer wait for these.
+        self.events.flushed()
         self._check_primary()
 
     def _primary_failed(self, exc: BaseException) -> None:
@@ -288,9 +296,10 @@ class EventListener(QueueListener):
             event["segment"] = self.segment
         return event
 
-    def flush_all(self, now: bool = False) -> None:
+    def flush_all(self, now: bool = False, primary: bool = True) -> None:
         """Flush every sink: a periodic tick (sinks may keep buffering) or, ``now``, everything."""
-        self._flush_primary()
+        if primary:
+            self._flush_primary()
         method = "flush_now" if now else "flush"
         for sink in self.sinks[1:]:
             if sink.name not in self.failures:

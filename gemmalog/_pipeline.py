@@ -96,12 +96,13 @@ class Pipeline:
             shard = parent.dir / f"events.{parent.rank}.{os.getpid()}.jsonl"
         self.is_child = child_of is not None
         self.started = time.time()
-        # The time bound (see EventQueue): the listener never trails the callers by more
-        # than one flush interval, so a crash loses at most ~2 flush intervals.
+        # The time bound (see EventQueue and docs/reliability.md): the listener flushes the
+        # shard once its oldest unwritten event is flush_interval old, and callers wait
+        # while one is older than 1.5 flush intervals (the listener is starved of CPU).
         self.queue = EventQueue(
             s.queue_size,
             s.backpressure,  # type: ignore[arg-type]
-            max_lag=s.flush_interval,
+            max_lag=1.5 * s.flush_interval,
         )
         # Sanitize first: it then walks only the fields of the call (the envelope's own
         # values are plain, and bound context values were sanitized by bind()).

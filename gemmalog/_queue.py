@@ -8,11 +8,12 @@ falls behind), drains everything in one batch and writes it.
 
 The queue is bounded two ways:
 - in **count**: at most ``maxsize`` events wait (memory);
-- in **time**: a producer does not add to a queue whose oldest event was handed over more
-  than ``max_lag`` seconds before its own. On a loaded machine the listener may get too
+- in **time**: a producer does not add an event while the oldest event not yet written
+  to the shard (still queued, or taken by the listener and not flushed) was handed over
+  more than ``max_lag`` seconds before it. On a loaded machine the listener may get too
   little CPU to keep up with a flooding producer; this bound keeps what a crash can lose
-  to a time window (``max_lag`` + ``flush_interval`` + one batch), not to ``maxsize``
-  events, whatever the machine's speed.
+  to a time window, not to ``maxsize`` events, whatever the machine's speed. The listener
+  reports what it took (:attr:`inflight_since`) and when it flushed (:meth:`flushed`).
 
 Backpressure when a bound is reached:
 - ``block`` (default, lossless): the producer waits until the listener has taken the
@@ -76,6 +77,8 @@ class EventQueue:
         self._drop_seq = itertools.count()
         self._sentinel_seen = False
         self.closed = False
+        #: ``ts`` of the oldest event the listener took and has not flushed yet, else None.
+        self.inflight_since: float | None = None
 
     def __len__(self) -> int:
         return len(self._dq)
@@ -93,9 +96,12 @@ class EventQueue:
         dq.append(item)
 
     def _late(self, item: dict[str, Any]) -> bool:
-        """True when the oldest queued event is more than ``max_lag`` older than ``item``."""
+        """True when the oldest unwritten event is more than ``max_lag`` older than ``item``."""
         try:
-            return bool(item["ts"] - self._dq[0]["ts"] > self.max_lag)
+            oldest = self.inflight_since
+            if oldest is None:
+                oldest = self._dq[0]["ts"]
+            return bool(item["ts"] - oldest > self.max_lag)
         except (IndexError, KeyError, TypeError):  # empty, a control item, a foreign dict
             return False
 
@@ -157,12 +163,20 @@ class EventQueue:
                 append(item)
         except IndexError:
             pass
+        if batch and self.inflight_since is None:
+            first = batch[0]
+            self.inflight_since = first.get("ts") if type(first) is dict else None
         if len(dq) > self.max_batch:
             self.wake()  # more waiting: come straight back
         self._release_waiters()
         if self._sentinel_seen and not batch:
             return None
         return batch
+
+    def flushed(self) -> None:
+        """The listener wrote everything it took to the shard: producers may go on."""
+        self.inflight_since = None
+        self._release_waiters()
 
     def _release_waiters(self) -> None:
         waiters = self._waiters

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -48,15 +49,30 @@ def manifest(run_dir: Path) -> dict:
 # -- 1. crash safety --------------------------------------------------------------------
 KILLS = 24
 FLUSH = 0.1
-# The loss window: flush_interval, plus the listener's lag behind a producer that saturates
-# it on this 2-core machine (bounded by queue_size / listener throughput), plus scheduling.
-WINDOW = FLUSH + 0.4
+# The loss window docs/reliability.md states: the listener never trails the producer by
+# more than one flush interval (the queue's time bound), then writes within one more flush
+# interval; MARGIN covers one batch's processing and the scheduler on a loaded machine.
+MARGIN = 0.25
+WINDOW = 2 * FLUSH + MARGIN
+
+
+@pytest.fixture
+def cpu_burners() -> Iterator[None]:
+    """Two processes spinning on the CPU: on a 2-core machine the listener must share it."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 def test_sigkill_at_random_moments_loses_only_the_last_flush_interval(
-    root: Path, tmp_path: Path
+    root: Path, tmp_path: Path, cpu_burners: None
 ) -> None:
-    """24 children, one run (each restart a resumed segment), SIGKILLed at random moments."""
+    """24 children, one run (each restart a resumed segment), SIGKILLed at random moments
+    while two other processes burn the CPU."""
     rng = random.Random(20260101)
     counter = tmp_path / "counter"
     run_id = "killed"
