@@ -103,10 +103,18 @@ def runs(root: str | None) -> None:
         )
     from gemmalog.queries._runs_index import list_runs
 
-    select = (
-        "SELECT run, name, status, start, steps, duration_s, last_reward, accuracy, ranks FROM runs"
-    )
-    listed = list_runs(root or default_root(), select, ("start", "run"))  # remembered per run
+    columns = [
+        "run",
+        "name",
+        "status",
+        "start",
+        "steps",
+        "duration_s",
+        "last_reward",
+        "accuracy",
+        "ranks",
+    ]
+    listed = list_runs(root or default_root(), tuple(columns), ("start", "run"))  # per run
     if listed is not None:
         names, rows, problems = listed
         warn_skipped(problems)
@@ -114,7 +122,7 @@ def runs(root: str | None) -> None:
         return
     con = connect(root or default_root())
     warn_skipped(con)
-    cur = con.execute(f"{select} ORDER BY start, run")
+    cur = con.execute(f"SELECT {', '.join(columns)} FROM runs ORDER BY start, run")
     names = [d[0] for d in cur.description or ()]
     render(console(), names, cur.fetchall(), "table", title="runs")
 

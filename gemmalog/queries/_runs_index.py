@@ -45,35 +45,57 @@ def _state(run_dir: str, select: str) -> str | None:
     return digest.hexdigest()
 
 
-def _one(run_dir: str, select: str) -> tuple[list[str], list[Row], list[tuple[str, str]]]:
-    """The run's rows of ``select`` and its skipped manifests, remembered while unchanged."""
-    state = _state(run_dir, select)
-    path = cache_dir(run_dir) / "results" / f"runs-{state}.json" if state else None
-    if path is not None:
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            data = json.loads(path.read_bytes())
-            rows = [tuple(decode(v) for v in r) for r in data["rows"]]
-            problems = [(str(f), str(p)) for f, p in data["problems"]]
-            return list(data["names"]), rows, problems
-    con = connect(run_dir)
+Found = tuple[list[str], list[Row], list[tuple[str, str]]]
+_BATCH = 8  # more runs than this to query: one connection over the root, not one per run
+
+
+def _memo_path(run_dir: str, state: str | None) -> Path | None:
+    return cache_dir(run_dir) / "results" / f"runs-{state}.json" if state else None
+
+
+def _recall(path: Path | None) -> Found | None:
+    if path is None:
+        return None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        data = json.loads(path.read_bytes())
+        rows = [tuple(decode(v) for v in r) for r in data["rows"]]
+        problems = [(str(f), str(p)) for f, p in data["problems"]]
+        return list(data["names"]), rows, problems
+    return None
+
+
+def _remember(run_dir: str, path: Path | None, found: Found) -> None:
+    if path is None:
+        return
+    names, rows, problems = found
+    with contextlib.suppress(OSError, Unsupported, ValueError):
+        store = path.parent.parent
+        if not store.is_dir():
+            store.mkdir(parents=True, mode=os.stat(run_dir).st_mode & 0o777)
+            (store / "lock").touch(mode=os.stat(run_dir).st_mode & 0o666)
+        text = json.dumps(
+            {"names": names, "rows": [[encode(v) for v in r] for r in rows], "problems": problems}
+        )
+        write_result(path, text.encode())
+
+
+def _query(path: str, select: str, *, cache: bool) -> dict[str, Found]:
+    """``select`` (with the run directory first) over ``path``, split by run directory."""
+    con = connect(path, cache=cache)
     try:
         cur = con.execute(select)
-        names = [str(d[0]) for d in cur.description or ()]
-        rows = cur.fetchall()
-        problems = manifest_problems(con)
+        names = [str(d[0]) for d in cur.description or ()][1:]
+        out: dict[str, Found] = {}
+        for row in cur.fetchall():
+            out.setdefault(os.path.normpath(str(row[0])), (names, [], []))[1].append(row[1:])
+        for file, problem in manifest_problems(con):
+            key = os.path.normpath(os.path.dirname(file))
+            out.setdefault(key, (names, [], []))[2].append((file, problem))
+        if not out:
+            out[""] = (names, [], [])
+        return out
     finally:
         con.close()
-    if path is not None and path.parent.parent.is_dir():
-        with contextlib.suppress(OSError, Unsupported, ValueError):
-            text = json.dumps(
-                {
-                    "names": names,
-                    "rows": [[encode(v) for v in r] for r in rows],
-                    "problems": problems,
-                }
-            )
-            write_result(path, text.encode())
-    return names, rows, problems
 
 
 def _run_dirs(source: Source) -> list[str] | None:
@@ -92,28 +114,42 @@ def _key(value: Any) -> tuple[bool, Any]:
 
 
 def list_runs(
-    path: str | os.PathLike[str], select: str, order: tuple[str, ...] = ()
-) -> tuple[list[str], list[Row], list[tuple[str, str]]] | None:
-    """``select`` (over the ``runs`` view, one row per run, no ORDER BY) for every run under
-    the root ``path``, run by run, sorted by the columns ``order``; None when the cache is off,
-    ``path`` is not a root of runs or two runs share an id (the caller then queries the
-    whole root at once)."""
+    path: str | os.PathLike[str], columns: tuple[str, ...], order: tuple[str, ...] = ()
+) -> Found | None:
+    """``columns`` of the ``runs`` view for every run under the root ``path``, sorted by
+    ``order``, and the run.json files skipped; each run's rows are remembered in its cache
+    while nothing it depends on changed. None when the cache is off, ``path`` is not a root
+    of runs or two runs share an id: the caller then queries the whole root at once."""
     if not enabled():
         return None
     dirs = _run_dirs(resolve(path))
     if not dirs:
         return None
-    names: list[str] = []
-    rows: list[Row] = []
-    problems: list[tuple[str, str]] = []
-    for run_dir in dirs:
-        names, got, skipped = _one(run_dir, select)
-        rows += got
-        problems += skipped
-    if "run" in names:
-        ids = [r[names.index("run")] for r in rows]
+    select = f"SELECT dir, {', '.join(columns)} FROM runs"
+    memos = {d: _memo_path(d, _state(d, select)) for d in dirs}
+    found: dict[str, Found] = {}
+    for run_dir, memo in memos.items():
+        hit = _recall(memo)
+        if hit is not None:
+            found[run_dir] = hit
+    missing = [d for d in dirs if d not in found]
+    if len(missing) > _BATCH:  # e.g. the first listing: one read of every shard
+        batch = _query(os.fspath(path), select, cache=False)
+    else:
+        batch = {}
+        for run_dir in missing:
+            batch |= _query(run_dir, select, cache=True)
+    names = list(columns)
+    for run_dir in missing:
+        got = batch.get(os.path.normpath(run_dir), (names, [], []))
+        _remember(run_dir, memos[run_dir], got)
+        found[run_dir] = got
+    rows = [row for d in dirs for row in found[d][1]]
+    problems = [p for d in dirs for p in found[d][2]]
+    if "run" in columns:
+        ids = [r[columns.index("run")] for r in rows]
         if len(set(ids)) != len(ids):
             return None
-    at = [names.index(c) for c in order]
+    at = [columns.index(c) for c in order]
     rows.sort(key=lambda r: tuple(_key(r[i]) for i in at))
     return names, rows, problems
