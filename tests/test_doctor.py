@@ -173,7 +173,7 @@ def test_format_saturated(root: Path) -> None:
     f = only(diagnose(make_run(root, "format", plan)), "format_saturated")
     assert list(f.values["reward_fns"]) == ["soft_format_reward_func"]
     assert 12 <= f.steps[0] <= 14 and f.steps[-1] == STEPS
-    assert f.values["share_at_top"]["soft_format_reward_func"][STEPS] == 1.0
+    assert f.values["saturation"]["soft_format_reward_func"][STEPS] == 1.0
     assert f.examples and all(e["rewards"]["soft_format_reward_func"] == 0.5 for e in f.examples)
 
 

@@ -21,7 +21,6 @@ from gemmalog.config.loader import load, parse_doctor
 from gemmalog.config.model import DOCTOR_CHECKS, DoctorConfig
 from gemmalog.doctor import _collapse, _length, _resources, _rewards, _signal, _stability
 from gemmalog.doctor._core import (
-    METRIC_NAMES,
     RANK,
     REGISTRY,
     Check,
@@ -82,10 +81,9 @@ def check_connection(
         )
     findings: list[Finding] = []
     prepare = queries("prepare")
-    names = sorted({*METRIC_NAMES, *(n for c in ctx.settings.values() for n in c.outlier_metrics)})
     try:
         for table in ("completions", "rewards", "metrics"):
-            con.execute(prepare[table], {"names": names} if table == "metrics" else {})
+            con.execute(prepare[table])
         for name in wanted:
             chk = REGISTRY[name]
             if all(cfg.checks.get(name) == "off" for cfg in ctx.settings.values()):

@@ -100,7 +100,8 @@ class Context:
         key = ("metric_series",)
         if key not in self._memo:
             series: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            for r in self.rows("common", "metric_series"):
+            names = {*METRIC_NAMES, *(n for c in self.settings.values() for n in c.outlier_metrics)}
+            for r in self.rows("common", "metric_series", {"names": sorted(names)}):
                 series.setdefault((r["run"], r["name"]), []).append(r)
             self._memo[key] = {k: Series.of(v, "value") for k, v in series.items()}
         return self._memo[key].get((run, name), Series([], []))  # type: ignore[no-any-return]

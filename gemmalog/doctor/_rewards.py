@@ -81,8 +81,9 @@ def _fn_series(ctx: Context) -> dict[str, dict[str, list[dict[str, Any]]]]:
 
 @check("format_saturated", "warning", "format reward saturated, answers wrong")
 def format_saturated(ctx: Context, chk: Check) -> list[Finding]:
-    """Format-type rewards pay their top score almost always while accuracy stays near zero
-    (one finding per run, naming every such function)."""
+    """Format-type rewards pay (nearly) their top score to (nearly) every completion while
+    accuracy stays near zero: the mean score over the last window is at least
+    ``format_saturation`` of the function's top (one finding per run, naming each)."""
     out: list[Finding] = []
     steps_of = ctx.shared("common", "completion_steps")
     for run, fns in _fn_series(ctx).items():
@@ -97,15 +98,15 @@ def format_saturated(ctx: Context, chk: Check) -> list[Finding]:
             top = rows[0]["top"]
             if not pattern.search(fn) or top is None or top <= 0:
                 continue
-            at_top = Series.of(rows, "at_top")
-            w = at_top.windows(cfg)
+            saturation = Series.of(rows, "saturation")
+            w = saturation.windows(cfg)
             if w is not None and w[1].mean() >= cfg.format_saturation:
-                since = at_top.onset(cfg.format_saturation) or w[1].steps[0]
-                saturated[fn] = (top, at_top, w[1], since)
+                since = saturation.onset(cfg.format_saturation) or w[1].steps[0]
+                saturated[fn] = (top, saturation, w[1], since)
         if not saturated:
             continue
         # the most saturated function speaks for the others in the message and examples
-        fn, (top, at_top, last, since) = max(saturated.items(), key=lambda kv: kv[1][2].mean())
+        fn, (top, saturation, last, since) = max(saturated.items(), key=lambda kv: kv[1][2].mean())
         others = sorted(set(saturated) - {fn})
         also = f" (also {', '.join(others)})" if others else ""
         examples = ctx.rows(
@@ -117,13 +118,13 @@ def format_saturated(ctx: Context, chk: Check) -> list[Finding]:
             chk.finding(
                 ctx,
                 run,
-                f"{fn}{also} paid its top score ({num(top)}) to {_pct(last.mean())} of the "
-                f"completions of steps {last.span()} while exact accuracy was "
+                f"{fn}{also} paid on average {_pct(last.mean())} of its top score ({num(top)}) "
+                f"to the completions of steps {last.span()} while exact accuracy was "
                 f"{_pct(aw[1].mean())}: the format is learned, the task is not",
-                steps=at_top.since(min(v[3] for v in saturated.values())).steps,
+                steps=saturation.since(min(v[3] for v in saturated.values())).steps,
                 values={
                     "reward_fns": {f: round(v[2].mean(), 4) for f, v in saturated.items()},
-                    "share_at_top": {f: v[1].as_dict() for f, v in saturated.items()},
+                    "saturation": {f: v[1].as_dict() for f, v in saturated.items()},
                     "accuracy": accuracy.as_dict(),
                     "thresholds": {
                         "format_saturation": cfg.format_saturation,

@@ -18,7 +18,7 @@ ORDER BY run;
 -- One value per run, metric and step (the mean over ranks and micro-batches), finite only.
 SELECT run, name, step, value
 FROM _doctor_metrics
-WHERE phase = 'train' AND value IS NOT NULL
+WHERE phase = 'train' AND value IS NOT NULL AND name IN (SELECT unnest($names))
 ORDER BY run, name, step;
 
 -- name: completion_steps

@@ -1,30 +1,21 @@
 -- Reward checks: per reward function and step, over the training completions.
 
 -- name: fn_steps
--- Per run, function and step: the mean score, the share of samples at the function's
--- highest score in the run, and the summed magnitude (for each function's share of the total).
-WITH r AS (
-    SELECT run, reward_fn, step, value,
-           max(value) OVER (PARTITION BY run, reward_fn) AS top
-    FROM _doctor_rewards
-    WHERE phase = 'train' AND isfinite(value)
-)
-SELECT run, reward_fn, step,
-       avg(value) AS mean,
-       avg((value >= top - 1e-9 * greatest(1, abs(top)))::INTEGER) AS at_top,
-       sum(abs(value)) AS magnitude,
-       any_value(top) AS top
-FROM r
-GROUP BY run, reward_fn, step
+-- Per run, function and training step: the mean score, how close it is to the function's
+-- highest score in the run (mean / top: 1 when every completion got the top score), and the
+-- summed magnitude (for each function's share of the total).
+SELECT run, reward_fn, step, mean, magnitude,
+       max(top) OVER (PARTITION BY run, reward_fn) AS top,
+       mean / nullif(max(top) OVER (PARTITION BY run, reward_fn), 0) AS saturation
+FROM _doctor_reward_steps
+WHERE phase = 'train' AND mean IS NOT NULL
 ORDER BY run, reward_fn, step;
 
 -- name: none_values
 -- Scores that are NaN (the function returned None, TRL's "abstain"), per function and step.
-SELECT run, phase, reward_fn, step,
-       count(*) FILTER (WHERE isnan(value)) AS none, count(*) AS n
-FROM _doctor_rewards
-GROUP BY ALL
-HAVING count(*) FILTER (WHERE isnan(value)) > 0
+SELECT run, phase, reward_fn, step, none, n
+FROM _doctor_reward_steps
+WHERE none > 0
 ORDER BY run, reward_fn, phase, step;
 
 -- name: missing

@@ -31,26 +31,20 @@ WHERE k >= ${min_prior} AND (mad > 0 OR sd > 0)
 ORDER BY run, name, step;
 
 -- name: non_finite_metrics
--- Every metric of every phase; only the events holding a non-finite value are unnested.
-WITH e AS (
-    SELECT run, coalesce(phase, 'train') AS phase, step,
-           unnest(map_keys(metrics)) AS name, unnest(map_values(metrics)) AS value
-    FROM events
-    WHERE kind = 'metrics' AND list_bool_or(list_transform(map_values(metrics), lambda x: NOT isfinite(x)))
-)
-SELECT run, phase, name, count(*) AS n,
-       list_sort(list_distinct(list(step))) AS steps,
-       count(*) FILTER (WHERE isnan(value)) AS nan
-FROM e
-WHERE isnan(value) OR isinf(value)
-GROUP BY ALL
+-- Every metric of every phase.
+SELECT run, phase, name, sum(nan + inf)::BIGINT AS n,
+       list_sort(list(step)) AS steps,
+       sum(nan)::BIGINT AS nan
+FROM _doctor_metrics
+WHERE nan + inf > 0
+GROUP BY run, phase, name
 ORDER BY run, min(step), name;
 
 -- name: non_finite_rewards
 -- Infinite scores (NaN scores are a function's None, checked by reward_none).
-SELECT run, phase, reward_fn AS name, count(*) AS n,
-       list_sort(list_distinct(list(step))) AS steps, 0 AS nan
-FROM _doctor_rewards
-WHERE isinf(value)
-GROUP BY ALL
+SELECT run, phase, reward_fn AS name, sum(inf)::BIGINT AS n,
+       list_sort(list(step)) AS steps, 0 AS nan
+FROM _doctor_reward_steps
+WHERE inf > 0
+GROUP BY run, phase, reward_fn
 ORDER BY run, min(step), name;
