@@ -243,7 +243,7 @@ def caller_only(rounds: int, n: int = 1000, batches: int = 100) -> dict[str, flo
     The queue is emptied between batches of ``n`` calls (the events are discarded: this
     measures the caller, not delivery), so memory stays flat as in the floor's case.
     """
-    from gemmalog._pipeline import running
+    from gemmalog import running
 
     out: dict[str, list[float]] = {"raw floor": [], "gemmalog": []}
     for _ in range(rounds):

@@ -43,7 +43,8 @@ from typing import Any
 import orjson
 
 import gemmalog
-from gemmalog._pipeline import Pipeline, running
+from gemmalog import running
+from gemmalog._pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "configs" / "gemma_logging.yaml"

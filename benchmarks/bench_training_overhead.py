@@ -35,7 +35,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]  # noqa: E402
 
 import gemmalog  # noqa: E402
-from gemmalog._pipeline import running  # noqa: E402
+from gemmalog import running
 from gemmalog.integrations.trl import GemmalogCallback  # noqa: E402
 
 CONFIG = HERE.parent / "configs" / "gemma_logging.yaml"

@@ -18,9 +18,10 @@ import os
 from typing import TYPE_CHECKING
 
 from gemmalog._context import bind, bound, clear_context, get_context, unbind
+from gemmalog._lifecycle import flush, initialize, set_final_stats, shutdown
 from gemmalog._logger import BoundLogger, get_logger
-from gemmalog._pipeline import flush, initialize, set_final_stats, shutdown
 from gemmalog._run import Run
+from gemmalog._state import running
 from gemmalog._version import __version__
 from gemmalog.api import (
     get_metrics_logger,
@@ -28,6 +29,7 @@ from gemmalog.api import (
     get_reward_logger,
     get_system_logger,
     get_training_logger,
+    log_event,
     log_generation_metrics,
     log_memory_usage,
     log_model_output,
@@ -75,12 +77,14 @@ __all__ = [
     "get_system_logger",
     "get_training_logger",
     "initialize",
+    "log_event",
     "log_generation_metrics",
     "log_memory_usage",
     "log_model_output",
     "log_reward",
     "log_reward_metrics",
     "log_training_progress",
+    "running",
     "set_final_stats",
     "shutdown",
     "unbind",

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from logging.handlers import QueueListener
 from typing import Any
 
@@ -24,10 +24,9 @@ from gemmalog._queue import EventQueue
 from gemmalog._render import render
 from gemmalog._router import Router
 from gemmalog.events import CORE_FIELDS, SCHEMA_VERSION
+from gemmalog.processors.isolated import Processor
 from gemmalog.sinks.base import Record, Sink
 from gemmalog.sinks.jsonl import JsonlSink
-
-Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
 
 
 class FlushRequest:
@@ -192,6 +191,18 @@ class EventListener(QueueListener):
             self._next_flush = now + self.flush_interval
             for request in requests:
                 request.done.set()
+
+    def on_listener_thread(self) -> bool:
+        """Whether the caller is this listener's thread (a sink or library logging from it)."""
+        return threading.current_thread() is self._thread
+
+    def report_primary_failure(self, exc: BaseException) -> None:
+        """The JSONL shard could not be opened: counted and reported like a failed write."""
+        self._primary_failed(exc)
+
+    def report_start_failure(self, name: str, exc: BaseException) -> None:
+        """A sink could not be built: reported once (stderr and JSONL) like a failing sink."""
+        self._report(name, exc, starting=True)
 
     def write_through(self, batch: list[Any]) -> None:
         """Process, write and flush ``batch`` on the calling thread (no listener thread).

@@ -16,7 +16,7 @@ from typing import Any
 from structlog import BoundLoggerBase
 
 from gemmalog._coerce import text, type_name
-from gemmalog._pipeline import current
+from gemmalog._lifecycle import current
 from gemmalog._stderr import warn_once
 
 

@@ -295,6 +295,13 @@ class Run:
     history: list[dict[str, Any]] = field(default_factory=list)
     #: Create files user-only (0o600) and directories 0o700.
     private: bool = False
+    #: What ends the run when a ``with`` block over it ends (set by ``initialize()``).
+    on_exit: (
+        Callable[
+            [Run, type[BaseException] | None, BaseException | None, TracebackType | None], None
+        ]
+        | None
+    ) = field(default=None, repr=False, compare=False)
 
     @property
     def jsonl_path(self) -> Path:
@@ -356,9 +363,8 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        from gemmalog._pipeline import end_run  # the pipeline imports this module
-
-        end_run(self, exc_type, exc, tb)
+        if self.on_exit is not None:
+            self.on_exit(self, exc_type, exc, tb)
 
     def write_manifest(
         self, *, redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None, **extra: Any

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import threading
 import traceback
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from gemmalog._pipeline import _State, current, running
+from gemmalog._state import State, running
 from gemmalog.config.model import Config
+
+if TYPE_CHECKING:
+    from gemmalog._pipeline import Pipeline
 
 # Libraries that set propagate=False on their root logger and would otherwise bypass root.
 LIBRARY_LOGGERS = ("transformers", "datasets", "accelerate", "trl", "huggingface_hub")
@@ -28,8 +31,10 @@ LIBRARY_LOGGERS = ("transformers", "datasets", "accelerate", "trl", "huggingface
 class StdlibBridge(logging.handlers.QueueHandler):
     """Hand stdlib records to gemmalog's pipeline as ``log`` events."""
 
-    def __init__(self) -> None:
+    def __init__(self, current: Callable[[], Pipeline]) -> None:
         super().__init__(None)  # type: ignore[arg-type]  # events go to the pipeline, not a queue
+        #: The lifecycle's current(): starts a forked child's pipeline on its first record.
+        self.current = current
 
     def prepare(self, record: logging.LogRecord) -> dict[str, Any]:  # type: ignore[override]
         # The level travels as the method name and the time is the envelope's (a few µs
@@ -41,8 +46,8 @@ class StdlibBridge(logging.handlers.QueueHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         pipeline = running()
-        if pipeline is None and _State.forked_from is not None:
-            pipeline = current()  # a forked child's first record starts its pipeline
+        if pipeline is None and State.forked_from is not None:
+            pipeline = self.current()  # a forked child's first record starts its pipeline
         if pipeline is None or getattr(record, "_gemmalog_seen", False):
             return
         record._gemmalog_seen = True  # a library logger and root both carry this handler
@@ -51,7 +56,7 @@ class StdlibBridge(logging.handlers.QueueHandler):
         try:
             event = self.prepare(record)
             method = record.levelname.lower()
-            if threading.current_thread() is pipeline.listener._thread:
+            if pipeline.listener.on_listener_thread():
                 # A library logging from inside a sink: never block the listener on itself.
                 for proc in pipeline.chain:
                     event = proc(None, method, event)
@@ -69,13 +74,13 @@ class _Bridge:
         self.captured_warnings = False
         self.loggers: list[logging.Logger] = []
 
-    def install(self, config: Config) -> None:
+    def install(self, config: Config, current: Callable[[], Pipeline]) -> None:
         """Attach the bridge as the settings ask: every stdlib record, or warnings only."""
         self.uninstall()
         settings = config.settings
         if not (settings.capture_stdlib or settings.capture_warnings):
             return
-        handler = StdlibBridge()
+        handler = StdlibBridge(current)
         self.handler = handler
         root = logging.getLogger()
         self.saved_root_level = root.level

@@ -9,15 +9,19 @@ so once on stderr. A failure nobody foresaw still leaves a ``log`` line naming t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psutil
 
 from gemmalog import _coerce
+from gemmalog._lifecycle import current
 from gemmalog._logger import BoundLogger, _Target
-from gemmalog._pipeline import Pipeline, _State, current
+from gemmalog._pipeline import Pipeline
+from gemmalog._state import running
 from gemmalog._stderr import warn_once
+from gemmalog.events import ENVELOPE, KINDS
 from gemmalog.processors.derive import GENERATIONS, MAX_TOKENS, TOKEN_LENGTHS
 from gemmalog.processors.resources import accelerator_memory_mb, detect_device
 from gemmalog.processors.sanitize import flat_finite_numbers
@@ -25,7 +29,7 @@ from gemmalog.textstats import completion_text, extract_reasoning_and_answer, su
 
 
 def _pipeline_for(role: str) -> tuple[Pipeline, str] | None:
-    pipeline = _State.pipeline or current()
+    pipeline = running() or current()
     name = pipeline.role_names[role]
     return None if name is None else (pipeline, name)
 
@@ -73,6 +77,59 @@ def get_system_logger() -> BoundLogger:
     return _role_logger("system")
 
 
+#: Fields every kind may carry besides its own (the envelope and what the caller binds).
+_ENVELOPE_NAMES = frozenset(f.name for f in ENVELOPE)
+
+
+def _strict() -> bool:
+    return os.environ.get("GEMMALOG_STRICT", "") not in ("", "0")
+
+
+def log_event(kind: str, /, *, level: str = "info", **fields: Any) -> None:
+    """One event of a declared kind (``gemmalog.events.KINDS``), through its role's logger.
+
+    The way integrations and extensions emit typed events: ``log_event("run_start",
+    model_name=..., training_args=...)``. A kind that is not declared, or a field its kind
+    does not declare (``log`` events take any field), is an error when ``GEMMALOG_STRICT=1``
+    (set it in tests) and otherwise a marker in the line plus one notice on stderr: the
+    event is still written, never raised into training.
+    """
+    try:
+        declared = KINDS.get(kind) if type(kind) is str else None
+        problem = None
+        if declared is None:
+            problem = f"unknown event kind {_coerce.text(kind)!r}; declared: {', '.join(KINDS)}"
+        elif kind != "log":
+            unknown = sorted(set(fields) - set(declared.field_names) - _ENVELOPE_NAMES)
+            if unknown:
+                problem = f"{kind} declares no field {', '.join(unknown)}"
+        if problem is not None and _strict():
+            raise ValueError(problem)
+        pipeline = running() or current()
+        role = declared.role if declared is not None else "training"
+        event: dict[str, Any] = {
+            **fields,
+            "kind": kind if declared is not None else "log",
+            "logger": pipeline.roles[role],
+        }
+        if declared is None:
+            event["kind_"] = _coerce.text(kind)
+        if problem is not None:
+            event["event"] = _coerce.with_problems(str(fields.get("event", kind)), [problem])
+            warn_once(f"log_event: {problem}", key=f"log_event:{problem}")
+        pipeline.emit(level if level in LEVEL_METHODS else "info", event, force=kind in _FORCED)
+    except ValueError:
+        if _strict():
+            raise
+    except Exception as exc:
+        _failed("log_event", exc)
+
+
+#: Kinds that bypass the queue bound (never dropped).
+_FORCED = frozenset({"run_start", "run_end"})
+LEVEL_METHODS = frozenset({"debug", "info", "warning", "error", "critical"})
+
+
 def _failed(helper: str, exc: BaseException) -> None:
     """What a helper does instead of raising: one notice, and a line naming the helper."""
     name = _coerce.type_name(exc)
@@ -81,7 +138,7 @@ def _failed(helper: str, exc: BaseException) -> None:
         key=f"failed:{helper}",
     )
     try:
-        pipeline = _State.pipeline or current()
+        pipeline = running() or current()
         pipeline.emit(
             "warning",
             {
@@ -133,7 +190,7 @@ def _metric_values(metrics: Any, problems: list[str]) -> dict[str, Any]:
 def log_training_progress(step: int, metrics: Mapping[str, Any], *, phase: str = "train") -> None:
     """One ``metrics`` event: ``metrics`` (name -> number) at ``step``."""
     try:
-        pipeline = _State.pipeline or current()
+        pipeline = running() or current()
         name = pipeline.role_names["metrics"]
         if name is None:  # the metrics logger is above INFO
             return

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 import gemmalog
-from gemmalog._pipeline import running
+from gemmalog import running
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import gemmalog
-from gemmalog._pipeline import running
+from gemmalog import running
 from gemmalog.config import ConfigError, load, parse
 from gemmalog.sinks.csv import CsvSink
 from gemmalog.sinks.tensorboard import TensorBoardSink

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 import gemmalog
-from gemmalog._pipeline import running
+from gemmalog import running
 from tests.conftest import events_of, read_events
 
 pytestmark = pytest.mark.faults

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 import gemmalog
-from gemmalog._pipeline import running
+from gemmalog import running
 from tests.conftest import read_events
 
 pytestmark = pytest.mark.faults

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 import gemmalog
-from gemmalog._pipeline import running
+from gemmalog import running
 from gemmalog.events import ENVELOPE, SCHEMA_VERSION
 from tests.conftest import events_of, read_events
 

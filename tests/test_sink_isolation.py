@@ -12,7 +12,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator as ea
 
 import gemmalog
-from gemmalog._pipeline import running
+from gemmalog import running
 from gemmalog.sinks.text import HandlerSink
 from tests.conftest import read_events
 

@@ -11,7 +11,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator as ea
 
 import gemmalog
-from gemmalog._pipeline import running
+from gemmalog import running
 from gemmalog.sinks.tensorboard import TensorBoardSink, histogram_proto, metric_tag
 
 CONFIG = """\

@@ -201,7 +201,7 @@ def test_console_is_coloured_on_a_terminal_only(
 def test_other_ranks_write_their_own_text_file_and_no_csv_or_tensorboard(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gemmalog._pipeline import running
+    from gemmalog import running
 
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")

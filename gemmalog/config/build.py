@@ -15,7 +15,8 @@ from typing import Any
 
 from gemmalog._run import distributed_env
 from gemmalog.config.model import Config, FormatterConfig, HandlerConfig
-from gemmalog.sinks.base import Sink
+from gemmalog.config.resolve import resolve as resolve_object
+from gemmalog.sinks.base import LEVEL_NUMBERS, Sink
 from gemmalog.sinks.text import ConsoleHandler, HandlerSink, TextFormatter
 
 
@@ -111,7 +112,22 @@ def build_sink(config: Config, spec: HandlerConfig, run_dir: Path) -> Sink | Non
         )
     if spec.type == "null":
         return None
+    if spec.type == "user":
+        return _user_sink(spec)
     raise ValueError(f"handler {spec.name!r}: no sink for type {spec.type!r}")
+
+
+def _user_sink(spec: HandlerConfig) -> Sink:
+    """A sink class named in the YAML, built as ``cls(name=<handler>, **options)``."""
+    cls = resolve_object(spec.class_name)
+    sink = cls(name=spec.name, **spec.options)
+    missing = [m for m in ("write", "flush", "close") if not callable(getattr(sink, m, None))]
+    if missing:
+        raise TypeError(f"{spec.class_name} is not a sink: it has no {', '.join(missing)}()")
+    if not hasattr(sink, "flush_now"):
+        sink.flush_now = sink.flush
+    sink.levelno = LEVEL_NUMBERS.get(spec.level, 0)  # the router applies the handler's level
+    return sink  # type: ignore[no-any-return]
 
 
 def build_sinks(config: Config, run_dir: Path, *, rank: int = 0) -> dict[str, Sink]:

@@ -34,6 +34,7 @@ from gemmalog.config.model import (
     Settings,
     default_config,
 )
+from gemmalog.config.resolve import processor, resolve
 from gemmalog.config.schema import (
     COMMON,
     DOCTOR,
@@ -44,6 +45,7 @@ from gemmalog.config.schema import (
     REQUIRED,
     SETTINGS,
     TOP,
+    TUPLE_SETTINGS,
     Checker,
     boolean,
     string_list,
@@ -199,6 +201,22 @@ def parse(data: Any, source: str = "<config>", lines: Mapping[str, int] | None =
             continue
         cls = spec.get("class")
         kind = HANDLER_CLASSES.get(cls) if isinstance(cls, str) else None
+        if kind is None and isinstance(cls, str) and "." in cls and not cls.startswith("logging."):
+            # A user's sink class: resolved now, so a bad path fails `config check` too.
+            try:
+                found = resolve(cls)
+            except ValueError as exc:
+                problems.add(f"{path}.class", str(exc))
+                continue
+            if not isinstance(found, type):
+                problems.add(f"{path}.class", f"{cls!r} is not a class")
+                continue
+            level = _level(spec.get("level", "NOTSET"), f"{path}.level", problems)
+            options = {str(k): v for k, v in spec.items() if k not in COMMON}
+            config.handlers[str(name)] = HandlerConfig(
+                str(name), "user", level, None, options, class_name=cls
+            )
+            continue
         if kind is None:
             allowed = ", ".join(k for k in HANDLER_CLASSES if "." in k)
             short = ", ".join(k for k in HANDLER_CLASSES if "." not in k)
@@ -284,8 +302,15 @@ def parse(data: Any, source: str = "<config>", lines: Mapping[str, int] | None =
         problems.add("gemmalog", "must be a mapping of pipeline settings")
         settings = {}
     checked_settings = _check_options(settings, SETTINGS, "gemmalog", problems)
-    if "redact_patterns" in checked_settings:
-        checked_settings["redact_patterns"] = tuple(checked_settings["redact_patterns"])
+    for key in TUPLE_SETTINGS:
+        if key in checked_settings:
+            checked_settings[key] = tuple(checked_settings[key])
+    for key in ("processors", "listener_processors"):
+        for i, dotted in enumerate(checked_settings.get(key, ())):
+            try:
+                processor(dotted)
+            except ValueError as exc:
+                problems.add(f"gemmalog.{key}[{i}]", str(exc))
     config.settings = Settings(**checked_settings)
     config.doctor = _doctor(data.get("doctor"), problems)
     check_config(config, problems.add, lambda key: f"gemmalog.{key}")
@@ -421,7 +446,7 @@ def apply_overrides(
     )
     problems.raise_if_any()
     for key, value in checked.items():
-        setattr(config.settings, key, tuple(value) if key == "redact_patterns" else value)
+        setattr(config.settings, key, tuple(value) if key in TUPLE_SETTINGS else value)
     if not env:  # the finished configuration, however it was built (a Config object too)
         check_config(config, problems.add, lambda k: f"settings.{k}")
         problems.raise_if_any()

@@ -136,6 +136,9 @@ class Settings:
     capture_stdlib: bool = True
     capture_warnings: bool = True
     private: bool = True
+    #: Dotted paths of user processors, caller side and listener side (docs/architecture.md).
+    processors: tuple[str, ...] = ()
+    listener_processors: tuple[str, ...] = ()
 
 
 @dataclass

@@ -121,8 +121,16 @@ SETTINGS: dict[str, tuple[Checker, str]] = {
     "max_string_length": (positive_int, "a positive integer"),
     "capture_stdlib": (boolean, "true or false"),
     "capture_warnings": (boolean, "true or false"),
-    "private": (boolean, "true or false (true, the default: run files readable by their owner only)"),
+    "private": (
+        boolean,
+        "true or false (true, the default: run files readable by their owner only)",
+    ),
+    "processors": (string_list, "a list of dotted paths to caller-side processors"),
+    "listener_processors": (string_list, "a list of dotted paths to listener-side processors"),
 }
+
+#: Settings given as lists in YAML and kept as tuples.
+TUPLE_SETTINGS = ("redact_patterns", "processors", "listener_processors")
 
 METRICS: dict[str, tuple[Checker, str]] = {
     "logging_frequency": (positive_int, "a positive integer (steps)"),

@@ -35,8 +35,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from gemmalog import api
-from gemmalog._pipeline import running
+from gemmalog import api, running
 from gemmalog.textstats import completion_text, extract_reasoning_and_answer
 
 Extractor = Callable[[str], tuple[str | None, str | None]]

@@ -44,9 +44,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 import gemmalog
-from gemmalog import api
-from gemmalog._context import bind
-from gemmalog._pipeline import running, set_final_stats
+from gemmalog import api, bind, log_event, running, set_final_stats
 from gemmalog.integrations.rewards import (
     RewardCollector,
     default_collector,
@@ -152,7 +150,8 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             collector.reward_weights = {
                 n: float(weights[i]) for n, i in collector.positions.items()
             }
-        pipeline = running() or gemmalog._pipeline.current()
+        pipeline = running()
+        run = pipeline.run if pipeline is not None else gemmalog.initialize()
         model = self._model
         name = (
             getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
@@ -167,20 +166,16 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         except Exception:
             dataset_size = None
         bind(step=state.global_step)
-        pipeline.emit(
-            "info",
-            {
-                "kind": "run_start",
-                "logger": pipeline.roles["system"],
-                "event": "training started",
-                "name": pipeline.run.name,
-                "run_dir": str(pipeline.run.dir),
-                "model_name": str(name),
-                "num_parameters": parameters,
-                "dataset_size": dataset_size,
-                "training_args": _snapshot(args),
-                "world_size": getattr(args, "world_size", 1),
-            },
+        log_event(
+            "run_start",
+            event="training started",
+            name=run.name,
+            run_dir=str(run.dir),
+            model_name=str(name),
+            num_parameters=parameters,
+            dataset_size=dataset_size,
+            training_args=_snapshot(args),
+            world_size=getattr(args, "world_size", 1),
         )
         # The start sample of a fresh training only: a resumed one would log it at the
         # checkpoint's step, which the earlier segment may have sampled already.
