@@ -45,6 +45,7 @@ from gemmalog.config.loader import ConfigError, apply_overrides, env_overrides, 
 from gemmalog.config.model import Config, default_config
 from gemmalog.processors import AddEnvelope, AddResources, Redact, Sanitize, Sanitizer
 from gemmalog.processors.derive import DeriveGenerationStats
+from gemmalog.processors.expand import Expand
 from gemmalog.sinks.base import LEVEL_NUMBERS, Sink
 from gemmalog.sinks.jsonl import JsonlSink
 
@@ -132,7 +133,8 @@ class Pipeline:
         self.router = Router(
             sinks, routes, Route(root.level, root.handlers, root.propagate), always=(primary,)
         )
-        listener_chain: tuple[Any, ...] = (DeriveGenerationStats(),)
+        # Expand first: the events a handed-over batch becomes go through all the others.
+        listener_chain: tuple[Any, ...] = (Expand(), DeriveGenerationStats())
         # One instance for the events and run.json (argv, error, config): the same rules.
         self.redact = Redact(s.redact_patterns) if s.redact else None
         if self.redact is not None:

@@ -207,6 +207,7 @@ def test_logging_failures_never_reach_training(
     assert wrapped(
         prompts=PROMPTS, completions=COMPLETIONS, trainer_state=SimpleNamespace(global_step=0)
     ) == [1.0]
+    gemmalog.flush()  # the batch is expanded (and the extractor fails) on the listener thread
     assert "could not log a reward batch" in capsys.readouterr().err
 
 

@@ -36,6 +36,7 @@ pipeline does not build those sinks elsewhere). No collective call is made.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -46,12 +47,13 @@ from transformers import TrainerCallback
 import gemmalog
 from gemmalog import api
 from gemmalog._context import bind
-from gemmalog._pipeline import running, set_final_stats
+from gemmalog._pipeline import Pipeline, running, set_final_stats
 from gemmalog.integrations.rewards import (
     RewardCollector,
     default_collector,
     wrap_reward_functions,
 )
+from gemmalog.processors.expand import emit_expanding, with_envelope
 
 _EVAL_PREFIX = "eval_"
 _MISSING = object()
@@ -202,18 +204,8 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         self.collector.flush()
         step = state.global_step
         bind(step=step, epoch=state.epoch)
-        correct, total, accuracy = self.collector.accuracy("train")
         max_steps = state.max_steps or args.max_steps or 0
-        api.log_training_progress(
-            step,
-            {
-                "progress_percent": 100.0 * step / max_steps if max_steps > 0 else 0.0,
-                "correct_answers": correct,
-                "total_answers": total,
-                "accuracy": 100.0 * accuracy,
-            },
-            phase="progress",
-        )
+        self._log_progress(step, 100.0 * step / max_steps if max_steps > 0 else 0.0)
         self._progress = step
         if (
             self._enabled("resource_metrics")
@@ -291,6 +283,42 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             "Training completed", **{k: v for k, v in stats.items() if k != "global_step"}
         )
         return control
+
+    # -- progress ---------------------------------------------------------------------------
+    def _log_progress(self, step: int, percent: float) -> None:
+        """The step's progress ``metrics`` event, its answer counts filled in on the listener
+        thread: the reward batches are counted there, and every batch handed over before
+        this event is counted before it (no wait on the training thread)."""
+        try:
+            pipeline = gemmalog._pipeline._State.pipeline or gemmalog._pipeline.current()
+            name = pipeline.role_names["metrics"]
+            if name is None:  # the metrics logger is above INFO
+                return
+            emit_expanding(
+                pipeline,
+                {"kind": "progress", "logger": name},
+                functools.partial(self._progress_event, pipeline, name, step, percent),
+            )
+        except Exception as exc:
+            print(f"gemmalog: progress not logged: {exc}", file=sys.stderr)
+
+    def _progress_event(
+        self, pipeline: Pipeline, name: str, step: int, percent: float, carrier: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        correct, total = self.collector.counted(pipeline, "train")
+        event = {
+            "kind": "metrics",
+            "logger": name,
+            "step": step,
+            "phase": "progress",
+            "metrics": {
+                "progress_percent": percent,
+                "correct_answers": correct,
+                "total_answers": total,
+                "accuracy": 100.0 * (correct / total) if total else 0.0,
+            },
+        }
+        return with_envelope(carrier, [event], pipeline.chain[0])
 
     # -- gradients ------------------------------------------------------------------------
     def _log_gradients(self, step: int, model: Any) -> None:
