@@ -113,6 +113,8 @@ class _Snapshot:
         self.source = source
         self.shards: dict[str, _Shard] = {}
         self.tails_digest = ""
+        #: False while connect() creates the views (see :func:`activate`).
+        self.active = False
         #: Set by :func:`pin`: where results may be remembered, and the state they belong to.
         self.memo: tuple[Path, str] | None = None
 
@@ -166,6 +168,8 @@ class _Snapshot:
 
     def sql(self) -> str:
         """The SELECT for the shards as they are now: cache where unchanged, JSONL elsewhere."""
+        if not self.active:  # creating a view binds it: no need to open every part for that
+            return "SELECT * FROM _gemmalog_tail WHERE false"
         branches: list[str] = []
         live: list[str] = []
         tails: list[str] = []
@@ -279,6 +283,13 @@ def drop(source: Source) -> list[str]:
             shutil.rmtree(folder)
             removed.append(str(folder))
     return removed
+
+
+def activate(con: duckdb.DuckDBPyConnection) -> None:
+    """Let ``con``'s views read the data (until now an empty stand-in of the same columns)."""
+    snapshot = _snapshots.get(con)
+    if snapshot is not None:
+        snapshot.active = True
 
 
 def pin(con: duckdb.DuckDBPyConnection) -> bool:
