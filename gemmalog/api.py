@@ -474,18 +474,26 @@ _PROCESS: psutil.Process | None = None
 
 def memory_snapshot() -> dict[str, Any]:
     """CPU RSS, process CPU percent and CUDA/MPS memory (when torch is in use), in MiB."""
+    out: dict[str, Any] = {"device": detect_device()}
+    out.update(process_memory())
+    out.update(accelerator_memory_mb())
+    return out
+
+
+def process_memory() -> dict[str, float]:
+    """``cpu_rss_mb`` and ``cpu_percent`` of this process (psutil: /proc reads, which the
+    callback makes on the listener thread); empty when psutil cannot tell."""
     global _PROCESS
     if _PROCESS is None:
         import psutil  # on first use: ``import gemmalog`` stays light (see docs/performance.md)
 
         _PROCESS = psutil.Process()
-    out: dict[str, Any] = {"device": detect_device()}
+    out: dict[str, float] = {}
     try:
         out["cpu_rss_mb"] = _PROCESS.memory_info().rss / (1024 * 1024)
         out["cpu_percent"] = _PROCESS.cpu_percent(interval=None)
     except Exception:
         pass
-    out.update(accelerator_memory_mb())
     return out
 
 
