@@ -358,6 +358,9 @@ class RewardCollector:
         ids = kwargs.get("completion_ids")
         prompts = batch.prompts if batch.prompts is not None else [None] * n
         first = batch.first
+        # log_model_output extracts again what the extractor left None, with the default
+        # extractor: when that is the collector's own, it would find nothing more.
+        again = _nothing if self.extractor is extract_reasoning_and_answer else None
         texts: list[str] = []
         token_lengths: list[int] = []
         for i in range(n):
@@ -415,6 +418,7 @@ class RewardCollector:
                         sample=first + i,
                         total_reward=total,
                         length_tokens=length_tokens,
+                        extractor=again or extract_reasoning_and_answer,
                     )
                 )
         if metrics_config.enabled("reward_metrics") and reward_logger is not None:
@@ -453,6 +457,10 @@ class RewardCollector:
                     max_tokens=self.max_completion_length,
                 )
             )
+
+
+def _nothing(text: str) -> tuple[str | None, str | None]:
+    return None, None
 
 
 def _reward_value(value: Any) -> float:
