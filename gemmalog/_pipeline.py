@@ -294,6 +294,8 @@ class _State:
     exit_status: tuple[str, str | None] | None = None
     #: What sys.exit() was called with, for the exit hook (see _exit).
     exit_code: tuple[str, str | None] | None = None
+    #: sys.last_value when the hooks were installed (an interactive session's old error).
+    last_value_at_start: object = None
     forked_from: Pipeline | None = None
     #: The configuration and run of the last pipeline shut down: where late events go.
     last: tuple[Config, Run] | None = None
@@ -536,25 +538,41 @@ def _at_exit() -> None:
     """The interpreter is exiting: end the run with what we know of how the program ended."""
     for _attempt in range(3):  # a Ctrl-C during the shutdown starts it again
         try:
-            if _State.exit_status is None and _State.exit_code is not None:
-                _State.exit_status = _State.exit_code
+            if _State.exit_status is None:
+                _State.exit_status = _State.exit_code or _uncaught()
             shutdown()
             return
         except KeyboardInterrupt:
             _State.exit_status = ("interrupted", "KeyboardInterrupt")
 
 
+def _uncaught() -> tuple[str, str | None] | None:
+    """The exception that ended the program, when gemmalog's excepthook never saw it run (a
+    second Ctrl-C can land on its first line): Python keeps it in ``sys.last_value``."""
+    last = getattr(sys, "last_value", None)
+    if last is None or last is _State.last_value_at_start:
+        return None
+    if isinstance(last, KeyboardInterrupt):
+        return ("interrupted", "KeyboardInterrupt")
+    return ("failed", type(last).__name__)
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     _State.exit_status = ("interrupted", f"signal {signal.Signals(signum).name}")
-    shutdown()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+    try:
+        shutdown()
+    finally:
+        # Whatever happened above (this handler may have interrupted anything, even a
+        # logging call deep in a stack), the signal still ends the process.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 def _install_hooks() -> None:
     if _State.hooks_installed:
         return
     _State.hooks_installed = True
+    _State.last_value_at_start = getattr(sys, "last_value", None)
     atexit.register(_at_exit)
     _previous["excepthook"] = sys.excepthook
     sys.excepthook = _excepthook

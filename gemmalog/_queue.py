@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import queue
+import threading
 from collections import deque
 from typing import Any, Literal
 
@@ -75,6 +76,8 @@ class EventQueue:
         self._waiters: deque[queue.SimpleQueue[None]] = deque()
         # next() on an itertools.count is one C call: an exact count without a lock.
         self._drop_seq = itertools.count()
+        # Threads waiting for room (set.add/discard are atomic): see _make_room.
+        self._waiting: set[int] = set()
         self._sentinel_seen = False
         self.closed = False
         #: ``ts`` of the oldest event the listener took and has not flushed yet, else None.
@@ -113,6 +116,24 @@ class EventQueue:
         if self.policy == "drop" or self.closed:
             next(self._drop_seq)
             return False
+        me = threading.get_ident()
+        if me in self._waiting:
+            # A signal handler (or __del__) logging while this thread waits for room: it
+            # must not wait too (the waits would nest until the stack overflows, and the
+            # thread it interrupted cannot go on meanwhile). One event over the bound.
+            return True
+        self._waiting.add(me)
+        try:
+            self._wait_for_room(item)
+        finally:
+            self._waiting.discard(me)
+        if self.closed and (len(dq) >= self.maxsize or self._late(item)):
+            next(self._drop_seq)
+            return False
+        return True
+
+    def _wait_for_room(self, item: dict[str, Any]) -> None:
+        dq = self._dq
         while (len(dq) >= self.maxsize or self._late(item)) and not self.closed:
             token: queue.SimpleQueue[None] = queue.SimpleQueue()
             # Registered before the check below: a batch taken after this line wakes us,
@@ -125,10 +146,6 @@ class EventQueue:
             # each batch it takes.
             with contextlib.suppress(queue.Empty):
                 token.get(timeout=self.poll_interval)
-        if self.closed and (len(dq) >= self.maxsize or self._late(item)):
-            next(self._drop_seq)
-            return False
-        return True
 
     def wake(self) -> None:
         """Wake the listener now (signal-safe)."""
