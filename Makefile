@@ -36,6 +36,10 @@ lint: venv
 
 bench: venv
 	$(PY) benchmarks/bench_hot_path.py
+	# GRPO training overhead (CPU per thread + alternating step times; trackio and wandb when
+	# installed) and import time: the tables in docs/performance.md. ~20-40 min on 2 cores.
+	$(PY) benchmarks/bench_training_overhead.py --rounds 8 --steps 12 --imports 10 \
+		--out benchmarks/results/training_overhead_2core
 
 docs: venv
 	$(VENV)/bin/mkdocs build --strict

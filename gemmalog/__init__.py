@@ -14,34 +14,86 @@ fed from the same events, and DuckDB views answer questions about runs afterward
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gemmalog._context import bind, bound, clear_context, get_context, unbind
-from gemmalog._lifecycle import flush, initialize, set_final_stats, shutdown
-from gemmalog._logger import BoundLogger, get_logger
-from gemmalog._run import Run
-from gemmalog._state import running
 from gemmalog._version import __version__
-from gemmalog.api import (
-    get_metrics_logger,
-    get_model_logger,
-    get_reward_logger,
-    get_system_logger,
-    get_training_logger,
-    log_event,
-    log_generation_metrics,
-    log_memory_usage,
-    log_model_output,
-    log_reward,
-    log_reward_metrics,
-    log_training_progress,
-)
-from gemmalog.config import Config, ConfigError
-from gemmalog.textstats import extract_reasoning_and_answer
 
 if TYPE_CHECKING:
     import duckdb
+
+    from gemmalog._lifecycle import flush, initialize, running, set_final_stats, shutdown
+    from gemmalog._logger import BoundLogger, get_logger
+    from gemmalog._run import Run
+    from gemmalog.api import (
+        get_metrics_logger,
+        get_model_logger,
+        get_reward_logger,
+        get_system_logger,
+        get_training_logger,
+        log_event,
+        log_generation_metrics,
+        log_memory_usage,
+        log_model_output,
+        log_reward,
+        log_reward_metrics,
+        log_training_progress,
+    )
+    from gemmalog.config import Config, ConfigError
+    from gemmalog.textstats import extract_reasoning_and_answer
+
+# Where each public name lives. ``import gemmalog`` imports none of these modules: the
+# pipeline, its sinks and processors, the configuration loader (yaml) and psutil load on
+# the first use of a name (``gemmalog.initialize``, a logger, a helper), so a program that
+# imports gemmalog and never logs, or logs later, does not pay for them at startup.
+_LAZY = {
+    "BoundLogger": "gemmalog._logger",
+    "get_logger": "gemmalog._logger",
+    "flush": "gemmalog._lifecycle",
+    "initialize": "gemmalog._lifecycle",
+    "set_final_stats": "gemmalog._lifecycle",
+    "shutdown": "gemmalog._lifecycle",
+    "running": "gemmalog._lifecycle",
+    "Run": "gemmalog._run",
+    "log_event": "gemmalog.api",
+    "get_metrics_logger": "gemmalog.api",
+    "get_model_logger": "gemmalog.api",
+    "get_reward_logger": "gemmalog.api",
+    "get_system_logger": "gemmalog.api",
+    "get_training_logger": "gemmalog.api",
+    "log_generation_metrics": "gemmalog.api",
+    "log_memory_usage": "gemmalog.api",
+    "log_model_output": "gemmalog.api",
+    "log_reward": "gemmalog.api",
+    "log_reward_metrics": "gemmalog.api",
+    "log_training_progress": "gemmalog.api",
+    "Config": "gemmalog.config",
+    "ConfigError": "gemmalog.config",
+    "extract_reasoning_and_answer": "gemmalog.textstats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name on first use (see ``_LAZY``), or a submodule not imported yet
+    (``gemmalog.queries`` after a bare ``import gemmalog``)."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups do not come here
+        return value
+    if not name.startswith("__"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":  # the submodule exists; its import failed
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def connect(

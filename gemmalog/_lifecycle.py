@@ -16,7 +16,7 @@ import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from types import FrameType, TracebackType
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, overload
 
 from gemmalog import _stdlib as _bridge
 from gemmalog._children import (
@@ -30,7 +30,7 @@ from gemmalog._pipeline import Pipeline
 from gemmalog._run import Run
 from gemmalog._rundir import write_manifest
 from gemmalog._state import State as _State
-from gemmalog._state import running
+from gemmalog._state import running as _running
 from gemmalog._stderr import warn_once
 from gemmalog.config.loader import ConfigError, apply_overrides, env_overrides, load
 from gemmalog.config.model import Config, default_config
@@ -78,6 +78,27 @@ def current() -> Pipeline:
         return _State.pipeline
 
 
+@overload
+def running(start: Literal[True]) -> Pipeline: ...
+
+
+@overload
+def running(start: bool = False) -> Pipeline | None: ...
+
+
+def running(start: bool = False) -> Pipeline | None:
+    """The pipeline logging in this process, or None when no run is on.
+
+    With ``start=True`` a pipeline is started as any log call would start one (the
+    default configuration before ``initialize()``, a child's writer in a forked or spawned
+    process, the late writer after ``shutdown()``), so the result is never None. Its public
+    attributes are ``run`` (:class:`gemmalog.Run`), ``config``, ``metrics`` (the
+    configuration's ``metrics`` section) and ``role_names`` (role -> logger name, None for a
+    role whose logger is above INFO).
+    """
+    return current() if start else _State.pipeline
+
+
 def initialize(
     config_path: str | os.PathLike[str] | Config | None = None,
     *,
@@ -119,7 +140,7 @@ def initialize(
     processors = (*named, *processors)
     listener_processors = (*named_listener, *listener_processors)
     with _State.lock:
-        if running() is not None:
+        if _running() is not None:
             shutdown()
         pipeline = Pipeline.new_run(
             config, processors=processors, listener_processors=listener_processors, sinks=sinks
@@ -166,7 +187,7 @@ def shutdown(status: str | None = None, error: str | None = None) -> None:
     another run.
     """
     with _State.lock, _interrupts_deferred():
-        pipeline = running()
+        pipeline = _running()
         if pipeline is None:
             return
         if status is None:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from logging.handlers import QueueListener
 from typing import Any
 
@@ -24,9 +24,11 @@ from gemmalog._queue import EventQueue
 from gemmalog._render import render
 from gemmalog._router import Router
 from gemmalog.events import CORE_FIELDS, SCHEMA_VERSION
-from gemmalog.processors.isolated import Processor
 from gemmalog.sinks.base import Record, Sink
 from gemmalog.sinks.jsonl import JsonlSink
+
+#: A listener processor may also return a list of events (see ``EventListener._apply``).
+Processor = Callable[[Any, str, dict[str, Any]], Any]
 
 
 class FlushRequest:
@@ -141,35 +143,22 @@ class EventListener(QueueListener):
         requests: list[FlushRequest] = []
         buckets: dict[Sink, list[Record]] = {}
         primary_batch: list[Record] = []
-        processors = self.processors
         sinks_for = self.router.sinks_for
         for item in batch:
             if type(item) is FlushRequest:
                 requests.append(item)
                 continue
-            event = item
-            try:
-                try:
-                    for proc in processors:
-                        event = proc(None, "", event)
-                except Exception:  # e.g. a key whose str() raises: plain keys, then again
-                    event = _plain_keys(item)
-                    for proc in processors:
-                        event = proc(None, "", event)
-                record = (event, render(event))
-            except Exception as exc:  # a processor bug must not cost the event its line
-                event = {k: item.get(k) for k in CORE_FIELDS}
-                event["event"] = f"<event could not be processed: {type(exc).__name__}: {exc}>"
-                record = (event, render(event))
-            primary_batch.append(record)
-            for sink in sinks_for(event.get("logger") or "", event.get("level")):
-                if sink is self.primary:
-                    continue
-                bucket = buckets.get(sink)
-                if bucket is None:
-                    buckets[sink] = [record]
-                else:
-                    bucket.append(record)
+            for record in self._records(item):
+                event = record[0]
+                primary_batch.append(record)
+                for sink in sinks_for(event.get("logger") or "", event.get("level")):
+                    if sink is self.primary:
+                        continue
+                    bucket = buckets.get(sink)
+                    if bucket is None:
+                        buckets[sink] = [record]
+                    else:
+                        bucket.append(record)
         self.events_handled += len(primary_batch)
         if primary_batch:
             self._write_primary(primary_batch)
@@ -203,6 +192,32 @@ class EventListener(QueueListener):
     def report_start_failure(self, name: str, exc: BaseException) -> None:
         """A sink could not be built: reported once (stderr and JSONL) like a failing sink."""
         self._report(name, exc, starting=True)
+
+    def _apply(self, event: Any, start: int) -> Any:
+        """Run the processors from ``start``. One that returns a list (an event handed over
+        to be expanded on this thread, see processors/expand.py) has each item of it run
+        through the processors after it: the records of those come back instead of an event."""
+        processors = self.processors
+        for i in range(start, len(processors)):
+            event = processors[i](None, "", event)
+            if type(event) is list:
+                return [record for e in event for record in self._records(e, i + 1)]
+        return event
+
+    def _records(self, item: dict[str, Any], start: int = 0) -> list[Record]:
+        """The record(s) of one event: usually one, none or several for an expanded one."""
+        try:
+            try:
+                event = self._apply(item, start)
+            except Exception:  # e.g. a key whose str() raises: plain keys, then again
+                event = self._apply(_plain_keys(item), start)
+            if type(event) is list:
+                return event
+            return [(event, render(event))]
+        except Exception as exc:  # a processor bug must not cost the event its line
+            event = {k: item.get(k) for k in CORE_FIELDS}
+            event["event"] = f"<event could not be processed: {type(exc).__name__}: {exc}>"
+            return [(event, render(event))]
 
     def write_through(self, batch: list[Any]) -> None:
         """Process, write and flush ``batch`` on the calling thread (no listener thread).

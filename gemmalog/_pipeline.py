@@ -35,6 +35,7 @@ from gemmalog.config.loader import ConfigError
 from gemmalog.config.model import Config
 from gemmalog.processors import AddEnvelope, AddResources, Redact, Sanitize, Sanitizer
 from gemmalog.processors.derive import DeriveGenerationStats
+from gemmalog.processors.expand import Expand
 from gemmalog.processors.isolated import Isolated, Processor
 from gemmalog.sinks.base import Sink
 from gemmalog.sinks.jsonl import JsonlSink
@@ -218,7 +219,12 @@ class Pipeline:
     def _listener_chain(self, config: Config, user: Sequence[Processor]) -> tuple[Processor, ...]:
         """Listener-side processors: derived statistics, the user's, redaction (last, so it
         sees what the others added), the segment stamp, the live doctor."""
-        chain: list[Processor] = [DeriveGenerationStats(), *(Isolated(p, "listener") for p in user)]
+        # Expand first: the events a handed-over batch becomes go through all the others.
+        chain: list[Processor] = [
+            Expand(),
+            DeriveGenerationStats(),
+            *(Isolated(p, "listener") for p in user),
+        ]
         if self.redact is not None:
             chain.append(self.redact)
         if self.run.segment:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from gemmalog import _coerce
 from gemmalog._lifecycle import current
@@ -26,6 +24,9 @@ from gemmalog.processors.derive import GENERATIONS, MAX_TOKENS, TOKEN_LENGTHS
 from gemmalog.processors.resources import accelerator_memory_mb, detect_device
 from gemmalog.processors.sanitize import flat_finite_numbers
 from gemmalog.textstats import completion_text, extract_reasoning_and_answer, summarize
+
+if TYPE_CHECKING:
+    import psutil
 
 
 def _pipeline_for(role: str) -> tuple[Pipeline, str] | None:
@@ -244,53 +245,95 @@ def log_model_output(
         if target is None:
             return
         pipeline, name = target
-        problems: list[str] = []
-        text = _completion(model_output, problems)
-        if reasoning is None or answer is None:
-            try:
-                found_reasoning, found_answer = extractor(text)
-            except Exception:
-                found_reasoning, found_answer = None, None
-            reasoning = found_reasoning if reasoning is None else reasoning
-            answer = found_answer if answer is None else answer
-        scores, problem = _coerce.mapping(rewards)
-        if problem:
-            problems.append(f"rewards: {problem}")
-        if scores is not None and not flat_finite_numbers(scores):
-            scores = _metric_values(scores, problems)
-        if total_reward is None and scores:
-            numbers = [v for v in scores.values() if type(v) is float or type(v) is int]
-            total_reward = sum(numbers) if len(numbers) == len(scores) else None
-        event: dict[str, Any] = {
-            "kind": "model_output",
-            "logger": name,
-            "phase": phase if type(phase) is str else _coerce.text(phase),
-            "sample": sample if sample is None or type(sample) is int else _step(sample, problems),
-            "question": _plain_text(question),
-            "true_answer": _plain_text(true_answer),
-            "model_output": text,
-            "reasoning": _plain_text(reasoning),
-            "answer": _plain_text(answer),
-            "rewards": scores,
-            "total_reward": _coerce.number(total_reward),
-            "correct": correct if correct is None or type(correct) is bool else _flag(correct),
-            "length_chars": len(text),
-            "length_tokens": length_tokens
-            if length_tokens is None or type(length_tokens) is int
-            else _step(length_tokens, problems),
-        }
-        if step is not None:
-            event["step"] = step if type(step) is int else _step(step, problems)
-        if prompt is not None:
-            event["prompt"] = _completion(prompt, problems)
-        if extra:
-            event.update(extra)
-        if problems:
-            event["event"] = _coerce.with_problems("model_output", problems)
-            _noted("log_model_output", problems)
+        event = model_output_event(
+            name,
+            question,
+            true_answer,
+            model_output,
+            reasoning,
+            answer=answer,
+            rewards=rewards,
+            correct=correct,
+            step=step,
+            phase=phase,
+            sample=sample,
+            prompt=prompt,
+            total_reward=total_reward,
+            length_tokens=length_tokens,
+            extractor=extractor,
+            **extra,
+        )
         pipeline.emit("info", event)
     except Exception as exc:
         _failed("log_model_output", exc)
+
+
+def model_output_event(
+    name: str,
+    question: Any,
+    true_answer: Any,
+    model_output: Any,
+    reasoning: str | None = None,
+    *,
+    answer: str | None = None,
+    rewards: Mapping[str, Any] | None = None,
+    correct: bool | None = None,
+    step: int | None = None,
+    phase: str = "train",
+    sample: int | None = None,
+    prompt: Any = None,
+    total_reward: float | None = None,
+    length_tokens: int | None = None,
+    extractor: Callable[[str], tuple[str | None, str | None]] = extract_reasoning_and_answer,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The event :func:`log_model_output` emits for logger ``name``, before the caller's
+    processors (the reward collector builds it on the listener thread)."""
+    problems: list[str] = []
+    text = _completion(model_output, problems)
+    if reasoning is None or answer is None:
+        try:
+            found_reasoning, found_answer = extractor(text)
+        except Exception:
+            found_reasoning, found_answer = None, None
+        reasoning = found_reasoning if reasoning is None else reasoning
+        answer = found_answer if answer is None else answer
+    scores, problem = _coerce.mapping(rewards)
+    if problem:
+        problems.append(f"rewards: {problem}")
+    if scores is not None and not flat_finite_numbers(scores):
+        scores = _metric_values(scores, problems)
+    if total_reward is None and scores:
+        numbers = [v for v in scores.values() if type(v) is float or type(v) is int]
+        total_reward = sum(numbers) if len(numbers) == len(scores) else None
+    event: dict[str, Any] = {
+        "kind": "model_output",
+        "logger": name,
+        "phase": phase if type(phase) is str else _coerce.text(phase),
+        "sample": sample if sample is None or type(sample) is int else _step(sample, problems),
+        "question": _plain_text(question),
+        "true_answer": _plain_text(true_answer),
+        "model_output": text,
+        "reasoning": _plain_text(reasoning),
+        "answer": _plain_text(answer),
+        "rewards": scores,
+        "total_reward": _coerce.number(total_reward),
+        "correct": correct if correct is None or type(correct) is bool else _flag(correct),
+        "length_chars": len(text),
+        "length_tokens": length_tokens
+        if length_tokens is None or type(length_tokens) is int
+        else _step(length_tokens, problems),
+    }
+    if step is not None:
+        event["step"] = step if type(step) is int else _step(step, problems)
+    if prompt is not None:
+        event["prompt"] = _completion(prompt, problems)
+    if extra:
+        event.update(extra)
+    if problems:
+        event["event"] = _coerce.with_problems("model_output", problems)
+        _noted("log_model_output", problems)
+    return event
 
 
 def _plain_text(value: Any) -> str | None:
@@ -333,31 +376,43 @@ def log_reward(
         if target is None:
             return
         pipeline, name = target
-        problems: list[str] = []
-        numbers, problem = _coerce.numbers(values)
-        if problem:
-            problems.append(f"values: {problem}")
-        ids = _coerce.sequence(samples) if samples is not None else None
-        if samples is not None and ids is None:
-            problems.append(f"samples: expected a sequence, got {_coerce.type_name(samples)}")
-        event: dict[str, Any] = {
-            "kind": "reward",
-            "logger": name,
-            "phase": phase if type(phase) is str else _coerce.text(phase),
-            "reward_fn": _coerce.text(reward_name),
-            "values": numbers,
-            "samples": [_coerce.text(s) for s in ids]
-            if ids is not None
-            else [str(i) for i in range(len(numbers))],
-        }
-        if step is not None:
-            event["step"] = step if type(step) is int else _step(step, problems)
-        if problems:
-            event["event"] = _coerce.with_problems("reward", problems)
-            _noted("log_reward", problems)
-        pipeline.emit("info", event)
+        pipeline.emit("info", reward_event(name, reward_name, values, samples, step, phase))
     except Exception as exc:
         _failed("log_reward", exc)
+
+
+def reward_event(
+    name: str,
+    reward_name: str,
+    values: Sequence[Any],
+    samples: Sequence[Any] | None = None,
+    step: int | None = None,
+    phase: str = "train",
+) -> dict[str, Any]:
+    """The event :func:`log_reward` emits for logger ``name``, before the caller's processors."""
+    problems: list[str] = []
+    numbers, problem = _coerce.numbers(values)
+    if problem:
+        problems.append(f"values: {problem}")
+    ids = _coerce.sequence(samples) if samples is not None else None
+    if samples is not None and ids is None:
+        problems.append(f"samples: expected a sequence, got {_coerce.type_name(samples)}")
+    event: dict[str, Any] = {
+        "kind": "reward",
+        "logger": name,
+        "phase": phase if type(phase) is str else _coerce.text(phase),
+        "reward_fn": _coerce.text(reward_name),
+        "values": numbers,
+        "samples": [_coerce.text(s) for s in ids]
+        if ids is not None
+        else [str(i) for i in range(len(numbers))],
+    }
+    if step is not None:
+        event["step"] = step if type(step) is int else _step(step, problems)
+    if problems:
+        event["event"] = _coerce.with_problems("reward", problems)
+        _noted("log_reward", problems)
+    return event
 
 
 def log_reward_metrics(
@@ -373,30 +428,38 @@ def log_reward_metrics(
         if target is None:
             return
         pipeline, name = target
-        problems: list[str] = []
-        per_fn, problem = _coerce.mapping(rewards_dict)
-        if problem:
-            problems.append(problem)
-        stats = {}
-        for fn, values in (per_fn or {}).items():
-            numbers, problem = _coerce.numbers(values)
-            if problem and not numbers:
-                problems.append(f"{fn}: {problem}")
-                continue
-            stats[fn] = summarize(numbers)
-        event: dict[str, Any] = {
-            "kind": "reward_summary",
-            "logger": name,
-            "step": step if type(step) is int else _step(step, problems),
-            "phase": phase if type(phase) is str else _coerce.text(phase),
-            "stats": stats,
-        }
-        if problems:
-            event["event"] = _coerce.with_problems("reward_summary", problems)
-            _noted("log_reward_metrics", problems)
-        pipeline.emit("info", event)
+        pipeline.emit("info", reward_summary_event(name, step, rewards_dict, phase))
     except Exception as exc:
         _failed("log_reward_metrics", exc)
+
+
+def reward_summary_event(
+    name: str, step: int, rewards_dict: Mapping[str, Sequence[Any]], phase: str = "train"
+) -> dict[str, Any]:
+    """The event :func:`log_reward_metrics` emits for logger ``name``, before the caller's
+    processors."""
+    problems: list[str] = []
+    per_fn, problem = _coerce.mapping(rewards_dict)
+    if problem:
+        problems.append(problem)
+    stats = {}
+    for fn, values in (per_fn or {}).items():
+        numbers, problem = _coerce.numbers(values)
+        if problem and not numbers:
+            problems.append(f"{fn}: {problem}")
+            continue
+        stats[fn] = summarize(numbers)
+    event: dict[str, Any] = {
+        "kind": "reward_summary",
+        "logger": name,
+        "step": step if type(step) is int else _step(step, problems),
+        "phase": phase if type(phase) is str else _coerce.text(phase),
+        "stats": stats,
+    }
+    if problems:
+        event["event"] = _coerce.with_problems("reward_summary", problems)
+        _noted("log_reward_metrics", problems)
+    return event
 
 
 def log_generation_metrics(
@@ -417,37 +480,50 @@ def log_generation_metrics(
         if target is None:
             return
         pipeline, name = target
-        problems: list[str] = []
-        texts = _coerce.sequence(generations)
-        if texts is None:
-            problems.append(
-                f"generations: expected a sequence, got {_coerce.type_name(generations)}"
-            )
-            texts = []
-        event: dict[str, Any] = {
-            "kind": "generation_metrics",
-            "logger": name,
-            "step": step if type(step) is int else _step(step, problems),
-            "phase": phase if type(phase) is str else _coerce.text(phase),
-            GENERATIONS: [_completion(g, problems) for g in texts],
-        }
-        if token_lengths:
-            lengths = _coerce.sequence(token_lengths)
-            if lengths is None:
-                problems.append("token_lengths: expected a sequence")
-            else:
-                ints = [_step(n, problems) for n in lengths]
-                event[TOKEN_LENGTHS] = [n for n in ints if n is not None]
-        if max_tokens:
-            event[MAX_TOKENS] = (
-                max_tokens if type(max_tokens) is int else _step(max_tokens, problems)
-            )
-        if problems:
-            event["event"] = _coerce.with_problems("generation_metrics", problems)
-            _noted("log_generation_metrics", problems)
+        event = generation_metrics_event(
+            name, step, generations, phase=phase, token_lengths=token_lengths, max_tokens=max_tokens
+        )
         pipeline.emit("info", event)
     except Exception as exc:
         _failed("log_generation_metrics", exc)
+
+
+def generation_metrics_event(
+    name: str,
+    step: int,
+    generations: Sequence[Any],
+    *,
+    phase: str = "train",
+    token_lengths: Sequence[int] | None = None,
+    max_tokens: int | None = None,
+) -> dict[str, Any]:
+    """The event :func:`log_generation_metrics` emits for logger ``name`` (raw texts, which
+    the listener turns into the statistics), before the caller's processors."""
+    problems: list[str] = []
+    texts = _coerce.sequence(generations)
+    if texts is None:
+        problems.append(f"generations: expected a sequence, got {_coerce.type_name(generations)}")
+        texts = []
+    event: dict[str, Any] = {
+        "kind": "generation_metrics",
+        "logger": name,
+        "step": step if type(step) is int else _step(step, problems),
+        "phase": phase if type(phase) is str else _coerce.text(phase),
+        GENERATIONS: [_completion(g, problems) for g in texts],
+    }
+    if token_lengths:
+        lengths = _coerce.sequence(token_lengths)
+        if lengths is None:
+            problems.append("token_lengths: expected a sequence")
+        else:
+            ints = [_step(n, problems) for n in lengths]
+            event[TOKEN_LENGTHS] = [n for n in ints if n is not None]
+    if max_tokens:
+        event[MAX_TOKENS] = max_tokens if type(max_tokens) is int else _step(max_tokens, problems)
+    if problems:
+        event["event"] = _coerce.with_problems("generation_metrics", problems)
+        _noted("log_generation_metrics", problems)
+    return event
 
 
 _PROCESS: psutil.Process | None = None
@@ -455,16 +531,26 @@ _PROCESS: psutil.Process | None = None
 
 def memory_snapshot() -> dict[str, Any]:
     """CPU RSS, process CPU percent and CUDA/MPS memory (when torch is in use), in MiB."""
+    out: dict[str, Any] = {"device": detect_device()}
+    out.update(process_memory())
+    out.update(accelerator_memory_mb())
+    return out
+
+
+def process_memory() -> dict[str, float]:
+    """``cpu_rss_mb`` and ``cpu_percent`` of this process (psutil: /proc reads, which the
+    callback makes on the listener thread); empty when psutil cannot tell."""
     global _PROCESS
     if _PROCESS is None:
+        import psutil  # on first use: ``import gemmalog`` stays light (see docs/performance.md)
+
         _PROCESS = psutil.Process()
-    out: dict[str, Any] = {"device": detect_device()}
+    out: dict[str, float] = {}
     try:
         out["cpu_rss_mb"] = _PROCESS.memory_info().rss / (1024 * 1024)
         out["cpu_percent"] = _PROCESS.cpu_percent(interval=None)
     except Exception:
         pass
-    out.update(accelerator_memory_mb())
     return out
 
 

@@ -443,6 +443,8 @@ def test_cli_table_json_and_fail_on(root: Path, control: Path) -> None:
     assert [d["check"] for d in data] == ["entropy_collapse"] and data[0]["steps"][0] == 18
     assert runner.invoke(cli, ["doctor", str(run_dir), "--fail-on", "error"]).exit_code == 3
     assert runner.invoke(cli, ["doctor", str(control), "--fail-on", "warning"]).exit_code == 0
+    both = runner.invoke(cli, ["doctor", str(run_dir), str(control), "--json"])
+    assert [d["run"] for d in orjson.loads(both.output)] == [run_dir.name]
     bad = runner.invoke(cli, ["doctor", str(run_dir), "--check", "nope"])
     assert bad.exit_code == 1 and "unknown check" in bad.output
 

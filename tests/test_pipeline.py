@@ -477,12 +477,39 @@ def test_logging_before_initialize_starts_a_default_run(tmp_path: Path) -> None:
     assert orjson.loads((run_dir / "run.json").read_bytes())["status"] == "completed"  # atexit
 
 
-def test_import_is_light() -> None:
-    code = "import sys, gemmalog; print(sorted(m for m in ('torch', 'transformers', 'trl', 'duckdb', 'tensorboard') if m in sys.modules))"
+def test_import_is_light(tmp_path: Path) -> None:
+    heavy = "('torch', 'transformers', 'trl', 'duckdb', 'tensorboard', 'yaml', 'psutil', 'structlog', 'gemmalog._lifecycle', 'gemmalog._pipeline', 'gemmalog.config')"
+    code = f"import sys, gemmalog; print(sorted(m for m in {heavy} if m in sys.modules))"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout
     assert out.strip() == "[]"
+    # The first log call loads the pipeline, but the default configuration needs no YAML.
+    code = (
+        f"import sys, gemmalog; gemmalog.initialize(root={str(tmp_path)!r}); "
+        "gemmalog.get_logger('x').info('hi'); gemmalog.shutdown(); "
+        f"print(sorted(m for m in {heavy} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.strip().splitlines()[-1] == str(
+        ["gemmalog._lifecycle", "gemmalog._pipeline", "gemmalog.config", "psutil", "structlog"]
+    )
+
+
+def test_lazy_names_are_the_modules_objects() -> None:
+    import gemmalog._lifecycle
+    import gemmalog.api
+    import gemmalog.config
+
+    assert gemmalog.initialize is gemmalog._lifecycle.initialize
+    assert gemmalog.log_model_output is gemmalog.api.log_model_output
+    assert gemmalog.ConfigError is gemmalog.config.ConfigError
+    assert set(gemmalog.__all__) <= set(dir(gemmalog))
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        gemmalog.no_such_name  # noqa: B018
 
 
 def test_public_api_is_sorted_and_importable() -> None:

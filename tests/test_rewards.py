@@ -207,6 +207,7 @@ def test_logging_failures_never_reach_training(
     assert wrapped(
         prompts=PROMPTS, completions=COMPLETIONS, trainer_state=SimpleNamespace(global_step=0)
     ) == [1.0]
+    gemmalog.flush()  # the batch is expanded (and the extractor fails) on the listener thread
     assert "could not log a reward batch" in capsys.readouterr().err
 
 
@@ -511,3 +512,105 @@ def test_a_resumed_callback_continues_the_counts_from_the_logs(root: Path) -> No
     assert con.execute(
         "SELECT step, value FROM metrics WHERE name = 'total_answers' ORDER BY step"
     ).fetchall() == [(1, 3.0), (2, 6.0), (3, 9.0), (4, 12.0)]
+
+
+# -- the per-sample work runs on the listener thread ------------------------------------------
+def test_samples_are_made_on_the_listener_thread_with_the_callers_envelope(root: Path) -> None:
+    run = gemmalog.initialize(root=str(root))
+    threads: set[str] = set()
+
+    def extractor(text: str) -> tuple[str | None, str | None]:
+        import threading
+
+        threads.add(threading.current_thread().name)
+        return rewards_module.extract_reasoning_and_answer(text)
+
+    wrapped = wrap_reward_functions([correctness, fmt], RewardCollector(extractor=extractor))
+    with gemmalog.bound(epoch=1.5, experiment="listener"):
+        call(wrapped, global_step=6)
+    assert threads == set()  # nothing extracted while the reward functions ran
+    gemmalog.shutdown()
+    import threading
+
+    assert threads and threading.main_thread().name not in threads
+    events = read_events(run.dir)
+    assert {"reward_batch", "progress"}.isdisjoint(e["kind"] for e in events)  # no carrier lines
+    outputs = events_of(run.dir, "model_output")
+    assert [(o["step"], o["sample"], o["answer"]) for o in outputs] == [
+        (7, 0, "4"),
+        (7, 1, "5"),
+        (7, 2, None),
+    ]
+    for event in [*outputs, *events_of(run.dir, "reward"), *events_of(run.dir, "reward_summary")]:
+        # what the caller's processors give every event: envelope, bound context, resources
+        assert event["run"] == run.id and event["rank"] == 0 and event["level"] == "info"
+        assert event["epoch"] == 1.5 and event["experiment"] == "listener"
+        assert event["device"] == "cpu" and event["rss_mb"] > 0 and event["event"] == event["kind"]
+    assert outputs[0]["ts"] <= events_of(run.dir, "run_end")[0]["ts"]
+
+
+def test_expanded_events_go_through_redaction_and_truncation(root: Path) -> None:
+    run = gemmalog.initialize(root=str(root), max_string_length=200)
+    secret = "hf_" + "xQzKpLmNoPqRsTuVwXyZaBcDeFgHiJkLmN"
+    leaky = [
+        [{"role": "assistant", "content": f"my token is {secret} <answer>\n4\n</answer>"}],
+        [{"role": "assistant", "content": "x" * 500}],
+        [{"role": "assistant", "content": "<answer>\n4\n</answer>"}],
+    ]
+    call(wrap_reward_functions([correctness]), global_step=0, completions=leaky)
+    gemmalog.shutdown()
+    outputs = events_of(run.dir, "model_output")
+    assert secret not in (run.dir / "events.0.jsonl").read_text()
+    assert "[REDACTED]" in outputs[0]["model_output"] and outputs[0]["answer"] == "4"
+    assert len(outputs[1]["model_output"]) == 200 and outputs[1]["truncated"] == ["model_output"]
+
+
+def test_progress_counts_include_every_batch_handed_over_before_them(root: Path) -> None:
+    from gemmalog.integrations.trl import GemmalogCallback
+
+    run = gemmalog.initialize(root=str(root))
+    callback = GemmalogCallback(RewardCollector())
+    wrapped = callback.wrap([correctness])
+    args = SimpleNamespace(max_steps=4, reward_weights=None, max_completion_length=None)
+    state = SimpleNamespace(global_step=0, epoch=0.0, max_steps=4)
+    callback.on_train_begin(args, state, None, model=None)
+    for _ in range(4):
+        call(wrapped, global_step=state.global_step)
+        state.global_step += 1
+        callback.on_step_end(args, state, None)  # no wait for the listener here
+    callback.on_train_end(args, state, None)
+    gemmalog.shutdown()
+    progress = [
+        (m["step"], m["metrics"]["correct_answers"], m["metrics"]["total_answers"])
+        for m in events_of(run.dir, "metrics")
+        if m["phase"] == "progress" and "total_answers" in m["metrics"]
+    ]
+    assert progress == [(1, 1, 3), (2, 2, 6), (3, 3, 9), (4, 4, 12)]
+    last = [m for m in events_of(run.dir, "metrics") if m["phase"] == "progress"][3]
+    assert last["metrics"]["accuracy"] == pytest.approx(100 / 3)
+    assert last["metrics"]["progress_percent"] == 100.0
+    memory = [e for e in events_of(run.dir, "system") if e.get("event") == "memory"]
+    assert [e["step"] for e in memory] == [0]  # logging_frequency 5: the start sample only
+    end = [e for e in read_events(run.dir) if e["kind"] == "run_end"][-1]
+    assert end["final_stats"]["correct_answers"] == 4
+    assert end["final_stats"]["total_answers"] == 12
+
+
+def test_resource_samples_read_proc_on_the_listener_and_keep_their_fields(root: Path) -> None:
+    from gemmalog.integrations.trl import GemmalogCallback
+
+    run = gemmalog.initialize(root=str(root))
+    callback = GemmalogCallback(RewardCollector(), logging_frequency=2)
+    args = SimpleNamespace(max_steps=4, reward_weights=None, max_completion_length=None)
+    state = SimpleNamespace(global_step=0, epoch=0.0, max_steps=4)
+    callback.on_train_begin(args, state, None, model=None)
+    callback.tokens_per_second = 123.0
+    for _ in range(4):
+        state.global_step += 1
+        callback.on_step_end(args, state, None)
+    gemmalog.shutdown()
+    memory = [e for e in events_of(run.dir, "system") if e.get("event") == "memory"]
+    assert [e["step"] for e in memory] == [0, 2, 4]
+    for event in memory:
+        assert event["device"] == "cpu" and event["cpu_rss_mb"] > 0 and "cpu_percent" in event
+    assert "tokens_per_second" not in memory[0] and memory[1]["tokens_per_second"] == 123.0

@@ -16,6 +16,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -409,6 +410,7 @@ FRAGMENTS = [
     *("AccessKey", "Signature", "sig", "secret", "auth", "cookie", "credentials", "://", "@"),
     *(":", "=", " ", "  ", "\n", '"', "'", "\\", "--", "x", "-----BEGIN PRIVATE KEY-----"),
     *("wandb login ", "A1b2C3d4E5f6G7h8I9j0K1l2", "0123456789abcdef" * 3, "ZZQ3XK2M9PLW4RTB"),
+    *("--hub_token ", "--api-key ", "--apiKey ", "--PASSWORD ", "--x ", "-"),
 ]
 
 
@@ -417,6 +419,28 @@ FRAGMENTS = [
 def test_prefilter_never_misses_a_rule(text: str) -> None:
     if _SHAPES.search(text) is not None:
         assert _may_hold_secret(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-" * 100_000,  # was quadratic (minutes): the flag rule rescanned from every dash
+        "--a" * 30_000,
+        "sk-" * 30_000,
+        "eyJ" * 30_000,
+        "://a:" * 20_000,
+        "@a:" * 30_000,
+        ("Basic " + "a" * 50) * 2_000,
+        "Authorization: " * 6_000,
+        "token=" * 20_000,
+    ],
+    ids=lambda t: repr(t[:6]),
+)
+def test_no_text_makes_redaction_slow(text: str) -> None:
+    """Degenerate completions (a run of one character, one token repeated) cost linear time."""
+    start = time.perf_counter()
+    Redact().text(text)
+    assert time.perf_counter() - start < 2.0  # ~10 ms; a quadratic rule takes minutes
 
 
 def test_argv_lists_anywhere() -> None:

@@ -17,9 +17,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from gemmalog.config.model import (
     DOCTOR_CHECKS,
@@ -52,6 +50,9 @@ from gemmalog.config.schema import (
 )
 from gemmalog.config.validate import check_config, check_settings
 from gemmalog.csvrows import COLUMN_FIELDS
+
+if TYPE_CHECKING:
+    import yaml
 
 
 class ConfigError(ValueError):
@@ -353,6 +354,8 @@ def parse_doctor(section: Any, source: str = "<config>") -> DoctorConfig:
 
 def load(path: str | os.PathLike[str]) -> Config:
     """Load and validate a YAML file; raises :class:`ConfigError` naming the file and key."""
+    import yaml  # here, not at import: ``import gemmalog`` and the defaults do without it
+
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -379,6 +382,8 @@ def load(path: str | os.PathLike[str]) -> Config:
 
 def _read_yaml(text: str) -> tuple[Any, dict[str, int]]:
     """The YAML document, and the line (1-based) of every mapping key as a dotted path."""
+    import yaml
+
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -7,6 +7,12 @@ every wrapped function has scored a batch, the collector writes one ``model_outp
 per sample with all the functions' scores on it, plus the per-function ``reward`` events,
 a ``reward_summary`` and (every ``logging_frequency`` steps) ``generation_metrics``.
 
+The training thread only hands the batch over: one event carrying the raw completions,
+prompts, dataset columns and scores (see ``gemmalog/processors/expand.py``). Answer
+extraction, correctness, the per-sample events and the accuracy counts are done on
+gemmalog's listener thread, in the order the batches were handed over, so the counts a
+progress event reports are exact: they include every batch handed over before it.
+
 Steps: TRL calls reward functions at ``trainer_state.global_step == N - 1`` while it
 prepares optimizer step N, and during evaluation at ``global_step == N`` after step N was
 logged. The collector records train rewards at ``global_step + 1`` and eval rewards at
@@ -33,10 +39,14 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gemmalog import api, running
+from gemmalog.processors.expand import emit_expanding, with_envelope
 from gemmalog.textstats import completion_text, extract_reasoning_and_answer
+
+if TYPE_CHECKING:
+    from gemmalog._pipeline import Pipeline
 
 Extractor = Callable[[str], tuple[str | None, str | None]]
 Predicate = Callable[[dict[str, Any]], bool | None]
@@ -76,7 +86,7 @@ def _prompt_text(prompt: Any) -> str:
 
 
 class _Batch:
-    __slots__ = ("completions", "kwargs", "names", "phase", "prompts", "step", "values")
+    __slots__ = ("completions", "first", "kwargs", "names", "phase", "prompts", "step", "values")
 
     def __init__(
         self, completions: Any, prompts: Any, kwargs: dict[str, Any], step: int | None, phase: str
@@ -88,6 +98,7 @@ class _Batch:
         self.phase = phase
         self.values: dict[str, list[Any]] = {}
         self.names: list[str] = []
+        self.first = 0  # the sample number of its first completion in (phase, step)
 
 
 class RewardCollector:
@@ -131,11 +142,15 @@ class RewardCollector:
         self.phase_of: Callable[[], str] | None = None
         self.max_completion_length: int | None = None
         self.logging_frequency: int | None = None  # None: the configuration's metrics section
-        self.counts: dict[str, list[int]] = {}  # phase -> [correct, total]
+        #: phase -> [correct, total]; updated on the listener thread under ``_count_lock``.
+        self.counts: dict[str, list[int]] = {}
         self._samples: dict[tuple[str, int | None], int] = {}
         self._pending: _Batch | None = None
         self._run: weakref.ref[Any] | None = None  # the pipeline the counts belong to
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the batches (training thread, reward threads)
+        # The counts: taken by the listener, which never takes _lock, so a training thread
+        # that waits on a full queue while holding _lock cannot stop the listener.
+        self._count_lock = threading.Lock()
         self.errors = 0
 
     def configure(self, **options: Any) -> RewardCollector:
@@ -160,7 +175,8 @@ class RewardCollector:
             return
         if self._run is None or self._run() is not pipeline:
             self._run = weakref.ref(pipeline)
-            self.counts = {}
+            with self._count_lock:
+                self.counts = {}
             self._samples = {}
             self._pending = None
 
@@ -196,7 +212,8 @@ class RewardCollector:
             return
         with self._lock:
             self._follow_run()
-            self.counts = {str(phase): [int(c), int(t)] for phase, c, t in rows}
+            with self._count_lock:
+                self.counts = {str(phase): [int(c), int(t)] for phase, c, t in rows}
 
     # -- called by the wrappers ---------------------------------------------------------
     def record(
@@ -207,12 +224,13 @@ class RewardCollector:
         completions: Any,
         kwargs: dict[str, Any],
     ) -> None:
+        done: list[_Batch] = []
         with self._lock:
             self._follow_run()
             batch = self._pending
             if batch is None or batch.completions is not completions:
                 if batch is not None:
-                    self._emit(batch)
+                    done.append(batch)
                 state = kwargs.get("trainer_state")
                 phase = self.phase_of() if self.phase_of is not None else "train"
                 global_step = getattr(state, "global_step", None)
@@ -226,24 +244,72 @@ class RewardCollector:
             batch.names.append(name)
             if self.expected and all(n in batch.values for n in self.expected):
                 self._pending = None
-                self._emit(batch)
+                done.append(batch)
+            handover = [(b, p) for b in done if (p := self._claim(b)) is not None]
+        # Outside the lock: with the block policy a full queue makes this thread wait.
+        for b, pipeline in handover:
+            self._hand_over(b, pipeline)
 
     def flush(self) -> None:
         """Log a batch still waiting for functions that were not wrapped (the callback calls it)."""
         with self._lock:
             self._follow_run()
             batch, self._pending = self._pending, None
-            if batch is not None:
-                self._emit(batch)
+            pipeline = None if batch is None else self._claim(batch)
+        if batch is not None and pipeline is not None:
+            self._hand_over(batch, pipeline)
 
     def accuracy(self, phase: str = "train") -> tuple[int, int, float]:
-        """``(correct, total, fraction)`` of the samples of ``phase`` in the running run."""
+        """``(correct, total, fraction)`` of the samples of ``phase`` in the running run.
+
+        The listener thread counts the batches; this waits until it has counted every batch
+        handed over before the call (a ``gemmalog.flush()``), so the figures are exact.
+        """
+        pipeline = running()
+        if pipeline is not None:
+            pipeline.flush()
         with self._lock:
             self._follow_run()
+        with self._count_lock:
             correct, total = self.counts.get(phase, [0, 0])
         return correct, total, (correct / total if total else 0.0)
 
-    # -- logging ------------------------------------------------------------------------
+    def counted(self, pipeline: Pipeline, phase: str = "train") -> tuple[int, int]:
+        """``(correct, total)`` counted so far for ``pipeline``'s run, without waiting: on the
+        listener thread (a progress event's expansion) that is every batch before it."""
+        with self._count_lock:
+            run = self._run
+            if run is None or run() is not pipeline:
+                return 0, 0
+            correct, total = self.counts.get(phase, [0, 0])
+        return correct, total
+
+    # -- handing a batch over (training thread) -------------------------------------------
+    def _claim(self, batch: _Batch) -> Pipeline | None:
+        """The pipeline that logs ``batch`` (None: not logged), numbering its samples.
+        Called with the lock held."""
+        pipeline = running()
+        if pipeline is None:
+            return None
+        if batch.phase == "eval" and not pipeline.metrics.enabled("validation_metrics"):
+            return None
+        key = (batch.phase, batch.step)
+        batch.first = self._samples.get(key, 0)
+        try:
+            self._samples[key] = batch.first + len(batch.completions)
+        except TypeError:  # completions without a length: read as a list on the listener
+            batch.completions = list(batch.completions)
+            self._samples[key] = batch.first + len(batch.completions)
+        return pipeline
+
+    def _hand_over(self, batch: _Batch, pipeline: Pipeline) -> None:
+        emit_expanding(
+            pipeline,
+            {"kind": "reward_batch", "logger": pipeline.roles["model"]},
+            functools.partial(self._expand, batch, pipeline),
+        )
+
+    # -- logging (listener thread) ------------------------------------------------------
     def _correct(self, sample: dict[str, Any]) -> bool | None:
         if self.correct_reward is not None:
             value = sample["rewards"].get(self.correct_reward)
@@ -254,26 +320,38 @@ class RewardCollector:
             return self.correct_fn(sample)
         return answers_match(sample["answer"], sample["true_answer"])
 
-    def _emit(self, batch: _Batch) -> None:
-        pipeline = running()
-        if pipeline is None:
-            return
-        if batch.phase == "eval" and not pipeline.metrics.enabled("validation_metrics"):
-            return
+    def _expand(
+        self, batch: _Batch, pipeline: Pipeline, carrier: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The batch's events, with the carrier's envelope; the counts updated."""
+        events: list[dict[str, Any]] = []
+        tally = [0, 0]
         try:
-            self._log_batch(batch)
-        except Exception as exc:  # logging must never break training
+            self._batch_events(batch, pipeline, events, tally)
+        except Exception as exc:  # logging must never break training: keep what was built
             self.errors += 1
             if self.errors == 1:
                 print(
                     f"gemmalog: could not log a reward batch: {type(exc).__name__}: {exc}",
                     file=sys.stderr,
                 )
+        with self._count_lock:
+            run = self._run
+            if run is not None and run() is pipeline:  # not a batch of a run that ended
+                counts = self.counts.setdefault(batch.phase, [0, 0])
+                counts[0] += tally[0]
+                counts[1] += tally[1]
+        return with_envelope(carrier, events, pipeline.chain[0])
 
-    def _log_batch(self, batch: _Batch) -> None:
-        pipeline = running()
-        assert pipeline is not None
+    def _batch_events(
+        self, batch: _Batch, pipeline: Pipeline, events: list[dict[str, Any]], tally: list[int]
+    ) -> None:
+        """Append the batch's events (as the logging helpers build them) to ``events`` and
+        its correct and total answers to ``tally``."""
         metrics_config = pipeline.metrics
+        model_logger = pipeline.role_names["model"]
+        reward_logger = pipeline.role_names["reward"]
+        metrics_logger = pipeline.role_names["metrics"]
         completions = list(batch.completions)
         n = len(completions)
         kwargs = batch.kwargs
@@ -281,10 +359,10 @@ class RewardCollector:
         answers = kwargs.get(self.answer_column)
         ids = kwargs.get("completion_ids")
         prompts = batch.prompts if batch.prompts is not None else [None] * n
-        key = (batch.phase, batch.step)
-        first = self._samples.get(key, 0)
-        self._samples[key] = first + n
-        counts = self.counts.setdefault(batch.phase, [0, 0])
+        first = batch.first
+        # log_model_output extracts again what the extractor left None, with the default
+        # extractor: when that is the collector's own, it would find nothing more.
+        again = _nothing if self.extractor is extract_reasoning_and_answer else None
         texts: list[str] = []
         token_lengths: list[int] = []
         for i in range(n):
@@ -324,47 +402,67 @@ class RewardCollector:
             }
             correct = self._correct(sample)
             if correct is not None:
-                counts[1] += 1
-                counts[0] += int(correct)
-            api.log_model_output(
-                question=question,
-                true_answer=true_answer,
-                model_output=text,
-                reasoning=reasoning,
-                answer=answer,
-                rewards=rewards,
-                correct=correct,
-                step=batch.step,
-                phase=batch.phase,
-                sample=first + i,
-                total_reward=total,
-                length_tokens=length_tokens,
-            )
-        if metrics_config.enabled("reward_metrics"):
+                tally[1] += 1
+                tally[0] += int(correct)
+            if model_logger is not None:
+                events.append(
+                    api.model_output_event(
+                        model_logger,
+                        question,
+                        true_answer,
+                        text,
+                        reasoning,
+                        answer=answer,
+                        rewards=rewards,
+                        correct=correct,
+                        step=batch.step,
+                        phase=batch.phase,
+                        sample=first + i,
+                        total_reward=total,
+                        length_tokens=length_tokens,
+                        extractor=again or extract_reasoning_and_answer,
+                    )
+                )
+        if metrics_config.enabled("reward_metrics") and reward_logger is not None:
             samples = [f"{batch.phase}:{batch.step}:{first + i}" for i in range(n)]
             for name, values in batch.values.items():
-                api.log_reward(
-                    name,
-                    [_reward_value(v) for v in values],
-                    samples,
-                    step=batch.step,
-                    phase=batch.phase,
+                events.append(
+                    api.reward_event(
+                        reward_logger,
+                        name,
+                        [_reward_value(v) for v in values],
+                        samples,
+                        step=batch.step,
+                        phase=batch.phase,
+                    )
                 )
             if batch.step is not None:
-                api.log_reward_metrics(batch.step, batch.values, phase=batch.phase)
+                events.append(
+                    api.reward_summary_event(
+                        reward_logger, batch.step, batch.values, phase=batch.phase
+                    )
+                )
         frequency = max(1, self.logging_frequency or metrics_config.logging_frequency)
         if (
             metrics_config.enabled("generation_metrics")
+            and metrics_logger is not None
             and batch.step is not None
             and batch.step % frequency == 0
         ):
-            api.log_generation_metrics(
-                batch.step,
-                texts,
-                phase=batch.phase,
-                token_lengths=token_lengths or None,
-                max_tokens=self.max_completion_length,
+            events.append(
+                api.generation_metrics_event(
+                    metrics_logger,
+                    batch.step,
+                    texts,
+                    phase=batch.phase,
+                    token_lengths=token_lengths or None,
+                    max_tokens=self.max_completion_length,
+                )
             )
+
+
+def _nothing(text: str) -> tuple[str | None, str | None]:
+    return None, None
 
 
 def _reward_value(value: Any) -> float:

@@ -36,20 +36,26 @@ pipeline does not build those sinks elsewhere). No collective call is made.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
 import gemmalog
 from gemmalog import api, bind, log_event, running, set_final_stats
+
+if TYPE_CHECKING:
+    from gemmalog._pipeline import Pipeline
 from gemmalog.integrations.rewards import (
     RewardCollector,
     default_collector,
     wrap_reward_functions,
 )
+from gemmalog.processors.expand import emit_expanding, with_envelope
+from gemmalog.processors.resources import accelerator_memory_mb, detect_device
 
 _EVAL_PREFIX = "eval_"
 _MISSING = object()
@@ -197,18 +203,8 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         self.collector.flush()
         step = state.global_step
         bind(step=step, epoch=state.epoch)
-        correct, total, accuracy = self.collector.accuracy("train")
         max_steps = state.max_steps or args.max_steps or 0
-        api.log_training_progress(
-            step,
-            {
-                "progress_percent": 100.0 * step / max_steps if max_steps > 0 else 0.0,
-                "correct_answers": correct,
-                "total_answers": total,
-                "accuracy": 100.0 * accuracy,
-            },
-            phase="progress",
-        )
+        self._log_progress(step, 100.0 * step / max_steps if max_steps > 0 else 0.0)
         self._progress = step
         if (
             self._enabled("resource_metrics")
@@ -219,7 +215,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
                 if self.tokens_per_second is None
                 else {"tokens_per_second": self.tokens_per_second}
             )
-            api.log_memory_usage(step=step, **extra)
+            self._log_resources(step, extra)
         return control
 
     def on_log(
@@ -286,6 +282,79 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             "Training completed", **{k: v for k, v in stats.items() if k != "global_step"}
         )
         return control
+
+    # -- progress ---------------------------------------------------------------------------
+    def _log_progress(self, step: int, percent: float) -> None:
+        """The step's progress ``metrics`` event, its answer counts filled in on the listener
+        thread: the reward batches are counted there, and every batch handed over before
+        this event is counted before it (no wait on the training thread)."""
+        try:
+            pipeline = running(start=True)
+            name = pipeline.role_names["metrics"]
+            if name is None:  # the metrics logger is above INFO
+                return
+            emit_expanding(
+                pipeline,
+                {"kind": "progress", "logger": name},
+                functools.partial(self._progress_event, pipeline, name, step, percent),
+            )
+        except Exception as exc:
+            print(f"gemmalog: progress not logged: {exc}", file=sys.stderr)
+
+    def _progress_event(
+        self, pipeline: Pipeline, name: str, step: int, percent: float, carrier: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        correct, total = self.collector.counted(pipeline, "train")
+        event = {
+            "kind": "metrics",
+            "logger": name,
+            "step": step,
+            "phase": "progress",
+            "metrics": {
+                "progress_percent": percent,
+                "correct_answers": correct,
+                "total_answers": total,
+                "accuracy": 100.0 * (correct / total) if total else 0.0,
+            },
+        }
+        return with_envelope(carrier, [event], pipeline.chain[0])
+
+    # -- resources --------------------------------------------------------------------------
+    def _log_resources(self, step: int, extra: dict[str, Any]) -> None:
+        """What ``api.log_memory_usage(step=step, **extra)`` logs, its /proc reads (RSS, CPU
+        percent: 0.05-1 ms on a loaded machine) made on the listener thread. The device and
+        CUDA counters are read here: torch's current device is the training thread's."""
+        try:
+            pipeline = running(start=True)
+            name = pipeline.role_names["system"]
+            if name is None:
+                return
+            device = detect_device()
+            accelerator = accelerator_memory_mb()
+            emit_expanding(
+                pipeline,
+                {"kind": "system", "logger": name},
+                functools.partial(
+                    self._resources_event, pipeline, name, step, device, accelerator, extra
+                ),
+            )
+        except Exception as exc:
+            print(f"gemmalog: resource metrics not logged: {exc}", file=sys.stderr)
+
+    @staticmethod
+    def _resources_event(
+        pipeline: Pipeline,
+        name: str,
+        step: int,
+        device: str,
+        accelerator: dict[str, float],
+        extra: dict[str, Any],
+        carrier: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        values: dict[str, Any] = {"device": device, **api.process_memory(), **accelerator}
+        values.update(extra)
+        event = {"kind": "system", "logger": name, "event": "memory", **values, "step": step}
+        return with_envelope(carrier, [event], pipeline.chain[0])
 
     # -- gradients ------------------------------------------------------------------------
     def _log_gradients(self, step: int, model: Any) -> None:

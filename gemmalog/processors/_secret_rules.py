@@ -133,6 +133,28 @@ def _cased(*words: str) -> tuple[str, ...]:
 
 
 _KEY_SEP = r"[_\-.]?"
+
+
+def _flag_endings() -> tuple[str, ...]:
+    """How a secret flag's name can end, in every case style: token, Token, TOKEN, api_key,
+    api-key, apikey, apiKey, ApiKey, API_KEY, ..."""
+    words = ("token", "secret", "password", "passwd", "credential", "credentials", "auth")
+    pairs = (("api", "key"), ("access", "key"), ("private", "key"))
+    out = [form for word in words for form in _cased(word)]
+    for first, second in pairs:
+        for sep in ("_", "-", "."):
+            out += [f"{first}{sep}{second}", f"{first.upper()}{sep}{second.upper()}"]
+        out += [
+            first + second,
+            first + second.capitalize(),
+            first.capitalize() + second.capitalize(),
+            (first + second).upper(),
+        ]
+    return tuple(dict.fromkeys(out))
+
+
+_FLAG_NAME = r"(?=[A-Za-z0-9_.])[\w.\-]{1,128}+"
+_FLAG_END = "(?:" + "|".join(f"(?<={re.escape(e)})" for e in _flag_endings()) + ")"
 _RULES: tuple[tuple[tuple[str, ...], str], ...] = (
     # PEM private keys (a GCP service-account JSON's private_key, SSH and TLS keys)
     (
@@ -145,7 +167,7 @@ _RULES: tuple[tuple[tuple[str, ...], str], ...] = (
     *(
         (
             (c,),
-            rf"(?<![A-Za-z0-9_]{c})k-(?:[A-Za-z0-9]{{2,10}}-){{0,2}}(?=[A-Za-z_\-]*[0-9]){_TOKEN_CHARS}{{20,}}",
+            rf"(?<![A-Za-z0-9_\-]{c})k-(?:[A-Za-z0-9]{{2,10}}-){{0,2}}(?=[A-Za-z_\-]{{0,200}}[0-9]){_TOKEN_CHARS}{{20,}}",
         )
         for c in "sr"
     ),
@@ -165,7 +187,8 @@ _RULES: tuple[tuple[tuple[str, ...], str], ...] = (
     ),
     (("AIza",), r"[0-9A-Za-z_\-]{35}"),  # Google API key
     (("ya29.",), r"[0-9A-Za-z_\-]{20,}"),  # Google OAuth access token
-    (("eyJ",), r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),  # JWT
+    # JWT; the boundary keeps "eyJeyJ..." from rescanning the same run from every "eyJ"
+    (("e",), r"(?<![A-Za-z0-9_\-]e)yJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),
     # Authorization / Proxy-Authorization headers, any scheme: the scheme is kept
     (
         _cased("authorization"),
@@ -203,13 +226,10 @@ _RULES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("sig=",), _VALUE),
     # user:password@ (and :password@, the Redis form) in URLs: the user is kept
     (("://",), r"""[^/\s:@'"]*:([^/\s@'"]+)(?=@)"""),
-    # secret command-line flags: --hub_token X, --api-key X, --password X
-    (
-        ("--",),
-        r"[\w.\-]*?(?:token|Token|TOKEN|secret|Secret|SECRET|password|Password|PASSWORD|passwd|"
-        r"(?:api|Api|API|access|Access|ACCESS|private|Private)[_\-.]?(?:key|Key|KEY)|"
-        r"credentials?|auth|Auth)\s+(?!-)([^\s'\"`]+)",
-    ),
+    # secret command-line flags: --hub_token X, --api-key X, --password X. The name is read
+    # possessively, then its end checked: a run of dashes costs one step a position, not a
+    # scan to the end of the text from each of them.
+    (("--",), _FLAG_NAME + _FLAG_END + r"\s+(?!-)([^\s'\"`]+)"),
     # `wandb login <40-hex key>` (or `wandb login --relogin <key>`)
     (("wandb login ",), r"(?:--relogin )?([0-9a-f]{40})(?![0-9a-f])"),
 )
@@ -228,7 +248,8 @@ _FORWARD_TRIGGERS: tuple[tuple[tuple[str, ...], str], ...] = (
         ("-",),
         r"(?<=[sr]k-)|(?<=xox[abposre]-)|(?<=xapp-)|(?<=gl[a-z]{2}-)|(?<=gl[a-z]{3}-)"
         r"|(?<=gl[a-z]{4}-)|(?<=gl[a-z]{5}-)|----BEGIN"
-        r"|-[\w.\-]*?(?i:token|secret|password|passwd|key|credential|auth)",
+        # a flag whose name ends as a secret flag's can (the rule checks the whole ending)
+        r"|-" + _FLAG_NAME + r"(?<=[nNtTdDyYlLsShH])\s",
     ),
     ((".",), r"(?<=ya29\.)|(?<=hooks\.)"),
     (("J",), r"(?<=eyJ)"),

@@ -20,6 +20,7 @@ that cannot be read or written falls back to reading the JSONL.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import os
@@ -62,6 +63,9 @@ __all__ = [
 ]
 
 _LIVE = "/* gemmalog: JSONL read live */"
+#: Bytes after the watermark parsed into memory at connect; a read-only cache further behind
+#: than this is not used for that shard (its JSONL is read as without the cache).
+_TAIL_LIMIT = 1 << 26
 _snapshots: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, _Snapshot] = (
     weakref.WeakKeyDictionary()
 )
@@ -95,9 +99,8 @@ def _entries(shard_dir: str, shards: list[str]) -> dict[str, tuple[dict[str, Any
     try:
         return store.sync(shards)
     except (OSError, duckdb.Error) as exc:
-        if not isinstance(exc, PermissionError | FileNotFoundError) and getattr(
-            exc, "errno", None
-        ) not in (30,):  # EROFS: a read-only file system is expected, not worth a word
+        # A read-only run (permissions, a read-only file system) is expected: not worth a word.
+        if not isinstance(exc, PermissionError) and getattr(exc, "errno", None) != errno.EROFS:
             warn_once(f"query cache {store.dir} not updated ({exc}); reading the JSONL instead")
     try:
         return store.usable(shards)
@@ -113,6 +116,8 @@ class _Snapshot:
         self.source = source
         self.shards: dict[str, _Shard] = {}
         self.tails_digest = ""
+        #: False while connect() creates the views (see :func:`activate`).
+        self.active = False
         #: Set by :func:`pin`: where results may be remembered, and the state they belong to.
         self.memo: tuple[Path, str] | None = None
 
@@ -123,8 +128,9 @@ class _Snapshot:
                 try:
                     with open(shard, "rb") as fh:
                         st = os.fstat(fh.fileno())
-                        if st.st_ino != entry["ino"] or st.st_size < entry["watermark"]:
-                            continue  # replaced since: read live
+                        behind = st.st_size - entry["watermark"]
+                        if st.st_ino != entry["ino"] or not 0 <= behind <= _TAIL_LIMIT:
+                            continue  # replaced since, or a cache far behind: read live
                         tail = os.pread(
                             fh.fileno(), st.st_size - entry["watermark"], entry["watermark"]
                         )
@@ -166,6 +172,8 @@ class _Snapshot:
 
     def sql(self) -> str:
         """The SELECT for the shards as they are now: cache where unchanged, JSONL elsewhere."""
+        if not self.active:  # creating a view binds it: no need to open every part for that
+            return "SELECT * FROM _gemmalog_tail WHERE false"
         branches: list[str] = []
         live: list[str] = []
         tails: list[str] = []
@@ -212,7 +220,7 @@ def attach(
     snapshot = _Snapshot(source)
     try:
         snapshot.build(con)
-    except (OSError, duckdb.Error) as exc:
+    except Exception as exc:  # never in the user's way: the JSONL answers as without a cache
         warn_once(f"query cache not used ({exc}); reading the JSONL instead")
         con.execute("CREATE OR REPLACE VIEW _events_source AS SELECT * FROM _gemmalog_live")
         return
@@ -279,6 +287,13 @@ def drop(source: Source) -> list[str]:
             shutil.rmtree(folder)
             removed.append(str(folder))
     return removed
+
+
+def activate(con: duckdb.DuckDBPyConnection) -> None:
+    """Let ``con``'s views read the data (until now an empty stand-in of the same columns)."""
+    snapshot = _snapshots.get(con)
+    if snapshot is not None:
+        snapshot.active = True
 
 
 def pin(con: duckdb.DuckDBPyConnection) -> bool:

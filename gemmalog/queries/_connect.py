@@ -184,6 +184,9 @@ def connect(
             con.execute(sql_file("_manifests_empty"))
         for view in VIEWS:
             con.execute(sql_file(view))
+        from gemmalog.queries._cache import activate
+
+        activate(con)  # the views bound against an empty stand-in: now read the data
     except BaseException:
         con.close()
         raise
