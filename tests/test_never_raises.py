@@ -102,8 +102,10 @@ numbers = st.lists(
 )
 # Keyword fields a caller may pass: envelope names, declared fields of other kinds, anything
 # (not the helpers' own parameter names: Python itself rejects those twice).
-FIELD_NAMES = ["ts", "run", "rank", "v", "kind", "epoch", "values", "rewards", "x"]
-kwargs = st.dictionaries(st.sampled_from([*FIELD_NAMES, "step", "level"]), values, max_size=3)
+FIELD_NAMES = ["ts", "run", "rank", "v", "kind", "epoch", "samples", "metrics", "x"]
+kwargs = st.dictionaries(
+    st.sampled_from([*FIELD_NAMES, "step", "level", "values", "rewards"]), values, max_size=3
+)
 extras = st.dictionaries(st.sampled_from(FIELD_NAMES), values, max_size=3)
 
 
