@@ -508,3 +508,25 @@ def test_runs_of_many_new_runs_are_queried_in_one_pass_then_remembered(root: Pat
     assert not list(root.glob(f"*/{CACHE_NAME}/parts"))  # no shard was cached for a listing
     again = list_runs(root, RUN_COLUMNS, ("start", "run"))
     assert again is not None and repr(again[1]) == repr(first[1])  # read back as stored
+
+
+@pytest.mark.parametrize("damage", ["not json", "escaping part path", "missing part"])
+def test_a_damaged_cache_is_rebuilt_never_trusted(root: Path, damage: str) -> None:
+    run = root / "r"
+    run.mkdir()
+    _put(run / "events.0.jsonl", [_event(i) for i in range(6)], "wb")
+    live = assert_same(run)
+    target = run / CACHE_NAME / MANIFEST
+    if damage == "not json":
+        target.write_text("{ half a manif")
+    elif damage == "escaping part path":
+        data = manifest(run)
+        data["shards"]["events.0.jsonl"]["parts"][0]["file"] = "../../events.0.jsonl"
+        target.write_bytes(orjson.dumps(data))
+    else:
+        for part in (run / CACHE_NAME / "parts").rglob("*.parquet"):
+            part.unlink()
+    assert snapshot(run, cache=True) == live
+    entry = manifest(run)["shards"]["events.0.jsonl"]
+    assert entry["parts"][0]["file"].startswith("parts/")
+    assert (run / CACHE_NAME / entry["parts"][0]["file"]).exists()
