@@ -44,6 +44,7 @@ from gemmalog.config.build import build_sink
 from gemmalog.config.loader import ConfigError, apply_overrides, env_overrides, load
 from gemmalog.config.model import Config, default_config
 from gemmalog.processors import AddEnvelope, AddResources, Redact, Sanitize, Sanitizer
+from gemmalog.processors.conform import ConformToSchema
 from gemmalog.processors.derive import DeriveGenerationStats
 from gemmalog.processors.expand import Expand
 from gemmalog.sinks.base import LEVEL_NUMBERS, Sink
@@ -134,7 +135,8 @@ class Pipeline:
             sinks, routes, Route(root.level, root.handlers, root.propagate), always=(primary,)
         )
         # Expand first: the events a handed-over batch becomes go through all the others.
-        listener_chain: tuple[Any, ...] = (Expand(), DeriveGenerationStats())
+        # Conform after the processors that add fields, before redaction and rendering.
+        listener_chain: tuple[Any, ...] = (Expand(), DeriveGenerationStats(), ConformToSchema())
         # One instance for the events and run.json (argv, error, config): the same rules.
         self.redact = Redact(s.redact_patterns) if s.redact else None
         if self.redact is not None:
