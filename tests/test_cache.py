@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -530,3 +531,33 @@ def test_a_damaged_cache_is_rebuilt_never_trusted(root: Path, damage: str) -> No
     entry = manifest(run)["shards"]["events.0.jsonl"]
     assert entry["parts"][0]["file"].startswith("parts/")
     assert (run / CACHE_NAME / entry["parts"][0]["file"]).exists()
+
+
+def test_a_cache_that_cannot_be_written_is_still_read_where_it_matches(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from gemmalog.queries import _cache_store
+
+    run = root / "r"
+    run.mkdir()
+    shard = run / "events.0.jsonl"
+    _put(shard, [_event(i) for i in range(6)], "wb")
+    assert_same(run)
+    before = manifest(run)
+    _put(shard, [_event(i) for i in range(6, 9)])  # written after the cache, by the run's owner
+
+    @contextlib.contextmanager
+    def refused(self: Any) -> Any:
+        raise PermissionError(13, "Permission denied", str(self.dir / "lock"))
+        yield
+
+    monkeypatch.setattr(_cache_store._DirCache, "locked", refused)  # as another user sees it
+    live = snapshot(run, cache=False)
+    assert snapshot(run, cache=True) == live and len(live["events"][1]) == 9
+    assert manifest(run) == before  # read, not written
+    con = connect(run, cache=True)
+    row = con.execute("SELECT gemmalog_source()").fetchone()
+    con.close()
+    assert row is not None and "read_parquet" in row[0] and "read_json" not in row[0]
+    assert "_gemmalog_tail" in row[0]  # the 3 newer lines, parsed at connect
+    assert "query cache" not in capfd.readouterr().err  # expected for a read-only run: no word
