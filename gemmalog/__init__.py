@@ -97,16 +97,19 @@ def __dir__() -> list[str]:
 
 
 def connect(
-    path: str | os.PathLike[str] = ".", *, root: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str] = ".",
+    *,
+    root: str | os.PathLike[str] | None = None,
+    cache: bool | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with gemmalog's views over a run, a root of runs or a glob.
 
-    See :func:`gemmalog.queries.connect`; duckdb is imported on first use, not by
-    ``import gemmalog``.
+    See :func:`gemmalog.queries.connect` (``cache=False``: read the JSONL only); duckdb is
+    imported on first use, not by ``import gemmalog``.
     """
     from gemmalog.queries import connect as _connect
 
-    return _connect(path, root=root)
+    return _connect(path, root=root, cache=cache)
 
 
 __all__ = [

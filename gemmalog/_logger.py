@@ -9,6 +9,7 @@ made before ``initialize()`` logs into whatever run is current when it is called
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from typing import Any
@@ -82,13 +83,22 @@ class BoundLogger(BoundLoggerBase):
             exc_info = event_dict.pop("exc_info", None)
             if method == "exception" and exc_info is None:
                 exc_info = True
-            if exc_info:
+            if exc_info is not None and exc_info is not False:  # never truth-test a value
                 formatted = _format_exc(exc_info)
                 if formatted:
                     event_dict["exc"] = formatted
             pipeline.emit(method, event_dict)
         except Exception as exc:
-            warn_once(f"a log call could not be logged ({type_name(exc)})")
+            warn_once(f"a log call could not be logged ({type_name(exc)})", key="log call failed")
+            with contextlib.suppress(Exception):  # the line still lands, saying what happened
+                current().emit(
+                    "warning",
+                    {
+                        "logger": "gemmalog",
+                        "event": f"a call to {text(self._logger.name)}.{method}() could not be "
+                        f"logged: {type_name(exc)}",
+                    },
+                )
 
     def debug(self, event: Any = None, *args: Any, **kw: Any) -> None:
         self._emit("debug", 10, event, args, kw)

@@ -34,6 +34,7 @@ from gemmalog.config.build import build_sink
 from gemmalog.config.loader import ConfigError
 from gemmalog.config.model import Config
 from gemmalog.processors import AddEnvelope, AddResources, Redact, Sanitize, Sanitizer
+from gemmalog.processors.conform import ConformToSchema
 from gemmalog.processors.derive import DeriveGenerationStats
 from gemmalog.processors.expand import Expand
 from gemmalog.processors.isolated import Isolated, Processor
@@ -217,13 +218,16 @@ class Pipeline:
         return sinks, failed
 
     def _listener_chain(self, config: Config, user: Sequence[Processor]) -> tuple[Processor, ...]:
-        """Listener-side processors: derived statistics, the user's, redaction (last, so it
-        sees what the others added), the segment stamp, the live doctor."""
+        """Listener-side processors: batches expanded, derived statistics, the user's, fields
+        made castable, redaction (after those, so it sees what they added), the segment
+        stamp, the live doctor."""
         # Expand first: the events a handed-over batch becomes go through all the others.
         chain: list[Processor] = [
             Expand(),
             DeriveGenerationStats(),
             *(Isolated(p, "listener") for p in user),
+            # After everything that adds fields, before redaction and rendering.
+            ConformToSchema(),
         ]
         if self.redact is not None:
             chain.append(self.redact)

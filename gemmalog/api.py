@@ -270,6 +270,7 @@ def log_model_output(
 
 def model_output_event(
     name: str,
+    /,
     question: Any,
     true_answer: Any,
     model_output: Any,
@@ -288,7 +289,8 @@ def model_output_event(
     **extra: Any,
 ) -> dict[str, Any]:
     """The event :func:`log_model_output` emits for logger ``name``, before the caller's
-    processors (the reward collector builds it on the listener thread)."""
+    processors (the reward collector builds it on the listener thread). ``name`` is
+    positional-only: an ``extra`` field may be called ``name``."""
     problems: list[str] = []
     text = _completion(model_output, problems)
     if reasoning is None or answer is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -508,3 +509,55 @@ def test_runs_of_many_new_runs_are_queried_in_one_pass_then_remembered(root: Pat
     assert not list(root.glob(f"*/{CACHE_NAME}/parts"))  # no shard was cached for a listing
     again = list_runs(root, RUN_COLUMNS, ("start", "run"))
     assert again is not None and repr(again[1]) == repr(first[1])  # read back as stored
+
+
+@pytest.mark.parametrize("damage", ["not json", "escaping part path", "missing part"])
+def test_a_damaged_cache_is_rebuilt_never_trusted(root: Path, damage: str) -> None:
+    run = root / "r"
+    run.mkdir()
+    _put(run / "events.0.jsonl", [_event(i) for i in range(6)], "wb")
+    live = assert_same(run)
+    target = run / CACHE_NAME / MANIFEST
+    if damage == "not json":
+        target.write_text("{ half a manif")
+    elif damage == "escaping part path":
+        data = manifest(run)
+        data["shards"]["events.0.jsonl"]["parts"][0]["file"] = "../../events.0.jsonl"
+        target.write_bytes(orjson.dumps(data))
+    else:
+        for part in (run / CACHE_NAME / "parts").rglob("*.parquet"):
+            part.unlink()
+    assert snapshot(run, cache=True) == live
+    entry = manifest(run)["shards"]["events.0.jsonl"]
+    assert entry["parts"][0]["file"].startswith("parts/")
+    assert (run / CACHE_NAME / entry["parts"][0]["file"]).exists()
+
+
+def test_a_cache_that_cannot_be_written_is_still_read_where_it_matches(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from gemmalog.queries import _cache_store
+
+    run = root / "r"
+    run.mkdir()
+    shard = run / "events.0.jsonl"
+    _put(shard, [_event(i) for i in range(6)], "wb")
+    assert_same(run)
+    before = manifest(run)
+    _put(shard, [_event(i) for i in range(6, 9)])  # written after the cache, by the run's owner
+
+    @contextlib.contextmanager
+    def refused(self: Any) -> Any:
+        raise PermissionError(13, "Permission denied", str(self.dir / "lock"))
+        yield
+
+    monkeypatch.setattr(_cache_store._DirCache, "locked", refused)  # as another user sees it
+    live = snapshot(run, cache=False)
+    assert snapshot(run, cache=True) == live and len(live["events"][1]) == 9
+    assert manifest(run) == before  # read, not written
+    con = connect(run, cache=True)
+    row = con.execute("SELECT gemmalog_source()").fetchone()
+    con.close()
+    assert row is not None and "read_parquet" in row[0] and "read_json" not in row[0]
+    assert "_gemmalog_tail" in row[0]  # the 3 newer lines, parsed at connect
+    assert "query cache" not in capfd.readouterr().err  # expected for a read-only run: no word

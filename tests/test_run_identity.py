@@ -152,3 +152,30 @@ def test_user_fields_never_replace_the_envelope_and_never_lose_the_event(root: P
         1,
     )
     assert con.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+
+
+def test_fields_named_like_columns_with_values_the_views_cannot_read_are_renamed(
+    root: Path,
+) -> None:
+    """A user field named like a declared column (`step="warmup"`, `rewards=[0.1]`,
+    `kind=None`) used to make DuckDB drop the whole line."""
+    run = gemmalog.initialize(root=root, run_name="columns")
+    log = gemmalog.get_training_logger()
+    log.info("warming up", step="warmup", rewards=[0.1], values="abc", kind=None)
+    log.info("fine", step=3, rewards={"f": 0.5}, epoch=1.5)
+    with gemmalog.bound(epoch="first"):
+        log.info("bound epoch")
+    gemmalog.log_model_output("q", "4", "<answer>4</answer>", step=2, length_chars="long")
+    gemmalog.shutdown()
+    by_event = {e["event"]: e for e in read_events(run.dir)}
+    warm = by_event["warming up"]
+    assert warm["step_"] == "warmup" and "step" not in warm
+    assert warm["rewards_"] == [0.1] and warm["values_"] == "abc"
+    assert warm["kind"] == "log" and warm["kind_"] is None
+    assert by_event["fine"]["step"] == 3 and by_event["fine"]["rewards"] == {"f": 0.5}
+    assert by_event["bound epoch"]["epoch_"] == "first"
+    con = gemmalog.connect(run.dir)
+    lines = sum(1 for shard in run.dir.glob("events.*.jsonl") for _ in shard.open("rb"))
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (lines,)
+    assert con.execute("SELECT count(*) FROM gemmalog_read_errors").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM completions").fetchone() == (1,)

@@ -131,6 +131,8 @@ def _entry_ok(entry: Any) -> bool:
     return isinstance(parts, list) and all(
         isinstance(p, dict)
         and isinstance(p.get("file"), str)
+        and p["file"].startswith("parts/")
+        and ".." not in Path(p["file"]).parts
         and type(p.get("rows")) is int
         and type(p.get("end")) is int
         for p in parts
@@ -255,7 +257,11 @@ class _DirCache:
             before = orjson.dumps(manifest)
             for shard in shards:
                 name = os.path.basename(shard)
-                with open(shard, "rb") as fh:
+                try:
+                    fh = open(shard, "rb")  # noqa: SIM115 - closed below
+                except FileNotFoundError:
+                    continue  # deleted since it was listed
+                with fh:
                     entry = self._catch_up(shard, fh.fileno(), entries.get(name))
                 if entry is None:
                     entries.pop(name, None)
@@ -324,8 +330,11 @@ class _DirCache:
 
     def _catch_up(self, shard: str, fd: int, entry: dict[str, Any] | None) -> dict[str, Any] | None:
         st = os.fstat(fd)
-        if entry is not None and not _matches(entry, fd, st):
-            entry = None  # truncated, replaced or rotated: parse it again
+        if entry is not None and not (
+            _matches(entry, fd, st)
+            and all((self.dir / p["file"]).is_file() for p in entry["parts"])
+        ):
+            entry = None  # truncated, replaced or rotated, or a part lost: parse it again
         watermark = entry["watermark"] if entry is not None else 0
         end = _last_newline(fd, watermark, st.st_size)
         if end == watermark:
