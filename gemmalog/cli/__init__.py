@@ -12,7 +12,9 @@ from typing import Any
 
 import click
 
-from gemmalog.cli._app import cli
+# Importing a command module registers its commands on the group.
+from gemmalog.cli import _app, _cache_cmd, _convert, _doctor  # noqa: F401
+from gemmalog.cli._group import cli
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from gemmalog.cli._app import cli, console, root_option
+from gemmalog.cli._group import cli, console, root_option
 from gemmalog.cli._render import FORMATS, render
 
 _COLUMNS = ("shard", "state", "size", "cached_bytes", "rows", "parts", "parquet_bytes", "cache")

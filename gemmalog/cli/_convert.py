@@ -13,7 +13,7 @@ import orjson
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from gemmalog._terminal import visible
-from gemmalog.cli._app import cli, console, root_option
+from gemmalog.cli._group import cli, console, root_option
 from gemmalog.cli._render import cell
 
 _BIG = 50 * 1024 * 1024  # show a progress bar above this many bytes of JSONL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gemmalog.cli._app import cli, console, root_option
+from gemmalog.cli._group import cli, console, root_option
 
 #: Exit status when a finding reaches ``--fail-on`` (1 is an error, 2 a usage error).
 FINDINGS_EXIT = 3

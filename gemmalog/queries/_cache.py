@@ -48,7 +48,8 @@ from gemmalog.queries._cache_store import (
     quote,
     source_select,
 )
-from gemmalog.queries._connect import VIEWS, Source, _columns_literal, _sql_list, sql_file
+from gemmalog.queries._paths import Source
+from gemmalog.queries._sql import VIEWS, columns_literal, sql_file, sql_list
 
 __all__ = [
     "CACHE_NAME",
@@ -191,7 +192,7 @@ class _Snapshot:
                 live.append(path)
                 continue
             if shard.parts:
-                files = _sql_list(tuple(glob.escape(p) for p in shard.parts))
+                files = sql_list(tuple(glob.escape(p) for p in shard.parts))
                 branches.append(f"SELECT *, {quote(path)} AS filename FROM read_parquet({files})")
             if shard.tail:
                 tails.append(path)
@@ -212,7 +213,7 @@ def attach(
     if not (enabled() if use_cache is None else use_cache):
         con.execute(
             string.Template(sql_file("_source")).substitute(
-                shards=_sql_list(source.shards), columns=_columns_literal()
+                shards=sql_list(source.shards), columns=columns_literal()
             )
         )
         return

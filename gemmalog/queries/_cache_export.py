@@ -34,7 +34,8 @@ from gemmalog.queries._cache_store import (
     quote,
     source_select,
 )
-from gemmalog.queries._connect import Source, _sql_list, sql_file
+from gemmalog.queries._paths import Source
+from gemmalog.queries._sql import sql_file, sql_list
 from gemmalog.queries._summary import named_queries
 
 STATE = "_gemmalog_export.json"
@@ -162,7 +163,7 @@ def _export_shard(
     parts = _cache_parts(shard, start, end)
     tmp: Path | None = None
     if parts is not None:
-        rows = f"SELECT * FROM read_parquet({_sql_list(tuple(glob.escape(p) for p in parts))})"
+        rows = f"SELECT * FROM read_parquet({sql_list(tuple(glob.escape(p) for p in parts))})"
     else:  # the cache is off or does not line up: parse the new bytes from the JSONL
         tmp = out / f".tmp-{uuid.uuid4().hex[:12]}.jsonl"
         with open(tmp, "wb") as dest:

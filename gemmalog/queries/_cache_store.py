@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from gemmalog.queries._connect import _columns_literal, _sql_list, sql_file
+from gemmalog.queries._sql import columns_literal, sql_file, sql_list
 
 #: Bump when the layout of cache.json or of the parts changes.
 FORMAT = 1
@@ -88,7 +88,7 @@ def quote(text: str) -> str:
 def source_select(patterns: list[str]) -> str:
     """The SELECT of ``_source.sql`` over ``patterns`` (globs, escaped where literal)."""
     text = string.Template(sql_file("_source")).substitute(
-        shards=_sql_list(tuple(patterns)), columns=_columns_literal()
+        shards=sql_list(tuple(patterns)), columns=columns_literal()
     )
     parts = _CREATE.split(text, maxsplit=1)
     if len(parts) != 2:
@@ -342,7 +342,7 @@ class _DirCache:
         part = self._parse(shard, fd, watermark, end)
         parts = [*(entry["parts"] if entry is not None else []), part]
         if len(parts) > _MAX_PARTS:
-            files = _sql_list(tuple(glob.escape(str(self.dir / p["file"])) for p in parts))
+            files = sql_list(tuple(glob.escape(str(self.dir / p["file"])) for p in parts))
             merged = self._write_part(
                 os.path.basename(shard), f"SELECT * FROM read_parquet({files})", 0, end
             )

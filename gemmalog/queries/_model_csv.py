@@ -11,7 +11,7 @@ import orjson
 
 from gemmalog.csvrows import write_csv
 from gemmalog.queries._connect import QueryError, resolve
-from gemmalog.queries._export import Progress, check_csv_output
+from gemmalog.queries._outputs import Progress, check_csv_output
 
 _MARKER = b'"kind":"model_output"'
 

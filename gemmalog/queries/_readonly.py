@@ -8,7 +8,7 @@ import re
 
 import duckdb
 
-from gemmalog.queries._connect import QueryError, Source
+from gemmalog.queries._paths import QueryError, Source
 
 #: PRAGMAs that only report; every other PRAGMA may change the session or write.
 READ_ONLY_PRAGMAS = frozenset(

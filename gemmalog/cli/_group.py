@@ -1,0 +1,84 @@
+"""The command group every ``gemmalog`` command is registered on, its error handling and the
+options and output helpers the commands share. Command modules import this one;
+``gemmalog.cli`` imports the command modules, which registers them."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+
+from gemmalog._terminal import visible
+
+ROOT_HELP = "Root holding the runs, for run ids (default: $GEMMALOG_ROOT or gemmalog_runs)."
+
+
+class _Group(click.Group):
+    """Turn the errors a user can cause into one line and exit 1 (a traceback with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except BrokenPipeError:  # `gemmalog tail run | head`: the reader left, nothing is wrong
+            sys.stderr.close()
+            ctx.exit(0)
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # The message may quote run data (ids, names): escaped like every other output.
+            click.echo(f"gemmalog: error: {visible(message, one_line=True)}", err=True)
+            ctx.exit(1)
+
+
+def console() -> Console:
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+root_option = click.option("--root", envvar="GEMMALOG_ROOT", default=None, help=ROOT_HELP)
+
+#: Rows `gemmalog sql` prints as a table unless --limit says otherwise.
+SQL_TABLE_LIMIT = 1000
+
+
+def warn_skipped(con: Any) -> None:
+    """One stderr line for each run.json the views skipped (its run reads as status unknown);
+    ``con`` is a connection, or the (file, problem) pairs already found."""
+    from gemmalog.queries._connect import manifest_problems
+
+    problems = con if isinstance(con, list) else manifest_problems(con)
+    for file, problem in problems:
+        click.echo(
+            f"gemmalog: warning: {file}: {problem}; skipped (the run shows status unknown)",
+            err=True,
+        )
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+@click.option(
+    "--no-cache", is_flag=True, help="Read the JSONL only; neither use nor update the query cache."
+)
+@click.option(
+    "--cache-dir",
+    default=None,
+    help="Keep query caches here, not beside the shards (default: $GEMMALOG_CACHE_DIR).",
+)
+@click.version_option(package_name="gemmalog")
+def cli(debug: bool, no_cache: bool, cache_dir: str | None) -> None:
+    """Query, summarize, compare and convert gemmalog runs.
+
+    \b
+    Example:
+        gemmalog runs gemmalog_runs
+        gemmalog summary my-run --root gemmalog_runs
+    """
+    if no_cache or cache_dir:  # for this command only (undone when it ends)
+        from gemmalog.queries._cache import configured
+
+        ctx = click.get_current_context()
+        ctx.with_resource(configured(enabled=False if no_cache else None, directory=cache_dir))

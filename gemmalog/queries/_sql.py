@@ -1,0 +1,39 @@
+"""The views' SQL: the files beside this module, the order they are created in, and the
+literals they are filled with."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from gemmalog import events
+
+#: Views in creation order (a view may use the ones before it).
+VIEWS = (
+    "events",
+    "gemmalog_read_errors",
+    "metrics",
+    "completions",
+    "rewards",
+    "generation",
+    "system",
+    "reward_stats",
+    "accuracy",
+    "runs",
+)
+
+
+@cache
+def sql_file(name: str) -> str:
+    """The text of ``gemmalog/queries/<name>.sql``."""
+    return resources.files("gemmalog.queries").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def sql_list(items: tuple[str, ...]) -> str:
+    """A SQL list literal of strings."""
+    return "[" + ", ".join("'" + s.replace("'", "''") + "'" for s in items) + "]"
+
+
+def columns_literal() -> str:
+    """The declared columns of every kind as a DuckDB struct literal (read_json's columns)."""
+    return "{" + ", ".join(f"'{name}': '{sql}'" for name, sql in events.all_columns().items()) + "}"
