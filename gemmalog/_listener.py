@@ -22,8 +22,8 @@ from typing import Any
 
 from gemmalog._queue import EventQueue
 from gemmalog._render import render
-from gemmalog._router import Router
 from gemmalog.events import CORE_FIELDS, SCHEMA_VERSION
+from gemmalog.router import Router
 from gemmalog.sinks.base import Record, Sink
 from gemmalog.sinks.jsonl import JsonlSink
 

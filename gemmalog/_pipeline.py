@@ -19,15 +19,7 @@ from typing import Any
 
 from gemmalog._listener import EventListener, FlushRequest, StampSegment
 from gemmalog._queue import EventQueue
-from gemmalog._router import Route, Router
-from gemmalog._run import (
-    Run,
-    distributed_env,
-    new_run_id,
-    read_manifest,
-    run_dir_for,
-    shared_run_id,
-)
+from gemmalog._run import Run, read_manifest
 from gemmalog._rundir import make_run_dir, resumed_segment, tighten, write_manifest
 from gemmalog._stderr import warn_once
 from gemmalog.config.build import build_sink
@@ -38,6 +30,8 @@ from gemmalog.processors.conform import ConformToSchema
 from gemmalog.processors.derive import DeriveGenerationStats
 from gemmalog.processors.expand import Expand
 from gemmalog.processors.isolated import Isolated, Processor
+from gemmalog.router import Route, Router
+from gemmalog.run_identity import distributed_env, new_run_id, run_dir_for, shared_run_id
 from gemmalog.sinks.base import Sink
 from gemmalog.sinks.jsonl import JsonlSink
 

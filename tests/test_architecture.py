@@ -106,10 +106,31 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles(graph) == [["a", "b", "c"]]
 
 
+#: Tests that must reach one private name, and why (the real situation cannot be made here).
+EXEMPT = {
+    "tests/test_cache.py: gemmalog.queries._cache_store": (
+        "simulates a run directory another user owns (a refused lock) while the suite runs as root"
+    ),
+}
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(n) for child in node.body for n in ast.walk(child))
+    return skipped
+
+
 def _private_imports(path: Path) -> list[str]:
+    """Private gemmalog modules or names ``path`` imports at run time (type-only imports under
+    ``if TYPE_CHECKING:`` never run and are not counted)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = _type_checking_nodes(tree)
     found = []
     for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gemmalog"):
             modules = [node.module]
         elif isinstance(node, ast.Import):
@@ -130,5 +151,5 @@ def _private_imports(path: Path) -> list[str]:
 
 def test_integrations_and_tests_import_no_private_module() -> None:
     users = [*(PACKAGE / "integrations").rglob("*.py"), *(REPO / "tests").glob("*.py")]
-    problems = [p for path in users for p in _private_imports(path)]
+    problems = [p for path in users for p in _private_imports(path) if p not in EXEMPT]
     assert problems == []

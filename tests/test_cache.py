@@ -20,9 +20,16 @@ from click.testing import CliRunner
 
 import gemmalog
 from gemmalog.cli import cli
-from gemmalog.queries import VIEWS, connect, summary, to_parquet
-from gemmalog.queries._cache import CACHE_NAME, MANIFEST, configured
-from gemmalog.queries._runs_index import list_runs
+from gemmalog.queries import (
+    CACHE_NAME,
+    MANIFEST,
+    VIEWS,
+    configured,
+    connect,
+    list_runs,
+    summary,
+    to_parquet,
+)
 from tests.test_queries import build_runs
 from tests.test_reliability_resume import CRASH, segment_one
 

@@ -213,9 +213,7 @@ def test_console_script(runs_root: Path) -> None:
 def test_conversions_of_large_runs_show_progress(
     runs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gemmalog.cli._convert as convert
-
-    monkeypatch.setattr(convert, "_BIG", 0)  # every run counts as large
+    monkeypatch.setenv("GEMMALOG_PROGRESS_BYTES", "0")  # every run counts as large
     code, out, _ = invoke(
         "to-csv", str(runs_root / "alpha"), "--kind", "rewards", "-o", str(tmp_path / "r.csv")
     )

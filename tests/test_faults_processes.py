@@ -385,7 +385,7 @@ def test_torchrun_two_ranks_one_run(root: Path) -> None:
 
 
 def test_static_rendezvous_run_id_comes_from_the_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gemmalog._run import shared_run_id
+    from gemmalog.run_identity import shared_run_id
 
     for key, value in {
         "TORCHELASTIC_RUN_ID": "none",
@@ -398,7 +398,7 @@ def test_static_rendezvous_run_id_comes_from_the_launcher(monkeypatch: pytest.Mo
     first = shared_run_id()
     assert first is not None and first.startswith("job-")
     # a sibling rank (same parent, same port) computes the same id in another process
-    code = "from gemmalog._run import shared_run_id; print(shared_run_id())"
+    code = "from gemmalog.run_identity import shared_run_id; print(shared_run_id())"
     out = subprocess.run(
         ["sh", "-c", f'{sys.executable} -c "{code}"; {sys.executable} -c "{code}"'],
         env={**os.environ, "PYTHONPATH": str(REPO)},

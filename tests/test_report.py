@@ -15,8 +15,7 @@ from click.testing import CliRunner
 
 import gemmalog
 from gemmalog.cli import cli
-from gemmalog.report import ReportError, build_report
-from gemmalog.report._html import SECTIONS
+from gemmalog.report import SECTIONS, ReportError, build_report
 
 #: Sections that hold plots.
 PLOTTED = ("loss", "reward", "reward-functions", "accuracy", "lengths", "kl-entropy", "memory")

@@ -29,10 +29,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gemmalog
-from gemmalog._children import PARENT_ENV
 from gemmalog.cli import cli
-from gemmalog.processors._secret_rules import _SHAPES, _may_hold_secret
 from gemmalog.processors.redact import REDACTED, Redact, key_names_secret
+from gemmalog.processors.secret_rules import SHAPES, may_hold_secret
 from tests.conftest import read_events
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml"
@@ -199,7 +198,7 @@ def test_no_secret_in_any_file(root: Path, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CORPUS["aws_secret"][0])
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", CORPUS["azure"][1])
     run = gemmalog.initialize(CONFIG, root=str(root), redact_patterns=[re.escape(INTERNAL)])
-    assert INTERNAL_CORE in os.environ[PARENT_ENV]  # what the snapshot must not show
+    assert INTERNAL_CORE in os.environ["GEMMALOG_PARENT"]  # what the snapshot must not show
     with pytest.raises(ValueError), run:
         _log_everything(run.dir)
         raise ValueError("upload failed: " + " ".join(f for _, f in CORPUS.values()))
@@ -417,8 +416,8 @@ FRAGMENTS = [
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=6), max_size=14).map("".join))
 def test_prefilter_never_misses_a_rule(text: str) -> None:
-    if _SHAPES.search(text) is not None:
-        assert _may_hold_secret(text), text
+    if SHAPES.search(text) is not None:
+        assert may_hold_secret(text), text
 
 
 @pytest.mark.parametrize(

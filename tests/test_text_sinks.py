@@ -463,10 +463,10 @@ from hypothesis import strategies as st  # noqa: E402
 
 @given(text=st.text(alphabet=st.sampled_from("ab\n\\é"), max_size=120), width=st.integers(2, 90))
 def test_short_text_is_escaped_then_cut(text: str, width: int) -> None:
-    from gemmalog.sinks.text import _short
+    from gemmalog.sinks.text import short_text
 
     full = text.replace("\n", "\\n")
-    assert _short(text, width) == (full if len(full) <= width else full[: width - 1] + "…")
+    assert short_text(text, width) == (full if len(full) <= width else full[: width - 1] + "…")
 
 
 @given(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -16,12 +17,20 @@ from gemmalog._terminal import visible
 from gemmalog.cli._group import cli, console, root_option
 from gemmalog.cli._render import cell
 
-_BIG = 50 * 1024 * 1024  # show a progress bar above this many bytes of JSONL
+#: Show a progress bar above this many bytes of JSONL ($GEMMALOG_PROGRESS_BYTES overrides).
+PROGRESS_BYTES = 50 * 1024 * 1024
+
+
+def _progress_bytes() -> int:
+    try:
+        return int(os.environ.get("GEMMALOG_PROGRESS_BYTES", PROGRESS_BYTES))
+    except ValueError:
+        return PROGRESS_BYTES
 
 
 def _progress(files: list[str], label: str) -> tuple[Progress | None, Any]:
     size = sum(Path(f).stat().st_size for f in files)
-    if size < _BIG:
+    if size < _progress_bytes():
         return None, None
     bar = Progress(
         TextColumn(label), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), console=console()

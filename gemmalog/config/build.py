@@ -13,9 +13,9 @@ import logging.handlers
 from pathlib import Path
 from typing import Any
 
-from gemmalog._run import distributed_env
 from gemmalog.config.model import Config, FormatterConfig, HandlerConfig
 from gemmalog.config.resolve import resolve as resolve_object
+from gemmalog.run_identity import distributed_env
 from gemmalog.sinks.base import LEVEL_NUMBERS, Sink
 from gemmalog.sinks.text import ConsoleHandler, HandlerSink, TextFormatter
 

@@ -31,13 +31,13 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from gemmalog.processors._secret_rules import (
+from gemmalog.processors.sanitize import flat_finite_numbers
+from gemmalog.processors.secret_rules import (
     PATTERN_KEYS,
     REDACTED,
     key_names_secret,
     redact_text,
 )
-from gemmalog.processors.sanitize import flat_finite_numbers
 
 __all__ = ["REDACTED", "Redact", "key_names_secret"]
 

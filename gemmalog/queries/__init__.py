@@ -7,18 +7,24 @@
 The views and their columns are documented in ``docs/queries.md``.
 """
 
+from gemmalog.queries._cache import CACHE_NAME, MANIFEST, configured
 from gemmalog.queries._connect import VIEWS, QueryError, Source, connect, freeze, resolve
 from gemmalog.queries._export import to_csv, to_parquet
 from gemmalog.queries._readonly import check_read_only, lock_down
+from gemmalog.queries._runs_index import list_runs
 from gemmalog.queries._summary import summary
 
 __all__ = [
+    "CACHE_NAME",
+    "MANIFEST",
     "VIEWS",
     "QueryError",
     "Source",
     "check_read_only",
+    "configured",
     "connect",
     "freeze",
+    "list_runs",
     "lock_down",
     "resolve",
     "summary",

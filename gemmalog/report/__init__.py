@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from gemmalog.report._html import SECTIONS
 from gemmalog.report._plots import PlotUnavailable, require
 
 
@@ -54,4 +55,4 @@ def build_report(
     return out
 
 
-__all__ = ["ReportError", "build_report"]
+__all__ = ["SECTIONS", "ReportError", "build_report"]

@@ -50,7 +50,7 @@ _TEXT_FIELDS = frozenset(
 )
 
 
-def _short(value: Any, width: int = 80) -> str:
+def short_text(value: Any, width: int = 80) -> str:
     if type(value) is float:  # ".6g" is at most 13 characters: never cut
         return format(value, ".6g")
     text: str
@@ -83,7 +83,7 @@ def _expand(value: dict[Any, Any], append: Callable[[str], None]) -> None:
         append(fmt % values)
         return
     for k, v in value.items():
-        append(f"{k}={_short(v, 40)}")
+        append(f"{k}={short_text(v, 40)}")
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -98,7 +98,9 @@ def describe(event: dict[str, Any]) -> str:
         t = type(value)  # exact types first: most values are plain str, float, int, bool
         if t is str:
             append(
-                f"{key}={_short(value, 60)!r}" if key in _TEXT_FIELDS else f"{key}={_short(value)}"
+                f"{key}={short_text(value, 60)!r}"
+                if key in _TEXT_FIELDS
+                else f"{key}={short_text(value)}"
             )
         elif t is float:
             append(f"{key}={format(value, '.6g')}")
@@ -106,11 +108,11 @@ def describe(event: dict[str, Any]) -> str:
             if key in _EXPANDED and isinstance(value, dict):
                 _expand(value, append)
             elif isinstance(value, list) and len(value) <= 8:
-                append(f"{key}={_short(value)}")
+                append(f"{key}={short_text(value)}")
         elif key in _TEXT_FIELDS and isinstance(value, str):
-            append(f"{key}={_short(value, 60)!r}")
+            append(f"{key}={short_text(value, 60)!r}")
         else:
-            append(f"{key}={_short(value)}")
+            append(f"{key}={short_text(value)}")
     text = " ".join([p for p in parts if p])
     exc = event.get("exc")
     return f"{text}\n{exc}" if exc else text

@@ -275,7 +275,7 @@ _ASSIGNED_KEYWORDS = (
 )
 
 
-def _may_hold_secret(text: str) -> bool:
+def may_hold_secret(text: str) -> bool:
     """Whether any rule can match ``text`` (false positives cost one full pass, nothing more)."""
     if _FORWARD.search(text) is not None:
         return True
@@ -301,7 +301,7 @@ def _alternation(rules: tuple[tuple[tuple[str, ...], str], ...]) -> str:
     )
 
 
-_SHAPES = re.compile(_alternation(_RULES))
+SHAPES = re.compile(_alternation(_RULES))
 _FORWARD = re.compile(_alternation(_FORWARD_TRIGGERS))
 # On the reversed, lower-cased text: `= "nekot` for `token" =`, and a URL's `user:pw@` from
 # its `@`. Longest keyword first ("credentials" before "credential").
@@ -338,4 +338,4 @@ def _replace(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """``text`` with every credential-shaped substring replaced (the same object when clean)."""
-    return _SHAPES.sub(_replace, text) if _may_hold_secret(text) else text
+    return SHAPES.sub(_replace, text) if may_hold_secret(text) else text
