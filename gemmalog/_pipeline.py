@@ -52,7 +52,7 @@ class Pipeline:
 
         ``processors`` run on the caller's thread after gemmalog's own (the event has its
         envelope), ``listener_processors`` on the listener thread before redaction, and
-        ``sinks`` receive every event the root logger's level lets through. Raises
+        ``sinks`` receive every event (at or above their own level). Raises
         :class:`ConfigError` when the run directory belongs to another run id.
         """
         s = config.settings
@@ -145,10 +145,12 @@ class Pipeline:
             name: Route(lc.level, lc.handlers, lc.propagate) for name, lc in config.loggers.items()
         }
         root = config.root
-        root_route = Route(
-            root.level, (*root.handlers, *(x.name for x in extra_sinks)), root.propagate
+        # The user's sinks take every event their own level lets through, whatever the
+        # loggers' routes (as the JSONL does).
+        always = (primary, *(sink for sink in extra_sinks if sink.name in sinks))
+        self.router = Router(
+            sinks, routes, Route(root.level, root.handlers, root.propagate), always=always
         )
-        self.router = Router(sinks, routes, root_route, always=(primary,))
         # One instance for the events and run.json (argv, error, config): the same rules.
         self.redact = Redact(s.redact_patterns) if s.redact else None
         self.listener = EventListener(

@@ -59,7 +59,7 @@ class Router:
         if cached is not None:
             return cached
         levelno = LEVEL_NUMBERS.get(level, 20) if type(level) is str else 20
-        chosen: list[Sink] = list(self.always)
+        chosen: list[Sink] = [s for s in self.always if levelno >= getattr(s, "levelno", 0)]
         for route in self._chain(name):
             for handler in route.handlers:
                 sink = self.sinks.get(handler)
