@@ -120,6 +120,10 @@ class ThreadClock:
         return out
 
 
+#: pid -> the logger whose run first saw the child process (wandb's service outlives its run).
+CHILD_OWNERS: dict[int, str] = {}
+
+
 def children_cpu() -> dict[int, float]:
     out = {}
     for child in psutil.Process().children(recursive=True):
@@ -209,7 +213,14 @@ def one_run(
     rss_after = process.memory_info().rss
     threads = clock.started_since(threads_before, mark)
     children = children_cpu()
+    for pid in children:
+        CHILD_OWNERS.setdefault(pid, config)
     child_cpu = sum(v - children_before.get(pid, 0.0) for pid, v in children.items())
+    owned_cpu = sum(
+        v - children_before.get(pid, 0.0)
+        for pid, v in children.items()
+        if CHILD_OWNERS[pid] == config
+    )
     step_times = [e["step_time"] for e in trainer.state.log_history if "step_time" in e]
     caller_cpu = sum(v[0] for v in hooks.values())
     return {
@@ -221,7 +232,8 @@ def one_run(
         "logger_caller_cpu_ms": 1000 * caller_cpu / steps,
         "logger_caller_wall_ms": 1000 * sum(v[1] for v in hooks.values()) / steps,
         "threads_cpu_ms": {k: 1000 * v / steps for k, v in sorted(threads.items())},
-        "logger_children_cpu_ms": 1000 * child_cpu / steps,
+        "children_cpu_ms": 1000 * child_cpu / steps,
+        "owned_children_cpu_ms": 1000 * owned_cpu / steps,
         "hooks_cpu_ms": {k: 1000 * v[0] / steps for k, v in sorted(hooks.items())},
         "rss_delta_mb": (rss_after - rss_before) / 2**20,
     }
@@ -247,16 +259,23 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     base = runs["none"]
     # Threads a run without any logger starts too (TRL's, torch's) are not the logger's.
     common = {k for r in base for k in r["threads_cpu_ms"]}
+    # Child processes (wandb's service) outlive the run that started them and keep using
+    # CPU through every run after it, logged or not: a run is charged only its own logger's
+    # children, beyond what all children used in the median run without logging.
+    idle_children = statistics.median(r["children_cpu_ms"] for r in base)
     for rs in runs.values():
         for r in rs:
             r["logger_threads_cpu_ms"] = sum(
                 v for k, v in r["threads_cpu_ms"].items() if k not in common
             )
+            owned = r["owned_children_cpu_ms"]
+            r["logger_children_cpu_ms"] = max(0.0, owned - idle_children) if owned else 0.0
     for config, rs in runs.items():
         logger = [
             r["logger_caller_cpu_ms"] + r["logger_threads_cpu_ms"] + r["logger_children_cpu_ms"]
             for r in rs
         ]
+        background = [r["logger_threads_cpu_ms"] + r["logger_children_cpu_ms"] for r in rs]
         out[config] = {
             "runs": len(rs),
             "step_ms": statistics.median(r["step_ms"] for r in rs),
@@ -275,7 +294,10 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "caller_wall_ms": statistics.median(r["logger_caller_wall_ms"] for r in rs),
             "threads_cpu_ms": statistics.median(r["logger_threads_cpu_ms"] for r in rs),
             "threads_cpu_spread": spread([r["logger_threads_cpu_ms"] for r in rs]),
+            "background_cpu_ms": statistics.median(background),
+            "background_cpu_spread": spread(background),
             "children_cpu_ms": statistics.median(r["logger_children_cpu_ms"] for r in rs),
+            "children_cpu_raw_ms": statistics.median(r["children_cpu_ms"] for r in rs),
             "logger_cpu_ms": statistics.median(logger),
             "logger_cpu_spread": spread(logger),
             "pct_of_step_cpu": statistics.median(
@@ -306,10 +328,10 @@ def tables(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for config, s in summary.items():
-        background = s["threads_cpu_ms"] + s["children_cpu_ms"]
         lines.append(
             f"| {LABELS[config]} | {s['caller_cpu_ms']:.3f} ({s['caller_cpu_spread']}) | "
-            f"{background:.3f} ({s['threads_cpu_spread']}) | **{s['logger_cpu_ms']:.3f}** "
+            f"{s['background_cpu_ms']:.3f} ({s['background_cpu_spread']}) | "
+            f"**{s['logger_cpu_ms']:.3f}** "
             f"({s['logger_cpu_spread']}) | **{s['pct_of_step_cpu']:.2f} %** | "
             f"{s['pct_of_step_wall']:.2f} % |"
         )
@@ -389,6 +411,18 @@ def import_table(times: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+def render(result: dict[str, Any], summary: dict[str, Any]) -> str:
+    meta = result["meta"]
+    text = tables(summary, meta)
+    if meta.get("skipped"):
+        text += f"\n\nNot run (the package does not import): {', '.join(meta['skipped'])}."
+    if result.get("imports"):
+        times = result["imports"]
+        rounds = len(next(iter(times.values())))
+        text += f"\n\nImport, {rounds} alternating rounds:\n\n" + import_table(times)
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
@@ -402,7 +436,16 @@ def main() -> None:
     parser.add_argument(
         "--tiny-cache", default=str(Path.home() / ".cache" / "gemmalog" / "tiny-gemma")
     )
+    parser.add_argument(
+        "--render", type=Path, help="only write the tables again from an earlier <out>.json"
+    )
     args = parser.parse_args()
+    if args.render is not None:
+        saved = json.loads(args.render.read_text())
+        text = render(saved, summarize(saved["runs"]))
+        print(text)
+        args.render.with_suffix(".md").write_text(text + "\n")
+        return
     model_dir = tiny_gemma.build_tiny_gemma(args.tiny_cache)
     configs = [c for c in args.configs.split(",") if available(c)]
     skipped = [c for c in args.configs.split(",") if c not in configs]
@@ -448,15 +491,11 @@ def main() -> None:
                     flush=True,
                 )
     meta["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    summary = summarize(runs)
-    text = tables(summary, meta)
-    if skipped:
-        text += f"\n\nNot run (the package does not import): {', '.join(skipped)}."
-    result: dict[str, Any] = {"meta": meta, "summary": summary, "runs": runs}
+    result: dict[str, Any] = {"meta": meta, "runs": runs}
     if args.imports:
-        times = import_times(args.imports)
-        result["imports"] = times
-        text += f"\n\nImport, {args.imports} alternating rounds:\n\n" + import_table(times)
+        result["imports"] = import_times(args.imports)
+    result["summary"] = summarize(runs)
+    text = render(result, result["summary"])
     print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
