@@ -50,6 +50,7 @@ sys.path.insert(0, str(HERE.parent / "examples"))
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("WANDB_DIR", str(Path(tempfile.gettempdir()) / "gemmalog-bench-wandb"))
 os.environ.setdefault("TRACKIO_DIR", str(Path(tempfile.gettempdir()) / "gemmalog-bench-trackio"))
 
 import gsm_data  # noqa: E402
