@@ -51,6 +51,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DIR", str(Path(tempfile.gettempdir()) / "gemmalog-bench-wandb"))
+Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("TRACKIO_DIR", str(Path(tempfile.gettempdir()) / "gemmalog-bench-trackio"))
 
 import gsm_data  # noqa: E402
