@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gemmalog._run import Run
-from gemmalog._stderr import warn_once
 from gemmalog.config.loader import ConfigError, apply_overrides
 from gemmalog.config.model import Config, default_config
+from gemmalog.notices import warn_once
 
 if TYPE_CHECKING:
     from gemmalog._pipeline import Pipeline

@@ -31,10 +31,10 @@ from gemmalog._run import Run
 from gemmalog._rundir import write_manifest
 from gemmalog._state import State as _State
 from gemmalog._state import running as _running
-from gemmalog._stderr import warn_once
 from gemmalog.config.loader import ConfigError, apply_overrides, env_overrides, load
 from gemmalog.config.model import Config, default_config
 from gemmalog.config.resolve import processor
+from gemmalog.notices import warn_once
 from gemmalog.processors.isolated import Processor
 from gemmalog.sinks.base import Sink
 

@@ -12,7 +12,6 @@ removed) is reported the same way, with the lines that went with it.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import traceback
@@ -23,6 +22,7 @@ from typing import Any
 from gemmalog._queue import EventQueue
 from gemmalog._render import render
 from gemmalog.events import CORE_FIELDS, SCHEMA_VERSION
+from gemmalog.notices import say
 from gemmalog.router import Router
 from gemmalog.sinks.base import Record, Sink
 from gemmalog.sinks.jsonl import JsonlSink
@@ -250,10 +250,9 @@ class EventListener(QueueListener):
         self._primary_down = True
         if self.primary_failure is None:
             self.primary_failure = SinkFailure(f"{type(exc).__name__}: {exc}")
-            print(
-                f"gemmalog: writing {self.primary.path} failed ({type(exc).__name__}: {exc}); "
+            say(
+                f"writing {self.primary.path} failed ({type(exc).__name__}: {exc}); "
                 "events are counted as lost until a write succeeds again",
-                file=sys.stderr,
             )
 
     def _check_primary(self) -> None:
@@ -267,7 +266,7 @@ class EventListener(QueueListener):
             )
             if self.primary_failure is None:
                 self.primary_failure = SinkFailure(f"FileNotFoundError: {message}")
-                print(f"gemmalog: {message}", file=sys.stderr)
+                say(message)
             self._notice(message, lost=removed, error=f"FileNotFoundError: {message}")
         if self._primary_down and primary.error is None:
             self._primary_down = False
@@ -343,9 +342,8 @@ class EventListener(QueueListener):
         message = f"{type(exc).__name__}: {exc}"
         self.failures[name] = SinkFailure(message)
         when = "could not start" if starting else "failed"
-        print(
-            f"gemmalog: sink {name!r} {when} and is disabled for this run: {message}",
-            file=sys.stderr,
+        say(
+            f"sink {name!r} {when} and is disabled for this run: {message}",
         )
         event = self._event(
             "error",

@@ -18,7 +18,8 @@ from structlog import BoundLoggerBase
 
 from gemmalog._coerce import text, type_name
 from gemmalog._lifecycle import current
-from gemmalog._stderr import warn_once
+from gemmalog.levels import LEVEL_NUMBERS, METHOD_LEVELS, NUMBER_LEVELS
+from gemmalog.notices import warn_once
 
 
 class _Target:
@@ -125,12 +126,12 @@ class BoundLogger(BoundLoggerBase):
     msg = info
 
     def log(self, level: int | str, event: Any = None, *args: Any, **kw: Any) -> None:
-        names = {10: "debug", 20: "info", 30: "warning", 40: "error", 50: "critical"}
-        name = names.get(level, "info") if isinstance(level, int) else text(level).lower()
-        numbers = {v: k for k, v in names.items()}
-        if name not in numbers:
-            name = "info"
-        self._emit(name, numbers[name], event, args, kw)
+        """Log at ``level``: a number (10 ... 50) or a name; anything else logs at info."""
+        if isinstance(level, int):
+            name = NUMBER_LEVELS.get(level, "info")
+        else:
+            name = METHOD_LEVELS.get(text(level).lower(), "info")
+        self._emit(name, LEVEL_NUMBERS[name], event, args, kw)
 
 
 def get_logger(name: str = "gemmalog", **initial: Any) -> BoundLogger:

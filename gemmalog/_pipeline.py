@@ -9,7 +9,6 @@ running, and :mod:`gemmalog._state` holds it.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -21,10 +20,10 @@ from gemmalog._listener import EventListener, FlushRequest, StampSegment
 from gemmalog._queue import EventQueue
 from gemmalog._run import Run, read_manifest
 from gemmalog._rundir import make_run_dir, resumed_segment, tighten, write_manifest
-from gemmalog._stderr import warn_once
 from gemmalog.config.build import build_sink
 from gemmalog.config.loader import ConfigError
 from gemmalog.config.model import Config
+from gemmalog.notices import say, warn_once
 from gemmalog.processors import AddEnvelope, AddResources, Redact, Sanitize, Sanitizer
 from gemmalog.processors.conform import ConformToSchema
 from gemmalog.processors.derive import DeriveGenerationStats
@@ -321,10 +320,9 @@ class Pipeline:
         self.queue.close()
         self.listener.close_sinks()
         if self.queue.drops:  # nothing is lost silently
-            print(
-                f"gemmalog: the 'drop' backpressure policy dropped {self.queue.drops} event(s) of run "
+            say(
+                f"the 'drop' backpressure policy dropped {self.queue.drops} event(s) of run "
                 f"{self.run.id} (rank {self.run.rank}); raise queue_size or use 'block' to keep them",
-                file=sys.stderr,
             )
         if self.run.private:
             tighten(self.run.dir)

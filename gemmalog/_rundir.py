@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gemmalog._run import Run, last_segment_in, read_manifest, segment_history
-from gemmalog._stderr import warn_once
+from gemmalog.notices import warn_once
 from gemmalog.processors.redact import Redact
 
 

@@ -18,8 +18,8 @@ from gemmalog._lifecycle import current
 from gemmalog._logger import BoundLogger, _Target
 from gemmalog._pipeline import Pipeline
 from gemmalog._state import running
-from gemmalog._stderr import warn_once
 from gemmalog.events import ENVELOPE, KINDS
+from gemmalog.notices import warn_once
 from gemmalog.processors.derive import GENERATIONS, MAX_TOKENS, TOKEN_LENGTHS
 from gemmalog.processors.resources import accelerator_memory_mb, detect_device
 from gemmalog.processors.sanitize import flat_finite_numbers

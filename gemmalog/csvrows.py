@@ -49,6 +49,8 @@ from typing import IO, Any, Final
 
 import orjson
 
+from gemmalog.events import NON_FINITE
+
 #: Column name -> event field. ``answer`` is the reference (true) answer, as in the seed plan.
 COLUMN_FIELDS: Final[dict[str, str]] = {
     "timestamp": "ts",
@@ -87,7 +89,6 @@ REWARD_PREFIX: Final = "reward_"
 
 _DANGEROUS: Final = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|-?Infinity|NaN")
-_NONFINITE: Final = {"NaN", "Infinity", "-Infinity"}
 
 
 def base_columns(columns: Sequence[str] | None) -> list[str]:
@@ -151,7 +152,7 @@ def cell(value: Any, raw: bool = False) -> str:
             text = str(value)
     else:
         text = str(value)
-    if text in _NONFINITE:
+    if text in NON_FINITE:
         return text
     return text if raw else neutralize(text)
 

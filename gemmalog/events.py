@@ -12,10 +12,25 @@ strings, DuckDB casts them back to DOUBLE), never as ``null``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 
 SCHEMA_VERSION: Final = 1
+
+#: How a JSON line writes a float that is not finite (strict JSON has no NaN or Infinity).
+NAN: Final = "NaN"
+POS_INF: Final = "Infinity"
+NEG_INF: Final = "-Infinity"
+#: Those strings -> the floats they stand for.
+NON_FINITE: Final = {NAN: math.nan, POS_INF: math.inf, NEG_INF: -math.inf}
+
+
+def nonfinite_text(value: float) -> str:
+    """The string that stands for a non-finite float in every output (JSONL, CSV, tables)."""
+    if value != value:
+        return NAN
+    return POS_INF if value > 0 else NEG_INF
 
 
 @dataclass(frozen=True, slots=True)

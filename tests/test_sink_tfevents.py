@@ -210,7 +210,7 @@ def test_without_the_c_package_python_checksums_say_so_once(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "crc32c", None)  # import crc32c raises ImportError
-    monkeypatch.setattr("gemmalog._stderr._said", set())
+    monkeypatch.setattr("gemmalog.notices._said", set())
     first = tfevents.load_crc32c()
     second = tfevents.load_crc32c()
     assert first is pywrap_tensorflow.crc32c and second is first

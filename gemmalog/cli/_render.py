@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gemmalog._terminal import visible
+from gemmalog.events import nonfinite_text
 
 FORMATS = ("table", "csv", "json", "jsonl")
 
@@ -33,7 +34,7 @@ RICH_ROWS = 1000
 def plain(value: Any) -> Any:
     """A value as CSV and JSON write it: non-finite floats as text, times in ISO 8601."""
     if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return nonfinite_text(value)
     if isinstance(value, _dt.datetime | _dt.date):
         return value.isoformat()
     return value

@@ -128,15 +128,3 @@ def _user_sink(spec: HandlerConfig) -> Sink:
         sink.flush_now = sink.flush
     sink.levelno = LEVEL_NUMBERS.get(spec.level, 0)  # the router applies the handler's level
     return sink  # type: ignore[no-any-return]
-
-
-def build_sinks(config: Config, run_dir: Path, *, rank: int = 0) -> dict[str, Sink]:
-    """Every configured handler as a sink. TensorBoard and CSV only on rank 0."""
-    sinks: dict[str, Sink] = {}
-    for name, spec in config.handlers.items():
-        if rank != 0 and spec.type in ("csv", "tensorboard"):
-            continue
-        sink = build_sink(config, spec, run_dir)
-        if sink is not None:
-            sinks[name] = sink
-    return sinks

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from gemmalog.config.model import (
     DOCTOR_CHECKS,
-    LEVELS,
     SEVERITIES,
     Config,
     DoctorConfig,
@@ -50,6 +49,7 @@ from gemmalog.config.schema import (
 )
 from gemmalog.config.validate import check_config, check_settings
 from gemmalog.csvrows import COLUMN_FIELDS
+from gemmalog.levels import ALIASES, LEVELS, NUMBER_LEVELS
 
 if TYPE_CHECKING:
     import yaml
@@ -84,20 +84,16 @@ class _Problems:
             raise ConfigError("\n".join([head, *self.items]))
 
 
-_LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "notset": "debug"}
-_LEVEL_INTS = {0: "debug", 10: "debug", 20: "info", 30: "warning", 40: "error", 50: "critical"}
-
-
 def _level(value: Any, path: str, problems: _Problems) -> str:
     """A level name (any case, as the standard library spells it) or its number (10 ... 50)."""
     if isinstance(value, str):
         name = value.strip().lower()
         if name in LEVELS:
             return name
-        if name in _LEVEL_ALIASES:
-            return _LEVEL_ALIASES[name]
-    elif type(value) is int and value in _LEVEL_INTS:
-        return _LEVEL_INTS[value]
+        if name in ALIASES:
+            return ALIASES[name]
+    elif type(value) is int and value in NUMBER_LEVELS:
+        return NUMBER_LEVELS[value]
     problems.add(path, f"unknown level {value!r}; allowed: {', '.join(x.upper() for x in LEVELS)}")
     return "info"
 

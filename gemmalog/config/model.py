@@ -14,8 +14,6 @@ from typing import Any
 from gemmalog.events import DEFAULT_LOGGER_NAMES, ROLES
 from gemmalog.sinks.text import STANDARD_DATEFMT, STANDARD_FORMAT
 
-LEVELS = ("debug", "info", "warning", "error", "critical")
-
 
 @dataclass
 class FormatterConfig:

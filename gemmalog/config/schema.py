@@ -37,10 +37,6 @@ COMMON = frozenset({"class", "level", "formatter", "filters"})
 Checker = Callable[[Any], bool]
 
 
-def is_int(v: Any) -> bool:
-    return type(v) is int
-
-
 def positive_int(v: Any) -> bool:
     return type(v) is int and v > 0
 

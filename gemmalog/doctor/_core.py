@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from gemmalog.config.model import DOCTOR_CHECKS, SEVERITIES, DoctorConfig
+from gemmalog.events import nonfinite_text
 
 #: Severity -> rank, for sorting and ``--fail-on``.
 RANK = {name: i for i, name in enumerate(SEVERITIES)}
@@ -51,7 +52,7 @@ class Finding:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return nonfinite_text(value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -22,10 +22,10 @@ import orjson
 
 from gemmalog.config.model import DoctorConfig
 from gemmalog.doctor._core import REGISTRY, Finding, num
-from gemmalog.processors.sanitize import NAN, NEG_INF, POS_INF
+from gemmalog.events import NON_FINITE
 
 #: How a sanitized event spells a non-finite float (the JSONL's strings); float() reads them.
-_NON_FINITE = frozenset({NAN, POS_INF, NEG_INF})
+_NON_FINITE = frozenset(NON_FINITE)
 
 #: The file findings are appended to, in the run directory.
 LIVE_FILE = "doctor.live.jsonl"

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from gemmalog.events import KINDS, all_columns
+from gemmalog.events import KINDS, NON_FINITE, all_columns
 
-_NUMBER_STRINGS: Final = frozenset({"NaN", "Infinity", "-Infinity"})
+_NUMBER_STRINGS: Final = frozenset(NON_FINITE)
 
 
 def _integer(value: Any) -> bool:

@@ -7,19 +7,7 @@ from typing import Any
 
 from gemmalog._context import current
 from gemmalog.events import SCHEMA_VERSION
-
-LEVELS = {
-    "debug": "debug",
-    "info": "info",
-    "msg": "info",
-    "warning": "warning",
-    "warn": "warning",
-    "error": "error",
-    "exception": "error",
-    "critical": "critical",
-    "fatal": "critical",
-}
-
+from gemmalog.levels import METHOD_LEVELS
 
 #: Envelope fields only gemmalog sets. A user field of the same name (``log.info(..., ts=x)``,
 #: ``bind(run=...)``) is kept under the name with ``_`` appended (``ts_``, ``run_``, ...).
@@ -46,7 +34,7 @@ class AddEnvelope:
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         # One dict display: about half the cost of building the envelope, then update()-ing.
         ts = time()
-        level = LEVELS.get(method_name, method_name)
+        level = METHOD_LEVELS.get(method_name, method_name)
         out: dict[str, Any] = {
             "v": SCHEMA_VERSION,
             "ts": ts,

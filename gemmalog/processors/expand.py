@@ -60,7 +60,7 @@ def emit_expanding(pipeline: Pipeline, event: dict[str, Any], expand: Expansion)
         event[EXPAND] = expand
         pipeline._put(event)
     except Exception as exc:
-        from gemmalog._stderr import warn_once
+        from gemmalog.notices import warn_once
 
         warn_once(f"an event could not be logged ({type(exc).__name__})")
 

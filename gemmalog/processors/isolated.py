@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gemmalog._stderr import warn_once
+from gemmalog.notices import warn_once
 
 Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
 

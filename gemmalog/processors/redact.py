@@ -57,7 +57,7 @@ class Redact:
 
     __slots__ = ("_extra", "_keys", "_safe", "_short")
 
-    def __init__(self, extra_patterns: Iterable[str] = (), extra_keys: Iterable[str] = ()) -> None:
+    def __init__(self, extra_patterns: Iterable[str] = ()) -> None:
         patterns = [p for p in extra_patterns if p]
         literals = sorted(
             {form for p in patterns for form in _literal_forms(p)}, key=len, reverse=True
@@ -67,9 +67,7 @@ class Redact:
             extra.append(re.compile("|".join(re.escape(form) for form in literals)))
         self._extra = tuple(extra)
         # key -> (names a credential, the key with any credential-shaped text replaced)
-        self._keys: dict[str, tuple[bool, str]] = {
-            k: (True, k) for k in extra_keys if isinstance(k, str)
-        }
+        self._keys: dict[str, tuple[bool, str]] = {}
         self._safe: set[str] = set()  # keys that name no credential and hold none
         # Short strings recur on every event (logger names, messages): remember the result.
         self._short: dict[str, str] = {}

@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import math
 import uuid
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
-from gemmalog.events import CORE_FIELDS
-
-NAN = "NaN"
-POS_INF = "Infinity"
-NEG_INF = "-Infinity"
+from gemmalog.events import CORE_FIELDS, nonfinite_text
 
 _PLAIN = frozenset({str, int, bool, type(None)})
 # Envelope fields are never cut, whatever max_string_length says: the views select on them
@@ -43,13 +38,6 @@ def flat_finite_numbers(mapping: Mapping[Any, Any]) -> bool:
     except Exception:
         return False
     return type(total) is int or (type(total) is float and total - total == 0.0)
-
-
-def nonfinite(value: float) -> str:
-    """The string that stands for a non-finite float in the JSONL."""
-    if value != value:
-        return NAN
-    return POS_INF if value > 0 else NEG_INF
 
 
 def _marker(value: Any, why: str) -> str:
@@ -94,7 +82,7 @@ class Sanitizer:
             cut = len(value) - self.max_string_length
             return f"{value[: self.max_string_length]}…[truncated {cut} characters]"
         if t is float:
-            return value if value - value == 0.0 else nonfinite(value)
+            return value if value - value == 0.0 else nonfinite_text(value)
         if t in _PLAIN:
             return value
         if t is dict and len(value) <= self.max_items and flat_finite_numbers(value):
@@ -243,7 +231,7 @@ class Sanitize:
                     truncated = [*(truncated or ()), key]
             elif t is float:
                 if value - value != 0.0:
-                    event_dict[key] = nonfinite(value)
+                    event_dict[key] = nonfinite_text(value)
             elif t is dict and flat_finite_numbers(value):  # the metrics case
                 event_dict[key] = value.copy()
             elif t not in _PLAIN:
@@ -251,8 +239,3 @@ class Sanitize:
         if truncated:
             event_dict["truncated"] = truncated
         return event_dict
-
-
-def is_finite_number(value: Any) -> bool:
-    """True for an int or a finite float (bool excluded)."""
-    return (type(value) is int) or (type(value) is float and math.isfinite(value))

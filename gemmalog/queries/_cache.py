@@ -34,8 +34,8 @@ from typing import Any
 
 import duckdb
 
-from gemmalog._stderr import warn_once
 from gemmalog._version import __version__ as _version
+from gemmalog.notices import warn_once
 from gemmalog.queries._cache_store import (
     CACHE_NAME,
     FORMAT,

@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from gemmalog._version import __version__
+from gemmalog.events import nonfinite_text
 from gemmalog.report import _sections
 from gemmalog.report._data import EXTREMES, NON_FINITE_ROWS, RunData
 from gemmalog.report._plots import color
@@ -78,10 +79,8 @@ def fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
+        if not math.isfinite(value):
+            return nonfinite_text(value)
         return f"{value:.4g}"
     if isinstance(value, int):
         return f"{value:,}"

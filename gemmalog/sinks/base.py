@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
-Record = tuple[dict[str, Any], bytes]
+from gemmalog.levels import LEVEL_NUMBERS
 
-LEVEL_NUMBERS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+Record = tuple[dict[str, Any], bytes]
 
 
 @runtime_checkable
@@ -70,3 +70,6 @@ class BaseSink:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+__all__ = ["LEVEL_NUMBERS", "BaseSink", "Record", "Sink"]

@@ -16,7 +16,6 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from gemmalog._stderr import warn_once
 from gemmalog.csvrows import (
     REWARD_PREFIX,
     base_columns,
@@ -26,6 +25,7 @@ from gemmalog.csvrows import (
     reward_names,
     selected,
 )
+from gemmalog.notices import warn_once
 from gemmalog.sinks.base import BaseSink, Record
 
 

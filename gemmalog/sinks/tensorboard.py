@@ -42,8 +42,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gemmalog._stderr import warn_once
-from gemmalog.events import ENVELOPE
+from gemmalog.events import ENVELOPE, NON_FINITE
+from gemmalog.notices import warn_once
 from gemmalog.sinks.base import BaseSink, Record
 from gemmalog.sinks.tfevents import (
     FLOAT32,
@@ -55,7 +55,6 @@ from gemmalog.sinks.tfevents import (
 )
 
 _ENVELOPE = frozenset(f.name for f in ENVELOPE) | {"phase", "exc"}
-_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _STATS = ("mean", "std", "min", "max", "count")
 _BUCKETS = 30
 _MAX_PLANS = 1024  # distinct metrics key sets remembered per phase
@@ -76,7 +75,7 @@ def number(value: Any) -> float | None:
         except OverflowError:  # an int beyond a double's range
             return math.inf if value > 0 else -math.inf
     if t is str:
-        return _NONFINITE.get(value)
+        return NON_FINITE.get(value)
     return None
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gemmalog._stderr import warn_once
+from gemmalog.notices import warn_once
 
 
 def _python_crc32c() -> Callable[[bytes], int]:

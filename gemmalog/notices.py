@@ -1,4 +1,5 @@
-"""gemmalog's own problems, said once on stderr (never through logging, which may be us)."""
+"""How gemmalog tells the user something: one ``gemmalog: ...`` line on stderr, never through
+logging (which may be gemmalog itself). The one way every module reports its own problems."""
 
 from __future__ import annotations
 
@@ -16,3 +17,9 @@ def warn_once(message: str, key: str | None = None) -> None:
         _said.add(key)
         with contextlib.suppress(Exception):
             print(f"gemmalog: {message}", file=sys.stderr)
+
+
+def say(message: str) -> None:
+    """Print ``gemmalog: <message>`` to stderr (each time; see :func:`warn_once`). Never raises."""
+    with contextlib.suppress(Exception):
+        print(f"gemmalog: {message}", file=sys.stderr)
