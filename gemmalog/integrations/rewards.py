@@ -35,13 +35,13 @@ import contextlib
 import functools
 import inspect
 import math
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gemmalog import api, running
+from gemmalog.notices import say, warn_once
 from gemmalog.processors.expand import emit_expanding, with_envelope
 from gemmalog.textstats import completion_text, extract_reasoning_and_answer
 
@@ -205,10 +205,7 @@ class RewardCollector:
             finally:
                 con.close()
         except Exception as exc:
-            print(
-                f"gemmalog: accuracy counts not restored for the resumed run: {exc}",
-                file=sys.stderr,
-            )
+            say(f"accuracy counts not restored for the resumed run: {exc}")
             return
         with self._lock:
             self._follow_run()
@@ -331,10 +328,7 @@ class RewardCollector:
         except Exception as exc:  # logging must never break training: keep what was built
             self.errors += 1
             if self.errors == 1:
-                print(
-                    f"gemmalog: could not log a reward batch: {type(exc).__name__}: {exc}",
-                    file=sys.stderr,
-                )
+                say(f"could not log a reward batch: {type(exc).__name__}: {exc}")
         with self._count_lock:
             run = self._run
             if run is not None and run() is pipeline:  # not a batch of a run that ended
@@ -537,7 +531,7 @@ def wrap_reward_function(
         except Exception as exc:  # never let logging change what training sees
             collector.errors += 1
             if collector.errors == 1:
-                print(f"gemmalog: reward logging failed in {key}: {exc}", file=sys.stderr)
+                warn_once(f"reward logging failed in {key}: {exc}", key=f"rewards:{key}")
         return result
 
     if _is_async(func):

@@ -54,6 +54,7 @@ from gemmalog.integrations.rewards import (
     default_collector,
     wrap_reward_functions,
 )
+from gemmalog.notices import warn_once
 from gemmalog.processors.expand import emit_expanding, with_envelope
 from gemmalog.processors.resources import accelerator_memory_mb, detect_device
 
@@ -299,7 +300,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
                 functools.partial(self._progress_event, pipeline, name, step, percent),
             )
         except Exception as exc:
-            print(f"gemmalog: progress not logged: {exc}", file=sys.stderr)
+            warn_once(f"progress not logged: {exc}", key="trl:progress")
 
     def _progress_event(
         self, pipeline: Pipeline, name: str, step: int, percent: float, carrier: dict[str, Any]
@@ -339,7 +340,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
                 ),
             )
         except Exception as exc:
-            print(f"gemmalog: resource metrics not logged: {exc}", file=sys.stderr)
+            warn_once(f"resource metrics not logged: {exc}", key="trl:resources")
 
     @staticmethod
     def _resources_event(
@@ -380,7 +381,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
                 phase="gradients",
             )
         except Exception as exc:
-            print(f"gemmalog: gradient norms not logged: {exc}", file=sys.stderr)
+            warn_once(f"gradient norms not logged: {exc}", key="trl:gradients")
 
 
 __all__ = [
