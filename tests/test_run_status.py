@@ -161,3 +161,46 @@ def test_signal_handlers_that_log_never_deadlock_and_sigterm_still_ends_the_run(
     events = read_events(run_dir)  # every line parses
     assert any(e.get("event") == "from handler" for e in events)
     assert events[-1]["kind"] == "run_end"
+
+
+LATE_LOGGERS = (
+    "import atexit, sys, threading, time, gemmalog\n"
+    "atexit.register(lambda: gemmalog.get_logger('lib').info('from another atexit hook'))\n"
+    "gemmalog.initialize(root=sys.argv[1], run_name='late', queue_size=4, capture_stdlib=False)\n"
+    "log = gemmalog.get_logger('app')\n"
+    "class Resource:\n"
+    "    def __del__(self):\n"
+    "        log.info('from __del__')\n"
+    "def spin():\n"
+    "    while True:\n"
+    "        log.info('daemon thread', pad='x' * 500)\n"
+    "threading.Thread(target=spin, daemon=True).start()\n"
+    "for i in range(2000):\n"
+    "    Resource()\n"
+    "    log.info('main', i=i)\n"
+    "print('leaving', flush=True)\n"
+)
+
+
+@pytest.mark.parametrize("trial", range(5))
+def test_del_daemon_threads_and_other_exit_hooks_that_log_never_hang_the_exit(
+    root: Path, trial: int
+) -> None:
+    """A ``__del__`` that logs while the main thread floods a tiny queue, a daemon thread
+    still logging while the interpreter shuts down, and an atexit hook of another library
+    that logs after gemmalog's own: the process exits, the run is completed, every line
+    parses, and the late events join the ended run."""
+    child = _child(LATE_LOGGERS, root)
+    try:
+        out, _ = child.communicate(timeout=SIGTERM_BOUND)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        pytest.fail(f"trial {trial}: the process did not exit (deadlock)")
+    assert child.returncode == 0 and "leaving" in out
+    (run_dir,) = root.iterdir()
+    assert orjson.loads((run_dir / "run.json").read_bytes())["status"] == "completed"
+    events = read_events(run_dir)  # every line of every shard parses
+    messages = [e.get("event") for e in events]
+    assert messages.count("main") == 2000 and "from __del__" in messages
+    assert "from another atexit hook" in messages  # after run_end, in the late shard
