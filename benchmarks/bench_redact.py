@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 import gemmalog
-from gemmalog.textstats import extract_reasoning_and_answer
+from gemmalog.processors.textstats import extract_reasoning_and_answer
 
 PROSE = (
     "the model first computes the total cost then subtracts the discount so each box holds "

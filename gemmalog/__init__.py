@@ -42,7 +42,7 @@ if TYPE_CHECKING:
         log_training_progress,
     )
     from gemmalog.config import Config, ConfigError
-    from gemmalog.textstats import extract_reasoning_and_answer
+    from gemmalog.processors.textstats import extract_reasoning_and_answer
 
 # Where each public name lives. ``import gemmalog`` imports none of these modules: the
 # pipeline, its sinks and processors, the configuration loader (yaml) and psutil load on
@@ -71,7 +71,7 @@ _LAZY = {
     "log_training_progress": "gemmalog.api",
     "Config": "gemmalog.config",
     "ConfigError": "gemmalog.config",
-    "extract_reasoning_and_answer": "gemmalog.textstats",
+    "extract_reasoning_and_answer": "gemmalog.processors.textstats",
 }
 
 

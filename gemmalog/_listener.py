@@ -23,6 +23,7 @@ from gemmalog._queue import EventQueue
 from gemmalog._render import render
 from gemmalog.events import CORE_FIELDS, SCHEMA_VERSION
 from gemmalog.notices import say
+from gemmalog.processors.sanitize import plain_key
 from gemmalog.router import Router
 from gemmalog.sinks.base import Record, Sink
 from gemmalog.sinks.jsonl import JsonlSink
@@ -68,19 +69,11 @@ class StampSegment:
 
 
 def _plain_keys(value: Any, depth: int = 0) -> Any:
-    """A copy whose dict keys are all str (repr of the others, a marker when repr raises)."""
+    """A copy whose dict keys are all str (see :func:`~gemmalog.processors.sanitize.plain_key`)."""
     if depth > 64:
         return "<nested too deep>"
     if type(value) is dict:
-        out = {}
-        for k, v in value.items():
-            if type(k) is not str:
-                try:
-                    k = repr(k)
-                except Exception:
-                    k = f"<unprintable {type(k).__name__} key>"
-            out[k] = _plain_keys(v, depth + 1)
-        return out
+        return {plain_key(k): _plain_keys(v, depth + 1) for k, v in value.items()}
     if type(value) is list:
         return [_plain_keys(v, depth + 1) for v in value]
     return value

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from gemmalog.events import CORE_FIELDS
+from gemmalog.processors.sanitize import plain_key
 
 _OPTIONS = orjson.OPT_APPEND_NEWLINE
 
@@ -41,7 +42,7 @@ def repair(value: Any, depth: int = 0) -> Any:
     if depth > 64:
         return "<nested too deep>"
     if t is dict:
-        return {repair(str(k), depth + 1): repair(v, depth + 1) for k, v in value.items()}
+        return {repair(plain_key(k), depth + 1): repair(v, depth + 1) for k, v in value.items()}
     if t is list or t is tuple:
         return [repair(v, depth + 1) for v in value]
     try:

@@ -21,12 +21,12 @@ from gemmalog._state import running
 from gemmalog.events import ENVELOPE, KINDS
 from gemmalog.notices import warn_once
 from gemmalog.processors.derive import GENERATIONS, MAX_TOKENS, TOKEN_LENGTHS
-from gemmalog.processors.resources import accelerator_memory_mb, detect_device
+from gemmalog.processors.resources import accelerator_memory_mb, detect_device, process_memory
 from gemmalog.processors.sanitize import flat_finite_numbers
-from gemmalog.textstats import completion_text, extract_reasoning_and_answer, summarize
+from gemmalog.processors.textstats import completion_text, extract_reasoning_and_answer, summarize
 
 if TYPE_CHECKING:
-    import psutil
+    pass
 
 
 def _pipeline_for(role: str) -> tuple[Pipeline, str] | None:
@@ -528,31 +528,11 @@ def generation_metrics_event(
     return event
 
 
-_PROCESS: psutil.Process | None = None
-
-
 def memory_snapshot() -> dict[str, Any]:
     """CPU RSS, process CPU percent and CUDA/MPS memory (when torch is in use), in MiB."""
     out: dict[str, Any] = {"device": detect_device()}
     out.update(process_memory())
     out.update(accelerator_memory_mb())
-    return out
-
-
-def process_memory() -> dict[str, float]:
-    """``cpu_rss_mb`` and ``cpu_percent`` of this process (psutil: /proc reads, which the
-    callback makes on the listener thread); empty when psutil cannot tell."""
-    global _PROCESS
-    if _PROCESS is None:
-        import psutil  # on first use: ``import gemmalog`` stays light (see docs/performance.md)
-
-        _PROCESS = psutil.Process()
-    out: dict[str, float] = {}
-    try:
-        out["cpu_rss_mb"] = _PROCESS.memory_info().rss / (1024 * 1024)
-        out["cpu_percent"] = _PROCESS.cpu_percent(interval=None)
-    except Exception:
-        pass
     return out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 
 import gemmalog
@@ -36,16 +35,3 @@ def root(tmp_path: Path) -> Path:
     path = tmp_path / "runs"
     path.mkdir()
     return path
-
-
-def read_events(run_dir: Path) -> list[dict]:
-    """Every event of every shard in a run directory, parsed with orjson (all lines must parse)."""
-    events: list[dict] = []
-    for shard in sorted(run_dir.glob("events.*.jsonl")):
-        for line in shard.read_bytes().splitlines():
-            events.append(orjson.loads(line))
-    return events
-
-
-def events_of(run_dir: Path, kind: str) -> list[dict]:
-    return [e for e in read_events(run_dir) if e["kind"] == kind]

@@ -21,7 +21,7 @@ sys.path.insert(0, str(EXAMPLES))
 import reward_functions  # noqa: E402
 import tiny_gemma  # noqa: E402
 
-from tests.conftest import events_of  # noqa: E402
+from tests.helpers import events_of  # noqa: E402
 
 
 def run_example(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

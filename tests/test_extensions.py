@@ -12,7 +12,7 @@ import pytest
 
 import gemmalog
 from gemmalog.sinks import BaseSink
-from tests.conftest import read_events
+from tests.helpers import read_events
 
 
 class Collect(BaseSink):

@@ -20,7 +20,7 @@ import pytest
 
 import gemmalog
 from gemmalog import running
-from tests.conftest import events_of, read_events
+from tests.helpers import events_of, read_events
 
 pytestmark = pytest.mark.faults
 

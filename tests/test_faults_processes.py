@@ -19,7 +19,7 @@ import pytest
 
 import gemmalog
 from gemmalog import running
-from tests.conftest import read_events
+from tests.helpers import read_events
 
 pytestmark = pytest.mark.faults
 

@@ -27,7 +27,7 @@ import reward_functions  # noqa: E402
 import train_grpo_gemma  # noqa: E402
 
 import gemmalog  # noqa: E402
-from tests.conftest import events_of, read_events  # noqa: E402
+from tests.helpers import events_of, read_events  # noqa: E402
 
 STEPS = 4
 EVAL_EVERY = 2

@@ -20,7 +20,7 @@ import pytest
 import gemmalog
 from gemmalog import running
 from gemmalog.events import ENVELOPE, SCHEMA_VERSION
-from tests.conftest import events_of, read_events
+from tests.helpers import events_of, read_events
 
 
 def test_every_helper_writes_one_typed_line(root: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import gemmalog
-from tests.conftest import read_events
+from tests.helpers import read_events
 
 pytestmark = pytest.mark.faults
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 import gemmalog
-from tests.conftest import read_events
+from tests.helpers import read_events
 
 CRASH = """
 import os, gemmalog

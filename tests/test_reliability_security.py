@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import gemmalog
 from gemmalog.cli import cli
-from tests.conftest import read_events
+from tests.helpers import read_events
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml"
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gemmalog
-from tests.conftest import events_of, read_events
+from tests.helpers import events_of, read_events
 
 
 class BadRepr:

@@ -36,7 +36,7 @@ pytest.importorskip("trl")
 pytestmark = pytest.mark.slow
 
 import gemmalog  # noqa: E402
-from tests.conftest import read_events  # noqa: E402
+from tests.helpers import read_events  # noqa: E402
 
 CHILD = Path(__file__).with_name("_trl_resume_child.py")
 RUN_ID = "grpo-resume"

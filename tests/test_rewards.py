@@ -21,7 +21,7 @@ from gemmalog.integrations.rewards import (
     logged_reward,
     wrap_reward_functions,
 )
-from tests.conftest import events_of, read_events
+from tests.helpers import events_of, read_events
 
 
 @pytest.fixture(autouse=True)

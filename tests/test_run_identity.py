@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 import gemmalog
-from tests.conftest import read_events
+from tests.helpers import read_events
 
 REPO = Path(__file__).resolve().parents[1]
 LONG = "grpo-gemma-3-1b-it-gsm8k-lr1e-6-beta0.04-num_generations8-max_completion_length256-seed1"

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import read_events
+from tests.helpers import read_events
 
 pytestmark = pytest.mark.faults
 

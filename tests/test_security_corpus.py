@@ -32,7 +32,7 @@ import gemmalog
 from gemmalog.cli import cli
 from gemmalog.processors.redact import REDACTED, Redact, key_names_secret
 from gemmalog.processors.secret_rules import SHAPES, may_hold_secret
-from tests.conftest import read_events
+from tests.helpers import read_events
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml"
 

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gemmalog
-from gemmalog.csvrows import cell, neutralize, write_csv
 from gemmalog.sinks.csv import CsvSink
+from gemmalog.sinks.csvrows import cell, neutralize, write_csv
 
 HOSTILE = [
     'He said "hi", then left',

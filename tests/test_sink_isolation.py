@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 import gemmalog
 from gemmalog import running
 from gemmalog.sinks.text import HandlerSink
-from tests.conftest import read_events
+from tests.helpers import read_events
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gemma_logging.yaml"
 STEPS = 12

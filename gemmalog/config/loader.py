@@ -48,8 +48,8 @@ from gemmalog.config.schema import (
     string_list,
 )
 from gemmalog.config.validate import check_config, check_settings
-from gemmalog.csvrows import COLUMN_FIELDS
 from gemmalog.levels import ALIASES, LEVELS, NUMBER_LEVELS
+from gemmalog.sinks.csvrows import COLUMN_FIELDS
 
 if TYPE_CHECKING:
     import yaml

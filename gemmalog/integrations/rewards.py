@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from gemmalog import api, running
 from gemmalog.notices import say, warn_once
 from gemmalog.processors.expand import emit_expanding, with_envelope
-from gemmalog.textstats import completion_text, extract_reasoning_and_answer
+from gemmalog.processors.textstats import completion_text, extract_reasoning_and_answer
 
 if TYPE_CHECKING:
     from gemmalog._pipeline import Pipeline

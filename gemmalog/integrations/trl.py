@@ -56,7 +56,7 @@ from gemmalog.integrations.rewards import (
 )
 from gemmalog.notices import warn_once
 from gemmalog.processors.expand import emit_expanding, with_envelope
-from gemmalog.processors.resources import accelerator_memory_mb, detect_device
+from gemmalog.processors.resources import accelerator_memory_mb, detect_device, process_memory
 
 _EVAL_PREFIX = "eval_"
 _MISSING = object()
@@ -352,7 +352,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         extra: dict[str, Any],
         carrier: dict[str, Any],
     ) -> list[dict[str, Any]]:
-        values: dict[str, Any] = {"device": device, **api.process_memory(), **accelerator}
+        values: dict[str, Any] = {"device": device, **process_memory(), **accelerator}
         values.update(extra)
         event = {"kind": "system", "logger": name, "event": "memory", **values, "step": step}
         return with_envelope(carrier, [event], pipeline.chain[0])

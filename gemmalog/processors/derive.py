@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gemmalog.textstats import generation_stats
+from gemmalog.processors.textstats import generation_stats
 
 GENERATIONS = "_generations"
 TOKEN_LENGTHS = "_token_lengths"

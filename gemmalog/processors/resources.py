@@ -54,14 +54,40 @@ def accelerator_memory_mb() -> dict[str, float]:
     return out
 
 
+_PROCESS: psutil.Process | None = None
+
+
+def _process() -> psutil.Process:
+    global _PROCESS
+    if _PROCESS is None:
+        _PROCESS = psutil.Process()
+    return _PROCESS
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MiB (one /proc read). The one memory sampler: the
+    envelope's ``rss_mb``, ``log_memory_usage`` and the TRL callback all read it here."""
+    return float(_process().memory_info().rss / _MB)
+
+
+def process_memory() -> dict[str, float]:
+    """``cpu_rss_mb`` and ``cpu_percent`` of this process; empty when psutil cannot tell."""
+    out: dict[str, float] = {}
+    try:
+        out["cpu_rss_mb"] = rss_mb()
+        out["cpu_percent"] = _process().cpu_percent(interval=None)
+    except Exception:
+        pass
+    return out
+
+
 class AddResources:
     """Add ``device``, ``rss_mb`` and (on a GPU) ``gpu_mb``, refreshed every ``interval`` s."""
 
-    __slots__ = ("_device", "_gpu", "_next", "_process", "_rss", "interval")
+    __slots__ = ("_device", "_gpu", "_next", "_rss", "interval")
 
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
-        self._process = psutil.Process()
         self._next = 0.0
         self._device = "cpu"
         self._rss = 0.0
@@ -70,7 +96,7 @@ class AddResources:
     def refresh(self, now: float) -> None:
         self._next = now + self.interval
         with contextlib.suppress(Exception):
-            self._rss = round(self._process.memory_info().rss / _MB, 1)
+            self._rss = round(rss_mb(), 1)
         self._device = detect_device()
         acc = accelerator_memory_mb()
         gpu = acc.get("cuda_allocated_mb", acc.get("mps_allocated_mb"))

@@ -205,6 +205,13 @@ def _torch_dtype(name: str) -> Any:
 DEFAULT = Sanitizer()
 
 
+def plain_key(key: Any) -> str:
+    """A dict key as the JSONL writes it: a str as it is, an enum by name, anything else as
+    its sanitized text (a marker when even ``repr`` raises). The one key fixer: the caller's
+    sanitizer, the listener's retry and the renderer's repair all use it. Never raises."""
+    return DEFAULT._key(key)
+
+
 class Sanitize:
     """structlog processor: make every value of the event JSON-ready (see :class:`Sanitizer`).
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from gemmalog.csvrows import write_csv
 from gemmalog.queries._connect import QueryError, resolve
 from gemmalog.queries._outputs import Progress, check_csv_output
+from gemmalog.sinks.csvrows import write_csv
 
 _MARKER = b'"kind":"model_output"'
 

@@ -1,6 +1,6 @@
 """``model_outputs.csv``: one row per ``model_output`` event, derived, rebuildable from the JSONL.
 
-Rows are built by :mod:`gemmalog.csvrows` (the same functions ``gemmalog to-csv`` uses), so the
+Rows are built by :mod:`gemmalog.sinks.csvrows` (the same functions ``gemmalog to-csv`` uses), so the
 live file equals the one rebuilt afterwards. A file already there (a resumed run's earlier
 segments, or an absolute ``filename`` another run wrote) is appended to, with its reward
 columns, when its header starts with this handler's columns; a file with other columns (the
@@ -16,7 +16,9 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from gemmalog.csvrows import (
+from gemmalog.notices import warn_once
+from gemmalog.sinks.base import BaseSink, Record
+from gemmalog.sinks.csvrows import (
     REWARD_PREFIX,
     base_columns,
     csv_header,
@@ -25,8 +27,6 @@ from gemmalog.csvrows import (
     reward_names,
     selected,
 )
-from gemmalog.notices import warn_once
-from gemmalog.sinks.base import BaseSink, Record
 
 
 def _open(path: Path, mode: str) -> IO[str]:
