@@ -250,7 +250,10 @@ def caller_only(rounds: int, n: int = 1000, batches: int = 100) -> dict[str, flo
         with tempfile.TemporaryDirectory() as tmp:
             floor = RawFloor()
             floor.setup(Path(tmp))
-            gemmalog.initialize(root=tmp, capture_stdlib=False)
+            # A flush interval longer than the measurement: the queue's time bound (callers
+            # wait while the listener trails by 1.5 intervals) never applies while the
+            # listener is paused.
+            gemmalog.initialize(root=tmp, capture_stdlib=False, flush_interval=3600)
             pipeline = running()
             assert pipeline is not None
             pipeline.listener.stop()
