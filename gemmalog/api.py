@@ -18,12 +18,20 @@ from gemmalog._lifecycle import current
 from gemmalog._logger import BoundLogger, _Target
 from gemmalog._pipeline import Pipeline
 from gemmalog._state import running
+from gemmalog.event_builders import (
+    as_step,
+    generation_metrics_event,
+    metric_values,
+    model_output_event,
+    noted,
+    reward_event,
+    reward_summary_event,
+)
 from gemmalog.events import ENVELOPE, KINDS
 from gemmalog.notices import warn_once
-from gemmalog.processors.derive import GENERATIONS, MAX_TOKENS, TOKEN_LENGTHS
 from gemmalog.processors.resources import accelerator_memory_mb, detect_device, process_memory
 from gemmalog.processors.sanitize import flat_finite_numbers
-from gemmalog.processors.textstats import completion_text, extract_reasoning_and_answer, summarize
+from gemmalog.processors.textstats import extract_reasoning_and_answer
 
 if TYPE_CHECKING:
     pass
@@ -152,42 +160,6 @@ def _failed(helper: str, exc: BaseException) -> None:
         pass
 
 
-def _noted(helper: str, problems: list[str]) -> None:
-    # One notice per helper: the details of each call are in its event's message.
-    warn_once(
-        f"{helper}() was given values it could not log as they are; the event's message "
-        f"says which (first: {problems[0][:80]})",
-        key=f"noted:{helper}",
-    )
-
-
-def _step(step: Any, problems: list[str]) -> int | None:
-    """The step as an int (numpy/torch integers too); None and a problem for anything else."""
-    if step is None or type(step) is int:
-        return step
-    try:
-        if float(step) == int(step):
-            return int(step)
-    except Exception:
-        pass
-    problems.append(f"step {_coerce.text(step)[:40]!r} is not an integer")
-    return None
-
-
-def _metric_values(metrics: Any, problems: list[str]) -> dict[str, Any]:
-    """name -> number (None for a value that is no number, said in ``problems``)."""
-    values, problem = _coerce.mapping(metrics)
-    if problem:
-        problems.append(problem)
-    out: dict[str, Any] = {}
-    for key, value in (values or {}).items():
-        number = _coerce.number(value)
-        if number is None and value is not None:
-            problems.append(f"metric {key!r} is not a number")
-        out[key] = number
-    return out
-
-
 def log_training_progress(step: int, metrics: Mapping[str, Any], *, phase: str = "train") -> None:
     """One ``metrics`` event: ``metrics`` (name -> number) at ``step``."""
     try:
@@ -204,11 +176,11 @@ def log_training_progress(step: int, metrics: Mapping[str, Any], *, phase: str =
         }
         if type(step) is not int or type(metrics) is not dict or not flat_finite_numbers(metrics):
             problems: list[str] = []
-            event["step"] = _step(step, problems)
-            event["metrics"] = _metric_values(metrics, problems)
+            event["step"] = as_step(step, problems)
+            event["metrics"] = metric_values(metrics, problems)
             if problems:
                 event["event"] = _coerce.with_problems("metrics", problems)
-                _noted("log_training_progress", problems)
+                noted("log_training_progress", problems)
         if type(phase) is not str:
             event["phase"] = _coerce.text(phase)
         pipeline.emit("info", event)
@@ -268,98 +240,6 @@ def log_model_output(
         _failed("log_model_output", exc)
 
 
-def model_output_event(
-    name: str,
-    /,
-    question: Any,
-    true_answer: Any,
-    model_output: Any,
-    reasoning: str | None = None,
-    *,
-    answer: str | None = None,
-    rewards: Mapping[str, Any] | None = None,
-    correct: bool | None = None,
-    step: int | None = None,
-    phase: str = "train",
-    sample: int | None = None,
-    prompt: Any = None,
-    total_reward: float | None = None,
-    length_tokens: int | None = None,
-    extractor: Callable[[str], tuple[str | None, str | None]] = extract_reasoning_and_answer,
-    **extra: Any,
-) -> dict[str, Any]:
-    """The event :func:`log_model_output` emits for logger ``name``, before the caller's
-    processors (the reward collector builds it on the listener thread). ``name`` is
-    positional-only: an ``extra`` field may be called ``name``."""
-    problems: list[str] = []
-    text = _completion(model_output, problems)
-    if reasoning is None or answer is None:
-        try:
-            found_reasoning, found_answer = extractor(text)
-        except Exception:
-            found_reasoning, found_answer = None, None
-        reasoning = found_reasoning if reasoning is None else reasoning
-        answer = found_answer if answer is None else answer
-    scores, problem = _coerce.mapping(rewards)
-    if problem:
-        problems.append(f"rewards: {problem}")
-    if scores is not None and not flat_finite_numbers(scores):
-        scores = _metric_values(scores, problems)
-    if total_reward is None and scores:
-        numbers = [v for v in scores.values() if type(v) is float or type(v) is int]
-        total_reward = sum(numbers) if len(numbers) == len(scores) else None
-    event: dict[str, Any] = {
-        "kind": "model_output",
-        "logger": name,
-        "phase": phase if type(phase) is str else _coerce.text(phase),
-        "sample": sample if sample is None or type(sample) is int else _step(sample, problems),
-        "question": _plain_text(question),
-        "true_answer": _plain_text(true_answer),
-        "model_output": text,
-        "reasoning": _plain_text(reasoning),
-        "answer": _plain_text(answer),
-        "rewards": scores,
-        "total_reward": _coerce.number(total_reward),
-        "correct": correct if correct is None or type(correct) is bool else _flag(correct),
-        "length_chars": len(text),
-        "length_tokens": length_tokens
-        if length_tokens is None or type(length_tokens) is int
-        else _step(length_tokens, problems),
-    }
-    if step is not None:
-        event["step"] = step if type(step) is int else _step(step, problems)
-    if prompt is not None:
-        event["prompt"] = _completion(prompt, problems)
-    if extra:
-        event.update(extra)
-    if problems:
-        event["event"] = _coerce.with_problems("model_output", problems)
-        _noted("log_model_output", problems)
-    return event
-
-
-def _plain_text(value: Any) -> str | None:
-    """A VARCHAR field: None stays None, a str stays, anything else becomes its text."""
-    return value if value is None or type(value) is str else _coerce.text(value)
-
-
-def _flag(value: Any) -> bool | None:
-    try:
-        return bool(value)
-    except Exception:
-        return None
-
-
-def _completion(value: Any, problems: list[str]) -> str:
-    if type(value) is str:
-        return value
-    try:
-        return completion_text(value)
-    except Exception as exc:
-        problems.append(f"text of a {_coerce.type_name(value)} raised {_coerce.type_name(exc)}")
-        return _coerce.text(value)
-
-
 def log_reward(
     reward_name: str,
     values: Sequence[Any],
@@ -383,40 +263,6 @@ def log_reward(
         _failed("log_reward", exc)
 
 
-def reward_event(
-    name: str,
-    reward_name: str,
-    values: Sequence[Any],
-    samples: Sequence[Any] | None = None,
-    step: int | None = None,
-    phase: str = "train",
-) -> dict[str, Any]:
-    """The event :func:`log_reward` emits for logger ``name``, before the caller's processors."""
-    problems: list[str] = []
-    numbers, problem = _coerce.numbers(values)
-    if problem:
-        problems.append(f"values: {problem}")
-    ids = _coerce.sequence(samples) if samples is not None else None
-    if samples is not None and ids is None:
-        problems.append(f"samples: expected a sequence, got {_coerce.type_name(samples)}")
-    event: dict[str, Any] = {
-        "kind": "reward",
-        "logger": name,
-        "phase": phase if type(phase) is str else _coerce.text(phase),
-        "reward_fn": _coerce.text(reward_name),
-        "values": numbers,
-        "samples": [_coerce.text(s) for s in ids]
-        if ids is not None
-        else [str(i) for i in range(len(numbers))],
-    }
-    if step is not None:
-        event["step"] = step if type(step) is int else _step(step, problems)
-    if problems:
-        event["event"] = _coerce.with_problems("reward", problems)
-        _noted("log_reward", problems)
-    return event
-
-
 def log_reward_metrics(
     step: int, rewards_dict: Mapping[str, Sequence[Any]], *, phase: str = "train"
 ) -> None:
@@ -433,35 +279,6 @@ def log_reward_metrics(
         pipeline.emit("info", reward_summary_event(name, step, rewards_dict, phase))
     except Exception as exc:
         _failed("log_reward_metrics", exc)
-
-
-def reward_summary_event(
-    name: str, step: int, rewards_dict: Mapping[str, Sequence[Any]], phase: str = "train"
-) -> dict[str, Any]:
-    """The event :func:`log_reward_metrics` emits for logger ``name``, before the caller's
-    processors."""
-    problems: list[str] = []
-    per_fn, problem = _coerce.mapping(rewards_dict)
-    if problem:
-        problems.append(problem)
-    stats = {}
-    for fn, values in (per_fn or {}).items():
-        numbers, problem = _coerce.numbers(values)
-        if problem and not numbers:
-            problems.append(f"{fn}: {problem}")
-            continue
-        stats[fn] = summarize(numbers)
-    event: dict[str, Any] = {
-        "kind": "reward_summary",
-        "logger": name,
-        "step": step if type(step) is int else _step(step, problems),
-        "phase": phase if type(phase) is str else _coerce.text(phase),
-        "stats": stats,
-    }
-    if problems:
-        event["event"] = _coerce.with_problems("reward_summary", problems)
-        _noted("log_reward_metrics", problems)
-    return event
 
 
 def log_generation_metrics(
@@ -490,44 +307,6 @@ def log_generation_metrics(
         _failed("log_generation_metrics", exc)
 
 
-def generation_metrics_event(
-    name: str,
-    step: int,
-    generations: Sequence[Any],
-    *,
-    phase: str = "train",
-    token_lengths: Sequence[int] | None = None,
-    max_tokens: int | None = None,
-) -> dict[str, Any]:
-    """The event :func:`log_generation_metrics` emits for logger ``name`` (raw texts, which
-    the listener turns into the statistics), before the caller's processors."""
-    problems: list[str] = []
-    texts = _coerce.sequence(generations)
-    if texts is None:
-        problems.append(f"generations: expected a sequence, got {_coerce.type_name(generations)}")
-        texts = []
-    event: dict[str, Any] = {
-        "kind": "generation_metrics",
-        "logger": name,
-        "step": step if type(step) is int else _step(step, problems),
-        "phase": phase if type(phase) is str else _coerce.text(phase),
-        GENERATIONS: [_completion(g, problems) for g in texts],
-    }
-    if token_lengths:
-        lengths = _coerce.sequence(token_lengths)
-        if lengths is None:
-            problems.append("token_lengths: expected a sequence")
-        else:
-            ints = [_step(n, problems) for n in lengths]
-            event[TOKEN_LENGTHS] = [n for n in ints if n is not None]
-    if max_tokens:
-        event[MAX_TOKENS] = max_tokens if type(max_tokens) is int else _step(max_tokens, problems)
-    if problems:
-        event["event"] = _coerce.with_problems("generation_metrics", problems)
-        _noted("log_generation_metrics", problems)
-    return event
-
-
 def memory_snapshot() -> dict[str, Any]:
     """CPU RSS, process CPU percent and CUDA/MPS memory (when torch is in use), in MiB."""
     out: dict[str, Any] = {"device": detect_device()}
@@ -548,7 +327,7 @@ def log_memory_usage(step: int | None = None, **extra: Any) -> dict[str, Any]:
             event: dict[str, Any] = {"kind": "system", "logger": name, "event": "memory", **values}
             if step is not None:
                 problems: list[str] = []
-                event["step"] = step if type(step) is int else _step(step, problems)
+                event["step"] = step if type(step) is int else as_step(step, problems)
                 if problems:
                     event["event"] = _coerce.with_problems("memory", problems)
             pipeline.emit("info", event)

@@ -40,7 +40,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gemmalog import api, running
+from gemmalog import event_builders, running
 from gemmalog.notices import say, warn_once
 from gemmalog.processors.expand import emit_expanding, with_envelope
 from gemmalog.processors.textstats import completion_text, extract_reasoning_and_answer
@@ -400,7 +400,7 @@ class RewardCollector:
                 tally[0] += int(correct)
             if model_logger is not None:
                 events.append(
-                    api.model_output_event(
+                    event_builders.model_output_event(
                         model_logger,
                         question,
                         true_answer,
@@ -421,7 +421,7 @@ class RewardCollector:
             samples = [f"{batch.phase}:{batch.step}:{first + i}" for i in range(n)]
             for name, values in batch.values.items():
                 events.append(
-                    api.reward_event(
+                    event_builders.reward_event(
                         reward_logger,
                         name,
                         [_reward_value(v) for v in values],
@@ -432,7 +432,7 @@ class RewardCollector:
                 )
             if batch.step is not None:
                 events.append(
-                    api.reward_summary_event(
+                    event_builders.reward_summary_event(
                         reward_logger, batch.step, batch.values, phase=batch.phase
                     )
                 )
@@ -444,7 +444,7 @@ class RewardCollector:
             and batch.step % frequency == 0
         ):
             events.append(
-                api.generation_metrics_event(
+                event_builders.generation_metrics_event(
                     metrics_logger,
                     batch.step,
                     texts,
