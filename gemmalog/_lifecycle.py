@@ -121,8 +121,8 @@ def initialize(
     the caller's thread after gemmalog's own, ``listener_processors`` run on the listener
     thread before redaction (both after those the configuration names), and ``sinks`` are
     objects with ``name``, ``write(batch)``, ``flush()`` and ``close()`` that receive every
-    event (at or above their ``level``, for a :class:`gemmalog.sinks.BaseSink`). A processor or sink that fails is isolated:
-    reported once, the events and the other sinks go on.
+    event (at or above their ``level``, for a :class:`gemmalog.sinks.BaseSink`). A processor
+    or sink that fails is isolated: reported once, the events and the other sinks go on.
     """
     if isinstance(config_path, Config):
         config = config_path
