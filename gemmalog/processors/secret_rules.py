@@ -16,21 +16,25 @@ REDACTED = "[REDACTED]"
 # aws secret access key, "x-api-key" -> x api key, "hfToken" -> hf token.
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 # The key names a credential when its last word, or its last two words joined, is one of these.
+#: The words that name a credential, in every list below (keys, assignments, the prefilter).
+_CREDENTIAL_WORDS = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "credential",
+    "credentials",
+    "auth",
+    "cookie",
+)
 _SECRET_TAILS = frozenset(
     {
-        "token",
-        "secret",
-        "password",
-        "passwd",
-        "passphrase",
-        "pwd",
+        *_CREDENTIAL_WORDS,
         "apikey",
-        "credential",
-        "credentials",
-        "auth",
         "authorization",
         "bearer",
-        "cookie",
         "secretkey",
         "accesskey",
         "privatekey",
@@ -203,19 +207,7 @@ _RULES: tuple[tuple[tuple[str, ...], str], ...] = (
     # credential-named assignments in any case style: HF_TOKEN=..., "SecretAccessKey": "...",
     # password: ..., Azure AccountKey=...;, SAS sig=..., Pwd=...
     (
-        _cased(
-            "token",
-            "secret",
-            "password",
-            "passwd",
-            "passphrase",
-            "pwd",
-            "credential",
-            "credentials",
-            "auth",
-            "cookie",
-            "apikey",
-        ),
+        _cased(*_CREDENTIAL_WORDS, "apikey"),
         _ASSIGN + _VALUE,
     ),
     (
@@ -257,22 +249,7 @@ _FORWARD_TRIGGERS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("Bearer", "bearer", "BEARER", "Basic"), r"\s"),
     (("wandb login ",), ""),
 )
-_ASSIGNED_KEYWORDS = (
-    "authorization",
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "passphrase",
-    "pwd",
-    "credential",
-    "credentials",
-    "auth",
-    "cookie",
-    "key",
-    "signature",
-    "sig",
-)
+_ASSIGNED_KEYWORDS = ("authorization", *_CREDENTIAL_WORDS, "key", "signature", "sig")
 
 
 def may_hold_secret(text: str) -> bool:
