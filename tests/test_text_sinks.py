@@ -9,6 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gemmalog
 
@@ -224,6 +226,7 @@ def test_other_ranks_write_their_own_text_file_and_no_csv_or_tensorboard(
 
 import logging  # noqa: E402
 import logging.handlers  # noqa: E402
+import os  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -363,7 +366,7 @@ def test_one_write_per_batch() -> None:
     assert stream.getvalue().splitlines()[99].endswith(" - a - INFO - e99")
 
 
-def test_rotating_file_checks_once_per_batch_and_keeps_every_line(
+def test_rotating_file_checks_the_disk_only_at_rollovers_and_keeps_every_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "t.log"
@@ -405,8 +408,9 @@ def test_rotating_file_checks_once_per_batch_and_keeps_every_line(
             ]
         )
     sink.close()
-    # One check per batch (the stdlib's is per record: 300), and the one in each rollover.
-    assert rollovers["n"] > 5 and checks["n"] == 5 + rollovers["n"]
+    # The path is looked at when the file is first seen and after each rollover (the stdlib's
+    # rotate, then this sink reading the new file's size), never per batch or per record.
+    assert rollovers["n"] > 5 and checks["n"] == 1 + 2 * rollovers["n"]
     files = sorted(
         tmp_path.glob("t.log*"), key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0
     )
@@ -414,6 +418,107 @@ def test_rotating_file_checks_once_per_batch_and_keeps_every_line(
     assert all(0 < f.stat().st_size < 1000 for f in files)
     lines = [line for f in files for line in f.read_text(encoding="utf-8").splitlines()]
     assert [line[:6] for line in lines] == [f"{b:02d}-{i:03d}" for b in range(5) for i in range(60)]
+
+
+def expected_files(before: int, lines: list[str], limit: int) -> list[str]:
+    """The rule the stdlib's shouldRollover applies per record, in encoded bytes, with no
+    rollover of an empty file: the text of each file, oldest first (the first file starts
+    with ``before`` bytes already in it)."""
+    files = [""]
+    size = before
+    for line in lines:
+        n = len(line.encode("utf-8"))
+        if size + n >= limit and size > 0:
+            files.append("")
+            size = 0
+        files[-1] += line
+        size += n
+    return files
+
+
+def rotated(path: Path) -> list[str]:
+    """The text of ``path`` and its backups, oldest first."""
+    backups = sorted(
+        (p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()),
+        key=lambda p: -int(p.suffix[1:]),
+    )
+    return [p.read_text(encoding="utf-8") for p in [*backups, path]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.text(st.sampled_from("aé日x"), min_size=0, max_size=40), max_size=12),
+        max_size=12,
+    ),
+    before=st.integers(0, 120),
+    limit=st.integers(20, 150),
+)
+def test_counted_sizes_roll_over_where_the_files_on_disk_say(
+    batches: list[list[str]], before: int, limit: int
+) -> None:
+    """The byte counter (size read once, then added up) splits the lines exactly where a check
+    of the file on disk before every line would: a file already there, batches of any size,
+    multi-byte characters, the handler closed between batches (a new stream: read again)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.log"
+        path.write_text("p" * before, encoding="utf-8")
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=limit, backupCount=10_000, encoding="utf-8", delay=True
+        )
+        handler.setFormatter(TextFormatter("%(message)s"))
+        sink = HandlerSink("file", handler)
+        lines = []
+        for n, batch in enumerate(batches):
+            sink.write([({"logger": "a", "level": "info", "event": e}, b"") for e in batch])
+            lines += [visible_line(e) for e in batch]
+            if n % 3 == 2:
+                handler.close()  # as logging.shutdown() or a user would: reopened on write
+        sink.close()
+        want = expected_files(before, lines, limit)
+        want[0] = "p" * before + want[0]
+        assert rotated(path) == want
+
+
+def visible_line(event: str) -> str:
+    from gemmalog.sinks.text import describe
+
+    return describe({"event": event}) + "\n"
+
+
+def test_rollover_to_a_file_that_is_not_empty_reads_its_size(tmp_path: Path) -> None:
+    """backupCount=0: the stdlib reopens the same full file, so every record rolls over again;
+    the counter reads the reopened file's size instead of assuming an empty one."""
+    path = tmp_path / "t.log"
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=30, backupCount=0)
+    handler.setFormatter(TextFormatter("%(message)s"))
+    sink = HandlerSink("file", handler)
+    calls = {"n": 0}
+    real = handler.doRollover
+
+    def rollover() -> None:
+        calls["n"] += 1
+        real()
+
+    handler.doRollover = rollover  # type: ignore[method-assign]
+    sink.write(
+        [({"logger": "a", "level": "info", "event": f"line {i:02d}"}, b"") for i in range(8)]
+    )
+    sink.close()
+    # 8 bytes a line, limit 30: lines 0-2 fit, then each later line finds the file full.
+    assert calls["n"] == 5
+    assert path.read_text().splitlines() == [f"line {i:02d}" for i in range(8)]
+
+
+def test_a_file_that_is_not_regular_never_rolls_over(tmp_path: Path) -> None:
+    handler = logging.handlers.RotatingFileHandler(os.devnull, maxBytes=5, backupCount=2)
+    handler.setFormatter(TextFormatter("%(message)s"))
+    handler.doRollover = lambda: pytest.fail("rolled over /dev/null")  # type: ignore[method-assign]
+    with HandlerSink("file", handler) as sink:
+        for _ in range(3):
+            sink.write([({"logger": "a", "level": "info", "event": "x" * 20}, b"")] * 4)
 
 
 def test_a_line_longer_than_max_bytes_gets_a_file_of_its_own(tmp_path: Path) -> None:
@@ -455,10 +560,6 @@ def test_batches_are_fast_enough_to_matter() -> None:
 
     assert best(fast) < best(slow)
     assert fast_handler.stream.getvalue() == slow_handler.stream.getvalue()  # type: ignore[attr-defined]
-
-
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @given(text=st.text(alphabet=st.sampled_from("ab\n\\é"), max_size=120), width=st.integers(2, 90))

@@ -366,6 +366,10 @@ class HandlerSink(BaseSink):
         handler.handleError = _reraise  # type: ignore[method-assign]
         self._lines = LineFormat.for_handler(handler)
         self._formatter = handler.formatter  # what _lines was built for
+        # A rotating file's size, counted (see _write_rotating) for the stream it was read for.
+        self._counted: Any = None
+        self._size: int | None = 0
+        self._encoding = "utf-8"
 
     def write(self, batch: Sequence[Record]) -> None:
         if not batch:
@@ -375,6 +379,7 @@ class HandlerSink(BaseSink):
             self._formatter = self.handler.formatter
         lines = self._lines
         if lines is None:
+            self._counted = None  # the stdlib's emit writes: a rotating file's size is read again
             self._handle(batch)
             return
         line = lines.line
@@ -421,20 +426,32 @@ class HandlerSink(BaseSink):
     ) -> None:
         """Write ``text`` (lines), rolling over before a line that would reach ``maxBytes``.
 
-        One size check per batch, where the stdlib stats the path and seeks for every record.
-        Sizes are counted in encoded bytes; a file is never rolled over while empty.
+        The stdlib stats the path twice and seeks for every record (``shouldRollover``); here
+        the file's size is read when its stream is first seen (after an open or a rollover)
+        and then counted from what this sink writes, so a batch costs no system call but its
+        write. Sizes are counted in encoded bytes; a file is never rolled over while empty.
+        Bytes another writer appends to the same file are not counted (the stdlib's rotation
+        does not support several writers either). Whether the file is a regular one (bpo-45401:
+        only those roll over) is also decided when its stream is first seen.
         """
-        base = handler.baseFilename
-        if handler.maxBytes <= 0 or (os.path.exists(base) and not os.path.isfile(base)):
-            self._write(handler, "".join(text))  # bpo-45401: only regular files roll over
+        if handler.maxBytes <= 0:
+            self._write(handler, "".join(text))
             return
-        if handler.stream is None:
-            handler.stream = handler._open()
-        stream = handler.stream
-        stream.seek(0, 2)
-        size = stream.tell()
+        try:
+            self._rotate_and_write(handler, text)
+        except BaseException:
+            self._counted = None  # part of the batch may be on disk: read the size again
+            raise
+
+    def _rotate_and_write(
+        self, handler: logging.handlers.RotatingFileHandler, text: list[str]
+    ) -> None:
+        size = self._size_of(handler)
+        if size is None:  # not a regular file: never rolled over
+            self._write(handler, "".join(text))
+            return
         limit = handler.maxBytes
-        encoding = getattr(stream, "encoding", None) or "utf-8"  # what the bytes on disk are
+        encoding = self._encoding  # what the bytes on disk are
         start = 0
         for i, line in enumerate(text):
             n = len(line) if line.isascii() else len(line.encode(encoding, "backslashreplace"))
@@ -442,9 +459,35 @@ class HandlerSink(BaseSink):
                 if i > start:
                     self._write(handler, "".join(text[start:i]))
                 handler.doRollover()
-                start, size = i, 0
+                start = i
+                size = self._size_of(handler)
+                if size is None:
+                    self._write(handler, "".join(text[start:]))
+                    return
             size += n
         self._write(handler, "".join(text[start:]))
+        self._size = size
+
+    def _size_of(self, handler: logging.handlers.RotatingFileHandler) -> int | None:
+        """Bytes in the handler's file (None for a file that is not regular), read from disk
+        only for a stream this sink has not counted yet."""
+        stream = handler.stream
+        if stream is not None and stream is self._counted:
+            return self._size
+        base = handler.baseFilename
+        if os.path.exists(base) and not os.path.isfile(base):  # as shouldRollover checks
+            size = None
+        else:
+            if stream is None:
+                stream = handler.stream = handler._open()
+            stream.seek(0, 2)
+            size = stream.tell()
+            self._encoding = getattr(stream, "encoding", None) or "utf-8"
+        # A non-regular path is looked at again only when the stream changes (stream None:
+        # it is opened by the first write, and then counted).
+        self._counted = handler.stream
+        self._size = size
+        return size
 
     def flush(self) -> None:
         self.handler.flush()
