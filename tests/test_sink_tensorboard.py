@@ -12,7 +12,8 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 
 import gemmalog
 from gemmalog import running
-from gemmalog.sinks.tensorboard import TensorBoardSink, histogram_proto, metric_tag
+from gemmalog.sinks.tensorboard import TensorBoardSink, metric_tag
+from gemmalog.sinks.tfevents import histogram_parts
 
 CONFIG = """\
 version: 1
@@ -278,15 +279,14 @@ def test_bad_values_never_raise_and_steps_carry_over(tmp_path: Path) -> None:
     assert "generation/weird" not in acc.Tags()["scalars"]
 
 
-def test_histogram_proto_buckets() -> None:
-    from tensorboard.compat.proto.summary_pb2 import HistogramProto
-
+def test_histogram_buckets() -> None:
     values = [float(v) for v in range(100)]
-    proto = histogram_proto(HistogramProto, values)
-    assert len(proto.bucket) == 30 and sum(proto.bucket) == 100 and proto.bucket_limit[-1] == 99.0
-    assert list(proto.bucket_limit) == sorted(proto.bucket_limit)
-    single = histogram_proto(HistogramProto, [3.0, 3.0])
-    assert list(single.bucket) == [2.0] and list(single.bucket_limit) == [3.0]
+    lo, hi, count, _sum, _squares, limits, counts = histogram_parts(values)
+    assert (lo, hi, count) == (0.0, 99.0, 100)
+    assert len(counts) == 30 and sum(counts) == 100 and limits[-1] == 99.0
+    assert limits == sorted(limits)
+    single = histogram_parts([3.0, 3.0])
+    assert single[5:] == ([3.0], [2.0])
 
 
 def test_seed_config_writes_tensorboard_without_torch_or_tensorflow(

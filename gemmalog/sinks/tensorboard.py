@@ -51,12 +51,14 @@ from gemmalog.sinks.tfevents import (
     ScalarEncoder,
     ScalarPlan,
     float32,
+    histogram_bytes,
+    histogram_value,
+    tag_field,
     valid_step,
 )
 
 _ENVELOPE = frozenset(f.name for f in ENVELOPE) | {"phase", "exc"}
 _STATS = ("mean", "std", "min", "max", "count")
-_BUCKETS = 30
 _MAX_PLANS = 1024  # distinct metrics key sets remembered per phase
 #: Kinds this sink turns into TensorBoard data (the first of them starts a resumed segment).
 _DATA_KINDS = frozenset(
@@ -173,6 +175,9 @@ class TensorBoardSink(BaseSink):
         self._hist: dict[
             str, tuple[int, float, list[float]]
         ] = {}  # tag -> (step, wall time, values)
+        self._tag_fields: dict[str, bytes] = {}  # histogram tag -> its encoded tag field
+        # phase -> the tags of completion/length_chars, length_tokens, total_reward
+        self._completion_tags: dict[str, tuple[str, str, str]] = {}
         self._last_flush = time.monotonic()
 
     # -- events -> summaries --------------------------------------------------------------
@@ -304,11 +309,22 @@ class TensorBoardSink(BaseSink):
 
     def _model_output(self, event: Mapping[str, Any], phase: str, step: int, wall: float) -> None:
         if self.histograms:
-            prefix = _prefix("completion", phase)
-            for key in ("length_chars", "length_tokens", "total_reward"):
-                value = event.get(key)
+            tags = self._completion_tags.get(phase)
+            if tags is None:
+                if len(self._completion_tags) >= _MAX_PLANS:
+                    self._completion_tags.clear()
+                prefix = _prefix("completion", phase)
+                tags = self._completion_tags[phase] = (
+                    f"{prefix}/length_chars",
+                    f"{prefix}/length_tokens",
+                    f"{prefix}/total_reward",
+                )
+            get = event.get
+            for tag, value in zip(
+                tags, (get("length_chars"), get("length_tokens"), get("total_reward")), strict=True
+            ):
                 if value is not None:
-                    self._collect(f"{prefix}/{key}", [value], step, wall)
+                    self._collect(tag, [value], step, wall)
         if self.text_samples:
             i = self.outputs_seen
             self.outputs_seen += 1
@@ -342,7 +358,11 @@ class TensorBoardSink(BaseSink):
         return self._summary_pb2.Summary(value=[value])
 
     def _collect(self, tag: str, raw: list[Any], step: int, wall: float) -> None:
-        values = [v for v in map(number, raw) if v is not None and math.isfinite(v)]
+        values = [
+            v
+            for v in (r if type(r) is float else number(r) for r in raw)
+            if v is not None and v - v == 0.0  # finite: inf - inf and NaN - NaN are NaN
+        ]
         held = self._hist.get(tag)
         if held is not None and held[0] != step:
             self._write_histogram(tag, *held)
@@ -353,13 +373,16 @@ class TensorBoardSink(BaseSink):
             held[2].extend(values)
 
     def _write_histogram(self, tag: str, step: int, wall: float, values: list[float]) -> None:
+        """One Event with the histogram of ``values``, encoded without protos (as scalars)."""
         if not values:
             return
-        histo = histogram_proto(self._summary_pb2.HistogramProto, values)
-        summary = self._summary_pb2.Summary(
-            value=[self._summary_pb2.Summary.Value(tag=_proto_text(tag), histo=histo)]
-        )
-        self._add(summary, step, wall)
+        field = self._tag_fields.get(tag)
+        if field is None:
+            if len(self._tag_fields) >= ScalarEncoder.MAX_TAGS:
+                self._tag_fields.clear()
+            field = self._tag_fields[tag] = tag_field(tag)
+        entry = histogram_value(field, histogram_bytes(values))
+        self.writer.add(self._scalar.event(wall, step, [entry]))
 
     def _add(self, summary: Any, step: int, wall: float) -> None:
         event = self._event_pb2.Event(wall_time=wall, step=step, summary=summary)
@@ -392,28 +415,3 @@ def _proto_text(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
-
-
-def histogram_proto(cls: Any, values: Sequence[float]) -> Any:
-    """A classic ``HistogramProto``: min, max, sums and up to 30 equal-width buckets."""
-    lo, hi = min(values), max(values)
-    count = len(values)
-    if lo == hi:
-        limits, counts = [hi], [float(count)]
-    else:
-        n = min(_BUCKETS, count)
-        width = (hi - lo) / n
-        limits = [lo + width * (i + 1) for i in range(n)]
-        limits[-1] = hi
-        counts = [0.0] * n
-        for v in values:
-            counts[min(n - 1, int((v - lo) / width))] += 1
-    return cls(
-        min=lo,
-        max=hi,
-        num=count,
-        sum=math.fsum(values),
-        sum_squares=math.fsum(v * v for v in values),
-        bucket_limit=limits,
-        bucket=counts,
-    )

@@ -10,7 +10,9 @@ Scalars are the bulk of a training log, and building a ``Summary.Value`` proto p
 costs more than everything else a scalar needs. :class:`ScalarEncoder` writes the bytes
 ``Event(wall_time=..., step=..., summary=Summary(value=[Value(tag=..., simple_value=...)]))
 .SerializeToString()`` gives (the tests compare them), with each tag's bytes encoded once.
-Histograms and text are built as protos.
+Histograms (one per reward function and step) are encoded the same way by
+:func:`histogram_bytes` and :func:`histogram_value`; text samples (one in ten outputs) are
+built as protos.
 
 The file is written by the listener thread itself, with no thread of its own: records wait in
 memory until ``max_pending`` of them do, or until :meth:`EventFile.flush`.
@@ -18,6 +20,7 @@ memory until ``max_pending`` of them do, or until :meth:`EventFile.flush`.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import itertools
 import math
@@ -72,8 +75,40 @@ def frame(data: bytes, crc32c: Callable[[bytes], int]) -> bytes:
     )
 
 
+class Framer:
+    """:func:`frame` with the record head (length and its checksum) remembered per length:
+    a training log's records come in few lengths (one per metrics key set)."""
+
+    __slots__ = ("_crc32c", "_heads")
+
+    MAX_HEADS = 4096
+
+    def __init__(self, crc32c: Callable[[bytes], int]) -> None:
+        self._crc32c = crc32c
+        self._heads: dict[int, bytes] = {}
+
+    def __call__(self, data: bytes) -> bytes:
+        size = len(data)
+        head = self._heads.get(size)
+        if head is None:
+            header = _U64.pack(size)
+            if len(self._heads) >= self.MAX_HEADS:
+                self._heads.clear()
+            head = self._heads[size] = header + _U32.pack(masked(self._crc32c(header)))
+        crc = self._crc32c(data)
+        return b"".join(
+            (head, data, _U32.pack((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF))
+        )
+
+
+#: varint of 0..127: one byte, the value itself.
+_SMALL = tuple(bytes((i,)) for i in range(0x80))
+
+
 def varint(value: int) -> bytes:
     """Protobuf base-128 varint of a non-negative integer below 2**64."""
+    if value < 0x80:
+        return _SMALL[value]
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -112,8 +147,7 @@ class ScalarEncoder:
         if cached is not None:
             return cached
         # A lone surrogate cannot be a proto string; written escaped instead of failing.
-        raw = tag.encode("utf-8", "backslashreplace")
-        body = (b"\x0a" + varint(len(raw)) + raw if raw else b"") + b"\x15"
+        body = tag_field(tag) + b"\x15"
         cached = b"\x0a" + varint(len(body) + 4) + body
         if len(self._prefixes) >= self.MAX_TAGS:
             self._prefixes.clear()
@@ -161,6 +195,100 @@ class ScalarPlan:
             return None  # text, None, a list, a too-large value: the careful path decides
 
 
+_BUCKETS = 30
+# HistogramProto's double fields 1-5 (min, max, num, sum, sum_squares): key bytes, wire type 1.
+_HISTO_KEYS = (b"\x09", b"\x11", b"\x19", b"\x21", b"\x29")
+_HISTO_HEAD = struct.Struct("<BdBdBdBdBd")
+
+
+def _double_field(key: bytes, value: float) -> bytes:
+    """A proto3 double: left out when its bits are all zero (0.0, not -0.0), as upb does."""
+    packed = _F64.pack(value)
+    return b"" if packed == b"\0\0\0\0\0\0\0\0" else key + packed
+
+
+def _fsum(values: list[float]) -> float:
+    """The exact sum; past the largest double (fsum raises there) the plain sum, ±inf."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return sum(values)
+
+
+def histogram_parts(
+    values: list[float],
+) -> tuple[float, float, int, float, float, list[float], list[float]]:
+    """min, max, count, sum, sum of squares, bucket limits and counts of a classic histogram:
+    up to 30 equal-width buckets, or one when every value is the same. ``values`` not empty."""
+    lo, hi = min(values), max(values)
+    count = len(values)
+    if lo == hi:
+        limits, counts = [hi], [float(count)]
+    else:
+        n = min(_BUCKETS, count)
+        width = (hi - lo) / n
+        limits = [lo + width * (i + 1) for i in range(n)]
+        limits[-1] = hi
+        counts = [0.0] * n
+        last = n - 1
+        if 0.0 < width < math.inf:
+            for v in values:
+                i = int((v - lo) / width)
+                counts[i if i < last else last] += 1
+        else:  # the spread's n-th underflows to 0, or the spread overflows: bucket by the limits
+            width = hi / n - lo / n
+            limits = [min(lo + width * (i + 1), hi) for i in range(n)]
+            limits[-1] = hi
+            for v in values:
+                i = bisect.bisect_left(limits, v)
+                counts[i if i < last else last] += 1
+    return (
+        lo,
+        hi,
+        count,
+        _fsum(values),
+        _fsum([v * v for v in values]),
+        limits,
+        counts,
+    )
+
+
+def histogram_bytes(values: list[float]) -> bytes:
+    """``HistogramProto(min=..., max=..., num=..., sum=..., sum_squares=..., bucket_limit=...,
+    bucket=...).SerializeToString()`` for the finite ``values`` (not empty), without a proto."""
+    lo, hi, count, total, squares, limits, counts = histogram_parts(values)
+    if 0.0 in (lo, hi, total, squares):  # (-0.0 too) a field that may be left out: one by one
+        k = _HISTO_KEYS
+        head = b"".join(
+            (
+                _double_field(k[0], lo),
+                _double_field(k[1], hi),
+                _double_field(k[2], float(count)),
+                _double_field(k[3], total),
+                _double_field(k[4], squares),
+            )
+        )
+    else:  # count >= 1: all five written, in one call
+        head = _HISTO_HEAD.pack(0x09, lo, 0x11, hi, 0x19, count, 0x21, total, 0x29, squares)
+    n = len(limits)  # == len(counts) >= 1: both packed fields are written
+    size = varint(8 * n)
+    doubles = struct.pack(f"<{2 * n}d", *limits, *counts)
+    return b"".join((head, b"\x32", size, doubles[: 8 * n], b"\x3a", size, doubles[8 * n :]))
+
+
+def tag_field(tag: str) -> bytes:
+    """``Summary.Value.tag`` (field 1) as protobuf writes it; a lone surrogate written escaped."""
+    raw = tag.encode("utf-8", "backslashreplace")
+    return b"\x0a" + varint(len(raw)) + raw if raw else b""
+
+
+def histogram_value(tag: bytes, histo: bytes) -> bytes:
+    """A ``Summary.value`` entry ``Value(tag=..., histo=...)`` from :func:`tag_field` bytes and
+    :func:`histogram_bytes`: ``histo`` is in a oneof, so it is written even when empty."""
+    body = tag + b"\x2a" + varint(len(histo)) + histo
+    return b"\x0a" + varint(len(body)) + body
+
+
 #: The last part of an event file's name, as tensorboard's writer counts its files.
 _uids = itertools.count()
 
@@ -183,6 +311,7 @@ class EventFile:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.crc32c = crc32c or load_crc32c()
+        self._frame = Framer(self.crc32c)
         self.max_pending = max(1, int(max_pending))
         self._pending: list[bytes] = []
         self.path, self._file = self._create()
@@ -208,7 +337,7 @@ class EventFile:
                 continue
 
     def add(self, event: bytes) -> None:
-        self._pending.append(frame(event, self.crc32c))
+        self._pending.append(self._frame(event))
         if len(self._pending) >= self.max_pending:
             self.flush()
 
