@@ -26,6 +26,7 @@ from gemmalog.queries import (
     VIEWS,
     configured,
     connect,
+    freeze,
     list_runs,
     summary,
     to_parquet,
@@ -256,6 +257,85 @@ def test_a_resumed_segment_appends_to_the_cache(root: Path) -> None:
     assert_same(run)
     entry = manifest(run)["shards"]["events.0.jsonl"]
     assert entry["parts"][0] == first["parts"][0] and len(entry["parts"]) == 2
+
+
+def _mixed(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute("SELECT gemmalog_mixed_segments()").fetchone()
+    assert row is not None
+    return bool(row[0])
+
+
+def _resumed_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[Any], list[Any]]:
+    outputs = con.execute("SELECT step, model_output FROM completions ORDER BY step").fetchall()
+    loss = con.execute("SELECT step, value FROM metrics WHERE name = 'loss' ORDER BY step")
+    return outputs, loss.fetchall()
+
+
+RESUMED_OUTPUTS = [(s, "0") for s in range(6)] + [(s, "1") for s in range(6, 12)]
+RESUMED_LOSS = [(s, float(s)) for s in range(6)] + [(s, 100.0 + s) for s in range(6, 12)]
+
+
+def test_the_segment_dedupe_is_skipped_only_when_every_row_read_is_of_one_segment(
+    root: Path,
+) -> None:
+    subprocess.run([sys.executable, "-c", CRASH.format(root=str(root))], timeout=60, check=False)
+    run = root / "resumed"
+    con = connect(run, cache=True)
+    # one segment, known from the manifest: the window's branch is pruned, one scan left
+    assert manifest(run)["shards"]["events.0.jsonl"]["parts"][0]["segments"] == [0, 0]
+    assert not _mixed(con)
+    plan = con.execute("EXPLAIN SELECT * FROM completions").fetchall()[0][1]
+    assert plan.count("READ_PARQUET") == 1 and "WINDOW" not in plan.upper()
+    assert con.execute("SELECT count(*) FROM completions").fetchone() == (10,)
+    # the run resumes into the same shard while the connection is open: read live, deduped
+    segment_one(root)
+    assert _resumed_rows(con) == (RESUMED_OUTPUTS, RESUMED_LOSS)
+    assert _mixed(con)
+    con.close()
+    # now both segments are cached: still deduped, in a fresh and in a pinned connection
+    assert_same(run)
+    parts = manifest(run)["shards"]["events.0.jsonl"]["parts"]
+    assert [p["segments"] for p in parts] == [[0, 0], [1, 1]]
+    for part in parts:  # what the manifest says is what the part holds
+        got = (
+            duckdb.connect()
+            .execute(
+                "SELECT min(segment), max(segment) FROM read_parquet(?)",
+                [str(run / CACHE_NAME / part["file"])],
+            )
+            .fetchone()
+        )
+        assert got is not None and list(got) == part["segments"]
+    con = connect(run, cache=True)
+    assert _mixed(con) and _resumed_rows(con) == (RESUMED_OUTPUTS, RESUMED_LOSS)
+    freeze(con)
+    assert _mixed(con) and _resumed_rows(con) == (RESUMED_OUTPUTS, RESUMED_LOSS)
+    con.close()
+    with configured(enabled=False):
+        plain = repr(summary(run))
+    assert repr(summary(run)) == plain and repr(summary(run)) == plain  # computed, read back
+    con = connect(run, cache=False)
+    assert _mixed(con) and _resumed_rows(con) == (RESUMED_OUTPUTS, RESUMED_LOSS)
+    con.close()
+
+
+def test_parts_that_do_not_say_their_segments_are_always_deduped(root: Path) -> None:
+    subprocess.run([sys.executable, "-c", CRASH.format(root=str(root))], timeout=60, check=False)
+    run = root / "resumed"
+    live = assert_same(run)
+    data = manifest(run)
+    for part in data["shards"]["events.0.jsonl"]["parts"]:
+        del part["segments"]  # a cache written before parts recorded their segments
+    (run / CACHE_NAME / MANIFEST).write_bytes(orjson.dumps(data))
+    assert snapshot(run, cache=True) == live
+    assert manifest(run) == data  # still used as it is, not rebuilt
+    con = connect(run, cache=True)
+    assert _mixed(con)
+    con.close()
+    segment_one(root)  # a new part: the old one still does not say, so still deduped
+    con = connect(run, cache=True)
+    assert _mixed(con) and _resumed_rows(con) == (RESUMED_OUTPUTS, RESUMED_LOSS)
+    con.close()
 
 
 def test_an_open_connection_reads_lines_written_after_it_opened(root: Path) -> None:

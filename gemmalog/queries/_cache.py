@@ -46,6 +46,7 @@ from gemmalog.queries._cache_store import (
     configured,
     enabled,
     quote,
+    segment_range,
     source_select,
 )
 from gemmalog.queries._paths import Source
@@ -81,6 +82,8 @@ class _Shard:
     size: int
     watermark: int
     parts: list[str]
+    #: ``[lowest, highest]`` segment in the parts (``[]``: no rows), None if unknown.
+    segments: list[int] | None
     tail: bool = False
 
 
@@ -117,6 +120,15 @@ class _Snapshot:
         self.source = source
         self.shards: dict[str, _Shard] = {}
         self.tails_digest = ""
+        #: ``[lowest, highest]`` segment of the cached parts and tails read at connect
+        #: (``[]``: no rows), None when a part does not say.
+        self.segments: list[int] | None = None
+        #: Set once a query read a shard live (changed since connect): from then on the
+        #: views always dedupe segments.
+        self.read_live = False
+        #: Set by :func:`pin`: the connection reads the parts and tails only, whatever happens
+        #: to the shards.
+        self.pinned = False
         #: False while connect() creates the views (see :func:`activate`).
         self.active = False
         #: Set by :func:`pin`: where results may be remembered, and the state they belong to.
@@ -140,7 +152,13 @@ class _Snapshot:
                 if len(tail) != st.st_size - entry["watermark"]:
                     continue
                 self.shards[shard] = _Shard(
-                    shard, st.st_ino, st.st_size, entry["watermark"], parts, bool(tail)
+                    shard,
+                    st.st_ino,
+                    st.st_size,
+                    entry["watermark"],
+                    parts,
+                    segment_range(entry["parts"]),
+                    bool(tail),
                 )
                 if tail:
                     tails.append((shard, tail))
@@ -149,6 +167,16 @@ class _Snapshot:
             digest.update(f"{shard}\0{len(tail)}\0".encode("utf-8", "surrogateescape") + tail)
         self.tails_digest = digest.hexdigest()
         self._load_tails(con, tails)
+        low, high = con.execute(
+            "SELECT min(segment), max(segment) FROM _gemmalog_tail"
+        ).fetchone() or (None, None)
+        known = [] if low is None or high is None else [int(low), int(high)]
+        for cached in self.shards.values():
+            if cached.segments is None:
+                self.segments = None
+                return
+            known += cached.segments
+        self.segments = [min(known), max(known)] if known else []
 
     def _load_tails(self, con: duckdb.DuckDBPyConnection, tails: list[tuple[str, bytes]]) -> None:
         """Parse the bytes after each watermark, as read at connect, into ``_gemmalog_tail``."""
@@ -171,11 +199,20 @@ class _Snapshot:
                 f"SELECT * REPLACE (CASE filename {cases} END AS filename) FROM ({select})"
             )
 
-    def sql(self) -> str:
-        """The SELECT for the shards as they are now: cache where unchanged, JSONL elsewhere."""
-        if not self.active:  # creating a view binds it: no need to open every part for that
-            return "SELECT * FROM _gemmalog_tail WHERE false"
-        branches: list[str] = []
+    def mixed_segments(self) -> bool:
+        """Whether the rows a query reads now may belong to more than one segment of a
+        resumed run (the views then keep the latest segment of each step; when every row
+        is of one segment, that dedupe keeps every row and is skipped)."""
+        if self.segments is None or len(set(self.segments)) > 1:
+            return True
+        if self.pinned:
+            return False
+        return bool(self._now()[2]) or self.read_live
+
+    def _now(self) -> tuple[list[_Shard], list[str], list[str]]:
+        """The shards whose parts are read (unchanged since connect), those whose tail is
+        read, and the files read live from the JSONL."""
+        cached: list[_Shard] = []
         live: list[str] = []
         tails: list[str] = []
         for path, shard in self.shards.items():
@@ -192,11 +229,23 @@ class _Snapshot:
                 live.append(path)
                 continue
             if shard.parts:
-                files = sql_list(tuple(glob.escape(p) for p in shard.parts))
-                branches.append(f"SELECT *, {quote(path)} AS filename FROM read_parquet({files})")
+                cached.append(shard)
             if shard.tail:
                 tails.append(path)
         live += [f for f in self.source.files() if f not in self.shards]
+        if live:
+            self.read_live = True
+        return cached, tails, live
+
+    def sql(self) -> str:
+        """The SELECT for the shards as they are now: cache where unchanged, JSONL elsewhere."""
+        if not self.active:  # creating a view binds it: no need to open every part for that
+            return "SELECT * FROM _gemmalog_tail WHERE false"
+        cached, tails, live = self._now()
+        branches: list[str] = []
+        for shard in cached:
+            files = sql_list(tuple(glob.escape(p) for p in shard.parts))
+            branches.append(f"SELECT *, {quote(shard.path)} AS filename FROM read_parquet({files})")
         if live:
             branches.append(f"{_LIVE} {source_select([glob.escape(f) for f in live])}")
         if tails:
@@ -216,6 +265,7 @@ def attach(
                 shards=sql_list(source.shards), columns=columns_literal()
             )
         )
+        _segments_function(con, _always)
         return
     con.execute(f"CREATE VIEW _gemmalog_live AS {source_select(list(source.shards))}")
     snapshot = _Snapshot(source)
@@ -224,11 +274,24 @@ def attach(
     except Exception as exc:  # never in the user's way: the JSONL answers as without a cache
         warn_once(f"query cache not used ({exc}); reading the JSONL instead")
         con.execute("CREATE OR REPLACE VIEW _events_source AS SELECT * FROM _gemmalog_live")
+        _segments_function(con, _always)
         return
     con.execute("SET parquet_metadata_cache = true")  # every view binds the parts again
     con.create_function("gemmalog_source", snapshot.sql, [], "VARCHAR", side_effects=False)
+    _segments_function(con, snapshot.mixed_segments)
     con.execute("CREATE VIEW _events_source AS SELECT * FROM query(gemmalog_source())")
     _snapshots[con] = snapshot
+
+
+def _always() -> bool:
+    return True
+
+
+def _segments_function(con: duckdb.DuckDBPyConnection, fn: Any) -> None:
+    """``gemmalog_mixed_segments()``, which the views ask before their resumed-run dedupe.
+    Without side effects DuckDB folds it into a constant when it plans a query, so the
+    branch of the view not taken is pruned before anything is read."""
+    con.create_function("gemmalog_mixed_segments", fn, [], "BOOLEAN", side_effects=False)
 
 
 # -- the `gemmalog cache` command's work ---------------------------------------------------------
@@ -307,6 +370,7 @@ def pin(con: duckdb.DuckDBPyConnection) -> bool:
     if _LIVE in select:
         return False
     con.execute(f"CREATE OR REPLACE VIEW _events_source AS {select}")
+    snapshot.pinned = True
     dirs = {os.path.dirname(s) for s in snapshot.shards}
     if len(dirs) == 1:
         state = hashlib.sha256()

@@ -36,6 +36,8 @@ MANIFEST = "cache.json"
 GRACE_S = 600.0  # a file no manifest names is deleted only this long after (open readers)
 _PREFIX_BYTES = 1 << 16
 _WINDOW_BYTES = 1 << 12
+#: How parts are written (measured in docs/performance.md, "The query cache").
+_PARQUET = "FORMAT parquet, COMPRESSION zstd"
 _MAX_PARTS = 32  # a shard with more parts than this has them merged into one
 _SCAN = 1 << 20
 _OFF = frozenset({"0", "off", "false", "no"})
@@ -135,8 +137,28 @@ def _entry_ok(entry: Any) -> bool:
         and ".." not in Path(p["file"]).parts
         and type(p.get("rows")) is int
         and type(p.get("end")) is int
+        and ("segments" not in p or _segments_ok(p["segments"]))
         for p in parts
     )
+
+
+def _segments_ok(value: Any) -> bool:
+    """``[min, max]`` of a part's segments, or ``[]`` for a part without rows."""
+    return isinstance(value, list) and (
+        value == [] or (len(value) == 2 and all(type(v) is int for v in value))
+    )
+
+
+def segment_range(parts: list[dict[str, Any]]) -> list[int] | None:
+    """``[lowest, highest]`` segment in ``parts`` (``[]``: no rows); None when a part does
+    not say (written before parts recorded it)."""
+    known: list[int] = []
+    for part in parts:
+        seg = part.get("segments")
+        if not isinstance(seg, list):
+            return None
+        known += seg
+    return [min(known), max(known)] if known else []
 
 
 def _matches(entry: dict[str, Any], fd: int, st: os.stat_result) -> bool:
@@ -290,11 +312,13 @@ class _DirCache:
         tmp = folder / f".tmp-{tag}.parquet"
         final = folder / f"{start:015d}-{end:015d}-{tag}.parquet"
         try:
-            rows = (
-                self._scratch()
-                .execute(f"COPY ({select}) TO {quote(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
-                .fetchall()
-            )
+            con = self._scratch()
+            rows = con.execute(f"COPY ({select}) TO {quote(str(tmp))} ({_PARQUET})").fetchall()
+            # Which segments the part holds: the views skip their resumed-run dedupe (a
+            # window over every row) when all the data a query reads is of one segment.
+            low, high = con.execute(
+                f"SELECT min(segment), max(segment) FROM read_parquet({quote(str(tmp))})"
+            ).fetchone() or (None, None)
             os.chmod(tmp, self.file_mode)
             os.replace(tmp, final)
         except BaseException:
@@ -306,6 +330,7 @@ class _DirCache:
             "start": start,
             "end": end,
             "rows": int(rows[0][0]),
+            "segments": [] if low is None or high is None else [int(low), int(high)],
         }
 
     def _parse(self, shard: str, fd: int, start: int, end: int) -> dict[str, Any]:

@@ -1,12 +1,21 @@
 -- One row per model_output event: the completion, its extracted parts and its rewards.
 -- A resumed run (segments) logs some steps twice: the latest segment's completions win.
+-- That dedupe is a window over every completion; gemmalog_mixed_segments() is false when
+-- every row read is of one segment (the query cache knows), and then it keeps every row:
+-- DuckDB folds the function into a constant and prunes the branch not taken.
 CREATE VIEW completions AS
-SELECT run, rank, phase, step, sample, ts, epoch,
-       question, prompt, true_answer, model_output, reasoning, answer, correct,
-       rewards,
-       coalesce(total_reward, list_sum(map_values(rewards))) AS total_reward,
-       coalesce(length_chars, length(model_output))::INTEGER AS length,
-       length_tokens
-FROM events
-WHERE kind = 'model_output'
+WITH outputs AS NOT MATERIALIZED (
+    SELECT run, rank, phase, step, sample, ts, epoch,
+           question, prompt, true_answer, model_output, reasoning, answer, correct,
+           rewards,
+           coalesce(total_reward, list_sum(map_values(rewards))) AS total_reward,
+           coalesce(length_chars, length(model_output))::INTEGER AS length,
+           length_tokens,
+           segment
+    FROM events
+    WHERE kind = 'model_output'
+)
+SELECT * EXCLUDE (segment) FROM outputs WHERE NOT gemmalog_mixed_segments()
+UNION ALL
+SELECT * EXCLUDE (segment) FROM outputs WHERE gemmalog_mixed_segments()
 QUALIFY step IS NULL OR segment = max(segment) OVER (PARTITION BY run, rank, phase, step);

@@ -3,7 +3,8 @@
 -- (one function's values for a batch) adds rows only when no model_output event of the same
 -- run, rank, phase and step carries that reward function, so a value logged both ways is
 -- counted once. A resumed run (segments) logs some steps twice: the latest segment wins
--- (model_output rows come from `completions`, which keeps only those).
+-- (model_output rows come from `completions`, which keeps only those; the window is skipped
+-- when every row read is of one segment: see completions.sql).
 CREATE VIEW rewards AS
 WITH from_outputs AS (
     SELECT run, rank, phase, step, sample,
@@ -13,9 +14,14 @@ WITH from_outputs AS (
     FROM completions
     WHERE rewards IS NOT NULL
 ),
-reward_events AS (
-    SELECT * FROM events
+reward_batches AS NOT MATERIALIZED (
+    SELECT run, rank, phase, step, reward_fn, "values", samples, ts, segment FROM events
     WHERE kind = 'reward'
+),
+reward_events AS (
+    SELECT * FROM reward_batches WHERE NOT gemmalog_mixed_segments()
+    UNION ALL
+    SELECT * FROM reward_batches WHERE gemmalog_mixed_segments()
     QUALIFY step IS NULL
          OR segment = max(segment) OVER (PARTITION BY run, rank, phase, step, reward_fn)
 ),
