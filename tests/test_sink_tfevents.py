@@ -31,6 +31,7 @@ from gemmalog.sinks.tfevents import (
     histogram_value,
     masked,
     tag_field,
+    text_value,
 )
 
 
@@ -248,6 +249,36 @@ def test_histogram_encoding_equals_protobufs(
         assert list(histo.bucket_limit) == sorted(histo.bucket_limit)
         return
     value = summary_pb2.Summary.Value(tag=proto_tag, histo=reference)
+    expected = event_pb2.Event(
+        wall_time=wall, step=step, summary=summary_pb2.Summary(value=[value])
+    ).SerializeToString()
+    assert ours == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    wall=st.floats(allow_nan=False) | st.just(-0.0),
+    step=st.integers(-(2**63), 2**63 - 1),
+    tag=st.text(max_size=40),
+    text=st.text(max_size=3000),
+)
+def test_text_encoding_equals_protobufs(wall: float, step: int, tag: str, text: str) -> None:
+    """Text samples written with struct are the bytes of the protos the sink built before."""
+    from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
+    from tensorboard.plugins.text import metadata as text_metadata
+
+    meta = text_metadata.create_summary_metadata(display_name=None, description=None)
+    raw = text.encode("utf-8", "backslashreplace")
+    ours = ScalarEncoder().event(
+        wall, step, [text_value(tag_field(tag), raw, meta.SerializeToString())]
+    )
+    tensor = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING,
+        string_val=[raw],
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(),
+    )
+    proto_tag = tag.encode("utf-8", "backslashreplace").decode("utf-8")
+    value = summary_pb2.Summary.Value(tag=proto_tag, metadata=meta, tensor=tensor)
     expected = event_pb2.Event(
         wall_time=wall, step=step, summary=summary_pb2.Summary(value=[value])
     ).SerializeToString()

@@ -54,6 +54,7 @@ from gemmalog.sinks.tfevents import (
     histogram_bytes,
     histogram_value,
     tag_field,
+    text_value,
     valid_step,
 )
 
@@ -149,14 +150,14 @@ class TensorBoardSink(BaseSink):
         text_samples: bool = True,
     ) -> None:
         super().__init__(name, level)
-        from tensorboard.compat.proto import event_pb2, summary_pb2
+        from tensorboard.compat.proto import event_pb2
         from tensorboard.plugins.text import metadata as text_metadata
 
         self._event_pb2 = event_pb2
-        self._summary_pb2 = summary_pb2
-        self._text_metadata = text_metadata.create_summary_metadata(
+        # The text plugin's SummaryMetadata, serialized once: every text sample carries it.
+        self._text_metadata: bytes = text_metadata.create_summary_metadata(
             display_name=None, description=None
-        )
+        ).SerializeToString()
         self.log_dir = Path(log_dir)
         self.flush_secs = float(flush_secs)
         self.sampling_ratio = float(sampling_ratio)
@@ -324,13 +325,13 @@ class TensorBoardSink(BaseSink):
                 tags, (get("length_chars"), get("length_tokens"), get("total_reward")), strict=True
             ):
                 if value is not None:
-                    self._collect(tag, [value], step, wall)
+                    self._collect_one(tag, value, step, wall)
         if self.text_samples:
             i = self.outputs_seen
             self.outputs_seen += 1
             r = self.sampling_ratio
             if math.floor(i * r) > math.floor((i - 1) * r):
-                self._add(self._text(f"samples/{phase}", sample_markdown(event)), step, wall)
+                self._text(f"samples/{phase}", sample_markdown(event), step, wall)
 
     # -- summaries ------------------------------------------------------------------------
     def _scalars(self, pairs: list[tuple[str, Any]], step: int, wall: float) -> None:
@@ -344,18 +345,20 @@ class TensorBoardSink(BaseSink):
         if values:
             self.writer.add(self._scalar.event(wall, step, values))
 
-    def _text(self, tag: str, text: str) -> Any:
-        from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
+    def _text(self, tag: str, text: str, step: int, wall: float) -> None:
+        """One Event with a text summary (a markdown sample), encoded without protos."""
+        entry = text_value(
+            self._tag_field(tag), text.encode("utf-8", "backslashreplace"), self._text_metadata
+        )
+        self.writer.add(self._scalar.event(wall, step, [entry]))
 
-        tensor = tensor_pb2.TensorProto(
-            dtype=types_pb2.DT_STRING,
-            string_val=[text.encode("utf-8", "backslashreplace")],
-            tensor_shape=tensor_shape_pb2.TensorShapeProto(),
-        )
-        value = self._summary_pb2.Summary.Value(
-            tag=_proto_text(tag), metadata=self._text_metadata, tensor=tensor
-        )
-        return self._summary_pb2.Summary(value=[value])
+    def _tag_field(self, tag: str) -> bytes:
+        field = self._tag_fields.get(tag)
+        if field is None:
+            if len(self._tag_fields) >= ScalarEncoder.MAX_TAGS:
+                self._tag_fields.clear()
+            field = self._tag_fields[tag] = tag_field(tag)
+        return field
 
     def _collect(self, tag: str, raw: list[Any], step: int, wall: float) -> None:
         values = [
@@ -372,21 +375,25 @@ class TensorBoardSink(BaseSink):
         else:
             held[2].extend(values)
 
+    def _collect_one(self, tag: str, raw: Any, step: int, wall: float) -> None:
+        """``_collect(tag, [raw], step, wall)`` without the lists."""
+        value = raw if type(raw) is float else number(raw)
+        # finite only: inf - inf and NaN - NaN are NaN
+        values = [value] if value is not None and value - value == 0.0 else []
+        held = self._hist.get(tag)
+        if held is not None:
+            if held[0] == step:
+                held[2].extend(values)
+                return
+            self._write_histogram(tag, *held)
+        self._hist[tag] = (step, wall, values)
+
     def _write_histogram(self, tag: str, step: int, wall: float, values: list[float]) -> None:
         """One Event with the histogram of ``values``, encoded without protos (as scalars)."""
         if not values:
             return
-        field = self._tag_fields.get(tag)
-        if field is None:
-            if len(self._tag_fields) >= ScalarEncoder.MAX_TAGS:
-                self._tag_fields.clear()
-            field = self._tag_fields[tag] = tag_field(tag)
-        entry = histogram_value(field, histogram_bytes(values))
+        entry = histogram_value(self._tag_field(tag), histogram_bytes(values))
         self.writer.add(self._scalar.event(wall, step, [entry]))
-
-    def _add(self, summary: Any, step: int, wall: float) -> None:
-        event = self._event_pb2.Event(wall_time=wall, step=step, summary=summary)
-        self.writer.add(event.SerializeToString())
 
     # -- lifecycle ------------------------------------------------------------------------
     def flush(self) -> None:
@@ -406,12 +413,3 @@ class TensorBoardSink(BaseSink):
                 self._write_histogram(tag, step, wall, values)
         finally:
             self.writer.close()
-
-
-def _proto_text(text: str) -> str:
-    """``text`` as a proto string accepts it: a lone surrogate is written escaped."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text

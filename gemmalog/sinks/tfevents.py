@@ -10,9 +10,8 @@ Scalars are the bulk of a training log, and building a ``Summary.Value`` proto p
 costs more than everything else a scalar needs. :class:`ScalarEncoder` writes the bytes
 ``Event(wall_time=..., step=..., summary=Summary(value=[Value(tag=..., simple_value=...)]))
 .SerializeToString()`` gives (the tests compare them), with each tag's bytes encoded once.
-Histograms (one per reward function and step) are encoded the same way by
-:func:`histogram_bytes` and :func:`histogram_value`; text samples (one in ten outputs) are
-built as protos.
+Histograms (one per reward function and step) and text samples are encoded the same way
+(:func:`histogram_bytes`, :func:`histogram_value`, :func:`text_value`).
 
 The file is written by the listener thread itself, with no thread of its own: records wait in
 memory until ``max_pending`` of them do, or until :meth:`EventFile.flush`.
@@ -286,6 +285,19 @@ def histogram_value(tag: bytes, histo: bytes) -> bytes:
     """A ``Summary.value`` entry ``Value(tag=..., histo=...)`` from :func:`tag_field` bytes and
     :func:`histogram_bytes`: ``histo`` is in a oneof, so it is written even when empty."""
     body = tag + b"\x2a" + varint(len(histo)) + histo
+    return b"\x0a" + varint(len(body)) + body
+
+
+def text_value(tag: bytes, text: bytes, metadata: bytes) -> bytes:
+    """A ``Summary.value`` entry ``Value(tag=..., metadata=..., tensor=TensorProto(
+    dtype=DT_STRING, tensor_shape=TensorShapeProto(), string_val=[text]))`` from
+    :func:`tag_field` bytes, the UTF-8 ``text`` and the serialized ``SummaryMetadata``."""
+    # TensorProto: dtype (1) = DT_STRING (7), an empty tensor_shape (2), string_val (8)
+    tensor = b"\x08\x07\x12\x00\x42" + varint(len(text)) + text
+    # Value: tag (1), tensor (8), metadata (9), in field order as protobuf writes them
+    body = b"".join(
+        (tag, b"\x42", varint(len(tensor)), tensor, b"\x4a", varint(len(metadata)), metadata)
+    )
     return b"\x0a" + varint(len(body)) + body
 
 
