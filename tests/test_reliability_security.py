@@ -153,3 +153,138 @@ def test_bare_wandb_key_is_redacted(root: Path) -> None:
     gemmalog.shutdown()
     raw = b"".join(p.read_bytes() for p in run.dir.glob("events.*.jsonl"))
     assert SECRETS["wandb"].encode() not in raw
+
+
+# --- the listener's fast path for repeated event shapes (Redact._shapes) --------------------
+# Events with the same keys as earlier clean ones skip the per-key walk; each test below gives
+# the same keys again and again, then a secret where a clean value (a number, a short text, a
+# metrics dict) used to be: the secret must be redacted however often the shape was seen.
+# The shapes recognised by their text alone (the AWS secret key and a bare W&B key are
+# recognised by the name they are given, tested elsewhere).
+MARKED = {name: SECRETS[name] for name in ("hf", "aws_id", "bearer", "openai")}
+
+
+def _metrics_event(at: int, values: dict[str, object], **over: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "v": 1,
+        "ts": 1.0 + at,
+        "kind": "metrics",
+        "logger": "gemmalog.metrics",
+        "level": "info",
+        "run": "r-1",
+        "rank": 0,
+        "step": at,
+        "phase": "train",
+        "metrics": values,
+        "event": "metrics",
+        "device": "cpu",
+        "rss_mb": 26.2,
+    }
+    event.update(over)
+    return event
+
+
+def _warm(redact: object, **over: object) -> None:
+    for step in range(5):  # learn the shape, then hit it
+        event = _metrics_event(step, {"loss": 0.5, "reward": 1.0}, **over)
+        assert redact(None, "", dict(event)) == event  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("name", sorted(MARKED))
+def test_repeated_metrics_events_still_redact_secret_keys_and_values(name: str) -> None:
+    from gemmalog.processors.redact import REDACTED, Redact
+
+    secret = MARKED[name]
+    redact = Redact()
+    _warm(redact)
+    for step in range(5, 8):
+        # a secret as a metric's name, as a metric's (string) value, beside safe floats
+        event = _metrics_event(step, {"loss": 0.5, secret: 1.0, "note": f"key {secret}"})
+        out = redact(None, "", event)
+        assert secret not in orjson.dumps(out).decode(), out
+        assert REDACTED in orjson.dumps(out["metrics"]).decode()
+        # then a metrics dict with the same safe keys again: untouched
+        again = _metrics_event(step, {"loss": 0.5, "reward": 1.0})
+        assert redact(None, "", dict(again)) == again
+
+
+@pytest.mark.parametrize("field", ["phase", "step", "rss_mb", "metrics", "event", "device"])
+def test_repeated_shape_with_a_secret_where_a_clean_value_was(field: str) -> None:
+    """A key that held a number, a short text or a dict now holds a secret text."""
+    from gemmalog.processors.redact import Redact
+
+    redact = Redact()
+    _warm(redact)
+    for name, secret in MARKED.items():
+        out = redact(None, "", _metrics_event(9, {"loss": 0.5}, **{field: f"see {secret}"}))
+        assert secret not in orjson.dumps(out).decode(), (name, out)
+        # and as an item of a list where a number was
+        out = redact(None, "", _metrics_event(9, {"loss": 0.5}, **{field: ["x", secret]}))
+        assert secret not in orjson.dumps(out).decode(), (name, out)
+
+
+def test_repeated_shape_with_secret_named_keys_in_nested_dicts() -> None:
+    from gemmalog.processors.redact import REDACTED, Redact
+
+    redact = Redact()
+    _warm(redact)
+    out = redact(None, "", _metrics_event(9, {"loss": 0.5, "hub_token": "abcdefgh123"}))
+    assert out["metrics"] == {"loss": 0.5, "hub_token": REDACTED}
+    out = redact(None, "", _metrics_event(9, {"loss": 0.5, "env": {"HF_TOKEN": "abc12345"}}))
+    assert out["metrics"] == {"loss": 0.5, "env": {"HF_TOKEN": REDACTED}}
+
+
+def test_redact_patterns_values_never_written_however_often_logged() -> None:
+    """A short user pattern under redact_patterns: redacted on every event, not only the first
+    (the key used to be cached as safe after the first one)."""
+    from gemmalog.processors.redact import REDACTED, Redact
+
+    redact = Redact(["hunter2"])
+    for _ in range(5):
+        out = redact(None, "", {"event": "config", "redact_patterns": ["hunter2"]})
+        assert out["redact_patterns"] == [REDACTED]
+
+
+_VALUES = [
+    *SECRETS.values(),
+    *(f"token={s}" for s in SECRETS.values()),
+    "train",
+    "a clean message",
+    "",
+    None,
+    True,
+    0,
+    1.5,
+    float("nan"),
+    2**70,
+    ["--api_key", "abc123xyz"],
+    {"loss": 1.0},
+    {"hub_token": "abc12345"},
+    {SECRETS["hf"]: 1.0},
+    ("tuple", SECRETS["openai"]),
+]
+
+
+def test_fast_path_gives_what_the_walk_gives() -> None:
+    """Events of one key set with values drawn from secrets, texts, numbers and containers:
+    a long-lived Redact (shapes learned) writes exactly what a fresh one (the walk) writes."""
+    import copy
+    import random
+
+    from gemmalog.processors.redact import Redact
+
+    rng = random.Random(13)
+    shared = Redact()
+    keys = ["kind", "logger", "run", "step", "phase", "metrics", "event", "extra"]
+    clean = {"kind": "metrics", "logger": "gemmalog.metrics", "run": "r-1", "step": 1}
+    clean |= {"phase": "train", "metrics": {"loss": 0.5}, "event": "metrics", "extra": 2.0}
+    for i in range(3000):
+        event = dict(clean)
+        if i % 3:  # mostly clean events, so the shape is learned and hit
+            for key in rng.sample(keys[3:], rng.randint(1, 2)):
+                event[key] = copy.deepcopy(rng.choice(_VALUES))
+        expected = Redact()(None, "", copy.deepcopy(event))
+        got = shared(None, "", copy.deepcopy(event))
+        assert repr(got) == repr(expected), event  # repr: keys' order, NaN, big ints, tuples
+    # not vacuous: the clean events went through the fast path
+    assert any(shape is not None and shape.clean for shape in shared._shapes.values())

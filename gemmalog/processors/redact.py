@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 
 from gemmalog.processors.sanitize import flat_finite_numbers
@@ -55,7 +56,7 @@ class Redact:
     match itself), so they are never written either.
     """
 
-    __slots__ = ("_extra", "_keys", "_safe", "_short")
+    __slots__ = ("_extra", "_keys", "_safe", "_shapes", "_short")
 
     def __init__(self, extra_patterns: Iterable[str] = ()) -> None:
         patterns = [p for p in extra_patterns if p]
@@ -71,6 +72,9 @@ class Redact:
         self._safe: set[str] = set()  # keys that name no credential and hold none
         # Short strings recur on every event (logger names, messages): remember the result.
         self._short: dict[str, str] = {}
+        # An event's keys, in order -> what is known of events with exactly those keys (see
+        # _Shape); _VOLATILE for key sets that are not all safe or whose texts never repeat.
+        self._shapes: dict[tuple[Any, ...], _Shape | None] = {}
 
     # -- keys ----------------------------------------------------------------------------
     def _key(self, key: str) -> tuple[bool, str]:
@@ -79,9 +83,11 @@ class Redact:
             if len(self._keys) > 100_000:
                 self._keys.clear()
                 self._safe.clear()
+                self._shapes.clear()
             known = (key_names_secret(key), self.text(key) if len(key) >= 8 else key)
             self._keys[key] = known
-            if known == (False, key):
+            # redact_patterns is safe as a name but never as a value (see __call__)
+            if known == (False, key) and key not in PATTERN_KEYS:
                 self._safe.add(key)
         return known
 
@@ -178,6 +184,72 @@ class Redact:
         return {"id": data["id"], **out} if "id" in data else out
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        keys = tuple(event_dict)
+        shape = self._shapes.get(keys, _UNSEEN)
+        if shape is None:  # volatile: nothing to learn
+            return self._walk(event_dict)
+        if shape is _UNSEEN:
+            event_dict = self._walk(event_dict)
+            self._learn(keys, event_dict)
+            return event_dict
+        try:
+            texts = shape.texts(event_dict)
+            known = texts in shape.clean
+        except TypeError:  # an unhashable value where a text was: the walk decides
+            texts, known = None, False
+        if known:
+            # sum() runs in C and fails on text, None or a container: a plain int or float
+            # total means every value under a number's key is still a number.
+            try:
+                total = sum(shape.numbers(event_dict))
+            except Exception:
+                total = None
+            if type(total) is float or type(total) is int:
+                safe = self._safe
+                # Under a safe key (not "run", see _learn) the walk gives any value what
+                # value() does, whatever it has become: only texts and containers change.
+                for key in shape.containers:
+                    val = event_dict[key]
+                    if type(val) is dict and val.keys() <= safe:  # metrics, rewards
+                        try:
+                            total = sum(val.values())
+                        except Exception:
+                            total = None
+                        if type(total) is float or type(total) is int:
+                            continue  # safe keys, numbers: the walk would change nothing
+                    if type(val) is not tuple:  # the walk leaves a tuple as it is
+                        event_dict[key] = self.value(val, 1)
+                shape.misses = 0
+                return event_dict
+        event_dict = self._walk(event_dict)
+        shape.missed(self._shapes, keys, texts, event_dict)
+        return event_dict
+
+    def _learn(self, keys: tuple[Any, ...], event_dict: dict[str, Any]) -> None:
+        """After the first walk of events with these keys: their shape, when every key is
+        safe (then only values decide) and every value is text, a number or a container."""
+        if len(self._shapes) > 4096:
+            self._shapes.clear()
+        if not self._safe.issuperset(keys):
+            self._shapes[keys] = None
+            return
+        texts: list[Any] = []
+        numbers: list[Any] = []
+        containers: list[Any] = []
+        for key, val in event_dict.items():
+            t = type(val)
+            if t is str or t is bool or val is None:
+                texts.append(key)
+            elif t is int or t is float:
+                numbers.append(key)
+            elif (t is dict or t is list) and key != "run":
+                containers.append(key)
+            else:  # another type (a listener processor's own), or a run id that is not text
+                self._shapes[keys] = None
+                return
+        self._shapes[keys] = _Shape(texts, numbers, containers)
+
+    def _walk(self, event_dict: dict[str, Any]) -> dict[str, Any]:
         renamed: list[tuple[str, str]] | None = None
         clean: str | None = None  # the longest text of this event found clean, if any
         for key, val in event_dict.items():
@@ -209,6 +281,68 @@ class Redact:
 
 
 _CUTS = frozenset(" \t\r\n<>")
+_UNSEEN: Any = object()
+
+
+def _getter(keys: list[Any]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """``itemgetter`` that returns a tuple whatever the number of keys."""
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda event: (event[key],)
+    if not keys:
+        return lambda event: ()
+    return itemgetter(*keys)
+
+
+class _Shape:
+    """What is known of events with one set of keys, all safe: which keys held texts (with
+    None and booleans), numbers and containers, and the tuples of texts already found clean.
+
+    An event whose texts are such a tuple, whose numbers are still numbers and whose
+    containers are still containers needs only its containers looked at: the walk would
+    change nothing else (no key names a credential, no text holds one, numbers are never
+    changed). Anything else is walked, and its texts remembered if the walk left them as
+    they were. Texts of a kind that never repeat (a completion) turn the shape off.
+    """
+
+    __slots__ = ("clean", "containers", "misses", "numbers", "texts")
+
+    #: Clean text tuples kept per shape; consecutive misses before it is turned off.
+    MAX_CLEAN = 512
+    MAX_MISSES = 32
+
+    def __init__(self, texts: list[Any], numbers: list[Any], containers: list[Any]) -> None:
+        self.texts = _getter(texts)
+        # No numbers: sum(()) is 0, a plain int, so the check passes.
+        self.numbers = _getter(numbers)
+        self.containers = tuple(containers)
+        self.clean: set[tuple[Any, ...]] = set()
+        self.misses = 0
+
+    def missed(
+        self,
+        shapes: dict[tuple[Any, ...], _Shape | None],
+        keys: tuple[Any, ...],
+        before: tuple[Any, ...] | None,
+        event_dict: dict[str, Any],
+    ) -> None:
+        """After a walk: remember ``before`` (the event's texts) if the walk kept them all
+        and they are short (texts that recur), or count the miss."""
+        self.misses += 1
+        if self.misses > self.MAX_MISSES:
+            shapes[keys] = None
+            return
+        if before is None or tuple(event_dict) != keys:
+            return
+        try:
+            after = self.texts(event_dict)
+        except Exception:
+            return
+        if after != before or any(type(v) is str and len(v) > 256 for v in before):
+            return
+        if len(self.clean) >= self.MAX_CLEAN:
+            self.clean.clear()
+        self.clean.add(before)
 
 
 def _secret_value(value: Any) -> bool:
