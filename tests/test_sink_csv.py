@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -457,3 +458,67 @@ def test_a_file_with_other_columns_is_kept_aside(
     rows = read_rows(run_dir / "logs" / "model_outputs.csv")
     assert rows == [["step", "question", "correct", "reward_f"], ["3", "q", "true", "1.0"]]
     assert "kept as model_outputs.1.csv" in capsys.readouterr().err
+
+
+values = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["NaN", "Infinity", "-Infinity", "-42", "=1+1", "@x", "+1.5e3", "-"])
+    | st.lists(st.integers(), max_size=3)
+    | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+)
+times = (
+    st.floats(0, 1e11)
+    | st.floats(-1e12, 1e12)
+    | st.integers(-(10**12), 10**12)
+    | st.sampled_from([0.0, -0.0, 1.9999995, 1.0000005, 1796014697.9999995, math.nan, math.inf])
+    | st.builds(lambda s, us: s + us / 1e6, st.integers(0, 4 * 10**9), st.integers(0, 10**6))
+    | st.none()
+    | st.text(max_size=4)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    event=st.fixed_dictionaries(
+        {"ts": times},
+        optional={
+            "question": values,
+            "true_answer": values,
+            "reasoning": values,
+            "answer": values,
+            "step": values,
+            "correct": values,
+            "sample": values,
+            "rewards": st.dictionaries(st.sampled_from(["f", "g", "h"]), values, max_size=3)
+            | values,
+        },
+    ),
+    rewards=st.lists(st.sampled_from(["f", "g", "h", "z"]), unique=True, max_size=4),
+    raw=st.booleans(),
+)
+def test_row_maker_equals_csv_row(event: dict[str, Any], rewards: list[str], raw: bool) -> None:
+    """The sink's per-row function (columns resolved once, timestamps cached per second) gives
+    the cells of csv_row, the column rules' reference, for any values."""
+    from gemmalog.sinks.csvrows import base_columns, csv_row, row_maker
+
+    base = base_columns(["timestamp", "question", "answer", "llm_reasoning", "llm_answer"])
+    base.append("sample")
+    make = row_maker(base, rewards, raw)
+    expected = csv_row(event, base, rewards, raw)
+    assert make(event) == expected
+    assert make(event) == expected  # the second time from the cached second
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    ts=st.floats(0, 1e11) | st.builds(lambda s, f: s + f, st.integers(0, 2**33), st.floats(0, 1))
+)
+def test_timestamps_equal_datetimes(ts: float) -> None:
+    from gemmalog.sinks.csvrows import _timestamp, _Timestamps
+
+    stamps = _Timestamps()
+    assert stamps(ts) == _timestamp(ts) == stamps(ts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,9 +22,9 @@ from gemmalog.sinks.csvrows import (
     REWARD_PREFIX,
     base_columns,
     csv_header,
-    csv_row,
     new_writer,
     reward_names,
+    row_maker,
     selected,
 )
 
@@ -71,6 +71,7 @@ class CsvSink(BaseSink):
         self._started = False  # the header is on disk
         self._resumed = False  # a file already there was looked at
         self._last_write = time.monotonic()
+        self._row: Callable[[Mapping[str, Any]], list[str]] | None = None  # for self.rewards
 
     def write(self, batch: Sequence[Record]) -> None:
         phases = self.phases
@@ -138,6 +139,9 @@ class CsvSink(BaseSink):
         known = set(self.rewards)
         grew = False
         for event in pending:
+            scores = event.get("rewards")
+            if scores is None or (type(scores) is dict and known.issuperset(scores)):
+                continue  # no reward function new to the header
             for fn in reward_names(event):
                 if fn not in known:
                     known.add(fn)
@@ -145,10 +149,10 @@ class CsvSink(BaseSink):
                     grew = True
         if grew or not self._started:
             self._rewrite()
-        base, rewards, raw = self.base, self.rewards, self.raw
+        if self._row is None or grew:
+            self._row = row_maker(self.base, self.rewards, self.raw)
         with _open(self.path, "a") as out:
-            writer = new_writer(out)
-            writer.writerows(csv_row(event, base, rewards, raw) for event in pending)
+            new_writer(out).writerows(map(self._row, pending))
         self.rows_written += len(pending)
 
     def _rewrite(self) -> None:
