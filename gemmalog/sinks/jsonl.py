@@ -5,10 +5,27 @@ from __future__ import annotations
 import errno
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from gemmalog.sinks.base import BaseSink, Record
+
+#: ``os.writev`` where the platform has it (not on Windows), and how many buffers it takes.
+_writev: Callable[[int, Sequence[Any]], int] | None = getattr(os, "writev", None)
+try:
+    _IOV_MAX = max(16, min(1024, os.sysconf("SC_IOV_MAX")))
+except (AttributeError, OSError, ValueError):
+    _IOV_MAX = 16
+
+
+class _Partial(Exception):
+    """A write that failed after ``done`` bytes had been written."""
+
+    def __init__(self, done: int, error: BaseException) -> None:
+        super().__init__(done, error)
+        self.done = done
+        self.error = error
 
 
 class JsonlSink(BaseSink):
@@ -101,39 +118,82 @@ class JsonlSink(BaseSink):
     def flush(self) -> None:
         if not self._pending:
             return
-        data = b"".join(self._pending)
-        count = len(self._pending)
+        lines = self._pending
+        count = len(lines)
         self._pending = []
         self._pending_bytes = 0
         prefix = 0
         done = 0
+        buffers = lines
         try:
             file = self._current_file()
             if self._torn:
-                data = b"\n" + data
+                buffers = [b"\n", *lines]
                 prefix = 1
-            view = memoryview(data)
-            while view:
-                written = file.write(view) or 0
-                if not written:
-                    raise OSError(errno.EIO, f"no progress writing {self.path}")
-                view = view[written:]
-                done += written
+            if _writev is not None and type(file) is io.FileIO:
+                done = self._write_lines(file, buffers)
+            else:  # a stand-in file object (tests, wrappers): its own write
+                view = memoryview(b"".join(buffers))
+                while view:
+                    written = file.write(view) or 0
+                    if not written:
+                        raise OSError(errno.EIO, f"no progress writing {self.path}")
+                    view = view[written:]
+                    done += written
             self._torn = False
             if self.fsync:
                 os.fsync(file.fileno())
         except BaseException as exc:
+            error = exc
+            if isinstance(exc, _Partial):
+                done, error = exc.done, exc.error
+            data = b"".join(buffers)
             full = data.count(b"\n", prefix, done) if done > prefix else 0
             if done > 0 and data[done - 1 : done] != b"\n":
                 self._torn = True
             self._in_file += full
             self.lines_written += full
             self.lines_lost += count - full
-            self.error = exc
-            raise
+            self.error = error
+            if error is exc:
+                raise
+            raise error from None  # the write's own error, as the stand-in path raises it
         self._in_file += count
         self.lines_written += count
         self.error = None
+
+    def _write_lines(self, file: io.FileIO, buffers: list[bytes]) -> int:
+        """Write ``buffers`` with ``writev``: the lines go to the kernel as they are, with no
+        joined copy (a megabyte of fresh memory per flush, the larger part of the sink's CPU
+        for long lines). Returns the bytes written; a failure after some bytes raises
+        :class:`_Partial` with the count."""
+        assert _writev is not None
+        fd = file.fileno()
+        n = len(buffers)
+        i = 0  # the first buffer not wholly written
+        offset = 0  # bytes of buffers[i] already written
+        done = 0
+        try:
+            while i < n:
+                if offset:
+                    chunk: list[Any] = [memoryview(buffers[i])[offset:]]
+                    chunk += buffers[i + 1 : i + _IOV_MAX]
+                else:
+                    chunk = buffers[i : i + _IOV_MAX]
+                written = _writev(fd, chunk)
+                if not written:
+                    raise OSError(errno.EIO, f"no progress writing {self.path}")
+                done += written
+                written += offset
+                while i < n and written >= len(buffers[i]):
+                    written -= len(buffers[i])
+                    i += 1
+                offset = written
+        except BaseException as exc:
+            if done:
+                raise _Partial(done, exc) from exc
+            raise
+        return done
 
     def _close(self) -> None:
         try:
