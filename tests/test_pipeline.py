@@ -566,3 +566,32 @@ def test_stdlib_records_follow_gemmalogs_levels_and_warnings_alone(
         warnings.simplefilter("always")
         warnings.warn("after shutdown", UserWarning, stacklevel=1)
     assert seen  # warnings are plain warnings again
+
+
+def test_envelope_renames_reserved_fields_given_or_bound_as_before() -> None:
+    """AddEnvelope looks for reserved names with one set test (given, then bound): the
+    result is what five identity checks on the built event gave, for any mix of fields."""
+    import itertools
+
+    from gemmalog._context import bound
+    from gemmalog.events import SCHEMA_VERSION
+    from gemmalog.processors.envelope import AddEnvelope
+
+    envelope = AddEnvelope("run-1", 0)
+    choices = {"ts": "x", "level": "warn", "run": "run-1", "rank": 0, "v": SCHEMA_VERSION}
+    names = list(choices)
+    for given, tied in itertools.product(range(3), range(3)):
+        for combo in itertools.combinations(names, given):
+            fields = {k: choices[k] for k in combo}
+            context = {k: f"bound-{k}" for k in names[tied : tied + tied]}
+            with bound(**context):
+                out = envelope(None, "info", {"event": "e", **fields})
+            assert out["run"] == "run-1" and out["rank"] == 0 and out["level"] == "info"
+            assert out["v"] == SCHEMA_VERSION and type(out["ts"]) is float
+            for key in names:
+                theirs = fields.get(key, context.get(key))
+                ours_same = key in ("run", "rank", "v") and key in fields  # the same object
+                if theirs is None or ours_same:
+                    assert key + "_" not in out, (key, fields, context)
+                else:
+                    assert out[key + "_"] == theirs, (key, fields, context)

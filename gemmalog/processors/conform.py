@@ -16,6 +16,7 @@ costs one ``isdisjoint``; a ``log`` event with a bound step, one intersection an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 from gemmalog.events import KINDS, NON_FINITE, all_columns
@@ -94,7 +95,7 @@ CHECKS: Final = {name: _check(sql) for name, sql in all_columns().items()}
 _OURS: Final = frozenset({"v", "ts", "level", "run", "rank", "kind", "logger", "event"})
 #: Per kind, the columns worth checking: every column but the kind's own fields (its helper
 #: builds them with their declared types) and gemmalog's own.
-_TO_CHECK: Final = {
+_TO_CHECK_WITH_RESOURCES: Final = {
     kind.name: frozenset(CHECKS)
     - frozenset(f.name for f in kind.fields)
     - _OURS
@@ -103,6 +104,18 @@ _TO_CHECK: Final = {
     for kind in KINDS.values()
 }
 _ALL: Final = frozenset(CHECKS) - _OURS
+# AddResources' fields are on every event, and they are columns of every kind: checked apart,
+# where the usual types (a str device, float memory) cost one type test each, so a typed
+# event's own key set stays disjoint from what is left to check.
+_RESOURCES: Final = tuple(
+    name
+    for name in ("device", "rss_mb", "gpu_mb")
+    if name in _ALL and all(name in names for names in _TO_CHECK_WITH_RESOURCES.values())
+)
+_TO_CHECK: Final = {
+    kind: names - frozenset(_RESOURCES) for kind, names in _TO_CHECK_WITH_RESOURCES.items()
+}
+_ALL_BUT_RESOURCES: Final = _ALL - frozenset(_RESOURCES)
 
 
 class ConformToSchema:
@@ -115,12 +128,21 @@ class ConformToSchema:
         if type(kind) is not str:
             event_dict["kind_"] = event_dict.pop("kind", None)
             event_dict["kind"] = kind = "log"
-        to_check = _TO_CHECK.get(kind, _ALL)
-        if to_check.isdisjoint(event_dict):  # the common case: ~0.1 µs
-            return event_dict
-        for name in to_check.intersection(event_dict):
+        to_check = _TO_CHECK.get(kind, _ALL_BUT_RESOURCES)
+        if not to_check.isdisjoint(event_dict):  # the common case is disjoint: ~0.1 µs
+            self._rename(event_dict, to_check.intersection(event_dict))
+        if (
+            type(event_dict.get("device", "")) is not str
+            or type(event_dict.get("rss_mb", 0.0)) is not float
+            or type(event_dict.get("gpu_mb", 0.0)) is not float
+        ):
+            self._rename(event_dict, [name for name in _RESOURCES if name in event_dict])
+        return event_dict
+
+    @staticmethod
+    def _rename(event_dict: dict[str, Any], names: Iterable[str]) -> None:
+        for name in names:
             value = event_dict[name]
             if not CHECKS[name](value):
                 del event_dict[name]
                 event_dict[name + "_"] = value
-        return event_dict

@@ -12,6 +12,7 @@ from gemmalog.levels import METHOD_LEVELS
 #: Envelope fields only gemmalog sets. A user field of the same name (``log.info(..., ts=x)``,
 #: ``bind(run=...)``) is kept under the name with ``_`` appended (``ts_``, ``run_``, ...).
 RESERVED: tuple[str, ...] = ("v", "ts", "level", "run", "rank")
+_RESERVED = frozenset(RESERVED)
 
 
 class AddEnvelope:
@@ -35,6 +36,7 @@ class AddEnvelope:
         # One dict display: about half the cost of building the envelope, then update()-ing.
         ts = time()
         level = METHOD_LEVELS.get(method_name, method_name)
+        context = current()
         out: dict[str, Any] = {
             "v": SCHEMA_VERSION,
             "ts": ts,
@@ -43,18 +45,12 @@ class AddEnvelope:
             "level": level,
             "run": self.run,
             "rank": self.rank,
-            **current(),
+            **context,
             **event_dict,
         }
-        # Identity checks: a user value for a reserved field is another object (an equal
-        # int or str that is the same object changes nothing anyway).
-        if (
-            out["ts"] is not ts
-            or out["level"] is not level
-            or out["run"] is not self.run
-            or out["rank"] is not self.rank
-            or out["v"] is not SCHEMA_VERSION
-        ):
+        # A user field of a reserved name, bound or given: renamed where its value is another
+        # object (an equal int or str that is the same object changes nothing anyway).
+        if not _RESERVED.isdisjoint(event_dict) or (context and not _RESERVED.isdisjoint(context)):
             out = self._rename_reserved(out, ts, level)
         if "event" not in out:
             out["event"] = out["kind"]
