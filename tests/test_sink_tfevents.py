@@ -431,3 +431,28 @@ def test_metrics_packed_in_one_call_equal_value_by_value(
         "train/n",
     ]
     assert [v.simple_value for v in first.summary.value][4:] == [1.0, math.inf, 3.0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    wall=st.floats() | st.sampled_from([0.0, -0.0, 1.7e9]),
+    step=st.integers(-(2**63), 2**63 - 1) | st.integers(-2, 300),
+    tags=st.lists(st.text(max_size=30), min_size=1, max_size=25),
+    data=st.data(),
+)
+def test_a_planned_metrics_event_equals_protobufs(
+    wall: float, step: int, tags: list[str], data: st.DataObject
+) -> None:
+    """ScalarPlan.event (the whole Event in one join) gives protobuf's bytes; None when a
+    value is not a float32-packable number."""
+    values = data.draw(st.lists(st.floats(width=32), min_size=len(tags), max_size=len(tags)))
+    encoder = ScalarEncoder()
+    plan = tfevents.ScalarPlan([encoder.prefix(t) for t in tags])
+    Value = summary_pb2.Summary.Value
+    proto_tags = [t.encode("utf-8", "backslashreplace").decode("utf-8") for t in tags]
+    summary = summary_pb2.Summary(
+        value=[Value(tag=t, simple_value=v) for t, v in zip(proto_tags, values, strict=True)]
+    )
+    expected = event_pb2.Event(wall_time=wall, step=step, summary=summary).SerializeToString()
+    assert plan.event(wall, step, values) == expected
+    assert plan.event(wall, step, [*values[:-1], "text"]) is None

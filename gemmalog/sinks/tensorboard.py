@@ -193,7 +193,13 @@ class TensorBoardSink(BaseSink):
                     self._drop(event, step)
                     continue
                 self.step = step
-                if not self._restarted and step > 0 and kind in _DATA_KINDS:
+                # (no segment, or segment 0: not a resumed segment, nothing to restart)
+                if (
+                    not self._restarted
+                    and step > 0
+                    and event.get("segment")
+                    and kind in _DATA_KINDS
+                ):
                     self._restart(event, step)
             else:
                 step = self.step
@@ -270,9 +276,9 @@ class TensorBoardSink(BaseSink):
             encode = self._scalar.prefix
             plan = plans[keys] = ScalarPlan([encode(metric_tag(k, phase)) for k in keys])
         if plan is not None:
-            summary = plan.pack(metrics.values())
-            if summary is not None:
-                self.writer.add(self._scalar.event(wall, step, [summary]))
+            data = plan.event(wall, step, metrics.values())
+            if data is not None:
+                self.writer.add(data)
                 return
         prefixes = self._metric_prefixes.get(phase)
         if prefixes is None or len(prefixes) >= ScalarEncoder.MAX_TAGS:

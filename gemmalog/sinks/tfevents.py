@@ -57,6 +57,7 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 FLOAT32 = struct.Struct("<f")
 _F64 = struct.Struct("<d")
+_WALL = struct.Struct("<Bd")  # Event.wall_time: key byte and double
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 
@@ -172,17 +173,22 @@ class ScalarEncoder:
         return self.prefix(tag) + float32(number)
 
 
+_ENCODER = ScalarEncoder()  # for its event(), which needs no tags
+
+
 class ScalarPlan:
     """A ``Summary`` of fixed tags packed in one ``struct`` call: tag bytes and floats interleaved.
 
     For the dict of metrics a training loop logs every step with the same keys.
     """
 
-    __slots__ = ("_struct", "_template")
+    __slots__ = ("_head", "_struct", "_template")
 
     def __init__(self, prefixes: list[bytes]) -> None:
         self._struct = struct.Struct("<" + "".join(f"{len(p)}sf" for p in prefixes))
         self._template: list[Any] = [x for p in prefixes for x in (p, 0.0)]
+        # Event.summary's key and length: the packed entries always have the same size
+        self._head = b"\x2a" + varint(self._struct.size)
 
     def pack(self, values: Any) -> bytes | None:
         """The entries for ``values`` (one per tag, in order); None when one is not a number."""
@@ -192,6 +198,18 @@ class ScalarPlan:
             return self._struct.pack(*args)
         except (struct.error, OverflowError, TypeError, ValueError):
             return None  # text, None, a list, a too-large value: the careful path decides
+
+    def event(self, wall_time: float, step: int, values: Any) -> bytes | None:
+        """``ScalarEncoder().event(wall_time, step, [self.pack(values)])`` (None when
+        :meth:`pack` gives None), in one join for the usual non-zero time and positive step."""
+        summary = self.pack(values)
+        if summary is None:
+            return None
+        if wall_time and step > 0:  # both written (0.0 and -0.0 are falsy: the general path)
+            return b"".join(
+                (_WALL.pack(0x09, wall_time), b"\x10", varint(step), self._head, summary)
+            )
+        return _ENCODER.event(wall_time, step, [summary])
 
 
 _BUCKETS = 30
