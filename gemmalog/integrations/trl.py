@@ -65,14 +65,25 @@ _MISSING = object()
 def split_logs(logs: dict[str, Any]) -> dict[str, dict[str, float]]:
     """``{phase: {name: value}}`` from an ``on_log`` dict: numeric values only (bools as 0/1
     excluded, as transformers' TensorBoardCallback does); ``eval_`` keys go to phase eval."""
-    out: dict[str, dict[str, float]] = {}
+    train: dict[str, float] = {}
+    evals: dict[str, float] = {}
+    eval_first = False  # the phases in the order their first key came, as logs has them
     for key, value in logs.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        # TRL's values are plain floats and ints: one type() check each; bools are ints.
+        t = type(value)
+        if t is not float and t is not int and (t is bool or not isinstance(value, int | float)):
             continue
         if key.startswith(_EVAL_PREFIX):
-            out.setdefault("eval", {})[key[len(_EVAL_PREFIX) :]] = value
+            if not evals and not train:
+                eval_first = True
+            evals[key[len(_EVAL_PREFIX) :]] = value
         else:
-            out.setdefault("train", {})[key] = value
+            train[key] = value
+    if eval_first:
+        return {"eval": evals, "train": train} if train else {"eval": evals}
+    out: dict[str, dict[str, float]] = {"train": train} if train else {}
+    if evals:
+        out["eval"] = evals
     return out
 
 

@@ -1,17 +1,25 @@
 """Device and memory on every event, sampled at most once per interval.
 
-The per-event cost is one float comparison: psutil and torch are asked only when the
+The per-event cost is one float comparison: memory and torch are asked only when the
 interval has passed, and torch only when the program already imported it (gemmalog never
 imports torch itself).
+
+The samplers avoid psutil where the OS answers directly: RSS is one ``pread`` of
+``/proc/self/statm`` on a descriptor kept open (psutil opens, reads and closes the file, and
+every one of those calls lets go of the GIL, which a busy training thread then holds for up
+to a switch interval), and the CPU percentage is a delta of ``time.process_time`` (one
+``clock_gettime``, no file) where psutil parses ``/proc/self/stat``. psutil, imported on
+first need, remains the RSS source where there is no ``/proc`` (macOS, Windows).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import threading
+import time
 from typing import Any
-
-import psutil
 
 _MB = 1024.0 * 1024.0
 
@@ -54,28 +62,95 @@ def accelerator_memory_mb() -> dict[str, float]:
     return out
 
 
-_PROCESS: psutil.Process | None = None
+class _Sampler:
+    """Where this process's RSS is read from, and the CPU baseline of ``cpu_percent``.
+
+    Both belong to one process: ``/proc/self`` is resolved when the file is opened, so a
+    forked child would read its parent's memory through an inherited descriptor, and its
+    CPU clock starts afresh. The child therefore starts with a new sampler (see the
+    ``register_at_fork`` below), as psutil's first call in a new process would.
+    """
+
+    __slots__ = ("cpu", "lock", "process", "statm")
+
+    def __init__(self) -> None:
+        self.statm: int | None = None  # descriptor of /proc/self/statm; -1: none to be had
+        self.process: Any = None  # psutil.Process, where there is no /proc
+        self.cpu: tuple[float, float] | None = None  # (process CPU s, monotonic s) last time
+        self.lock = threading.Lock()  # one descriptor, whichever threads sample first
 
 
-def _process() -> psutil.Process:
-    global _PROCESS
-    if _PROCESS is None:
-        _PROCESS = psutil.Process()
-    return _PROCESS
+_SAMPLER = _Sampler()
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _after_fork() -> None:
+    global _SAMPLER
+    old, _SAMPLER = _SAMPLER, _Sampler()
+    if old.statm is not None and old.statm >= 0:
+        with contextlib.suppress(OSError):
+            os.close(old.statm)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _statm(sampler: _Sampler) -> int:
+    """The open ``/proc/self/statm`` descriptor, or -1 where there is none."""
+    fd = sampler.statm
+    if fd is None:
+        with sampler.lock:
+            fd = sampler.statm
+            if fd is None:
+                try:
+                    fd = os.open("/proc/self/statm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except OSError:
+                    fd = -1
+                sampler.statm = fd
+    return fd
 
 
 def rss_mb() -> float:
     """This process's resident memory in MiB (one /proc read). The one memory sampler: the
-    envelope's ``rss_mb``, ``log_memory_usage`` and the TRL callback all read it here."""
-    return float(_process().memory_info().rss / _MB)
+    envelope's ``rss_mb``, ``log_memory_usage`` and the TRL callback all read it here.
+
+    The same figure as psutil's ``memory_info().rss``: the second field of ``statm``
+    (resident pages) times the page size."""
+    sampler = _SAMPLER
+    fd = _statm(sampler)
+    if fd >= 0:
+        try:
+            return int(os.pread(fd, 256, 0).split()[1]) * _PAGE / _MB
+        except (OSError, ValueError, IndexError):
+            # Closed or reused behind our back (a program that closes every descriptor):
+            # psutil from now on. The descriptor is not closed, it may be someone else's.
+            sampler.statm = -1
+    if sampler.process is None:
+        import psutil  # only where /proc cannot answer
+
+        sampler.process = psutil.Process()
+    return float(sampler.process.memory_info().rss / _MB)
+
+
+def cpu_percent() -> float:
+    """The process's CPU use since the previous call, in percent of one CPU (above 100 with
+    several busy threads), rounded to 0.1: what psutil's ``Process.cpu_percent(None)``
+    reports, and 0.0 on the first call of a process as there. Child processes not counted."""
+    sampler = _SAMPLER
+    now = (time.process_time(), time.monotonic())
+    last, sampler.cpu = sampler.cpu, now
+    if last is None or now[1] <= last[1]:
+        return 0.0
+    return round(100.0 * (now[0] - last[0]) / (now[1] - last[1]), 1)
 
 
 def process_memory() -> dict[str, float]:
-    """``cpu_rss_mb`` and ``cpu_percent`` of this process; empty when psutil cannot tell."""
+    """``cpu_rss_mb`` and ``cpu_percent`` of this process; empty when the OS cannot tell."""
     out: dict[str, float] = {}
     try:
         out["cpu_rss_mb"] = rss_mb()
-        out["cpu_percent"] = _process().cpu_percent(interval=None)
+        out["cpu_percent"] = cpu_percent()
     except Exception:
         pass
     return out
