@@ -215,7 +215,8 @@ class ScalarPlan:
 _BUCKETS = 30
 # HistogramProto's double fields 1-5 (min, max, num, sum, sum_squares): key bytes, wire type 1.
 _HISTO_KEYS = (b"\x09", b"\x11", b"\x19", b"\x21", b"\x29")
-_HISTO_HEAD = struct.Struct("<BdBdBdBdBd")
+_HISTO_HEAD = struct.Struct("<BdBdBdBdBd")  # count >= 1: num is never left out
+_HISTO_TAIL = struct.Struct("<BdBdBdBd")
 
 
 def _double_field(key: bytes, value: float) -> bytes:
@@ -274,7 +275,12 @@ def histogram_bytes(values: list[float]) -> bytes:
     """``HistogramProto(min=..., max=..., num=..., sum=..., sum_squares=..., bucket_limit=...,
     bucket=...).SerializeToString()`` for the finite ``values`` (not empty), without a proto."""
     lo, hi, count, total, squares, limits, counts = histogram_parts(values)
-    if 0.0 in (lo, hi, total, squares):  # (-0.0 too) a field that may be left out: one by one
+    if 0.0 not in (lo, hi, total, squares):  # (-0.0 == 0.0) all five written, in one call
+        head = _HISTO_HEAD.pack(0x09, lo, 0x11, hi, 0x19, count, 0x21, total, 0x29, squares)
+    elif lo == 0.0 and 0.0 not in (hi, total, squares) and math.copysign(1.0, lo) > 0:
+        # the usual reward histogram: min 0.0, left out; the other four in one call
+        head = _HISTO_TAIL.pack(0x11, hi, 0x19, count, 0x21, total, 0x29, squares)
+    else:  # a field that is zero (left out) or -0.0 (written): one by one
         k = _HISTO_KEYS
         head = b"".join(
             (
@@ -285,8 +291,6 @@ def histogram_bytes(values: list[float]) -> bytes:
                 _double_field(k[4], squares),
             )
         )
-    else:  # count >= 1: all five written, in one call
-        head = _HISTO_HEAD.pack(0x09, lo, 0x11, hi, 0x19, count, 0x21, total, 0x29, squares)
     n = len(limits)  # == len(counts) >= 1: both packed fields are written
     size = varint(8 * n)
     doubles = struct.pack(f"<{2 * n}d", *limits, *counts)
