@@ -291,10 +291,35 @@ def histogram_bytes(values: list[float]) -> bytes:
                 _double_field(k[4], squares),
             )
         )
-    n = len(limits)  # == len(counts) >= 1: both packed fields are written
-    size = varint(8 * n)
-    doubles = struct.pack(f"<{2 * n}d", *limits, *counts)
-    return b"".join((head, b"\x32", size, doubles[: 8 * n], b"\x3a", size, doubles[8 * n :]))
+    # bucket_limit and bucket, both packed and never empty (len(limits) == len(counts) >= 1)
+    return head + _buckets(len(limits)).pack(limits, counts)
+
+
+class _Buckets:
+    """``bucket_limit`` then ``bucket`` (fields 6 and 7, packed, ``n`` doubles each) in one
+    ``struct`` call: the field keys and lengths go in as ``s`` arguments."""
+
+    __slots__ = ("_counts_key", "_limits_key", "_struct")
+
+    def __init__(self, n: int) -> None:
+        size = varint(8 * n)
+        self._limits_key = b"\x32" + size
+        self._counts_key = b"\x3a" + size
+        k = len(size) + 1
+        self._struct = struct.Struct(f"<{k}s{n}d{k}s{n}d")
+
+    def pack(self, limits: list[float], counts: list[float]) -> bytes:
+        return self._struct.pack(self._limits_key, *limits, self._counts_key, *counts)
+
+
+_BUCKET_PACKERS: dict[int, _Buckets] = {}  # n <= 30 buckets: at most 30 entries
+
+
+def _buckets(n: int) -> _Buckets:
+    packer = _BUCKET_PACKERS.get(n)
+    if packer is None:
+        packer = _BUCKET_PACKERS[n] = _Buckets(n)
+    return packer
 
 
 def tag_field(tag: str) -> bytes:
