@@ -29,7 +29,7 @@ class _Partial(Exception):
 
 
 class JsonlSink(BaseSink):
-    """Append rendered lines to ``path``; one ``write`` syscall per flush.
+    """Append rendered lines to ``path``; one ``writev`` syscall per flush (per 1,024 lines).
 
     Lines are collected in memory and written when :meth:`flush` runs (the listener calls it
     every ``flush_interval`` seconds and at shutdown) or when more than ``max_buffer`` bytes
