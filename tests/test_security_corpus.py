@@ -420,6 +420,57 @@ def test_prefilter_never_misses_a_rule(text: str) -> None:
         assert may_hold_secret(text), text
 
 
+_KEYWORDS = [
+    *("token", "secret", "password", "passwd", "passphrase", "pwd", "credential", "credentials"),
+    *("auth", "cookie", "apikey", "authorization", "api_key", "accessKey", "AccountKey"),
+    *("SessionKey", "access_signature", "sig"),
+]
+
+
+@pytest.mark.parametrize("keyword", [f(k) for k in _KEYWORDS for f in (str, str.upper, str.title)])
+def test_prefilter_finds_every_assignment_form(keyword: str) -> None:
+    """Every gap between a credential word and its separator, amid arithmetic (whose many
+    ``=`` and ``:`` the prefilter now rejects with one class test each)."""
+    gaps = ["", " ", "   ", "\t", '"', "'", '\\"', "\\'", '" ', "'\t ", '\\" ']
+    for gap in gaps:
+        for sep in ":=":
+            for value in (" abcd1234", '"abcd1234"', "abcd1234", " 'abcd1234'"):
+                text = f"12 * 7 = 84: 3 - 1 = 2. {keyword}{gap}{sep}{value} and 5 = 5:"
+                if SHAPES.search(text) is not None:
+                    assert may_hold_secret(text), text
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        *(f"gl{p}-" + "Xy7Zw6Vu5Ts4Rq3Po2Nm" for p in ("pat", "dt", "rt", "ptt", "cbt", "ft")),
+        *(f"gl{p}-" + "Xy7Zw6Vu5Ts4Rq3Po2Nm" for p in ("imt", "soat", "oas", "agent")),
+        *(f"gh{c}_" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF2gH4" for c in "pousr"),
+        *(f"xox{c}-" + "123456789012-AbCdEf" for c in "abposre"),
+        *(f"A{p}" + "Z7Q3XK2M9PLW4RTB" for p in ("KIA", "SIA", "GPA", "IDA", "ROA", "NPA")),
+        *(f"A{p}" + "Z7Q3XK2M9PLW4RTB" for p in ("NVA", "IPA", "BIA", "CCA")),
+        "AIza" + "SyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
+        "ya29." + "a0AfH6SMBx1234567890abcdefg",
+        "https://hooks.slack.com/" + "services/T000/B000/XXXX",
+        "sk-" + "proj-Ab12Cd34Ef56Gh78Ij90Kl12Mn34",
+        "rk-" + "live-Ab12Cd34Ef56Gh78Ij90Kl12Mn34",
+        "hf_" + "xQzKpLmNoPqRsTuVwXyZaBcDeFgHiJkLmN",
+        "github_pat_" + "11ABCDEFG0aBcDeFgHiJkLmNoPqRsTuVwXyZ01",
+        "eyJhbGciOiJIUzI1NiJ9" + ".eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIE",
+        "Bearer abcdefgh12345678",
+        "BEARER abcdefgh12345678",
+        "Basic dXNlcjpwYXNz",
+        "--hub_token abc123def",
+        "wandb login " + "0123456789abcdef" * 2 + "01234567",
+    ],
+)
+def test_prefilter_finds_every_rule_amid_arithmetic(secret: str) -> None:
+    for text in (secret, f"12 * 7 = 84. so x - 1 = 83: {secret} and half-sum. Done", f"{secret}."):
+        assert SHAPES.search(text) is not None, text
+        assert may_hold_secret(text), text
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -300,7 +300,11 @@ SHAPES = re.compile(_alternation(_RULES))
 # `token" =`, and a URL's `user:pw@` from its `@`. Longest keyword first ("credentials"
 # before "credential").
 _ASSIGNED = (
-    r"""\s*['"]?\\?(?:"""
+    # Whitespace taken possessively (what follows it is never whitespace), then one class
+    # test: the separators of arithmetic ("12 * 7 = 84") fail here, before the alternation.
+    r"""\s*+(?=['"\\"""
+    + "".join(sorted({k[-1] for k in _ASSIGNED_KEYWORDS}))
+    + r"""])['"]?\\?(?:"""
     + _alternation(
         tuple(((k[::-1],), "") for k in sorted(_ASSIGNED_KEYWORDS, key=len, reverse=True))
     )
