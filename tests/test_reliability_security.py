@@ -288,3 +288,33 @@ def test_fast_path_gives_what_the_walk_gives() -> None:
         assert repr(got) == repr(expected), event  # repr: keys' order, NaN, big ints, tuples
     # not vacuous: the clean events went through the fast path
     assert any(shape is not None and shape.clean for shape in shared._shapes.values())
+
+
+def test_pieces_of_a_clean_text_are_found_where_str_find_finds_them() -> None:
+    """Redact._inside finds a piece from its first 64 characters: the same first occurrence
+    (and so the same answer) as a plain find, also when that prefix occurs earlier."""
+    import random
+
+    from gemmalog.processors.redact import _CUTS, Redact
+
+    def reference(part: str, clean: str) -> bool:
+        at = clean.find(part)
+        if at < 0:
+            return False
+        end = at + len(part)
+        return (at == 0 or clean[at - 1] in _CUTS) and (end == len(clean) or clean[end] in _CUTS)
+
+    rng = random.Random(5)
+    redact = Redact()
+    block = "a" * 70  # a 64-character prefix that recurs with different endings
+    tokens = [block, block + "b", "<r>", "</r>", " ", "\n", "x", "yz", "7 = 7:"]
+    found = 0
+    for _ in range(4000):
+        clean = "".join(rng.choice(tokens) for _ in range(rng.randint(1, 12)))
+        start = rng.randrange(len(clean))
+        part = clean[start : rng.randint(start + 1, len(clean))]
+        if rng.random() < 0.2:
+            part += rng.choice(tokens)  # sometimes not a piece at all
+        assert redact._inside(part, clean) == reference(part, clean), (part, clean)
+        found += reference(part, clean)
+    assert found > 100

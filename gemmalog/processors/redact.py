@@ -122,9 +122,16 @@ class Redact:
         """
         if self._extra:
             return False
-        at = clean.find(part)
+        # Where the piece first occurs: found from its first 64 characters (a long needle
+        # costs str.find a table over all of it), and confirmed by comparing the rest. Where
+        # the whole piece is, its prefix is too, so a confirmed first prefix is the first piece.
+        at = clean.find(part[:64])
         if at < 0:
             return False
+        if not clean.startswith(part, at):
+            at = clean.find(part)
+            if at < 0:
+                return False
         end = at + len(part)
         return (at == 0 or clean[at - 1] in _CUTS) and (end == len(clean) or clean[end] in _CUTS)
 
