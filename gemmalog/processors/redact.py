@@ -262,10 +262,11 @@ class Redact:
         for key, val in event_dict.items():
             t = type(val)
             if t is str:
-                # The envelope's run id names the run in every view: never rewritten. A
-                # piece of a text already found clean needs no scan of its own.
+                # The envelope's run id names the run in every view: never rewritten. A long
+                # piece of a text already found clean needs no scan of its own (a short text
+                # is looked up in the cache, cheaper than looking for it in the long one).
                 skip = len(val) < 8 or key == "run"
-                if not skip and (clean is None or not self._inside(val, clean)):
+                if not skip and (clean is None or len(val) <= 256 or not self._inside(val, clean)):
                     out = event_dict[key] = self.text(val)
                     if out is val and len(val) > 256 and (clean is None or len(val) > len(clean)):
                         clean = val
