@@ -182,6 +182,20 @@ def test_nan_stays_distinct_from_null_and_types_are_declared(root: Path) -> None
     assert source == plain
 
 
+def test_the_empty_tail_has_the_columns_of_the_live_select(root: Path) -> None:
+    from gemmalog.queries._cache_store import source_select
+
+    run = root / "r"
+    run.mkdir()
+    _put(run / "events.0.jsonl", [_event(i) for i in range(3)], "wb")
+    assert_same(run)
+    con = connect(run, cache=True)  # nothing after the watermark: the tail is declared empty
+    tail = con.execute("DESCRIBE _gemmalog_tail").fetchall()
+    live = con.execute(f"DESCRIBE {source_select([str(run / 'events.0.jsonl')])}").fetchall()
+    con.close()
+    assert [row[:2] for row in tail] == [row[:2] for row in live] and len(tail) > 20
+
+
 def test_only_new_complete_lines_are_parsed(root: Path) -> None:
     run = root / "r"
     run.mkdir()

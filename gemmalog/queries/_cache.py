@@ -34,6 +34,7 @@ from typing import Any
 
 import duckdb
 
+from gemmalog import events
 from gemmalog._version import __version__ as _version
 from gemmalog.notices import warn_once
 from gemmalog.queries._cache_store import (
@@ -181,9 +182,11 @@ class _Snapshot:
     def _load_tails(self, con: duckdb.DuckDBPyConnection, tails: list[tuple[str, bytes]]) -> None:
         """Parse the bytes after each watermark, as read at connect, into ``_gemmalog_tail``."""
         if not tails:
-            con.execute(
-                "CREATE TEMP TABLE _gemmalog_tail AS SELECT * FROM _gemmalog_live WHERE false"
+            # The columns the live SELECT gives (binding it would glob and open the shards).
+            columns = ", ".join(
+                f"{quote_identifier(name)} {sql}" for name, sql in events.all_columns().items()
             )
+            con.execute(f"CREATE TEMP TABLE _gemmalog_tail ({columns}, filename VARCHAR)")
             return
         with tempfile.TemporaryDirectory(prefix="gemmalog-tail-") as tmp:
             names: list[tuple[str, str]] = []
@@ -267,13 +270,13 @@ def attach(
         )
         _segments_function(con, _always)
         return
-    con.execute(f"CREATE VIEW _gemmalog_live AS {source_select(list(source.shards))}")
     snapshot = _Snapshot(source)
     try:
         snapshot.build(con)
     except Exception as exc:  # never in the user's way: the JSONL answers as without a cache
         warn_once(f"query cache not used ({exc}); reading the JSONL instead")
-        con.execute("CREATE OR REPLACE VIEW _events_source AS SELECT * FROM _gemmalog_live")
+        live = source_select(list(source.shards))
+        con.execute(f"CREATE OR REPLACE VIEW _events_source AS {live}")
         _segments_function(con, _always)
         return
     con.execute("SET parquet_metadata_cache = true")  # every view binds the parts again
@@ -281,6 +284,10 @@ def attach(
     _segments_function(con, snapshot.mixed_segments)
     con.execute("CREATE VIEW _events_source AS SELECT * FROM query(gemmalog_source())")
     _snapshots[con] = snapshot
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _always() -> bool:
