@@ -1,8 +1,17 @@
 """Training overhead: what logging a GRPO run costs, by CPU accounting and by step time.
 
-The same tiny-Gemma GRPO training (batch 4, 4 generations, ``logging_steps=1``) runs under
-each logger in turn, in one process, rounds alternating (the order rotates every round),
-after a warm-up run of each:
+The same GRPO training (batch 4, 4 generations, ``logging_steps=1``) runs under each logger
+in turn, in one process, rounds alternating (the order rotates every round), after a
+warm-up run of each. ``--model`` picks the model, several comma-separated are run one after
+the other with tables of their own:
+
+- ``tiny``: the ~100k-parameter tiny Gemma of ``examples/tiny_gemma.py`` (completions of up
+  to 32 tokens): a step of ~50-100 ms of CPU, so any fixed per-step cost looks large;
+- ``small``: a randomly initialised Gemma-3 of hidden size 256, 4 layers (~3.5M parameters,
+  the tiny one's tokenizer), completions of 64 tokens: a step closer to a real one's
+  proportions on a CPU, for the same logging work per step.
+
+The loggers:
 
 - ``none``: ``report_to="none"``, no callback;
 - ``minimal`` / ``seed``: gemmalog with ``configs/minimal.yaml`` / ``configs/gemma_logging.yaml``,
@@ -15,7 +24,10 @@ resolves 1 % is CPU: per run, the training thread's CPU (``time.thread_time``), 
 process's CPU, and each logger's own CPU, which is
 
 - on the training thread: ``time.thread_time`` around every hook of the logger's callback
-  and (gemmalog) every reward batch handed over, and
+  and (gemmalog) every reward call handed over; the timing itself costs about a
+  microsecond a call, which the hooks a callback does not override (transformers' no-op
+  ``TrainerCallback`` methods, timed the same way in the same run) measure: the tables
+  give the figure with that timer cost taken out ("net") beside the raw one, and
 - in the background: the CPU clock of every Python thread started during the run, read when
   the thread ends (``thread_time`` in the thread, via ``Thread._bootstrap_inner``) or, for one
   still running, from ``/proc`` (psutil), plus the CPU of child processes it started.
@@ -25,7 +37,7 @@ in the same round) is kept beside it. ``--imports N`` adds the import-time compa
 fresh interpreters alternating ``import structlog, orjson``, ``import gemmalog`` and
 ``import gemmalog`` plus a first log call.
 
-    python benchmarks/bench_training_overhead.py --rounds 8 --steps 20 \\
+    python benchmarks/bench_training_overhead.py --rounds 8 --steps 20 --model tiny,small \\
         --out benchmarks/results/training_overhead_2core
 """
 
@@ -58,7 +70,13 @@ import gsm_data  # noqa: E402
 import psutil  # noqa: E402
 import reward_functions  # noqa: E402
 import tiny_gemma  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    TrainerCallback,
+)
 from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]  # noqa: E402
 
 import gemmalog  # noqa: E402
@@ -78,6 +96,64 @@ LABELS = {
     "wandb": 'wandb offline (`report_to="wandb"`, `WANDB_MODE=offline`)',
 }
 CALLBACK_CLASSES = {"GemmalogCallback", "TensorBoardCallback", "TrackioCallback", "WandbCallback"}
+
+#: name -> (completion length, architecture; None: examples/tiny_gemma.py's build as it is).
+MODELS: dict[str, tuple[int, dict[str, Any] | None]] = {
+    "tiny": (32, None),
+    "small": (
+        64,
+        {
+            "hidden_size": 256,
+            "intermediate_size": 1024,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 1,
+            "head_dim": 64,
+            "query_pre_attn_scalar": 64,
+            "layer_types": ["sliding_attention"] * 3 + ["full_attention"],
+            "sliding_window": 128,
+            "max_position_embeddings": 512,
+        },
+    ),
+}
+
+
+def prepare_model(name: str, tiny_dir: Path, out: Path) -> tuple[Path, dict[str, Any]]:
+    """The model directory for ``name`` and what the tables say of it."""
+    length, spec = MODELS[name]
+    path = tiny_dir
+    if spec is not None:
+        # Randomly initialised (seeded) with the tiny model's tokenizer: its completions are
+        # noise, but every one is scored and logged all the same, at full length.
+        tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+        base = AutoModelForCausalLM.from_pretrained(tiny_dir).config
+        config = Gemma3TextConfig(
+            vocab_size=base.vocab_size,
+            pad_token_id=base.pad_token_id,
+            bos_token_id=base.bos_token_id,
+            eos_token_id=base.eos_token_id,
+            tie_word_embeddings=True,
+            **spec,
+        )
+        import torch
+
+        torch.manual_seed(0)
+        model = Gemma3ForCausalLM(config)
+        model.generation_config.eos_token_id = base.eos_token_id
+        model.generation_config.pad_token_id = base.pad_token_id
+        model.generation_config.bos_token_id = base.bos_token_id
+        path = out / f"model-{name}"
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    info = {
+        "name": name,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "hidden_size": model.config.hidden_size,
+        "layers": model.config.num_hidden_layers,
+        "completion_length": length,
+    }
+    return path, info
 
 
 # -- per-thread CPU -------------------------------------------------------------------------
@@ -137,28 +213,46 @@ def children_cpu() -> dict[int, float]:
     return out
 
 
+#: The key of the hooks a callback leaves as TrainerCallback's no-ops, summed: their timed
+#: cost is the timer's own (plus a no-op call), per call.
+NOOP = "(no-op hooks)"
+
+
 def time_hooks(owner: Any, names: list[str], into: dict[str, list[float]]) -> None:
-    """Wrap ``owner``'s methods: CPU (thread_time) and wall seconds per method name."""
+    """Wrap ``owner``'s methods: CPU (thread_time) seconds, wall seconds and calls per method
+    name; those ``owner``'s class does not override from TrainerCallback go under NOOP."""
     for name in names:
         original = getattr(owner, name)
+        inherited = getattr(type(owner), name, None) is getattr(TrainerCallback, name, object())
 
         def timed(
-            *a: Any, _original: Callable[..., Any] = original, _name: str = name, **k: Any
+            *a: Any,
+            _original: Callable[..., Any] = original,
+            _name: str = NOOP if inherited else name,
+            **k: Any,
         ) -> Any:
             c0, w0 = time.thread_time(), time.perf_counter()
             try:
                 return _original(*a, **k)
             finally:
-                slot = into.setdefault(_name, [0.0, 0.0])
+                slot = into.setdefault(_name, [0.0, 0.0, 0])
                 slot[0] += time.thread_time() - c0
                 slot[1] += time.perf_counter() - w0
+                slot[2] += 1
 
         setattr(owner, name, timed)
 
 
 # -- one run --------------------------------------------------------------------------------
 def one_run(
-    model_dir: Path, config: str, *, steps: int, batch: int, tmp: Path, clock: ThreadClock
+    model_dir: Path,
+    config: str,
+    *,
+    steps: int,
+    batch: int,
+    tmp: Path,
+    clock: ThreadClock,
+    completion_length: int = 32,
 ) -> dict[str, Any]:
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -180,7 +274,7 @@ def one_run(
         max_steps=steps,
         per_device_train_batch_size=batch,
         num_generations=4,
-        max_completion_length=32,
+        max_completion_length=completion_length,
         bf16=False,
         use_cpu=True,
         activation_checkpointing=False,
@@ -225,6 +319,10 @@ def one_run(
     )
     step_times = [e["step_time"] for e in trainer.state.log_history if "step_time" in e]
     caller_cpu = sum(v[0] for v in hooks.values())
+    noop = hooks.get(NOOP)
+    # The timer's cost per timed call, from the no-op hooks of the same run (0: none timed).
+    per_call = noop[0] / noop[2] if noop and noop[2] else 0.0
+    calls = sum(v[2] for k, v in hooks.items() if k != NOOP)
     return {
         "config": config,
         "step_ms": 1000 * statistics.median(step_times) if step_times else float("nan"),
@@ -232,11 +330,18 @@ def one_run(
         "process_cpu_ms": 1000 * proc_cpu / steps,
         "train_thread_cpu_ms": 1000 * train_thread_cpu / steps,
         "logger_caller_cpu_ms": 1000 * caller_cpu / steps,
+        # Without the no-op hooks and the timer's cost on the timed calls of the others.
+        "logger_caller_net_cpu_ms": 1000
+        * max(0.0, caller_cpu - (noop[0] if noop else 0.0) - calls * per_call)
+        / steps,
+        "timer_us_per_call": 1e6 * per_call,
+        "timed_calls_per_step": calls / steps,
         "logger_caller_wall_ms": 1000 * sum(v[1] for v in hooks.values()) / steps,
         "threads_cpu_ms": {k: 1000 * v / steps for k, v in sorted(threads.items())},
         "children_cpu_ms": 1000 * child_cpu / steps,
         "owned_children_cpu_ms": 1000 * owned_cpu / steps,
         "hooks_cpu_ms": {k: 1000 * v[0] / steps for k, v in sorted(hooks.items())},
+        "hooks_calls": {k: v[2] / steps for k, v in sorted(hooks.items())},
         "rss_delta_mb": (rss_after - rss_before) / 2**20,
     }
 
@@ -273,9 +378,11 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             owned = r["owned_children_cpu_ms"]
             r["logger_children_cpu_ms"] = max(0.0, owned - idle_children) if owned else 0.0
     for config, rs in runs.items():
+        # Results saved before the timer's cost was measured have only the raw figure.
+        net = [r.get("logger_caller_net_cpu_ms", r["logger_caller_cpu_ms"]) for r in rs]
         logger = [
-            r["logger_caller_cpu_ms"] + r["logger_threads_cpu_ms"] + r["logger_children_cpu_ms"]
-            for r in rs
+            n + r["logger_threads_cpu_ms"] + r["logger_children_cpu_ms"]
+            for n, r in zip(net, rs, strict=True)
         ]
         background = [r["logger_threads_cpu_ms"] + r["logger_children_cpu_ms"] for r in rs]
         out[config] = {
@@ -293,6 +400,12 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "train_thread_cpu_ms": statistics.median(r["train_thread_cpu_ms"] for r in rs),
             "caller_cpu_ms": statistics.median(r["logger_caller_cpu_ms"] for r in rs),
             "caller_cpu_spread": spread([r["logger_caller_cpu_ms"] for r in rs]),
+            "caller_net_cpu_ms": statistics.median(net),
+            "caller_net_cpu_spread": spread(net),
+            "timer_us_per_call": statistics.median(r.get("timer_us_per_call", 0.0) for r in rs),
+            "timed_calls_per_step": statistics.median(
+                r.get("timed_calls_per_step", 0.0) for r in rs
+            ),
             "caller_wall_ms": statistics.median(r["logger_caller_wall_ms"] for r in rs),
             "threads_cpu_ms": statistics.median(r["logger_threads_cpu_ms"] for r in rs),
             "threads_cpu_spread": spread([r["logger_threads_cpu_ms"] for r in rs]),
@@ -319,19 +432,28 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
-def tables(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+def tables(summary: dict[str, Any], meta: dict[str, Any], model: dict[str, Any] | None) -> str:
     lines = [
         f"Rounds: {meta['rounds']} × {meta['steps']} steps, batch {meta['batch']}, "
         f"{meta['cpus']} CPUs, load average {meta['load_before']} before, "
         f"{meta['load_after']} after; Python {meta['python']}.",
+    ]
+    if model is not None:
+        lines.append(
+            f"Model `{model['name']}`: {model['parameters']:,} parameters, hidden size "
+            f"{model['hidden_size']}, {model['layers']} layers, completions of up to "
+            f"{model['completion_length']} tokens."
+        )
+    lines += [
         "",
-        "| logger | its CPU on the training thread, ms/step | its background CPU, ms/step | "
-        "total, ms/step (spread) | % of the step's CPU | % of the step's wall time |",
+        "| logger | its CPU on the training thread, ms/step: net (raw) | its background CPU, "
+        "ms/step | total, ms/step (spread) | % of the step's CPU | % of the step's wall time |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for config, s in summary.items():
         lines.append(
-            f"| {LABELS[config]} | {s['caller_cpu_ms']:.3f} ({s['caller_cpu_spread']}) | "
+            f"| {LABELS[config]} | {s['caller_net_cpu_ms']:.3f} ({s['caller_cpu_ms']:.3f}; "
+            f"{s['caller_net_cpu_spread']}) | "
             f"{s['background_cpu_ms']:.3f} ({s['background_cpu_spread']}) | "
             f"**{s['logger_cpu_ms']:.3f}** "
             f"({s['logger_cpu_spread']}) | **{s['pct_of_step_cpu']:.2f} %** | "
@@ -352,11 +474,19 @@ def tables(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             f"{statistics.median(wv):+.1f} % ({min(wv):+.1f}…{max(wv):+.1f}) | "
             f"{s['process_cpu_ms']:.1f} | {s['train_thread_cpu_ms']:.1f} | {s['rss_delta_mb']:+.1f} |"
         )
+    timers = ", ".join(
+        f"{c} {s['timer_us_per_call']:.2f} × {s['timed_calls_per_step']:.0f} calls/step"
+        for c, s in summary.items()
+        if s["timed_calls_per_step"]
+    )
     lines += [
         "",
-        "Per hook, CPU ms/step on the training thread (median); the Python threads each run "
-        "started (those a run without logging starts too are not counted as the logger's: "
-        f"{', '.join(next(iter(summary.values()))['common_threads']) or 'none'}):",
+        "Net: without the timer's own cost, measured in each run on the hooks a callback "
+        "leaves as TrainerCallback's no-ops"
+        + (f" (µs per timed call, median: {timers})" if timers else " (not in this result)")
+        + ". Per hook, raw CPU ms/step on the training thread (median); the Python threads "
+        "each run started (those a run without logging starts too are not counted as the "
+        f"logger's: {', '.join(next(iter(summary.values()))['common_threads']) or 'none'}):",
         "",
     ]
     for config, s in summary.items():
@@ -413,9 +543,12 @@ def import_table(times: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
-def render(result: dict[str, Any], summary: dict[str, Any]) -> str:
+def render(result: dict[str, Any]) -> str:
+    """The tables of a result: one set per model (a result saved before ``--model`` existed
+    has its runs at the top level, for the tiny model)."""
     meta = result["meta"]
-    text = tables(summary, meta)
+    models = result.get("models") or {"": {"runs": result["runs"], "model": None}}
+    text = "\n\n".join(tables(summarize(m["runs"]), meta, m["model"]) for m in models.values())
     if meta.get("skipped"):
         text += f"\n\nNot run (the package does not import): {', '.join(meta['skipped'])}."
     if result.get("imports"):
@@ -433,6 +566,11 @@ def main() -> None:
     parser.add_argument(
         "--configs", default="none,minimal,seed,tensorboard,trackio,wandb", help="comma-separated"
     )
+    parser.add_argument(
+        "--model",
+        default="tiny",
+        help=f"comma-separated, run one after the other: {', '.join(MODELS)} (see above)",
+    )
     parser.add_argument("--imports", type=int, default=0, help="rounds of the import comparison")
     parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
     parser.add_argument(
@@ -444,11 +582,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.render is not None:
         saved = json.loads(args.render.read_text())
-        text = render(saved, summarize(saved["runs"]))
+        text = render(saved)
         print(text)
         args.render.with_suffix(".md").write_text(text + "\n")
         return
-    model_dir = tiny_gemma.build_tiny_gemma(args.tiny_cache)
+    names = [m for m in args.model.split(",") if m]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown or not names:
+        parser.error(f"--model: unknown {', '.join(unknown) or 'none given'}")
+    tiny_dir = tiny_gemma.build_tiny_gemma(args.tiny_cache)
     configs = [c for c in args.configs.split(",") if available(c)]
     skipped = [c for c in args.configs.split(",") if c not in configs]
     if "none" not in configs:
@@ -463,41 +605,52 @@ def main() -> None:
         "skipped": skipped,
     }
     clock = ThreadClock()
-    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    models: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for config in configs:  # warm-up, not counted
-            one_run(
-                model_dir,
-                config,
-                steps=2,
-                batch=args.batch,
-                tmp=Path(tmp) / f"w-{config}",
-                clock=clock,
-            )
-        for i in range(args.rounds):
-            order = configs[i % len(configs) :] + configs[: i % len(configs)]
-            for config in order:
-                r = one_run(
+        for name in names:
+            model_dir, info = prepare_model(name, tiny_dir, Path(tmp))
+            length = info["completion_length"]
+            runs: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+            models[name] = {"model": info, "runs": runs}
+            for config in configs:  # warm-up, not counted
+                one_run(
                     model_dir,
                     config,
-                    steps=args.steps,
+                    steps=2,
                     batch=args.batch,
-                    tmp=Path(tmp) / f"r{i}-{config}",
+                    tmp=Path(tmp) / f"{name}-w-{config}",
                     clock=clock,
+                    completion_length=length,
                 )
-                runs[config].append(r)
-                print(
-                    f"round {i} {config}: wall {r['wall_ms']:.1f} ms/step, logger CPU "
-                    f"{r['logger_caller_cpu_ms']:.3f} ms/step + threads {r['threads_cpu_ms']}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            for i in range(args.rounds):
+                order = configs[i % len(configs) :] + configs[: i % len(configs)]
+                for config in order:
+                    r = one_run(
+                        model_dir,
+                        config,
+                        steps=args.steps,
+                        batch=args.batch,
+                        tmp=Path(tmp) / f"{name}-r{i}-{config}",
+                        clock=clock,
+                        completion_length=length,
+                    )
+                    runs[config].append(r)
+                    print(
+                        f"{name} round {i} {config}: wall {r['wall_ms']:.1f} ms/step, "
+                        f"process CPU {r['process_cpu_ms']:.1f} ms/step, logger CPU "
+                        f"{r['logger_caller_net_cpu_ms']:.3f} (raw "
+                        f"{r['logger_caller_cpu_ms']:.3f}) ms/step + threads "
+                        f"{r['threads_cpu_ms']}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     meta["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    result: dict[str, Any] = {"meta": meta, "runs": runs}
+    result: dict[str, Any] = {"meta": meta, "models": models}
     if args.imports:
         result["imports"] = import_times(args.imports)
-    result["summary"] = summarize(runs)
-    text = render(result, result["summary"])
+    for m in models.values():
+        m["summary"] = summarize(m["runs"])
+    text = render(result)
     print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
