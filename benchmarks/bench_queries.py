@@ -263,6 +263,12 @@ def _best(fn: Any, repeat: int = 3) -> tuple[float, Any]:
     return min(times), result
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def _fleet(base: Path, runs: int) -> dict[str, float]:
     """``gemmalog runs`` over a root of small runs: first (cache built) and repeated."""
     from click.testing import CliRunner
@@ -307,13 +313,19 @@ def main() -> None:
     parser.add_argument(
         "--fleet", type=int, default=0, help="also time `gemmalog runs` over N runs"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of read_json into a table and first summary, alternated (median)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures here as JSON")
     args = parser.parse_args()
 
     import duckdb
 
     from gemmalog.queries import to_csv, to_parquet
-    from gemmalog.queries._connect import _columns_literal
+    from gemmalog.queries._sql import columns_literal
 
     base = args.dir or Path(tempfile.mkdtemp(prefix="gemmalog-bench-"))
     run_dir = base / "runs" / "bench-run"
@@ -327,6 +339,7 @@ def main() -> None:
             f"duckdb {duckdb.__version__}"
         )
         fig["events"], fig["jsonl_bytes"] = args.steps * 100, size
+        fig["load_average_start"] = os.getloadavg()
         print(fig["machine"])
         print(f"fixture: {args.steps * 100:,} events, {mb:,.1f} MB JSONL, written in {gen_s:.1f} s")
 
@@ -335,14 +348,9 @@ def main() -> None:
             con.execute(f"CREATE TABLE t AS SELECT * FROM read_json('{shard}'{columns})")
             con.close()
 
+        declared = f", format = 'newline_delimited', columns = {columns_literal()}"
         if not args.skip_baseline:
-            declared = f", format = 'newline_delimited', columns = {_columns_literal()}"
-            fig["read_json_declared_s"], _ = _timed(lambda: read_json_table(declared))
             fig["read_json_auto_s"], _ = _timed(lambda: read_json_table(""))
-            print(
-                f"DuckDB read_json into a table: {fig['read_json_declared_s']:.2f} s with the declared "
-                f"columns, {fig['read_json_auto_s']:.2f} s auto-detected"
-            )
 
         if not args.skip_jsonl:
             fig["jsonl"] = {"summary": _timed(lambda: _summary(run_dir, False))[0]}
@@ -352,12 +360,39 @@ def main() -> None:
                 "JSONL (no cache): " + ", ".join(f"{k} {v:.2f} s" for k, v in fig["jsonl"].items())
             )
 
-        first, result = _timed(lambda: _summary(run_dir, True))
+        # The first summary (which builds the cache) against DuckDB's read_json of the shard
+        # into a table with the same declared columns, alternated round by round so that both
+        # see the same machine; the cache is dropped before each first summary.
+        firsts: list[float] = []
+        bases: list[float] = []
+        result: Any = None
+        for round_ in range(args.rounds):
+            order = ("base", "first") if round_ % 2 == 0 else ("first", "base")
+            for what in order:
+                if what == "base":
+                    if not args.skip_baseline:
+                        bases.append(_timed(lambda: read_json_table(declared))[0])
+                    continue
+                shutil.rmtree(run_dir / ".gemmalog-cache", ignore_errors=True)
+                t, result = _timed(lambda: _summary(run_dir, True))
+                firsts.append(t)
+        first = _median(firsts)
         fig["cache_first_summary_s"] = first
+        fig["cache_first_summary_rounds_s"] = firsts
+        if bases:
+            fig["read_json_declared_s"] = _median(bases)
+            fig["read_json_declared_rounds_s"] = bases
+            fig["first_summary_ratio"] = first / fig["read_json_declared_s"]
+            print(
+                f"DuckDB read_json into a table: {fig['read_json_declared_s']:.2f} s with the "
+                f"declared columns (median of {len(bases)}), "
+                f"{fig['read_json_auto_s']:.2f} s auto-detected; first summary (builds the cache) "
+                f"{first:.2f} s (median of {len(firsts)}) = {fig['first_summary_ratio']:.2f} x"
+            )
         fig["cache_repeated_summary_s"], again = _best(lambda: _summary(run_dir, True))
         assert repr(again) == repr(result)
         fig["cache"] = {
-            name: _best(lambda sql=sql: _ask(run_dir, sql, True))[0]
+            name: _best(lambda sql=sql: _ask(run_dir, sql, True), 5)[0]
             for name, sql in QUESTIONS.items()
         }
         fig["cache_bytes"] = _du(run_dir / ".gemmalog-cache")
@@ -408,6 +443,7 @@ def main() -> None:
                 f"gemmalog runs over {args.fleet} runs: "
                 + ", ".join(f"{k} {v:.2f} s" for k, v in fig["fleet"].items() if k != "runs")
             )
+        fig["load_average_end"] = os.getloadavg()
         if args.json is not None:
             args.json.write_text(json.dumps(fig, indent=2))
     finally:

@@ -242,6 +242,12 @@ def test_runs_view(con: duckdb.DuckDBPyConnection, runs_root: Path) -> None:
     assert rows(con, "SELECT config->>'$.settings.run_id' FROM runs WHERE run = 'beta'") == [
         ("beta",)
     ]
+    # summary() reads _run_facts: the runs view without its last reward and accuracy
+    facts = [c for c in t if c not in ("last_reward", "accuracy")]
+    assert rows(con, "SELECT * EXCLUDE (last_reward, accuracy) FROM runs ORDER BY run") == rows(
+        con, "SELECT * FROM _run_facts ORDER BY run"
+    )
+    assert list(types(con, "_run_facts")) == facts
 
 
 def test_torn_line_is_skipped_and_counted(con: duckdb.DuckDBPyConnection, runs_root: Path) -> None:

@@ -4,7 +4,7 @@
 -- name: run
 SELECT run, name, status, start, "end", duration_s, steps, events, ranks, world_size,
        drops, events_written, events_lost, sink_errors, error, host, dir
-FROM runs;
+FROM _run_facts;
 
 -- name: loss
 SELECT phase,
