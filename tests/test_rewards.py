@@ -614,3 +614,122 @@ def test_resource_samples_read_proc_on_the_listener_and_keep_their_fields(root: 
     for event in memory:
         assert event["device"] == "cpu" and event["cpu_rss_mb"] > 0 and "cpu_percent" in event
     assert "tokens_per_second" not in memory[0] and memory[1]["tokens_per_second"] == 123.0
+
+
+def test_correct_fn_gets_the_sample_and_correct_reward_comes_first(root: Path) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def judge(sample: dict[str, Any]) -> bool:
+        seen.append(sample)
+        return bool(sample["index"] == 1)
+
+    run = gemmalog.initialize(root=str(root))
+    call(
+        wrap_reward_functions([correctness, fmt], RewardCollector(correct_fn=judge)), global_step=0
+    )
+    gemmalog.shutdown()
+    assert [sorted(s) for s in seen] == [["answer", "index", "rewards", "text", "true_answer"]] * 3
+    assert seen[1]["answer"] == "5" and seen[1]["true_answer"] == "4"
+    assert seen[2]["text"] == "no format at all"
+    assert seen[0]["rewards"] == {"correctness": 2.0, "fmt": 0.5}
+    nan = seen[2]["rewards"]["fmt"]
+    assert nan != nan  # TRL's NaN for a None reward
+    outputs = events_of(run.dir, "model_output")
+    assert [o["correct"] for o in outputs] == [False, True, False]
+    assert [o["total_reward"] for o in outputs] == [2.5, 0.5, 0.0]  # NaN left out of the sum
+
+    seen.clear()
+    run = gemmalog.initialize(root=str(root))
+    collector = RewardCollector(correct_fn=judge, correct_reward="fmt", correct_threshold=0.1)
+    call(wrap_reward_functions([correctness, fmt], collector), global_step=0)
+    gemmalog.shutdown()
+    assert seen == []  # correct_reward decides; correct_fn is not asked
+    assert [o["correct"] for o in events_of(run.dir, "model_output")] == [True, True, None]
+
+
+def _batch_events_of_every_shape() -> list[dict[str, Any]]:
+    import numpy as np
+
+    nan, inf = float("nan"), float("inf")
+    samples = ["train:1:0", "train:1:1", "train:1:2"]
+    reward = {"kind": "reward", "logger": "r", "phase": "train", "reward_fn": "f", "step": 1}
+    summary = {"kind": "reward_summary", "logger": "r", "step": 1, "phase": "train"}
+    stats = {"mean": 0.5, "std": 0.1, "min": 0.0, "max": 1.0, "count": 3}
+    generation = {"kind": "generation_metrics", "logger": "m", "step": 5, "phase": "train"}
+    return [
+        {**reward, "values": [0.5, 1.0, -0.0], "samples": samples},  # the common case
+        {**reward, "values": [0.5, nan, inf], "samples": samples},
+        {**reward, "values": [1e308, 1e308], "samples": samples[:2]},  # a sum that overflows
+        {**reward, "values": [1.0] * 9, "samples": [f"s{i}" for i in range(9)]},  # > max_items
+        {**reward, "values": [1, 2.0, True, None], "samples": ["a", "b" * 80, "c", "d"]},
+        {**reward, "values": [np.float32(0.5), 1.0], "samples": [1, "x"]},
+        {**reward, "values": [], "samples": []},
+        {**summary, "stats": {"f": stats, "g": dict(stats)}},
+        {**summary, "stats": {"f": {**stats, "mean": None, "count": 0}, "g": stats}},
+        {**summary, "stats": {"f": {**stats, "max": inf}}},
+        {**summary, "stats": {1: stats}},
+        {**summary, "stats": {f"f{i}": stats for i in range(9)}},
+        {**summary, "stats": {"f": {f"k{i}": 1.0 for i in range(9)}}},
+        {**summary, "stats": {"f": [1.0]}},
+        {**generation, "_generations": ["short", "x" * 10], "_token_lengths": [3, 4]},
+        {**generation, "_generations": ["y" * 100, "z"], "_token_lengths": [3, True]},
+        {**generation, "_generations": ["a", 5], "_token_lengths": [3.0, 4]},
+        {
+            "kind": "model_output",
+            "logger": "m",
+            "model_output": "w" * 100,
+            "rewards": {"f": nan},
+            "values": [nan],
+        },
+        {"kind": "metrics", "logger": "m", "metrics": {"a": 1.0}, "values": [inf]},
+    ]
+
+
+def test_batch_sanitize_gives_what_the_pipelines_sanitize_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reward batch's shortcut past the sanitizer's walk: for every shape of field it
+    may see, the same line (values, types and key order) as the full walk, which it still
+    takes for anything it cannot prove plain; and it does skip the walk in the common case."""
+    import copy
+
+    import orjson
+
+    from gemmalog.processors.sanitize import Sanitize, Sanitizer
+
+    sanitize = Sanitize(Sanitizer(max_string_length=64, max_items=5))
+    shortcut = rewards_module._BatchSanitize(sanitize)
+    for event in _batch_events_of_every_shape():
+        expected = sanitize(None, "info", copy.deepcopy(event))
+        got = shortcut(None, "info", copy.deepcopy(event))
+        assert list(got) == list(expected)
+        assert orjson.dumps(got) == orjson.dumps(expected), event["kind"]
+        assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]
+
+    walks: list[Any] = []
+    original = Sanitizer.clean
+
+    def counted(self: Sanitizer, value: Any, *args: Any) -> Any:
+        walks.append(value)
+        return original(self, value, *args)
+
+    monkeypatch.setattr(Sanitizer, "clean", counted)
+    fresh = rewards_module._BatchSanitize(sanitize)
+    plain = _batch_events_of_every_shape()
+    for event in (plain[0], plain[7], plain[14]):
+        fresh(None, "info", event)
+    assert walks == []
+    values = plain[1]["values"]  # a NaN and an infinity: walked, the samples are not
+    fresh(None, "info", plain[1])
+    assert len(walks) == 1 and walks[0] is values
+
+    # Another sanitizer than gemmalog's own: every event goes through it whole.
+    calls: list[str] = []
+
+    def other(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        calls.append(event["kind"])
+        return event
+
+    event = _batch_events_of_every_shape()[0]
+    assert rewards_module._BatchSanitize(other)(None, "info", dict(event)) == event
+    assert calls == ["reward"]
