@@ -310,3 +310,29 @@ def test_seed_config_writes_tensorboard_without_torch_or_tensorflow(
     assert acc.Histograms("reward_values/correctness")[0].histogram_value.num == 2
     assert [t.step for t in acc.Tensors("samples/train")] == [1]
     assert "tensorflow" not in sys.modules and "tensorboardX" not in sys.modules
+
+
+def test_a_resumed_segment_starts_with_a_session_log_start(tmp_path: Path) -> None:
+    """Segment n > 0 writes one SessionLog START at the first step it logs (TensorBoard then
+    drops the earlier segments' points from that step on); a first segment writes none."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.compat.proto import event_pb2
+
+    def starts(log_dir: Path, segment: int | None) -> list[int]:
+        extra = {} if segment is None else {"segment": segment}
+        batch = [({"kind": "log", "step": 1, **extra}, b"")] + [
+            ({"kind": "metrics", "step": s, "metrics": {"loss": 1.0}, **extra}, b"")
+            for s in (0, 7, 8)
+        ]
+        with TensorBoardSink(log_dir) as sink:
+            sink.write(batch)
+        (path,) = log_dir.glob("events.out.tfevents.*")
+        return [
+            e.step
+            for e in EventFileLoader(str(path)).Load()
+            if e.HasField("session_log") and e.session_log.status == event_pb2.SessionLog.START
+        ]
+
+    assert starts(tmp_path / "resumed", 2) == [7]
+    assert starts(tmp_path / "first", 0) == []
+    assert starts(tmp_path / "plain", None) == []
