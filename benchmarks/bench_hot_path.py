@@ -7,9 +7,14 @@ Compared in the same process, alternating, against:
 - stdlib: ``logging.FileHandler`` with a ``json.dumps`` formatter, inline.
 
 Method: each contender logs N calls of a 20-float-metric step (and of a ~2 KB model output)
-in rounds; per call cost is timed with ``perf_counter_ns`` around the call; the median and
-p99 of all calls are reported, then the median over rounds. Throughput is events/s until the
-last line is durable in the file (flushed). Run: ``python benchmarks/bench_hot_path.py``.
+in rounds; per call cost is timed with ``perf_counter_ns`` around the call; the median, p99
+and p99.9 of all calls are reported, then the median over rounds (N is large enough for the
+p99.9 to be a few dozen calls, not the one slowest). Throughput is events/s until the last
+line is durable in the file (flushed), with the CPU it took per event summed over all the
+process's threads (the caller's, the listener's, a sink's writer thread); CPU per event is
+also measured the way a training loop logs: bursts of 100 events with a few milliseconds
+idle between them, from the first log call through ``shutdown()``.
+Run: ``python benchmarks/bench_hot_path.py``.
 """
 
 from __future__ import annotations
@@ -198,7 +203,7 @@ def percentile(values: list[float], q: float) -> float:
 def run_latency(
     contenders: list[type[Contender]], method: str, n: int, rounds: int, pause: float
 ) -> dict[str, dict[str, float]]:
-    per: dict[str, list[tuple[float, float]]] = {c.name: [] for c in contenders}
+    per: dict[str, list[tuple[float, float, float]]] = {c.name: [] for c in contenders}
     for r in range(rounds):
         order = contenders if r % 2 == 0 else list(reversed(contenders))
         for cls in order:
@@ -211,30 +216,83 @@ def run_latency(
                 gc.enable()
                 c.finish()
             us = [s / 1000 for s in samples[n // 10 :]]  # drop warm-up
-            per[cls.name].append((statistics.median(us), percentile(us, 0.99)))
+            per[cls.name].append(
+                (statistics.median(us), percentile(us, 0.99), percentile(us, 0.999))
+            )
     return {
         name: {
-            "median_us": statistics.median(m for m, _ in vals),
-            "p99_us": statistics.median(p for _, p in vals),
+            "median_us": statistics.median(v[0] for v in vals),
+            "p99_us": statistics.median(v[1] for v in vals),
+            "p999_us": statistics.median(v[2] for v in vals),
+            # Per round, then the median: the tail relative to the same round's median.
+            "p999_over_median": statistics.median(v[2] / v[0] for v in vals),
         }
         for name, vals in per.items()
     }
 
 
-def run_throughput(contenders: list[type[Contender]], n: int, rounds: int) -> dict[str, float]:
-    per: dict[str, list[float]] = {c.name: [] for c in contenders}
+def run_throughput(
+    contenders: list[type[Contender]], n: int, rounds: int
+) -> dict[str, dict[str, float]]:
+    """Events/s of a tight loop until flushed and closed, and the CPU it took per event.
+
+    ``cpu_us``: process CPU (all threads) per event; ``caller_cpu_us``: the calling thread's
+    share. Each contender's threads have ended before the next one starts.
+    """
+    per: dict[str, list[tuple[float, float, float]]] = {c.name: [] for c in contenders}
     for r in range(rounds):
         order = contenders if r % 2 == 0 else list(reversed(contenders))
         for cls in order:
             with tempfile.TemporaryDirectory() as tmp:
                 c = cls()
                 c.setup(Path(tmp))
+                cpu0, own0 = time.process_time(), time.thread_time()
                 t0 = time.perf_counter()
                 for i in range(n):
                     c.step(i)
                 c.finish()  # flushes and closes: durable in the file (page cache)
-                per[cls.name].append(n / (time.perf_counter() - t0))
-    return {name: statistics.median(v) for name, v in per.items()}
+                elapsed = time.perf_counter() - t0
+                cpu, own = time.process_time() - cpu0, time.thread_time() - own0
+                per[cls.name].append((n / elapsed, cpu / n * 1e6, own / n * 1e6))
+    return {
+        name: {
+            "events_per_s": statistics.median(v[0] for v in vals),
+            "cpu_us": statistics.median(v[1] for v in vals),
+            "caller_cpu_us": statistics.median(v[2] for v in vals),
+        }
+        for name, vals in per.items()
+    }
+
+
+def run_cpu_bursts(
+    contenders: list[type[Contender]], n: int, rounds: int, burst: int = 100, idle: float = 0.003
+) -> dict[str, dict[str, float]]:
+    """CPU per event as a training loop logs: ``burst`` events, ``idle`` s asleep, and so on,
+    from the first log call through ``finish()`` (shutdown), process CPU of all threads."""
+    per: dict[str, list[tuple[float, float]]] = {c.name: [] for c in contenders}
+    for r in range(rounds):
+        order = contenders if r % 2 == 0 else list(reversed(contenders))
+        for cls in order:
+            with tempfile.TemporaryDirectory() as tmp:
+                c = cls()
+                c.setup(Path(tmp))
+                cpu0, own0 = time.process_time(), time.thread_time()
+                i = 0
+                while i < n:
+                    for _ in range(burst):
+                        c.step(i)
+                        i += 1
+                    time.sleep(idle)
+                c.finish()
+                cpu, own = time.process_time() - cpu0, time.thread_time() - own0
+                per[cls.name].append((cpu / i * 1e6, own / i * 1e6))
+    return {
+        name: {
+            "cpu_us": statistics.median(v[0] for v in vals),
+            "caller_cpu_us": statistics.median(v[1] for v in vals),
+        }
+        for name, vals in per.items()
+    }
 
 
 def caller_only(rounds: int, n: int = 1000, batches: int = 100) -> dict[str, float]:
@@ -268,6 +326,9 @@ def caller_only(rounds: int, n: int = 1000, batches: int = 100) -> dict[str, flo
                     pipeline.queue._dq.clear()
                 gc.enable()
                 out[name].append(statistics.median(per))
+            # The stopped listener took the sentinel: a restarted one must not stop at once
+            # (shutdown's flush would then wait its whole timeout for nobody).
+            pipeline.queue._sentinel_seen = False
             pipeline.listener.start()
             gemmalog.shutdown()
             floor.finish()
@@ -310,9 +371,12 @@ print((after - before) / 2**20, (peak - before) / 2**20)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20000)
+    # Enough calls for the p99.9 to be the 30th slowest of the tight loop's measured calls
+    # and the 9th of the paced loop's (the first tenth of each round is warm-up).
+    parser.add_argument("--calls", type=int, default=33000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--paced-calls", type=int, default=2000)
+    parser.add_argument("--paced-calls", type=int, default=10000)
+    parser.add_argument("--burst-events", type=int, default=20000)
     parser.add_argument("--rss-events", type=int, default=1_000_000)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -332,7 +396,8 @@ def main() -> None:
     results["model_output_tight"] = run_latency(
         contenders, "output", args.calls // 4, args.rounds, 0.0
     )
-    results["throughput_events_per_s"] = run_throughput(contenders, args.calls * 5, args.rounds)
+    results["throughput"] = run_throughput(contenders, args.calls * 3, args.rounds)
+    results["cpu_bursts"] = run_cpu_bursts(contenders, args.burst_events, args.rounds)
     results["step_caller_only"] = caller_only(args.rounds)
     results["import_ms"] = import_time()
     if args.rss_events:
@@ -343,12 +408,18 @@ def main() -> None:
     g = Gemmalog.name
     for table in ("step_tight", "step_paced_1ms", "model_output_tight"):
         print(f"\n## {table}: caller-thread µs per call (median of {args.rounds} rounds)")
-        print("| contender | median µs | p99 µs | × raw floor | × naive |")
-        print("|---|---:|---:|---:|---:|")
+        print(
+            "| contender | median µs | p99 µs | p99.9 µs | p99.9 × own median | "
+            "× raw floor | × naive |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for name, v in results[table].items():
             f = v["median_us"] / results[table][floor]["median_us"]
             nv = v["median_us"] / results[table][naive]["median_us"]
-            print(f"| {name} | {v['median_us']:.2f} | {v['p99_us']:.2f} | {f:.2f} | {nv:.2f} |")
+            print(
+                f"| {name} | {v['median_us']:.2f} | {v['p99_us']:.2f} | {v['p999_us']:.1f} | "
+                f"{v['p999_over_median']:.1f} | {f:.2f} | {nv:.2f} |"
+            )
     co = results["step_caller_only"]
     print(
         "\n## step, caller's own work (gemmalog's listener paused; mean µs per call in batches of 1,000)"
@@ -356,11 +427,31 @@ def main() -> None:
     print(
         f"raw floor {co['raw floor']:.2f} µs, gemmalog {co['gemmalog']:.2f} µs: {co['gemmalog'] / co['raw floor']:.2f} × the floor"
     )
-    print("\n## end-to-end throughput (20-metric steps until flushed and closed)")
-    print("| contender | events/s | × raw floor |")
-    print("|---|---:|---:|")
-    for name, v in results["throughput_events_per_s"].items():
-        print(f"| {name} | {v:,.0f} | {v / results['throughput_events_per_s'][floor]:.2f} |")
+    tp = results["throughput"]
+    print(
+        "\n## end-to-end throughput (20-metric steps in a tight loop until flushed and closed);"
+        " CPU µs per event, all threads"
+    )
+    print("| contender | events/s | × raw floor | CPU µs/event | of which caller | × raw floor |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, v in tp.items():
+        print(
+            f"| {name} | {v['events_per_s']:,.0f} | "
+            f"{v['events_per_s'] / tp[floor]['events_per_s']:.2f} | {v['cpu_us']:.2f} | "
+            f"{v['caller_cpu_us']:.2f} | {v['cpu_us'] / tp[floor]['cpu_us']:.2f} |"
+        )
+    cb = results["cpu_bursts"]
+    print(
+        f"\n## CPU µs per event, bursts of 100 steps 3 ms apart, first call through shutdown "
+        f"({args.burst_events:,} events; process CPU, all threads)"
+    )
+    print("| contender | CPU µs/event | of which caller | × raw floor |")
+    print("|---|---:|---:|---:|")
+    for name, v in cb.items():
+        print(
+            f"| {name} | {v['cpu_us']:.2f} | {v['caller_cpu_us']:.2f} | "
+            f"{v['cpu_us'] / cb[floor]['cpu_us']:.2f} |"
+        )
     print(
         f"\nimport gemmalog: {results['import_ms']:.0f} ms (median of 5 fresh interpreters; torch not imported)"
     )

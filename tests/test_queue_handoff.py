@@ -1,0 +1,99 @@
+"""The hand-off between the callers and the listener: wake-ups, room for blocked producers,
+and the loss window while a batch is processed in chunks (not timed: bounds are generous)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import gemmalog
+from gemmalog._queue import EventQueue
+from tests.helpers import events_of
+
+
+def test_the_listener_is_woken_once_wake_at_events_wait() -> None:
+    # A 30 s poll: only a wake-up from put() can return the batch in time.
+    q = EventQueue(maxsize=1000, poll_interval=30.0, wake_at=4)
+    got: list[list[Any] | None] = []
+    taker = threading.Thread(target=lambda: got.append(q.get(True)))
+    taker.start()
+    time.sleep(0.05)
+    for i in range(5):
+        q.put({"ts": float(i)})
+    taker.join(timeout=10)
+    assert not taker.is_alive()
+    batch = got[0]
+    assert batch is not None and [e["ts"] for e in batch][:4] == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_blocked_producer_goes_on_once_the_queue_is_down_to_half() -> None:
+    q = EventQueue(maxsize=8, policy="block", poll_interval=0.02)
+    q.max_batch = 2  # the listener takes two at a time
+    for i in range(8):
+        q.put({"ts": float(i)})
+    producer = threading.Thread(target=q.put, args=({"ts": 8.0},))
+    producer.start()
+    time.sleep(0.2)
+    assert producer.is_alive() and len(q) == 8
+    taken = [q.get(False), q.get(False)]  # 4 left: at half, no more
+    assert [len(b or []) for b in taken] == [2, 2]
+    # Room existed after the first take; the producer waited for half the queue, and the
+    # safety-net polls (20 ms) in between found it still above half.
+    producer.join(timeout=10)
+    assert not producer.is_alive()
+    assert [e["ts"] for e in q._dq] == [4.0, 5.0, 6.0, 7.0, 8.0]
+
+
+def test_a_producer_blocked_past_half_is_not_woken_by_every_take() -> None:
+    q = EventQueue(maxsize=8, policy="block", poll_interval=30.0)
+    q.max_batch = 1
+    for i in range(8):
+        q.put({"ts": float(i)})
+    producer = threading.Thread(target=q.put, args=({"ts": 8.0},))
+    producer.start()
+    time.sleep(0.1)
+    for _ in range(3):  # 5 left: more than half, the producer keeps waiting
+        q.get(False)
+    time.sleep(0.2)
+    assert producer.is_alive() and len(q) == 5
+    q.get(False)  # 4 left: woken at once (its own poll is 30 s)
+    producer.join(timeout=10)
+    assert not producer.is_alive() and len(q) == 5
+
+
+def test_a_slow_batch_is_flushed_between_chunks(root: Path) -> None:
+    """A batch that takes longer than flush_interval is written to the shard while it is
+    still being processed: the loss window does not grow with the batch."""
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("kind") == "metrics":
+            started.set()
+            release.wait(10)  # the first event holds the listener until the rest are queued
+            time.sleep(0.007)
+        return event
+
+    run = gemmalog.initialize(
+        root=str(root), flush_interval=0.2, capture_stdlib=False, listener_processors=[slow]
+    )
+    shard = run.dir / "events.0.jsonl"
+    gemmalog.log_training_progress(step=0, metrics={"x": 0.0})
+    assert started.wait(10)
+    for i in range(1, 300):
+        gemmalog.log_training_progress(step=i, metrics={"x": float(i)})
+    # Queued within the time bound (0.3 s) of the first one: the listener now takes the rest
+    # as one batch of 299 events, 7 ms each: ~2.1 s.
+    release.set()
+    deadline = time.monotonic() + 1.5
+    lines = 0
+    while time.monotonic() < deadline:
+        lines = shard.read_bytes().count(b'"kind":"metrics"')
+        if lines > 1:
+            break
+        time.sleep(0.01)
+    assert 1 < lines < 300, f"{lines} metrics lines in the shard 1.5 s into a 2.1 s batch"
+    gemmalog.shutdown()
+    assert [e["step"] for e in events_of(run.dir, "metrics")] == list(range(300))
