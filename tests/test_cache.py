@@ -196,6 +196,39 @@ def test_the_empty_tail_has_the_columns_of_the_live_select(root: Path) -> None:
     assert [row[:2] for row in tail] == [row[:2] for row in live] and len(tail) > 20
 
 
+def test_total_reward_is_the_logged_one_else_the_sum_of_the_rewards(root: Path) -> None:
+    run = root / "r"
+    run.mkdir()
+    outputs = [
+        {"rewards": {"a": 1.0, "b": 2.0}},  # no total: the sum
+        {"rewards": {"a": 1.0, "b": 2.0}, "total_reward": 10.0},  # the logged total
+        {"rewards": {"a": float("nan"), "b": 1.0}},  # NaN stays NaN
+        {"rewards": {}},  # an empty sum is NULL, as list_sum says
+        {},  # neither
+    ]
+    lines = [
+        orjson.dumps(
+            {"v": 1, "ts": 1.0 + i, "kind": "model_output", "run": "r", "rank": 0, "step": i}
+            | fields
+        )
+        for i, fields in enumerate(outputs)
+    ]
+    lines[2] = lines[2].replace(b"null", b"NaN")  # orjson writes NaN as null; the logger NaN
+    _put(run / "events.0.jsonl", lines, "wb")
+    assert_same(run)
+    for cache in (False, True):
+        con = connect(run, cache=cache)
+        got = con.execute("SELECT step, total_reward FROM completions ORDER BY step").fetchall()
+        assert repr(got) == repr([(0, 3.0), (1, 10.0), (2, float("nan")), (3, None), (4, None)])
+        # total_reward left out: the sums, as before _rewards_sum (a connection served by the
+        # cache is pinned to its parts instead, which hold every column)
+        freeze(con, ["kind", "run", "step", "rewards"])
+        got = con.execute("SELECT step, total_reward FROM completions ORDER BY step").fetchall()
+        second = 10.0 if cache else 3.0
+        assert repr(got) == repr([(0, 3.0), (1, second), (2, float("nan")), (3, None), (4, None)])
+        con.close()
+
+
 def test_only_new_complete_lines_are_parsed(root: Path) -> None:
     run = root / "r"
     run.mkdir()

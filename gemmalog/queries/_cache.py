@@ -186,7 +186,10 @@ class _Snapshot:
             columns = ", ".join(
                 f"{quote_identifier(name)} {sql}" for name, sql in events.all_columns().items()
             )
-            con.execute(f"CREATE TEMP TABLE _gemmalog_tail ({columns}, filename VARCHAR)")
+            con.execute(
+                f"CREATE TEMP TABLE _gemmalog_tail ({columns}, _rewards_sum DOUBLE, "
+                "filename VARCHAR)"
+            )
             return
         with tempfile.TemporaryDirectory(prefix="gemmalog-tail-") as tmp:
             names: list[tuple[str, str]] = []

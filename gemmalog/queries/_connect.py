@@ -70,6 +70,9 @@ def freeze(con: duckdb.DuckDBPyConnection, columns: Iterable[str] | None = None)
         for name, sql in events.all_columns().items()
         if keep is not None and name not in keep
     ]
+    if keep is not None and "total_reward" not in keep:  # completions then sums the rewards
+        total = "list_sum(map_values(rewards))" if "rewards" in keep else "NULL::DOUBLE"
+        blank.append(f"{total} AS _rewards_sum")
     replace = f" REPLACE ({', '.join(blank)})" if blank else ""
     con.execute(f"CREATE TEMP TABLE _events_snapshot AS SELECT *{replace} FROM _events_source")
     con.execute("CREATE OR REPLACE VIEW _events_source AS SELECT * FROM _events_snapshot")

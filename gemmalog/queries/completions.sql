@@ -3,17 +3,18 @@
 -- That dedupe is a window over every completion; gemmalog_mixed_segments() is false when
 -- every row read is of one segment (the query cache knows), and then it keeps every row:
 -- DuckDB folds the function into a constant and prunes the branch not taken.
+-- total_reward: the logged one, else the sum of the rewards (_rewards_sum, see _source.sql).
 CREATE VIEW completions AS
 WITH outputs AS NOT MATERIALIZED (
     SELECT run, rank, phase, step, sample, ts, epoch,
            question, prompt, true_answer, model_output, reasoning, answer, correct,
            rewards,
-           coalesce(total_reward, list_sum(map_values(rewards))) AS total_reward,
+           coalesce(total_reward, _rewards_sum) AS total_reward,
            coalesce(length_chars, length(model_output))::INTEGER AS length,
            length_tokens,
            segment
-    FROM events
-    WHERE kind = 'model_output'
+    FROM _events_source  -- `events`' rows (kind and run set), with _rewards_sum
+    WHERE kind = 'model_output' AND run IS NOT NULL
 )
 SELECT * EXCLUDE (segment) FROM outputs WHERE NOT gemmalog_mixed_segments()
 UNION ALL
