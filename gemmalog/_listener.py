@@ -12,7 +12,6 @@ removed) is reported the same way, with the lines that went with it.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import traceback
@@ -80,10 +79,6 @@ def _plain_keys(value: Any, depth: int = 0) -> Any:
     return value
 
 
-#: Lets go of the GIL and takes it back: ``sched_yield`` is a ~1 µs syscall; ``sleep(0)``
-#: (Windows, which has no ``sched_yield``) sleeps for the timer's slack, ~50-80 µs on Linux.
-_let_go_of_the_gil: Callable[[], Any] = getattr(os, "sched_yield", None) or (lambda: time.sleep(0))
-
 #: At most this many JSONL incident events per run (a flapping disk must not flood the log).
 MAX_NOTICES = 10
 
@@ -121,7 +116,7 @@ class EventListener(QueueListener):
         self._lost_ok = 0  # lines_lost when writes last succeeded
         self._notices = 0
         self._next_flush = time.monotonic() + flush_interval
-        #: Events processed between two chances for a caller to take the GIL (see _between_chunks).
+        #: Events processed between two looks at the loss window (see _between_chunks).
         self.chunk = 32
 
     @property
@@ -194,20 +189,20 @@ class EventListener(QueueListener):
                 request.done.set()
 
     def _between_chunks(self, batch: list[Any], rest: int) -> None:
-        """Between two chunks of a batch: keep the loss window, and let a caller in.
+        """Between two chunks of a batch: keep the loss window.
 
-        A caller that wants the GIL while this thread holds it waits until this thread
-        lets go of it, or a whole switch interval (5 ms by default) before CPython takes it
-        away. ``sched_yield`` lets go of it (a syscall, ~1 µs): a caller waits for about
-        one chunk, not for a batch of up to ``max_batch`` events. The switch interval itself
-        is the user's process setting and stays as it is. When the shard's oldest unwritten
-        event is ``flush_interval`` old, the shard is flushed here instead (the write lets
-        go of the GIL as well), so a batch slowed down by a busy caller does not widen the
-        loss window.
+        When the shard's oldest unwritten event is ``flush_interval`` old, the shard is
+        flushed here rather than after the whole batch: a batch slowed down by a busy caller
+        (the two share the GIL) or by slow sinks does not widen the window by its length.
+
+        No GIL hand-off here: ``sched_yield`` (or ``sleep(0)``) lets a waiting caller in
+        sooner than the switch interval, but it also hands this thread's CPU to any other
+        runnable process (torch's threads, CPU burners in the tests) for a scheduler slice
+        per chunk; with the machine busy the listener then fell so far behind that events
+        older than the loss window were still unwritten.
         """
         inflight = self.events.inflight_since
         if inflight is None or time.time() - inflight < self.flush_interval:
-            _let_go_of_the_gil()
             return
         since = None
         for item in batch[rest:]:
