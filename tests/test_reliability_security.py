@@ -262,6 +262,8 @@ _VALUES = [
     {"hub_token": "abc12345"},
     {SECRETS["hf"]: 1.0},
     ("tuple", SECRETS["openai"]),
+    "a long clean completion, " * 20,
+    "a long completion that quotes a key: " * 8 + SECRETS["hf"],
 ]
 
 
@@ -318,3 +320,26 @@ def test_pieces_of_a_clean_text_are_found_where_str_find_finds_them() -> None:
         assert redact._inside(part, clean) == reference(part, clean), (part, clean)
         found += reference(part, clean)
     assert found > 100
+
+
+def test_events_with_long_texts_walk_without_key_checks_and_still_redact() -> None:
+    """Completions (long texts that never repeat) are walked every time, their keys known
+    safe: a secret in the completion, in a short field or as a new key is still redacted."""
+    from gemmalog.processors.redact import _SAFE_KEYS, REDACTED, Redact
+
+    redact = Redact()
+    base = {"kind": "model_output", "logger": "gemmalog.model", "question": "q?", "step": 1}
+    for i in range(40):
+        completion = f"step {i}: " + "we add the numbers, " * 20
+        out = redact(None, "", {**base, "model_output": completion, "answer": "42"})
+        assert out["model_output"] == completion
+    (shape,) = redact._shapes.values()
+    assert shape is _SAFE_KEYS
+    for name, secret in MARKED.items():
+        out = redact(None, "", {**base, "model_output": "x " * 200 + secret, "answer": secret})
+        assert secret not in orjson.dumps(out).decode(), name
+        assert out["answer"] == REDACTED
+    out = redact(
+        None, "", {**base, "model_output": "x " * 200, "answer": "a", "hf_token": "abc1234"}
+    )
+    assert out["hf_token"] == REDACTED

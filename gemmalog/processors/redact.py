@@ -76,7 +76,7 @@ class Redact:
         self._short: dict[str, str] = {}
         # An event's keys, in order -> what is known of events with exactly those keys (see
         # _Shape); _VOLATILE for key sets that are not all safe or whose texts never repeat.
-        self._shapes: dict[tuple[Any, ...], _Shape | None] = {}
+        self._shapes: dict[tuple[Any, ...], Any] = {}
 
     # -- keys ----------------------------------------------------------------------------
     def _key(self, key: str) -> tuple[bool, str]:
@@ -195,8 +195,10 @@ class Redact:
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         keys = tuple(event_dict)
         shape = self._shapes.get(keys, _UNSEEN)
-        if shape is None:  # volatile: nothing to learn
+        if shape is None:  # a key not known safe, or a value of another type: the walk
             return self._walk(event_dict)
+        if shape is _SAFE_KEYS:  # texts that never repeat (completions), keys all safe
+            return self._walk(event_dict, keys_safe=True)
         if shape is _UNSEEN:
             event_dict = self._walk(event_dict)
             self._learn(keys, event_dict)
@@ -236,7 +238,8 @@ class Redact:
 
     def _learn(self, keys: tuple[Any, ...], event_dict: dict[str, Any]) -> None:
         """After the first walk of events with these keys: their shape, when every key is
-        safe (then only values decide) and every value is text, a number or a container."""
+        safe (then only values decide) and every value is text, a number or a container;
+        only the keys' safety when a text is long (a completion's texts never repeat)."""
         if len(self._shapes) > 4096:
             self._shapes.clear()
         if not self._safe.issuperset(keys):
@@ -247,6 +250,9 @@ class Redact:
         containers: list[Any] = []
         for key, val in event_dict.items():
             t = type(val)
+            if t is str and len(val) > 256:  # a completion: its texts will not repeat
+                self._shapes[keys] = _SAFE_KEYS
+                return
             if t is str or t is bool or val is None:
                 texts.append(key)
             elif t is int or t is float:
@@ -258,7 +264,8 @@ class Redact:
                 return
         self._shapes[keys] = _Shape(texts, numbers, containers)
 
-    def _walk(self, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def _walk(self, event_dict: dict[str, Any], keys_safe: bool = False) -> dict[str, Any]:
+        """Every value, then every key not known safe (``keys_safe``: none is)."""
         renamed: list[tuple[str, str]] | None = None
         clean: str | None = None  # the longest text of this event found clean, if any
         for key, val in event_dict.items():
@@ -274,7 +281,7 @@ class Redact:
                         clean = val
             elif t is dict or t is list:
                 event_dict[key] = self.value(val, 1)
-            if key not in self._safe:
+            if not keys_safe and key not in self._safe:
                 shown = key if type(key) is str else str(key)
                 secret, name = self._key(shown)
                 if secret and _secret_value(val) and key != "event":
@@ -292,6 +299,8 @@ class Redact:
 
 _CUTS = frozenset(" \t\r\n<>")
 _UNSEEN: Any = object()
+#: The shape of events whose keys are all safe but whose texts never repeat.
+_SAFE_KEYS: Any = object()
 
 
 def _getter(keys: list[Any]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -331,7 +340,7 @@ class _Shape:
 
     def missed(
         self,
-        shapes: dict[tuple[Any, ...], _Shape | None],
+        shapes: dict[tuple[Any, ...], Any],
         keys: tuple[Any, ...],
         before: tuple[Any, ...] | None,
         event_dict: dict[str, Any],
@@ -340,7 +349,7 @@ class _Shape:
         and they are short (texts that recur), or count the miss."""
         self.misses += 1
         if self.misses > self.MAX_MISSES:
-            shapes[keys] = None
+            shapes[keys] = _SAFE_KEYS
             return
         if before is None or tuple(event_dict) != keys:
             return
