@@ -155,6 +155,32 @@ def test_bare_wandb_key_is_redacted(root: Path) -> None:
     assert SECRETS["wandb"].encode() not in raw
 
 
+def test_tuples_added_by_a_listener_processor_are_redacted(root: Path) -> None:
+    # A listener processor runs after the caller's Sanitize (which turns tuples into lists):
+    # a tuple it adds, at the top level or under a secret-patterns key, is still walked.
+    def add_tuples(logger: object, method: str, event: dict[str, object]) -> dict[str, object]:
+        event["endpoints"] = (f"Bearer {SECRETS['bearer']}", SECRETS["hf"], 3)
+        event["redact_patterns"] = ("x", "y")
+        return event
+
+    run = gemmalog.initialize(CONFIG, root=str(root), listener_processors=[add_tuples])
+    for step in range(5):  # the same shape again and again: the fast path too
+        gemmalog.log_training_progress(step, {"loss": 0.5})
+    gemmalog.shutdown()
+    files = [p for p in run.dir.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".log" for p in files)  # the text file got the events too
+    for path in files:
+        data = path.read_bytes()
+        for secret in (SECRETS["bearer"], SECRETS["hf"]):
+            assert secret.encode() not in data, path
+    metrics = [e for e in read_events(run.dir) if e.get("kind") == "metrics"]
+    assert len(metrics) == 5
+    for event in metrics:
+        assert event["endpoints"][2] == 3  # the number kept, the texts redacted
+        assert all("[REDACTED]" in part for part in event["endpoints"][:2])
+        assert event["redact_patterns"] == ["[REDACTED]", "[REDACTED]"]
+
+
 # --- the listener's fast path for repeated event shapes (Redact._shapes) --------------------
 # Events with the same keys as earlier clean ones skip the per-key walk; each test below gives
 # the same keys again and again, then a secret where a clean value (a number, a short text, a

@@ -228,8 +228,7 @@ class Redact:
                             total = None
                         if type(total) is float or type(total) is int:
                             continue  # safe keys, numbers: the walk would change nothing
-                    if type(val) is not tuple:  # the walk leaves a tuple as it is
-                        event_dict[key] = self.value(val, 1)
+                    event_dict[key] = self.value(val, 1)
                 shape.misses = 0
                 return event_dict
         event_dict = self._walk(event_dict)
@@ -279,14 +278,14 @@ class Redact:
                     out = event_dict[key] = self.text(val)
                     if out is val and len(val) > 256 and (clean is None or len(val) > len(clean)):
                         clean = val
-            elif t is dict or t is list:
+            elif t is dict or t is list or t is tuple:  # a tuple from a listener processor
                 event_dict[key] = self.value(val, 1)
             if not keys_safe and key not in self._safe:
                 shown = key if type(key) is str else str(key)
                 secret, name = self._key(shown)
                 if secret and _secret_value(val) and key != "event":
                     event_dict[key] = REDACTED
-                elif shown in PATTERN_KEYS and t is list:
+                elif shown in PATTERN_KEYS and (t is list or t is tuple):
                     event_dict[key] = [REDACTED] * len(val)
                 if name != shown:
                     renamed = [*(renamed or ()), (key, name)]
