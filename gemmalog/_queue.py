@@ -76,6 +76,8 @@ class EventQueue:
         # Small batches keep the listener's working set (events, rendered lines) in cache.
         self.max_batch = 1024
         self._high = max(1, maxsize // 2)
+        # A producer that waits for room goes on at or below this length (maxsize 1: empty).
+        self._resume = min(self._high, maxsize - 1)
         #: The listener is woken once this many events wait (see the module's docstring).
         self.wake_at = max(1, min(wake_at, self._high))
         self._dq: deque[Any] = deque()
@@ -148,7 +150,7 @@ class EventQueue:
 
     def _wait_for_room(self, item: dict[str, Any]) -> None:
         dq = self._dq
-        resume = self._high  # see "Backpressure" in the module's docstring
+        resume = self._resume  # see "Backpressure" in the module's docstring
         while (len(dq) > resume or self._late(item)) and not self.closed:
             token: queue.SimpleQueue[None] = queue.SimpleQueue()
             # Registered before the check below: a batch taken after this line wakes us,
@@ -200,7 +202,7 @@ class EventQueue:
             self.inflight_since = first.get("ts") if type(first) is dict else None
         if len(dq) > self.max_batch:
             self.wake()  # more waiting: come straight back
-        if len(dq) <= self._high:
+        if len(dq) <= self._resume:
             # Not before: a producer waiting for room would wake only to wait again (see
             # _wait_for_room), and take the GIL from this thread to find that out.
             self._release_waiters()

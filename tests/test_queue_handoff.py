@@ -46,6 +46,19 @@ def test_a_blocked_producer_goes_on_once_the_queue_is_down_to_half() -> None:
     assert [e["ts"] for e in q._dq] == [4.0, 5.0, 6.0, 7.0, 8.0]
 
 
+def test_a_queue_of_one_never_holds_two() -> None:
+    q = EventQueue(maxsize=1, policy="block", poll_interval=0.02)
+    q.put({"ts": 0.0})
+    producer = threading.Thread(target=q.put, args=({"ts": 1.0},))
+    producer.start()
+    time.sleep(0.1)
+    assert producer.is_alive() and len(q) == 1
+    assert [e["ts"] for e in q.get(False) or []] == [0.0]
+    producer.join(timeout=10)
+    assert not producer.is_alive()
+    assert [e["ts"] for e in q._dq] == [1.0]
+
+
 def test_a_producer_blocked_past_half_is_not_woken_by_every_take() -> None:
     q = EventQueue(maxsize=8, policy="block", poll_interval=30.0)
     q.max_batch = 1
