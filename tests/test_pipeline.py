@@ -574,7 +574,7 @@ def test_envelope_renames_reserved_fields_given_or_bound_as_before() -> None:
     result is what five identity checks on the built event gave, for any mix of fields."""
     import itertools
 
-    from gemmalog._context import bound
+    from gemmalog import bound
     from gemmalog.events import SCHEMA_VERSION
     from gemmalog.processors.envelope import AddEnvelope
 
