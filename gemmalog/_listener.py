@@ -148,7 +148,8 @@ class EventListener(QueueListener):
             if type(item) is FlushRequest:
                 requests.append(item)
                 continue
-            for record in records_of(item):
+            records = records_of(item)
+            for record in records:
                 event = record[0]
                 primary_batch.append(record)
                 for sink in sinks_for(event.get("logger") or "", event.get("level")):
@@ -159,8 +160,8 @@ class EventListener(QueueListener):
                         buckets[sink] = [record]
                     else:
                         bucket.append(record)
-            left -= 1
-            if not left and index < last:
+            left -= len(records)  # an expanded batch (rewards) counts all it became
+            if left <= 0 and index < last:
                 left = chunk
                 self.events_handled += len(primary_batch)
                 self._write_primary(primary_batch)

@@ -3,6 +3,7 @@ percent from process_time deltas, measured against psutil's figures for the same
 
 from __future__ import annotations
 
+import mmap
 import os
 import sys
 import time
@@ -30,15 +31,17 @@ def _busy(seconds: float) -> None:
 
 def test_rss_matches_psutil(fresh_sampler: None) -> None:
     process = psutil.Process()
-    hold = bytearray(64 * 1024 * 1024)  # touched below: resident, so the figure moves
-    for i in range(0, len(hold), 4096):
+    # An anonymous mapping of its own, not the allocator's: unmapping it gives the pages back
+    # to the system whatever malloc's thresholds are (a heap block may be kept).
+    hold = mmap.mmap(-1, 64 * 1024 * 1024)
+    for i in range(0, len(hold), 4096):  # touched: resident, so the figure moves
         hold[i] = 1
     before = process.memory_info().rss / _MB
     ours = resources.rss_mb()
     after = process.memory_info().rss / _MB
     # Between two psutil reads (allocations by the interpreter may move a page or two).
     assert min(before, after) - 1.0 <= ours <= max(before, after) + 1.0
-    del hold
+    hold.close()
     assert resources.rss_mb() < ours - 32  # a second read sees the memory given back
 
 
@@ -109,3 +112,26 @@ def test_forked_child_samples_itself() -> None:
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert answer == b"ok"
     assert resources._SAMPLER.statm == parent_fd  # the parent's own is left as it was
+
+
+@linux_only
+def test_a_reused_descriptor_is_not_read_as_memory(fresh_sampler: None, tmp_path: object) -> None:
+    # A program that closes every descriptor, then opens a file of its own which gets the
+    # number: its bytes must not become the process's memory figure.
+    import pathlib
+
+    resources.rss_mb()
+    fd = resources._SAMPLER.statm
+    assert fd is not None and fd >= 0
+    os.close(fd)
+    decoy = pathlib.Path(str(tmp_path)) / "decoy"
+    decoy.write_text("1 999999999 3\n")
+    reused = os.open(decoy, os.O_RDONLY)
+    try:
+        assert reused == fd  # the lowest free number: the one just closed
+        expected = psutil.Process().memory_info().rss / _MB
+        assert resources.rss_mb() == pytest.approx(expected, abs=2.0)
+        assert resources._SAMPLER.statm == -1  # psutil from now on, the decoy left open
+        os.fstat(reused)
+    finally:
+        os.close(reused)

@@ -611,3 +611,25 @@ def test_a_formatter_set_later_is_followed() -> None:
     sink.write([({"logger": "a", "level": "info", "event": "three"}, b"")])
     lines = handler.stream.getvalue().splitlines()  # type: ignore[attr-defined]
     assert lines[:2] == ["one", "INFO:two"] and lines[2].endswith("|three")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "latin-1"])
+def test_rotating_file_size_stays_bounded_in_any_encoding(tmp_path: Path, encoding: str) -> None:
+    # Where ASCII text is not one byte a character (UTF-16) or a BOM is written (utf-8-sig),
+    # counting characters would undercount across batches: the files would grow past maxBytes.
+    path = tmp_path / "t.log"
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=1000, backupCount=100, encoding=encoding
+    )
+    handler.setFormatter(TextFormatter("%(message)s"))
+    sink = HandlerSink("file", handler)
+    for i in range(400):  # one line a batch: the count carries over from batch to batch
+        sink.write([({"logger": "a", "level": "info", "event": f"{i:03d} " + "x" * 16}, b"")])
+    sink.close()
+    files = list(tmp_path.glob("t.log*"))
+    assert len(files) > 5
+    # A file may end one line past the limit at most (the line that reached it starts the next).
+    line = len(f"000 {'x' * 16}\n".encode(encoding))
+    assert all(0 < f.stat().st_size < 1000 + line for f in files)
+    lines = sorted(x for f in files for x in f.read_text(encoding=encoding).splitlines())
+    assert [x[:3] for x in lines] == [f"{i:03d}" for i in range(400)]

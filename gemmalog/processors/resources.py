@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 import time
 from typing import Any
 
@@ -71,13 +70,13 @@ class _Sampler:
     ``register_at_fork`` below), as psutil's first call in a new process would.
     """
 
-    __slots__ = ("cpu", "lock", "process", "statm")
+    __slots__ = ("cpu", "file_id", "process", "statm")
 
     def __init__(self) -> None:
         self.statm: int | None = None  # descriptor of /proc/self/statm; -1: none to be had
+        self.file_id: tuple[int, int] | None = None  # its (st_dev, st_ino)
         self.process: Any = None  # psutil.Process, where there is no /proc
         self.cpu: tuple[float, float] | None = None  # (process CPU s, monotonic s) last time
-        self.lock = threading.Lock()  # one descriptor, whichever threads sample first
 
 
 _SAMPLER = _Sampler()
@@ -97,17 +96,28 @@ if hasattr(os, "register_at_fork"):
 
 
 def _statm(sampler: _Sampler) -> int:
-    """The open ``/proc/self/statm`` descriptor, or -1 where there is none."""
+    """The open ``/proc/self/statm`` descriptor, or -1 where there is none.
+
+    No lock: this runs on the caller's thread, where a signal handler that logs may interrupt
+    it (a lock held by the interrupted frame would deadlock). Two threads opening it at once
+    keep one descriptor; the other is closed (at worst, in a race, left open: one descriptor).
+    """
     fd = sampler.statm
     if fd is None:
-        with sampler.lock:
+        try:
+            fd = os.open("/proc/self/statm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            st = os.fstat(fd)
+            file_id: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            fd, file_id = -1, None
+        if sampler.statm is None:
+            sampler.file_id = file_id
+            sampler.statm = fd
+        else:  # another thread was first
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             fd = sampler.statm
-            if fd is None:
-                try:
-                    fd = os.open("/proc/self/statm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                except OSError:
-                    fd = -1
-                sampler.statm = fd
     return fd
 
 
@@ -121,6 +131,11 @@ def rss_mb() -> float:
     fd = _statm(sampler)
     if fd >= 0:
         try:
+            # The same file still? A program that closes every descriptor may have had this
+            # number reused for one of its own files, which must not be read as memory.
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != sampler.file_id:
+                raise ValueError("descriptor reused")
             return int(os.pread(fd, 256, 0).split()[1]) * _PAGE / _MB
         except (OSError, ValueError, IndexError):
             # Closed or reused behind our back (a program that closes every descriptor):

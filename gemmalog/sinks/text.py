@@ -370,6 +370,7 @@ class HandlerSink(BaseSink):
         self._counted: Any = None
         self._size: int | None = 0
         self._encoding = "utf-8"
+        self._exact = True
 
     def write(self, batch: Sequence[Record]) -> None:
         if not batch:
@@ -467,6 +468,11 @@ class HandlerSink(BaseSink):
             size += n
         self._write(handler, "".join(text[start:]))
         self._size = size
+        if not self._exact:
+            # The per-line count is an estimate in this encoding (UTF-16 takes two bytes a
+            # character, a BOM is counted per line): read the size on disk next batch, so the
+            # error stays within one batch instead of adding up.
+            self._counted = None
 
     def _size_of(self, handler: logging.handlers.RotatingFileHandler) -> int | None:
         """Bytes in the handler's file (None for a file that is not regular), read from disk
@@ -483,6 +489,8 @@ class HandlerSink(BaseSink):
             stream.seek(0, 2)
             size = stream.tell()
             self._encoding = getattr(stream, "encoding", None) or "utf-8"
+            # Counting is exact where ASCII text is one byte a character and no BOM is written.
+            self._exact = "a\n".encode(self._encoding) == b"a\n"
         # A non-regular path is looked at again only when the stream changes (stream None:
         # it is opened by the first write, and then counted).
         self._counted = handler.stream

@@ -67,17 +67,10 @@ def masked(crc: int) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def frame(data: bytes, crc32c: Callable[[bytes], int]) -> bytes:
-    """One TFRecord: length, masked CRC of the length, data, masked CRC of the data."""
-    header = _U64.pack(len(data))
-    return b"".join(
-        (header, _U32.pack(masked(crc32c(header))), data, _U32.pack(masked(crc32c(data))))
-    )
-
-
 class Framer:
-    """:func:`frame` with the record head (length and its checksum) remembered per length:
-    a training log's records come in few lengths (one per metrics key set)."""
+    """Frame TFRecords: length, masked CRC of the length, data, masked CRC of the data. The
+    record head (length and its checksum) is remembered per length: a training log's records
+    come in few lengths (one per metrics key set)."""
 
     __slots__ = ("_crc32c", "_heads")
 
