@@ -35,11 +35,16 @@ lint: venv
 	$(PY) -m mypy
 
 bench: venv
-	$(PY) benchmarks/bench_hot_path.py
+	$(PY) benchmarks/bench_hot_path.py --json benchmarks/results/hot_path_2core.json \
+		> benchmarks/results/hot_path_2core.md
+	# CPU per event of each sink of the seed configuration, against the raw floor.
+	$(PY) benchmarks/bench_sinks.py --json benchmarks/results/sinks_2core.json \
+		> benchmarks/results/sinks_2core.md
 	# GRPO training overhead (CPU per thread + alternating step times; trackio and wandb when
-	# installed) and import time: the tables in docs/performance.md. ~20-40 min on 2 cores.
-	$(PY) benchmarks/bench_training_overhead.py --rounds 8 --steps 12 --imports 10 \
-		--out benchmarks/results/training_overhead_2core
+	# installed), on the tiny model and a larger one, and import time: the tables in
+	# docs/performance.md. ~20-40 min on 2 cores.
+	$(PY) benchmarks/bench_training_overhead.py --model tiny,small --rounds 8 --steps 12 \
+		--imports 10 --out benchmarks/results/training_overhead_2core
 
 docs: venv
 	$(VENV)/bin/mkdocs build --strict
