@@ -200,35 +200,50 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_latency(
-    contenders: list[type[Contender]], method: str, n: int, rounds: int, pause: float
-) -> dict[str, dict[str, float]]:
-    per: dict[str, list[tuple[float, float, float]]] = {c.name: [] for c in contenders}
+def alternating(
+    contenders: list[type[Contender]],
+    rounds: int,
+    measure: Callable[[Contender], tuple[float, ...]],
+) -> dict[str, list[tuple[float, ...]]]:
+    """``measure`` of each contender, set up afresh in a temporary folder and finished by
+    ``measure`` itself, round after round in alternating order: each contender's figures."""
+    per: dict[str, list[tuple[float, ...]]] = {c.name: [] for c in contenders}
     for r in range(rounds):
         order = contenders if r % 2 == 0 else list(reversed(contenders))
         for cls in order:
             with tempfile.TemporaryDirectory() as tmp:
                 c = cls()
                 c.setup(Path(tmp))
-                gc.collect()
-                gc.disable()
-                samples = time_calls(getattr(c, method), n, pause)
-                gc.enable()
-                c.finish()
-            us = [s / 1000 for s in samples[n // 10 :]]  # drop warm-up
-            per[cls.name].append(
-                (statistics.median(us), percentile(us, 0.99), percentile(us, 0.999))
-            )
+                per[cls.name].append(measure(c))
+    return per
+
+
+def medians(
+    per: dict[str, list[tuple[float, ...]]], names: tuple[str, ...]
+) -> dict[str, dict[str, float]]:
+    """Per contender, the median over rounds of each figure, named."""
     return {
-        name: {
-            "median_us": statistics.median(v[0] for v in vals),
-            "p99_us": statistics.median(v[1] for v in vals),
-            "p999_us": statistics.median(v[2] for v in vals),
-            # Per round, then the median: the tail relative to the same round's median.
-            "p999_over_median": statistics.median(v[2] / v[0] for v in vals),
-        }
-        for name, vals in per.items()
+        contender: {name: statistics.median(v[i] for v in vals) for i, name in enumerate(names)}
+        for contender, vals in per.items()
     }
+
+
+def run_latency(
+    contenders: list[type[Contender]], method: str, n: int, rounds: int, pause: float
+) -> dict[str, dict[str, float]]:
+    def measure(c: Contender) -> tuple[float, ...]:
+        gc.collect()
+        gc.disable()
+        samples = time_calls(getattr(c, method), n, pause)
+        gc.enable()
+        c.finish()
+        us = [s / 1000 for s in samples[n // 10 :]]  # drop warm-up
+        median, p999 = statistics.median(us), percentile(us, 0.999)
+        # The tail relative to the same round's median (then the median over rounds).
+        return (median, percentile(us, 0.99), p999, p999 / median)
+
+    per = alternating(contenders, rounds, measure)
+    return medians(per, ("median_us", "p99_us", "p999_us", "p999_over_median"))
 
 
 def run_throughput(
@@ -239,29 +254,19 @@ def run_throughput(
     ``cpu_us``: process CPU (all threads) per event; ``caller_cpu_us``: the calling thread's
     share. Each contender's threads have ended before the next one starts.
     """
-    per: dict[str, list[tuple[float, float, float]]] = {c.name: [] for c in contenders}
-    for r in range(rounds):
-        order = contenders if r % 2 == 0 else list(reversed(contenders))
-        for cls in order:
-            with tempfile.TemporaryDirectory() as tmp:
-                c = cls()
-                c.setup(Path(tmp))
-                cpu0, own0 = time.process_time(), time.thread_time()
-                t0 = time.perf_counter()
-                for i in range(n):
-                    c.step(i)
-                c.finish()  # flushes and closes: durable in the file (page cache)
-                elapsed = time.perf_counter() - t0
-                cpu, own = time.process_time() - cpu0, time.thread_time() - own0
-                per[cls.name].append((n / elapsed, cpu / n * 1e6, own / n * 1e6))
-    return {
-        name: {
-            "events_per_s": statistics.median(v[0] for v in vals),
-            "cpu_us": statistics.median(v[1] for v in vals),
-            "caller_cpu_us": statistics.median(v[2] for v in vals),
-        }
-        for name, vals in per.items()
-    }
+
+    def measure(c: Contender) -> tuple[float, ...]:
+        cpu0, own0 = time.process_time(), time.thread_time()
+        t0 = time.perf_counter()
+        for i in range(n):
+            c.step(i)
+        c.finish()  # flushes and closes: durable in the file (page cache)
+        elapsed = time.perf_counter() - t0
+        cpu, own = time.process_time() - cpu0, time.thread_time() - own0
+        return (n / elapsed, cpu / n * 1e6, own / n * 1e6)
+
+    per = alternating(contenders, rounds, measure)
+    return medians(per, ("events_per_s", "cpu_us", "caller_cpu_us"))
 
 
 def run_cpu_bursts(
@@ -269,30 +274,21 @@ def run_cpu_bursts(
 ) -> dict[str, dict[str, float]]:
     """CPU per event as a training loop logs: ``burst`` events, ``idle`` s asleep, and so on,
     from the first log call through ``finish()`` (shutdown), process CPU of all threads."""
-    per: dict[str, list[tuple[float, float]]] = {c.name: [] for c in contenders}
-    for r in range(rounds):
-        order = contenders if r % 2 == 0 else list(reversed(contenders))
-        for cls in order:
-            with tempfile.TemporaryDirectory() as tmp:
-                c = cls()
-                c.setup(Path(tmp))
-                cpu0, own0 = time.process_time(), time.thread_time()
-                i = 0
-                while i < n:
-                    for _ in range(burst):
-                        c.step(i)
-                        i += 1
-                    time.sleep(idle)
-                c.finish()
-                cpu, own = time.process_time() - cpu0, time.thread_time() - own0
-                per[cls.name].append((cpu / i * 1e6, own / i * 1e6))
-    return {
-        name: {
-            "cpu_us": statistics.median(v[0] for v in vals),
-            "caller_cpu_us": statistics.median(v[1] for v in vals),
-        }
-        for name, vals in per.items()
-    }
+
+    def measure(c: Contender) -> tuple[float, ...]:
+        cpu0, own0 = time.process_time(), time.thread_time()
+        i = 0
+        while i < n:
+            for _ in range(burst):
+                c.step(i)
+                i += 1
+            time.sleep(idle)
+        c.finish()
+        cpu, own = time.process_time() - cpu0, time.thread_time() - own0
+        return (cpu / i * 1e6, own / i * 1e6)
+
+    per = alternating(contenders, rounds, measure)
+    return medians(per, ("cpu_us", "caller_cpu_us"))
 
 
 def caller_only(rounds: int, n: int = 1000, batches: int = 100) -> dict[str, float]:
