@@ -12,6 +12,7 @@ removed) is reported the same way, with the lines that went with it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
@@ -126,7 +127,19 @@ class EventListener(QueueListener):
         return out
 
     def dequeue(self, block: bool) -> list[Any] | None:  # type: ignore[override]  # a batch, not one record
-        return self.events.get(block)
+        """The next batch, once the work this thread must do unasked is due: the shard's
+        flush (its oldest unwritten event ``flush_interval`` old) or the sinks' flush tick;
+        sooner when the queue wakes it (``wake_at`` events, a flush request, shutdown, a
+        producer waiting for room)."""
+        return self.events.get(block, self._until_due())
+
+    def _until_due(self) -> float:
+        wait = self._next_flush - time.monotonic()
+        oldest = self.events.oldest()
+        if oldest is not None:
+            with contextlib.suppress(TypeError):  # a foreign dict's ts: the tick decides
+                wait = min(wait, oldest + self.flush_interval - time.time())
+        return wait if wait > 0.0 else 0.0
 
     def handle(self, record: Any) -> None:
         try:

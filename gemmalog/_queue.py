@@ -3,11 +3,15 @@
 ``put`` is a ``deque.append``, a length check and a look at the oldest queued event's
 time: well under a microsecond, against ~1.5 µs for a ``queue.Queue`` whose every put
 takes a lock and notifies a condition. The listener does not need a notification per
-event: it wakes on a short timer, or early, once ``wake_at`` events wait (one token per
-batch, not one per event). Waking it early keeps batches small: a batch processed while
-the caller is away from the GIL (sleeping, in I/O or in torch) is still in the CPU's
-caches, and a listener that trails by thousands of events pays ~2 × the CPU per event
-for fetching them from memory.
+event: it sleeps until the work it must do unasked is due (the shard's flush, see
+``EventListener.dequeue``), or until ``wake_at`` events wait (one token per batch, not one
+per event), or a control item or a waiting producer wakes it. Events that trickle in (a
+training step's few dozen) are then taken in one batch per flush instead of one per short
+poll: each wake-up of a thread costs it a cold start (its code and data evicted from the
+CPU's caches by the training in between), and in a GRPO run those wake-ups were a third
+of the listener's CPU. Waking it at ``wake_at`` keeps batches small when events flood in:
+a listener that trails by thousands of events pays ~2 × the CPU per event for fetching
+them from memory.
 
 The queue is bounded two ways:
 - in **count**: at most ``maxsize`` events wait (memory);
@@ -177,11 +181,15 @@ class EventQueue:
         self._wake.put(None)
 
     def get(self, block: bool = True, timeout: float | None = None) -> list[Any] | None:
-        """Return every queued event (possibly none), or None once the sentinel is reached."""
+        """Return the queued events (possibly none), or None once the sentinel is reached.
+
+        ``block``: first wait, while fewer than ``wake_at`` events are queued, for a wake-up
+        or ``timeout`` seconds (``poll_interval`` when None), whichever comes first.
+        """
         if self._sentinel_seen:
             return None
         dq = self._dq
-        if not dq and block:
+        if block and len(dq) < self.wake_at:  # fewer than a wake-up's worth: wait (see above)
             with contextlib.suppress(queue.Empty):
                 self._wake.get(timeout=self.poll_interval if timeout is None else timeout)
         self._wake_pending = False
@@ -209,6 +217,18 @@ class EventQueue:
         if self._sentinel_seen and not batch:
             return None
         return batch
+
+    def oldest(self) -> float | None:
+        """``ts`` of the oldest event not written to the shard yet (taken by the listener, or
+        queued), None when there is none or it has no time (a control item)."""
+        since = self.inflight_since
+        if since is not None:
+            return since
+        try:
+            first = self._dq[0]
+            return first["ts"] if type(first) is dict else None
+        except (IndexError, KeyError):
+            return None
 
     def flushed(self, rest_since: float | None = None) -> None:
         """The listener wrote what it took to the shard: producers may go on.

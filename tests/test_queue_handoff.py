@@ -110,3 +110,41 @@ def test_a_slow_batch_is_flushed_between_chunks(root: Path) -> None:
     assert 1 < lines < 300, f"{lines} metrics lines in the shard 1.5 s into a 2.1 s batch"
     gemmalog.shutdown()
     assert [e["step"] for e in events_of(run.dir, "metrics")] == list(range(300))
+
+
+def test_a_trickle_is_written_in_the_window_with_one_wake_up_per_flush(root: Path) -> None:
+    """Events logged a few at a time (fewer than ``wake_at``) are each on disk within
+    ``flush_interval`` plus scheduling, and the listener does not wake in between: it sleeps
+    until the flush is due instead of polling. Not timed: the window's bound is generous,
+    and the wake-up count only grows with the timer (a loaded machine wakes it less)."""
+    interval = 0.3
+    run = gemmalog.initialize(root=str(root), flush_interval=interval, capture_stdlib=False)
+    listener = gemmalog.running().listener  # type: ignore[union-attr]
+    wakes: list[int] = []
+    handle = listener.handle
+
+    def counted(batch: Any) -> None:
+        wakes.append(len(batch))
+        handle(batch)
+
+    listener.handle = counted  # type: ignore[method-assign]
+    shard = run.dir / "events.0.jsonl"
+    start = time.monotonic()
+    delays = []
+    for i in range(6):
+        gemmalog.log_training_progress(step=i, metrics={"x": float(i)})
+        logged = time.monotonic()
+        needle = b'"step":%d,' % i
+        while needle not in shard.read_bytes() and time.monotonic() - logged < 30:
+            time.sleep(0.005)
+        delays.append(time.monotonic() - logged)
+        time.sleep(0.05)
+    time.sleep(1.0)  # idle: only the flush tick wakes the listener
+    span = time.monotonic() - start
+    n = len(wakes)
+    gemmalog.shutdown()
+    assert max(delays) < interval + 5.0, delays
+    # Ticks (one per flush_interval), one deadline per event, each at most once more for a
+    # timer that fires a hair early, and the start. A 50 ms poll would wake it ~span / 0.05.
+    assert n <= 2 * (span / interval + 6) + 2, (n, span)
+    assert [e["step"] for e in events_of(run.dir, "metrics")] == list(range(6))
