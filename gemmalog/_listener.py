@@ -127,18 +127,19 @@ class EventListener(QueueListener):
         return out
 
     def dequeue(self, block: bool) -> list[Any] | None:  # type: ignore[override]  # a batch, not one record
-        """The next batch, once the work this thread must do unasked is due: the shard's
-        flush (its oldest unwritten event ``flush_interval`` old) or the sinks' flush tick;
-        sooner when the queue wakes it (``wake_at`` events, a flush request, shutdown, a
-        producer waiting for room)."""
+        """The next batch, once the work this thread must do unasked is due: the flush of
+        the shard (and the sinks' tick with it) when its oldest unwritten event is
+        ``flush_interval`` old, or the sinks' tick when nothing waits to be written; sooner
+        when the queue wakes it (``wake_at`` events, a flush request, shutdown, a producer
+        waiting for room)."""
         return self.events.get(block, self._until_due())
 
     def _until_due(self) -> float:
-        wait = self._next_flush - time.monotonic()
         oldest = self.events.oldest()
+        wait = self._next_flush - time.monotonic()
         if oldest is not None:
             with contextlib.suppress(TypeError):  # a foreign dict's ts: the tick decides
-                wait = min(wait, oldest + self.flush_interval - time.time())
+                wait = oldest + self.flush_interval - time.time()
         return wait if wait > 0.0 else 0.0
 
     def handle(self, record: Any) -> None:
@@ -187,8 +188,15 @@ class EventListener(QueueListener):
         # console, TensorBoard) may take much longer to write than it does.
         now = time.monotonic()
         inflight = self.events.inflight_since
-        due = bool(requests) or now >= self._next_flush
-        if due or (inflight is not None and time.time() - inflight >= self.flush_interval):
+        # The shard's flush and the sinks' tick go together: while events flow, the flush
+        # their age makes due is the tick (one wake-up, see dequeue), and the tick's timer
+        # only runs out when nothing waits to be written.
+        due = (
+            bool(requests)
+            or now >= self._next_flush
+            or (inflight is not None and time.time() - inflight >= self.flush_interval)
+        )
+        if due:
             self._flush_primary()
         for sink, records in buckets.items():
             failure = self.failures.get(sink.name)
