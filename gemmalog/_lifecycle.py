@@ -58,7 +58,7 @@ def current() -> Pipeline:
             elif spawned is not None:
                 config, run = spawned
                 _State.pipeline = Pipeline.child(config, run)
-                _install_hooks()
+                _install_hooks(sigterm=False)
                 flush_at_child_exit(shutdown)
             elif _State.last is not None:
                 # Late events (a library's teardown, a thread still logging after a SIGTERM
@@ -345,22 +345,43 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         os.kill(os.getpid(), signum)
 
 
-def _install_hooks() -> None:
-    if _State.hooks_installed:
-        return
-    _State.hooks_installed = True
-    _State.last_value_at_start = getattr(sys, "last_value", None)
-    atexit.register(_at_exit)
-    _previous["excepthook"] = sys.excepthook
-    sys.excepthook = _excepthook
-    _previous["exit"] = sys.exit
-    sys.exit = _exit
-    if threading.current_thread() is threading.main_thread():
+def _install_hooks(sigterm: bool = True) -> None:
+    """The process hooks; ``sigterm``: also the SIGTERM handler (not in a child process).
+
+    A child's events are written before its log calls return, so it needs no handler to
+    keep them, and one would cost it its SIGTERM now and then: CPython runs a Python
+    handler only between bytecodes, and a SIGTERM that arrives just as the main thread
+    enters a blocking wait in C (a ``multiprocessing`` pool worker taking the task queue's
+    lock) is never handled, so ``Pool.terminate()`` (and leaving ``with Pool()``) waits for
+    that worker forever. With the default action the signal ends the child at once.
+    """
+    if not _State.hooks_installed:
+        _State.hooks_installed = True
+        _State.last_value_at_start = getattr(sys, "last_value", None)
+        atexit.register(_at_exit)
+        _previous["excepthook"] = sys.excepthook
+        sys.excepthook = _excepthook
+        _previous["exit"] = sys.exit
+        sys.exit = _exit
+    if sigterm and threading.current_thread() is threading.main_thread():
         try:
             if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
                 signal.signal(signal.SIGTERM, _on_sigterm)
         except (ValueError, OSError):
             pass
+
+
+def _default_sigterm_in_child() -> None:
+    """After a fork: the child ends on SIGTERM by the default action (see _install_hooks);
+    an ``initialize()`` of its own installs the handler again for its own run."""
+    try:
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError):
+        pass
+
+
+os.register_at_fork(after_in_child=_default_sigterm_in_child)
 
 
 __all__ = ["current", "end_run", "flush", "initialize", "running", "set_final_stats", "shutdown"]

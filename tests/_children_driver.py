@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
@@ -44,8 +45,35 @@ def dataloader(persistent: bool) -> None:
     torch.set_num_threads(1)
 
 
+def sigterm_action(_: int = 0) -> str:
+    """What SIGTERM does in this process once it has logged: gemmalog's handler or the default."""
+    gemmalog.get_logger("worker").info("work", task=0, j=-1)
+    return "default" if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else "handler"
+
+
+def sigterm_actions(root: str) -> None:
+    """Print ``<process> <action>`` for the parent, a pool worker of each start method, and a
+    forked child that starts a run of its own."""
+    print("parent", "default" if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else "handler")
+    for method in ("fork", "forkserver", "spawn"):
+        with mp.get_context(method).Pool(1) as pool:  # left by terminate(): SIGTERM
+            print(method, pool.apply(sigterm_action))
+    pid = os.fork()
+    if pid == 0:
+        gemmalog.initialize(root=os.path.join(root, "own"), capture_stdlib=False)
+        code = 0 if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL else 3
+        gemmalog.shutdown()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print("own-run", "handler" if os.waitstatus_to_exitcode(status) == 0 else "default")
+
+
 def main(root: str, way: str) -> None:
     gemmalog.initialize(root=root, run_id="fanout", capture_stdlib=False)
+    if way == "sigterm-actions":
+        sigterm_actions(root)
+        gemmalog.shutdown()
+        return
     method, _, how = way.partition("-")
     if method == "raw":  # os.fork(), the child leaves with os._exit()
         pid = os.fork()

@@ -64,3 +64,29 @@ def test_every_worker_event_is_on_disk_after_shutdown(root: Path, way: str) -> N
         len(expected),
     )
     assert con.execute("SELECT count(DISTINCT run) FROM events").fetchone() == (1,)
+
+
+def test_children_end_on_sigterm_by_the_default_action(root: Path) -> None:
+    """A pool worker (fork, forkserver, spawn) that logged keeps SIGTERM's default action:
+    its events are already on disk, and a Python-level handler can miss a SIGTERM that
+    arrives as the worker enters a blocking wait (the pool's task-queue lock), which left
+    ``with Pool()`` waiting forever for it. A forked child that starts a run of its own gets
+    the handler for that run; the parent keeps it."""
+    result = subprocess.run(
+        [sys.executable, str(DRIVER), str(root), "sigterm-actions"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    actions = dict(line.split() for line in result.stdout.splitlines())
+    assert actions == {
+        "parent": "handler",
+        "fork": "default",
+        "forkserver": "default",
+        "spawn": "default",
+        "own-run": "handler",
+    }
+    # the workers' events joined the parent's run
+    assert len([e for e in read_events(root / "fanout") if e.get("j") == -1]) == 3
