@@ -135,11 +135,16 @@ class EventListener(QueueListener):
         return self.events.get(block, self._until_due())
 
     def _until_due(self) -> float:
+        # The tick (monotonic, reset at every flush) bounds the wait: a wall clock stepped
+        # back, or a ts a processor rewrote (huge, infinite, NaN), never delays the flush
+        # beyond flush_interval nor makes this thread spin.
+        wait = min(self._next_flush - time.monotonic(), self.flush_interval)
         oldest = self.events.oldest()
-        wait = self._next_flush - time.monotonic()
         if oldest is not None:
-            with contextlib.suppress(TypeError):  # a foreign dict's ts: the tick decides
-                wait = oldest + self.flush_interval - time.time()
+            with contextlib.suppress(TypeError):  # a ts that is no number: the tick decides
+                by_age = oldest + self.flush_interval - time.time()
+                if by_age < wait:
+                    wait = by_age
         return wait if wait > 0.0 else 0.0
 
     def handle(self, record: Any) -> None:

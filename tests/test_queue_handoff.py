@@ -3,10 +3,13 @@ and the loss window while a batch is processed in chunks (not timed: bounds are 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import gemmalog
 from gemmalog._queue import EventQueue
@@ -148,3 +151,36 @@ def test_a_trickle_is_written_in_the_window_with_one_wake_up_per_flush(root: Pat
     # timer that fires a hair early, and the start. A 50 ms poll would wake it ~span / 0.05.
     assert n <= 2 * (span / interval + 6) + 2, (n, span)
     assert [e["step"] for e in events_of(run.dir, "metrics")] == list(range(6))
+
+
+@pytest.mark.parametrize("stamp", ["clock stepped back 30 s", "nanoseconds", "infinite", "NaN"])
+def test_a_shifted_or_foreign_ts_never_stalls_the_shard(root: Path, stamp: str) -> None:
+    """The listener's wait is bounded by its monotonic tick, whatever the events' ``ts``: a
+    wall clock stepped back after the events were stamped (here: stamped 30 s ahead), or a
+    caller processor that rewrites ``ts`` (huge, infinite, NaN). The lines reach the shard
+    within the loss window and shutdown returns."""
+    rewrite = {
+        "clock stepped back 30 s": lambda ts: ts + 30.0,
+        "nanoseconds": lambda ts: ts * 1e9,
+        "infinite": lambda ts: math.inf,
+        "NaN": lambda ts: math.nan,
+    }[stamp]
+
+    def restamp(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        event["ts"] = rewrite(event["ts"])
+        return event
+
+    run = gemmalog.initialize(
+        root=str(root), flush_interval=0.2, capture_stdlib=False, processors=[restamp]
+    )
+    shard = run.dir / "events.0.jsonl"
+    for i in range(5):
+        gemmalog.log_training_progress(step=i, metrics={"x": float(i)})
+    logged = time.monotonic()
+    while shard.read_bytes().count(b'"kind":"metrics"') < 5 and time.monotonic() - logged < 20:
+        time.sleep(0.01)
+    waited = time.monotonic() - logged
+    assert shard.read_bytes().count(b'"kind":"metrics"') == 5, f"not written after {waited:.1f} s"
+    assert waited < 10.0  # the window (0.2 s) plus scheduling; a stalled wait is 30 s or more
+    gemmalog.shutdown()
+    assert [e["step"] for e in events_of(run.dir, "metrics")] == list(range(5))

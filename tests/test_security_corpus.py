@@ -567,3 +567,23 @@ def test_private_is_the_default_and_can_be_turned_off(root: Path) -> None:
             assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
     finally:
         os.umask(old)
+
+
+def test_a_list_is_walked_unless_every_item_is_a_plain_number() -> None:
+    """Lists of plain numbers skip the walk; anything else in a list is walked, even after an
+    object whose ``__add__``/``__radd__`` would make the list add up to a number."""
+
+    class Absorbing:
+        def __radd__(self, other: Any) -> Absorbing:
+            return self
+
+        def __add__(self, other: Any) -> int:
+            return 0
+
+    token = "ghp_" + "A" * 36
+    redact = Redact()
+    values = [0.5, 1, True]
+    out = redact.value(values)
+    assert out == values and out is not values  # a copy, unchanged
+    assert redact.value([Absorbing(), token])[1] == REDACTED
+    assert redact.value((1.0, token)) == [1.0, REDACTED]

@@ -185,13 +185,9 @@ class Redact:
             return self._mapping(value, depth)
         if t is list or t is tuple:  # tuples: run.json's config is not sanitized
             items = list(value)
-            # Numbers only (a reward event's values): sum() runs in C and fails on text and
-            # containers, the only items the walk below could change.
-            try:
-                total = sum(items)
-            except Exception:
-                total = None
-            if type(total) is float or type(total) is int:
+            # Plain numbers only (a reward event's values): nothing the walk could change. The
+            # exact types, checked in C; no sum(), which would run the items' own __add__.
+            if set(map(type, items)) <= _PLAIN_NUMBERS:
                 return items
             return self._sequence(items, depth)
         return value
@@ -306,6 +302,7 @@ class Redact:
 
 
 _CUTS = frozenset(" \t\r\n<>")
+_PLAIN_NUMBERS = frozenset({int, float, bool})
 _UNSEEN: Any = object()
 #: The shape of events whose keys are all safe but whose texts never repeat.
 _SAFE_KEYS: Any = object()
