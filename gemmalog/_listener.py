@@ -129,9 +129,9 @@ class EventListener(QueueListener):
     def dequeue(self, block: bool) -> list[Any] | None:  # type: ignore[override]  # a batch, not one record
         """The next batch, once the work this thread must do unasked is due: the flush of
         the shard (and the sinks' tick with it) when its oldest unwritten event is
-        ``flush_interval`` old, or the sinks' tick when nothing waits to be written; sooner
-        when the queue wakes it (``wake_at`` events, a flush request, shutdown, a producer
-        waiting for room)."""
+        ``flush_interval`` old, or the tick, ``flush_interval`` after the last flush;
+        sooner when the queue wakes it (``wake_at`` events, a flush request, shutdown, a
+        producer waiting for room)."""
         return self.events.get(block, self._until_due())
 
     def _until_due(self) -> float:
@@ -193,9 +193,8 @@ class EventListener(QueueListener):
         # console, TensorBoard) may take much longer to write than it does.
         now = time.monotonic()
         inflight = self.events.inflight_since
-        # The shard's flush and the sinks' tick go together: while events flow, the flush
-        # their age makes due is the tick (one wake-up, see dequeue), and the tick's timer
-        # only runs out when nothing waits to be written.
+        # The shard's flush and the sinks' tick go together, in one wake-up (see dequeue):
+        # the tick is reset at every flush, whichever of the two made it due.
         due = (
             bool(requests)
             or now >= self._next_flush
