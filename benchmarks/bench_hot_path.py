@@ -2,6 +2,9 @@
 
 Compared in the same process, alternating, against:
 - raw floor: ``orjson.dumps`` + buffered ``file.write`` inline on the caller;
+- hand-off floor: the envelope and a copy of the metrics on the caller, a ``deque`` to a
+  thread that renders and writes, nothing else: what any design that moves rendering and
+  I/O off the caller's thread pays at least, in Python;
 - naive: structlog -> stdlib Logger -> ``QueueHandler`` -> ``QueueListener`` -> ``FileHandler``
   (the textbook form of this design, JSON rendered by structlog's JSONRenderer);
 - stdlib: ``logging.FileHandler`` with a ``json.dumps`` formatter, inline.
@@ -20,6 +23,7 @@ Run: ``python benchmarks/bench_hot_path.py``.
 from __future__ import annotations
 
 import argparse
+import collections
 import gc
 import json
 import logging
@@ -31,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +88,78 @@ class RawFloor(Contender):
 
     def finish(self) -> None:
         self.file.flush()
+        self.file.close()
+
+
+class HandoffFloor(Contender):
+    """The least any design of this shape can cost: the caller builds the envelope (and copies
+    the metrics, as the caller may change its dict after the call) and appends it to a deque;
+    a thread renders and writes. No sanitizing, redaction, schema, routing, level checks,
+    drop accounting or loss window: a bound for gemmalog, not a logger anyone should use."""
+
+    name = "hand-off floor (envelope, deque, a writer thread; nothing else)"
+
+    def setup(self, directory: Path) -> None:
+        self.file = open(directory / "handoff.jsonl", "ab")  # noqa: SIM115
+        self.events: collections.deque[dict[str, Any]] = collections.deque()
+        self.wake = threading.Event()
+        self.done = False
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _put(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+        if len(self.events) >= 64:
+            self.wake.set()
+
+    def step(self, i: int) -> None:
+        self._put(
+            {
+                "ts": time.time(),
+                "kind": "metrics",
+                "logger": "gemmalog.metrics",
+                "level": "info",
+                "run": "bench",
+                "rank": 0,
+                "step": i,
+                "phase": "train",
+                "metrics": dict(METRICS),
+            }
+        )
+
+    def output(self, i: int) -> None:
+        self._put(
+            {
+                "ts": time.time(),
+                "kind": "model_output",
+                "logger": "gemmalog.model",
+                "level": "info",
+                "run": "bench",
+                "rank": 0,
+                "step": i,
+                "question": "q",
+                "model_output": TEXT,
+                "rewards": {"a": 1.0},
+            }
+        )
+
+    def _drain(self) -> None:
+        events, write = self.events, self.file.write
+        while True:
+            self.wake.wait(0.5)
+            self.wake.clear()
+            lines = []
+            while events:
+                lines.append(orjson.dumps(events.popleft()) + b"\n")
+            if lines:
+                write(b"".join(lines))
+            if self.done and not events:
+                return
+
+    def finish(self) -> None:
+        self.done = True
+        self.wake.set()
+        self.thread.join()
         self.file.close()
 
 
@@ -376,7 +453,14 @@ def main() -> None:
     parser.add_argument("--rss-events", type=int, default=1_000_000)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    contenders: list[type[Contender]] = [RawFloor, Gemmalog, GemmalogSeed, Naive, Stdlib]
+    contenders: list[type[Contender]] = [
+        RawFloor,
+        HandoffFloor,
+        Gemmalog,
+        GemmalogSeed,
+        Naive,
+        Stdlib,
+    ]
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "versions": {
