@@ -9,7 +9,10 @@ the other with tables of their own:
   to 32 tokens): a step of ~50-100 ms of CPU, so any fixed per-step cost looks large;
 - ``small``: a randomly initialised Gemma-3 of hidden size 256, 4 layers (~3.5M parameters,
   the tiny one's tokenizer), completions of 64 tokens: a step closer to a real one's
-  proportions on a CPU, for the same logging work per step.
+  proportions on a CPU, for the same logging work per step;
+- ``100m``: a randomly initialised Gemma-3 of hidden size 768, 12 layers (~104M parameters),
+  completions of 128 tokens, for a GPU: ``--device cuda --bf16`` trains it there in bfloat16
+  (issue 13, item 7); the loggers' CPU is accounted as on a CPU.
 
 The loggers:
 
@@ -113,6 +116,23 @@ MODELS: dict[str, tuple[int, dict[str, Any] | None]] = {
             "layer_types": ["sliding_attention"] * 3 + ["full_attention"],
             "sliding_window": 128,
             "max_position_embeddings": 512,
+        },
+    ),
+    # Issue 13, item 7: a ~100M-parameter Gemma-3 for a GPU (bf16); on a CPU a step takes
+    # seconds, so run it there only as a smoke test (--steps 2 --rounds 1).
+    "100m": (
+        128,
+        {
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "num_key_value_heads": 4,
+            "head_dim": 64,
+            "query_pre_attn_scalar": 64,
+            "layer_types": (["sliding_attention"] * 5 + ["full_attention"]) * 2,
+            "sliding_window": 512,
+            "max_position_embeddings": 1024,
         },
     ),
 }
@@ -253,8 +273,14 @@ def one_run(
     tmp: Path,
     clock: ThreadClock,
     completion_length: int = 32,
+    device: str = "cpu",
+    bf16: bool = False,
 ) -> dict[str, Any]:
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    import torch
+
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.bfloat16 if bf16 else torch.float32
+    )
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     funcs: list[Any] = list(reward_functions.REWARD_FUNCTIONS)
     callbacks: list[Any] = []
@@ -275,8 +301,8 @@ def one_run(
         per_device_train_batch_size=batch,
         num_generations=4,
         max_completion_length=completion_length,
-        bf16=False,
-        use_cpu=True,
+        bf16=bf16,
+        use_cpu=device == "cpu",
         activation_checkpointing=False,
         logging_steps=1,
         report_to=config if config in REPORTERS else "none",
@@ -436,7 +462,8 @@ def tables(summary: dict[str, Any], meta: dict[str, Any], model: dict[str, Any] 
     lines = [
         f"Rounds: {meta['rounds']} × {meta['steps']} steps, batch {meta['batch']}, "
         f"{meta['cpus']} CPUs, load average {meta['load_before']} before, "
-        f"{meta['load_after']} after; Python {meta['python']}.",
+        f"{meta['load_after']} after; Python {meta['python']}; the model on "
+        f"{meta.get('device', 'cpu')} in {meta.get('dtype', 'float32')}.",
     ]
     if model is not None:
         lines.append(
@@ -558,6 +585,15 @@ def render(result: dict[str, Any]) -> str:
     return text
 
 
+def device_name(device: str) -> str:
+    """What the model trained on, as the tables name it."""
+    if device == "cuda":
+        import torch
+
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return "cpu"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
@@ -570,6 +606,15 @@ def main() -> None:
         "--model",
         default="tiny",
         help=f"comma-separated, run one after the other: {', '.join(MODELS)} (see above)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where the model trains (cuda: the first GPU; the loggers' CPU is accounted alike)",
+    )
+    parser.add_argument(
+        "--bf16", action="store_true", help="load the model in bfloat16 and train with bf16"
     )
     parser.add_argument("--imports", type=int, default=0, help="rounds of the import comparison")
     parser.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
@@ -590,6 +635,11 @@ def main() -> None:
     unknown = [m for m in names if m not in MODELS]
     if unknown or not names:
         parser.error(f"--model: unknown {', '.join(unknown) or 'none given'}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA device here")
     tiny_dir = tiny_gemma.build_tiny_gemma(args.tiny_cache)
     configs = [c for c in args.configs.split(",") if available(c)]
     skipped = [c for c in args.configs.split(",") if c not in configs]
@@ -600,6 +650,8 @@ def main() -> None:
         "steps": args.steps,
         "batch": args.batch,
         "cpus": os.cpu_count(),
+        "device": device_name(args.device),
+        "dtype": "bfloat16" if args.bf16 else "float32",
         "python": sys.version.split()[0],
         "load_before": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "skipped": skipped,
@@ -621,6 +673,8 @@ def main() -> None:
                     tmp=Path(tmp) / f"{name}-w-{config}",
                     clock=clock,
                     completion_length=length,
+                    device=args.device,
+                    bf16=args.bf16,
                 )
             for i in range(args.rounds):
                 order = configs[i % len(configs) :] + configs[: i % len(configs)]
@@ -633,6 +687,8 @@ def main() -> None:
                         tmp=Path(tmp) / f"{name}-r{i}-{config}",
                         clock=clock,
                         completion_length=length,
+                        device=args.device,
+                        bf16=args.bf16,
                     )
                     runs[config].append(r)
                     print(
