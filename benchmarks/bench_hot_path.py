@@ -109,7 +109,7 @@ class HandoffFloor(Contender):
 
     def _put(self, event: dict[str, Any]) -> None:
         self.events.append(event)
-        if len(self.events) >= 64:
+        if len(self.events) >= 64 and not self.wake.is_set():  # set() takes a lock
             self.wake.set()
 
     def step(self, i: int) -> None:
