@@ -19,20 +19,38 @@ from gemmalog.doctor import Finding, diagnose
 STEPS = 30
 
 
+#: (text, rewards, correct, length in tokens) of a completion, from (step, sample).
+Completion = Callable[[int, int], tuple[str, dict[str, float], bool, int]]
+
+
 def write_run(
     root: Path,
     name: str,
     metrics: Callable[[int], dict[str, float]],
     memory: Callable[[int], float] | None = None,
+    completions: Completion | None = None,
 ) -> Path:
-    """A run of TRL-like metrics (and memory samples) only, 30 steps."""
+    """A run of TRL-like metrics (memory samples, one prompt group of 4 completions a step),
+    30 steps."""
     run = gemmalog.initialize(root=root, run_name=name, capture_stdlib=False)
     for step in range(1, STEPS + 1):
+        for sample in range(4 if completions else 0):
+            text, rewards, correct, tokens = completions(step, sample)  # type: ignore[misc]
+            gemmalog.log_model_output(
+                f"question of step {step}", "42", text, rewards=rewards, correct=correct,
+                step=step, sample=sample, length_tokens=tokens,
+            )  # fmt: skip
         gemmalog.log_training_progress(step, metrics(step))
         if memory is not None:
             gemmalog.log_memory_usage(step=step, cpu_rss_mb=memory(step))
     gemmalog.shutdown()
     return run.dir
+
+
+def _completion(
+    step: int, sample: int, *, rewards: dict[str, float] | None = None, tokens: int = 50
+) -> tuple[str, dict[str, float], bool, int]:
+    return f"answer {step}.{sample}", rewards or {"r": float(sample)}, sample == 0, tokens
 
 
 def findings(run: Path, check: str, **thresholds: Any) -> list[Finding]:
@@ -42,7 +60,12 @@ def findings(run: Path, check: str, **thresholds: Any) -> list[Finding]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("thresholds")
-    plans: dict[str, tuple[Callable[[int], dict[str, float]], Callable[[int], float] | None]] = {
+    none: dict[str, float] = {}
+    plans: dict[
+        str,
+        tuple[Callable[[int], dict[str, float]], Callable[[int], float] | None]
+        | tuple[Callable[[int], dict[str, float]], None, Completion],
+    ] = {
         # frac_reward_zero_std 1.0 over steps 3-7 (5 steps) and 12-15 (4 steps)
         "zero": (lambda s: {"frac_reward_zero_std": 1.0 if 3 <= s <= 7 or 12 <= s <= 15 else 0.0}, None),
         "zero_half": (lambda s: {"frac_reward_zero_std": 0.5 if 3 <= s <= 7 else 0.0}, None),
@@ -53,6 +76,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "memory_noisy": (lambda s: {"loss": 0.0}, lambda s: 1000.0 + 10.0 * s + (5.0 if s % 2 else -5.0)),
         # loss alternates 0 and 1 (median 0.5, range 1 over any even window), one spike of 8.5
         "spike": (lambda s: {"loss": 8.5 if s == 25 else float(s % 2)}, None),
+        # a_func scores 4, b_func 1: a_func's share of the magnitude is 16/20 = 0.8
+        "dominance": (lambda s: none, None, lambda s, i: _completion(s, i, rewards={"a_func": 4.0, "b_func": 1.0})),
+        # format_reward pays its top (0.5) to 3 of 4 (saturation 0.75); 1 of 4 correct (0.25)
+        "format": (lambda s: none, None, lambda s, i: _completion(s, i, rewards={"format_reward": 0.5 if i < 3 else 0.0})),
+        # 100 tokens over the first half, 25 over the second: a fall of 0.75
+        "length": (lambda s: none, None, lambda s, i: _completion(s, i, tokens=100 if s <= 15 else 25)),
+        # from step 16 two of the four completions share their text: duplicate share 0.5
+        "duplicates": (lambda s: none, None, lambda s, i: (
+            "same" if s > 15 and i < 2 else f"answer {s}.{i}", {"r": float(i)}, i == 0, 50)),
     }  # fmt: skip
     return {name: write_run(root, name, *plan) for name, plan in plans.items()}
 
@@ -124,6 +156,16 @@ BOUNDARIES = {
         up,
         {"outlier_range": 1.0, "outlier_metrics": ("loss",)},
     ),
+    "dominance_share": Boundary("dominance", "reward_dominance", "dominance_share", 0.8, up),
+    "format_saturation": Boundary(
+        "format", "format_saturated", "format_saturation", 0.75, up, {"correctness_floor": 0.25}
+    ),
+    # accuracy at or below the floor is "near zero"
+    "correctness_floor": Boundary(
+        "format", "format_saturated", "correctness_floor", 0.25, down, {"format_saturation": 0.75}
+    ),
+    "length_drop": Boundary("length", "length_collapse", "length_drop", 0.75, up),
+    "duplicate_share": Boundary("duplicates", "identical_completions", "duplicate_share", 0.5, up),
     "outlier_range": Boundary(
         "spike",
         "metric_outliers",
