@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import gemmalog
 from gemmalog import running
 from gemmalog.cli import cli
-from gemmalog.config import Config, ConfigError, HandlerConfig, load, parse
+from gemmalog.config import Config, ConfigError, HandlerConfig, LoggerConfig, load, parse
 from gemmalog.config.schema import DOCTOR, MAX_INT, METRICS, OPTIONS, REQUIRED, SETTINGS
 from gemmalog.config.validate import CACHE_NAME
 
@@ -450,6 +450,10 @@ def test_bad_handler_metrics_and_doctor_values_of_a_config_object(
         ("metrics.logging_frequency", lambda c: setattr(c.metrics, "logging_frequency", 2**64)),
         ("doctor.outlier_z", lambda c: setattr(c.doctor, "outlier_z", math.inf)),
         ("doctor.min_steps", lambda c: setattr(c.doctor, "min_steps", "8")),
+        ("handlers.f.level", lambda c: setattr(c.handlers["f"], "level", "loud")),
+        ("handlers.f.class", lambda c: setattr(c.handlers["f"], "type", "slack")),
+        ("loggers.a.handlers", lambda c: c.loggers.update(a=LoggerConfig("info", ("nope",)))),
+        ("root.level", lambda c: setattr(c.root, "level", "LOUD")),
     ]
     for key, spoil in bad:
         config = parse(

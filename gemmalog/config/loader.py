@@ -49,7 +49,7 @@ from gemmalog.config.schema import (
     plain,
     string_list,
 )
-from gemmalog.config.validate import check_config, check_settings
+from gemmalog.config.validate import check_config, check_loggers, check_settings
 from gemmalog.levels import ALIASES, LEVELS, NUMBER_LEVELS
 from gemmalog.sinks.csvrows import COLUMN_FIELDS
 
@@ -495,6 +495,7 @@ def apply_overrides(
         setattr(config.settings, key, tuple(value) if key in TUPLE_SETTINGS else value)
     if not env:  # the finished configuration, however it was built (a Config object too)
         check_config(config, problems.add, lambda k: f"settings.{k}")
+        check_loggers(config, problems.add)
         _check_user_code(config, problems)
         problems.raise_if_any()
     return config

@@ -28,6 +28,7 @@ from gemmalog.config.schema import (
     mismatch,
     plain,
 )
+from gemmalog.levels import LEVELS
 
 #: The shortest ``max_string_length``: a one-line message must fit. Envelope fields (kind,
 #: logger, level, run, phase) are never cut, whatever the limit (processors/sanitize.py).
@@ -159,8 +160,15 @@ def check_handlers(config: Config, report: Report) -> None:
     for handler in config.handlers.values():
         where = f"handlers.{handler.name}"
         opts = handler.options
+        if handler.level not in LEVELS:
+            report(
+                f"{where}.level", f"unknown level {handler.level!r}; allowed: {', '.join(LEVELS)}"
+            )
         table = OPTIONS.get(handler.type)
-        if table is not None:
+        if table is None and handler.type != "user":
+            allowed = ", ".join([*OPTIONS, "user"])
+            report(f"{where}.class", f"unknown handler type {handler.type!r}; allowed: {allowed}")
+        elif table is not None:
             unknown = sorted(set(opts) - set(table))
             for key in unknown:
                 report(f"{where}.{key}", f"unknown key; allowed: {', '.join(sorted(table))}")
@@ -199,3 +207,20 @@ def check_config(config: Config, report: Report, name: Callable[[str], str]) -> 
     _table(metrics, METRICS, MetricsConfig, report, lambda k: f"metrics.{k}")
     doctor = {k: v for k, v in vars(config.doctor).items() if k != "checks"}
     _table(doctor, DOCTOR, DoctorConfig, report, lambda k: f"doctor.{k}")
+
+
+def check_loggers(config: Config, report: Report) -> None:
+    """Loggers' levels and the handlers they name, for a ``Config`` built in Python (the
+    loader reports these for a file, and leaves out handlers it refused)."""
+    for logger_name, logger in [("root", config.root), *config.loggers.items()]:
+        where = logger_name if logger_name == "root" else f"loggers.{logger_name}"
+        if logger.level not in LEVELS:
+            report(
+                f"{where}.level", f"unknown level {logger.level!r}; allowed: {', '.join(LEVELS)}"
+            )
+        for handler in logger.handlers:
+            if handler not in config.handlers:
+                defined = ", ".join(config.handlers) or "none"
+                report(
+                    f"{where}.handlers", f"names unknown handler {handler!r}; defined: {defined}"
+                )
