@@ -89,7 +89,7 @@ def _shared_paths(config: Config, report: Report) -> None:
     """Two handlers writing one file, or one writing inside the other's directory."""
     seen: list[tuple[PurePath, str]] = []
     for handler in config.handlers.values():
-        for key in PATH_OPTIONS:
+        for key in PATH_OPTIONS if handler.type != "user" else ():
             value = handler.options.get(key)
             if not isinstance(value, str) or not value or "\0" in value:
                 continue
@@ -189,7 +189,7 @@ def check_handlers(config: Config, report: Report) -> None:
         for key in ("flush_secs", "flush_interval"):
             if key in opts:
                 _seconds(opts[key], f"{where}.{key}", report)
-        for key in PATH_OPTIONS:
+        for key in PATH_OPTIONS if handler.type != "user" else ():  # a user sink's are its own
             if key in opts:
                 _own_path(opts[key], f"{where}.{key}", report)
     _shared_paths(config, report)
