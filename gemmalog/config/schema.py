@@ -166,8 +166,8 @@ REQUIRED = {"file": ("filename",), "rotating_file": ("filename",), "csv": ("file
 
 SETTINGS: dict[str, tuple[Checker, str]] = {
     "root": (path_text, "a directory path"),
-    "run_name": (path_text, "a name"),
-    "run_id": (path_text, "an id"),
+    "run_name": (string, "a name"),
+    "run_id": (string, "an id"),
     "flush_interval": (positive_number, "a positive number of seconds"),
     "queue_size": (positive_int, "a positive integer"),
     "backpressure": (lambda v: v in POLICIES, " or ".join(POLICIES)),
