@@ -129,7 +129,7 @@ def initialize(
     elif config_path is None:
         config = default_config()
     else:
-        config = load(config_path)
+        config = load(config_path, import_user_code=True)  # the user runs their own code
     apply_overrides(config, env_overrides(), "environment")
     apply_overrides(config, {k: v for k, v in overrides.items() if v is not None})
     try:

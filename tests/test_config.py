@@ -340,7 +340,7 @@ BAD = {
     ),
     "negative backupCount": (
         "handlers:\n  file:\n    class: logging.handlers.RotatingFileHandler\n    filename: a.log\n    backupCount: -5\n",
-        r"handlers\.file\.backupCount: must be a non-negative integer, got -5",
+        r"handlers\.file\.backupCount: must be a non-negative integer, at most 10,000 \(files kept\), got -5",
     ),
     "negative buffer_size": (
         "handlers:\n  csv:\n    class: logging.custom.CSVHandler\n    filename: a.csv\n    buffer_size: -5\n",
@@ -499,7 +499,7 @@ REJECTED = {
     ),
     "infinite TensorBoard flush": (
         "version: 1\nhandlers:\n  tb:\n    class: logging.custom.TensorBoardHandler\n    flush_secs: .inf\n",
-        r"bad\.yaml:5: handlers\.tb\.flush_secs: must be a finite number of seconds, got inf",
+        r"bad\.yaml:5: handlers\.tb\.flush_secs: must be a finite positive number of seconds, got inf",
     ),
     "a year between CSV flushes": (
         "version: 1\nhandlers:\n  csv:\n    class: logging.custom.CSVHandler\n    filename: m.csv\n    flush_interval: 31536000\n",
@@ -507,7 +507,7 @@ REJECTED = {
     ),
     "infinite pipeline flush": (
         "version: 1\ngemmalog:\n  flush_interval: .inf\n",
-        r"bad\.yaml:3: gemmalog\.flush_interval: must be a finite number of seconds, got inf",
+        r"bad\.yaml:3: gemmalog\.flush_interval: must be a finite positive number of seconds, got inf",
     ),
     "text log into the JSONL shard": (
         "version: 1\nhandlers:\n  file:\n    class: logging.FileHandler\n    filename: events.0.jsonl\n    mode: w\n",
@@ -568,7 +568,7 @@ def test_keywords_and_config_objects_get_the_same_checks(
         gemmalog.initialize(config, root=root)
     monkeypatch.setenv("GEMMALOG_FLUSH_INTERVAL", "inf")
     with pytest.raises(
-        ConfigError, match=r"environment: GEMMALOG_FLUSH_INTERVAL: must be a finite"
+        ConfigError, match=r"environment: GEMMALOG_FLUSH_INTERVAL: must be a finite positive number"
     ):
         gemmalog.initialize(root=root)
     assert running() is None and list(root.iterdir()) == []

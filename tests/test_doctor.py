@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,9 +116,26 @@ def make_run(
     return run.dir
 
 
+#: A step or a range of steps named in a finding's message.
+STEP_RANGE = re.compile(r"\bsteps? (\d+)(?:–(\d+))?")
+
+
+def assert_text_agrees_with_steps(f: Finding) -> None:
+    """Every step range a message names lies among the finding's ``steps`` (the ones the live
+    page links to), or wholly before them (a baseline window it compares with)."""
+    if not f.steps:
+        return
+    low, high = min(f.steps), max(f.steps)
+    named = [(int(m[1]), int(m[2] or m[1])) for m in STEP_RANGE.finditer(f.message)]
+    for a, b in named:
+        assert b < low or low <= a <= b <= high, (f.check, f.steps, f.message)
+
+
 def only(findings: list[Finding], check: str) -> Finding:
     found = [f for f in findings if f.check == check]
     assert len(found) == 1, [(f.check, f.message) for f in findings]
+    for f in findings:
+        assert_text_agrees_with_steps(f)
     return found[0]
 
 
@@ -175,6 +193,22 @@ def test_format_saturated(root: Path) -> None:
     assert 12 <= f.steps[0] <= 14 and f.steps[-1] == STEPS
     assert f.values["saturation"]["soft_format_reward_func"][STEPS] == 1.0
     assert f.examples and all(e["rewards"]["soft_format_reward_func"] == 0.5 for e in f.examples)
+
+
+def test_format_saturated_from_inside_the_last_window(root: Path) -> None:
+    """The demo's case: saturation starts inside the last window, whose mean the message
+    states; the steps flagged include that whole window (they were 18–20 for 16–20)."""
+
+    def rewards(rng: random.Random, step: int, p: int, correct: bool, t: str) -> dict[str, float]:
+        out = _rewards(rng, step, p, correct, t)
+        paid = step >= 25 or rng.random() < 0.75
+        out["soft_format_reward_func"] = 0.5 if paid else 0.0
+        return out
+
+    plan = Plan(accuracy=lambda step: 0.0, rewards=rewards)
+    f = only(diagnose(make_run(root, "format-late", plan)), "format_saturated")
+    assert "to the completions of steps 23–30 " in f.message
+    assert f.steps == list(range(23, STEPS + 1))
 
 
 def test_reward_dominance(root: Path) -> None:

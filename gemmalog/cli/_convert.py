@@ -259,18 +259,35 @@ def config() -> None:
 
 @config.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
-def config_check(file: str) -> None:
+@click.option(
+    "--import-user-code",
+    is_flag=True,
+    help="Import the sink classes and processors the file names outside gemmalog, to check "
+    "they are sinks and processors (this runs their modules' code).",
+)
+def config_check(file: str, import_user_code: bool) -> None:
     """Validate a configuration FILE: prints OK, or the error and exits 1.
+
+    Runs no code of the file: sink classes and processors named by a dotted path outside
+    gemmalog are only located (their module exists) unless --import-user-code.
 
     \b
     Example:
         gemmalog config check configs/gemma_logging.yaml
+        gemmalog config check --import-user-code configs/with_my_sink.yaml
     """
-    from gemmalog.config import ConfigError, load
+    from gemmalog.config import ConfigError, load, user_code
 
     try:
-        load(file)
+        checked = load(file, import_user_code=import_user_code)
     except ConfigError as exc:
         click.echo(f"gemmalog: error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"OK {file}")
+    unchecked = [] if import_user_code else user_code(checked)
+    if unchecked:
+        click.echo(
+            "gemmalog: located but not imported (add --import-user-code to check them): "
+            + ", ".join(f"{where} {dotted}" for where, dotted in unchecked),
+            err=True,
+        )

@@ -1,6 +1,13 @@
 """Configuration: the seed plan's YAML format, validated before anything starts."""
 
-from gemmalog.config.loader import ConfigError, apply_overrides, env_overrides, load, parse
+from gemmalog.config.loader import (
+    ConfigError,
+    apply_overrides,
+    env_overrides,
+    load,
+    parse,
+    user_code,
+)
 from gemmalog.config.model import (
     Config,
     FormatterConfig,
@@ -24,4 +31,5 @@ __all__ = [
     "env_overrides",
     "load",
     "parse",
+    "user_code",
 ]

@@ -113,13 +113,20 @@ def build_sink(config: Config, spec: HandlerConfig, run_dir: Path) -> Sink | Non
     if spec.type == "null":
         return None
     if spec.type == "user":
-        return _user_sink(spec)
+        return _user_sink(config, spec)
     raise ValueError(f"handler {spec.name!r}: no sink for type {spec.type!r}")
 
 
-def _user_sink(spec: HandlerConfig) -> Sink:
-    """A sink class named in the YAML, built as ``cls(name=<handler>, **options)``."""
+def _user_sink(config: Config, spec: HandlerConfig) -> Sink:
+    """A sink class named in the YAML, built as ``cls(name=<handler>, **options)``; a
+    ``logging.Handler`` class as ``cls(**options)``, fed through a :class:`HandlerSink` with
+    the handler's formatter (the standard one by default). The loader checked the class (``resolve.sink_class``)."""
     cls = resolve_object(spec.class_name)
+    if isinstance(cls, type) and issubclass(cls, logging.Handler):
+        handler = cls(**spec.options)
+        handler.set_name(spec.name)
+        handler.setFormatter(_formatter(config, spec))
+        return HandlerSink(spec.name, handler, spec.level)
     sink = cls(name=spec.name, **spec.options)
     missing = [m for m in ("write", "flush", "close") if not callable(getattr(sink, m, None))]
     if missing:

@@ -31,7 +31,7 @@ from gemmalog.config.model import (
     Settings,
     default_config,
 )
-from gemmalog.config.resolve import processor, resolve
+from gemmalog.config.resolve import check_named, check_processor, sink_class, trusted
 from gemmalog.config.schema import (
     COMMON,
     DOCTOR,
@@ -45,9 +45,11 @@ from gemmalog.config.schema import (
     TUPLE_SETTINGS,
     Checker,
     boolean,
+    mismatch,
+    plain,
     string_list,
 )
-from gemmalog.config.validate import check_config, check_settings
+from gemmalog.config.validate import check_config, check_loggers, check_settings
 from gemmalog.levels import ALIASES, LEVELS, NUMBER_LEVELS
 from gemmalog.sinks.csvrows import COLUMN_FIELDS
 
@@ -116,7 +118,7 @@ def _check_options(
             continue
         checker, allowed_text = spec
         if not checker(value):
-            problems.add(f"{path}.{key}", f"must be {allowed_text}, got {value!r}")
+            problems.add(f"{path}.{key}", mismatch(value, allowed_text))
             continue
         out[key] = value
     return out
@@ -133,10 +135,35 @@ def _format_error(fmt: str, datefmt: str | None) -> str | None:
     return None
 
 
-def parse(data: Any, source: str = "<config>", lines: Mapping[str, int] | None = None) -> Config:
+def _formatter_name(
+    spec: Mapping[str, Any], path: str, defined: list[str], problems: _Problems
+) -> str | None:
+    """A handler's ``formatter``: the name of a defined formatter, or None."""
+    formatter = spec.get("formatter")
+    if formatter is None:
+        return None
+    if formatter not in defined:  # a list compares unequal, never hashed
+        problems.add(
+            f"{path}.formatter",
+            f"names unknown formatter {formatter!r}; defined: {', '.join(defined) or 'none'}",
+        )
+        return None
+    return str(formatter)
+
+
+def parse(
+    data: Any,
+    source: str = "<config>",
+    lines: Mapping[str, int] | None = None,
+    *,
+    import_user_code: bool = False,
+) -> Config:
     """Validate a configuration mapping (as loaded from YAML) and return a :class:`Config`.
 
-    ``lines`` maps dotted key paths to their line in the file, for the messages.
+    ``lines`` maps dotted key paths to their line in the file, for the messages. Sink classes
+    and processors named by dotted path outside gemmalog are only located, not imported,
+    unless ``import_user_code`` (then a class must be a sink taking its options, a processor
+    callable): checking a file runs none of its code.
     """
     problems = _Problems(source, lines)
     if not isinstance(data, Mapping):
@@ -146,8 +173,11 @@ def parse(data: Any, source: str = "<config>", lines: Mapping[str, int] | None =
     for key in data:
         if key not in TOP:
             problems.add(str(key), f"unknown section; allowed: {', '.join(sorted(TOP))}")
-    if "version" in data and data["version"] != 1:
+    if "version" in data and (type(data["version"]) is not int or data["version"] != 1):
         problems.add("version", f"must be 1, got {data['version']!r}")
+    for key in ("disable_existing_loggers", "incremental"):
+        if key in data and not boolean(data[key]):
+            problems.add(key, f"must be true or false, got {data[key]!r}")
 
     formatters = data.get("formatters") or {}
     if not isinstance(formatters, Mapping):
@@ -187,6 +217,7 @@ def parse(data: Any, source: str = "<config>", lines: Mapping[str, int] | None =
             format=fmt, datefmt=datefmt, json=fmt.strip().lower() == "json", fields=tuple(fields)
         )
 
+    defined_formatters = [str(name) for name in formatters]
     handlers = data.get("handlers") or {}
     if not isinstance(handlers, Mapping):
         problems.add("handlers", "must be a mapping of name: {class, ...}")
@@ -199,19 +230,27 @@ def parse(data: Any, source: str = "<config>", lines: Mapping[str, int] | None =
         cls = spec.get("class")
         kind = HANDLER_CLASSES.get(cls) if isinstance(cls, str) else None
         if kind is None and isinstance(cls, str) and "." in cls and not cls.startswith("logging."):
-            # A user's sink class: resolved now, so a bad path fails `config check` too.
+            # A user's sink class: located (or, opted in, imported and checked) now, so a bad
+            # path fails `config check` too; its options must be plain values for run.json.
+            options = {str(k): v for k, v in spec.items() if k not in COMMON}
+            level = _level(spec.get("level", "NOTSET"), f"{path}.level", problems)
+            bad = [f"{path}.{k}" for k, v in options.items() if not plain(v)]
+            for where in bad:
+                problems.add(
+                    where,
+                    "must be a plain value (text, a finite number, true/false, null, or a list "
+                    "or mapping of those)",
+                )
+            if bad:
+                continue
             try:
-                found = resolve(cls)
+                check_named(cls, import_user_code=import_user_code, options=options)
             except ValueError as exc:
                 problems.add(f"{path}.class", str(exc))
                 continue
-            if not isinstance(found, type):
-                problems.add(f"{path}.class", f"{cls!r} is not a class")
-                continue
-            level = _level(spec.get("level", "NOTSET"), f"{path}.level", problems)
-            options = {str(k): v for k, v in spec.items() if k not in COMMON}
+            formatter = _formatter_name(spec, path, defined_formatters, problems)
             config.handlers[str(name)] = HandlerConfig(
-                str(name), "user", level, None, options, class_name=cls
+                str(name), "user", level, formatter, options, class_name=cls
             )
             continue
         if kind is None:
@@ -230,19 +269,18 @@ def parse(data: Any, source: str = "<config>", lines: Mapping[str, int] | None =
                     f"{path}.columns",
                     f"unknown column {column!r}; allowed: {allowed} (reward_<fn> columns are added by themselves)",
                 )
-        for required in REQUIRED.get(kind, ()):
-            if required not in spec:
-                problems.add(f"{path}.{required}", f"missing; a {cls} handler needs '{required}'")
-        formatter = spec.get("formatter")
-        if formatter is not None and formatter not in formatters:
-            problems.add(
-                f"{path}.formatter",
-                f"names unknown formatter {formatter!r}; defined: {', '.join(map(str, formatters)) or 'none'}",
-            )
+        missing = [key for key in REQUIRED.get(kind, ()) if key not in spec]
+        for required in missing:
+            problems.add(f"{path}.{required}", f"missing; a {cls} handler needs '{required}'")
+        formatter = _formatter_name(spec, path, defined_formatters, problems)
         level = _level(spec.get("level", "NOTSET"), f"{path}.level", problems)
+        if missing or any(key not in options for key in REQUIRED.get(kind, ())):
+            continue  # reported: the later checks would only repeat it
         config.handlers[str(name)] = HandlerConfig(
             str(name), kind, level, formatter, options, class_name=str(cls)
         )
+
+    defined_handlers = [str(name) for name in handlers]
 
     def logger_config(spec: Any, path: str) -> LoggerConfig:
         if not isinstance(spec, Mapping):
@@ -255,10 +293,10 @@ def parse(data: Any, source: str = "<config>", lines: Mapping[str, int] | None =
             problems.add(f"{path}.handlers", f"must be a list of handler names, got {names!r}")
             names = []
         for handler in names:
-            if handler not in handlers:
+            if handler not in defined_handlers:
                 problems.add(
                     f"{path}.handlers",
-                    f"names unknown handler {handler!r}; defined: {', '.join(map(str, handlers)) or 'none'}",
+                    f"names unknown handler {handler!r}; defined: {', '.join(defined_handlers) or 'none'}",
                 )
         propagate = spec.get("propagate", True)
         if not boolean(propagate):
@@ -305,7 +343,7 @@ def parse(data: Any, source: str = "<config>", lines: Mapping[str, int] | None =
     for key in ("processors", "listener_processors"):
         for i, dotted in enumerate(checked_settings.get(key, ())):
             try:
-                processor(dotted)
+                check_named(dotted, import_user_code=import_user_code)
             except ValueError as exc:
                 problems.add(f"gemmalog.{key}[{i}]", str(exc))
     config.settings = Settings(**checked_settings)
@@ -348,8 +386,13 @@ def parse_doctor(section: Any, source: str = "<config>") -> DoctorConfig:
     return doctor
 
 
-def load(path: str | os.PathLike[str]) -> Config:
-    """Load and validate a YAML file; raises :class:`ConfigError` naming the file and key."""
+def load(path: str | os.PathLike[str], *, import_user_code: bool = False) -> Config:
+    """Load and validate a YAML file; raises :class:`ConfigError` naming the file and key.
+
+    ``import_user_code``: import the sink classes and processors the file names outside
+    gemmalog to check them (:func:`parse`); ``initialize()`` does, ``config check`` only
+    with ``--import-user-code``.
+    """
     import yaml  # here, not at import: ``import gemmalog`` and the defaults do without it
 
     file = Path(path)
@@ -371,7 +414,9 @@ def load(path: str | os.PathLike[str]) -> Config:
             f"{file}: malformed YAML: collections nested too deeply to read "
             "(a configuration needs a few levels)"
         ) from None
-    config = parse({} if data is None else data, str(file), lines)
+    config = parse(
+        {} if data is None else data, str(file), lines, import_user_code=import_user_code
+    )
     config.source = file.resolve()
     return config
 
@@ -439,7 +484,7 @@ def apply_overrides(
             if checker(value):
                 checked[key] = value
             else:
-                problems.add(names.get(key, key), f"must be {allowed}, got {value!r}")
+                problems.add(names.get(key, key), mismatch(value, allowed))
     else:
         checked = _check_options(values, SETTINGS, "settings", problems)
     check_settings(
@@ -450,8 +495,45 @@ def apply_overrides(
         setattr(config.settings, key, tuple(value) if key in TUPLE_SETTINGS else value)
     if not env:  # the finished configuration, however it was built (a Config object too)
         check_config(config, problems.add, lambda k: f"settings.{k}")
+        check_loggers(config, problems.add)
+        _check_user_code(config, problems)
         problems.raise_if_any()
     return config
+
+
+def user_code(config: Config) -> list[tuple[str, str]]:
+    """(key, dotted path) of each sink class and processor outside gemmalog that ``config``
+    names: the code a check without ``import_user_code`` located but did not import."""
+    out = [
+        (f"handlers.{h.name}.class", h.class_name)
+        for h in config.handlers.values()
+        if h.type == "user" and not trusted(h.class_name)
+    ]
+    for key in ("processors", "listener_processors"):
+        out += [
+            (f"gemmalog.{key}[{i}]", dotted)
+            for i, dotted in enumerate(getattr(config.settings, key))
+            if not trusted(dotted)
+        ]
+    return out
+
+
+def _check_user_code(config: Config, problems: _Problems) -> None:
+    """Import and check the sink classes and processors a finished configuration names
+    (a ``Config`` built in Python skips the loader): at ``initialize()``, before any file."""
+    for handler in config.handlers.values():
+        if handler.type == "user":
+            try:
+                sink_class(handler.class_name, handler.options)
+            except ValueError as exc:
+                problems.add(f"handlers.{handler.name}.class", str(exc))
+    for key in ("processors", "listener_processors"):
+        for i, dotted in enumerate(getattr(config.settings, key)):
+            if isinstance(dotted, str):
+                try:
+                    check_processor(dotted)
+                except ValueError as exc:
+                    problems.add(f"settings.{key}[{i}]", str(exc))
 
 
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

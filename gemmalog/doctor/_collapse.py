@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gemmalog.doctor._core import Check, Context, Finding, Series, check, example, num
+from gemmalog.doctor._core import Check, Context, Finding, Series, check, example, flagged_from, num
 
 
 def _repeated(ctx: Context, run: str, since: int) -> list[dict[str, object]]:
@@ -29,7 +29,7 @@ def entropy_collapse(ctx: Context, chk: Check) -> list[Finding]:
             level, why = first * (1 - cfg.entropy_drop), f"a fall of {100 * drop:.0f}%"
         else:
             continue
-        since = entropy.onset(level, above=False) or w[1].steps[0]
+        since = flagged_from(entropy.onset(level, above=False), w[1])
         out.append(
             chk.finding(
                 ctx,
@@ -67,12 +67,12 @@ def diversity_collapse(ctx: Context, chk: Check) -> list[Finding]:
             d0, d1 = dw[0].mean(), dw[1].mean()
             if (d0 - d1) / d0 >= cfg.distinct_drop:
                 reasons.append(f"distinct-2 fell from {num(d0)} to {num(d1)}")
-                onsets.append(distinct.onset((d0 + d1) / 2, above=False) or dw[1].steps[0])
+                onsets.append(flagged_from(distinct.onset((d0 + d1) / 2, above=False), dw[1]))
         if rw is not None:
             r0, r1 = rw[0].mean(), rw[1].mean()
             if r1 - r0 >= cfg.repetition_rise:
                 reasons.append(f"the repeated 3-gram ratio rose from {num(r0)} to {num(r1)}")
-                onsets.append(repeated.onset((r0 + r1) / 2) or rw[1].steps[0])
+                onsets.append(flagged_from(repeated.onset((r0 + r1) / 2), rw[1]))
         if not reasons:
             continue
         since = min(onsets)
@@ -111,7 +111,7 @@ def identical_completions(ctx: Context, chk: Check) -> list[Finding]:
         s0, s1 = w[0].mean(), w[1].mean()
         if s1 < cfg.duplicate_share or s1 <= s0:
             continue
-        since = share.onset(cfg.duplicate_share) or w[1].steps[0]
+        since = flagged_from(share.onset(cfg.duplicate_share), w[1])
         out.append(
             chk.finding(
                 ctx,

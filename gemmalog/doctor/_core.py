@@ -231,6 +231,12 @@ class Series:
         return self.steps[start]
 
 
+def flagged_from(onset: int | None, last: Series) -> int:
+    """The first flagged step: the onset, or the start of the last window if that is earlier
+    (the messages state the last window's mean, so its steps are among those flagged)."""
+    return last.steps[0] if onset is None else min(onset, last.steps[0])
+
+
 def steps_text(steps: Sequence[int]) -> str:
     """``[1, 2, 3, 7, 9, 10]`` as ``1–3, 7, 9–10``; long lists keep their ends."""
     if not steps:

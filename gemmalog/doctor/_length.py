@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gemmalog.doctor._core import Check, Context, Finding, Series, check, example, num
+from gemmalog.doctor._core import Check, Context, Finding, Series, check, example, flagged_from, num
 
 
 def _examples(ctx: Context, run: str, query: str, since: int) -> list[dict[str, object]]:
@@ -26,7 +26,7 @@ def length_clipping(ctx: Context, chk: Check) -> list[Finding]:
         w = ratio.windows(cfg)
         if w is None or w[1].mean() < cfg.clipped_ratio:
             continue
-        since = ratio.onset(cfg.clipped_ratio) or w[1].steps[0]
+        since = flagged_from(ratio.onset(cfg.clipped_ratio), w[1])
         out.append(
             chk.finding(
                 ctx,
@@ -64,7 +64,7 @@ def length_collapse(ctx: Context, chk: Check) -> list[Finding]:
         first, last = w[0].mean(), w[1].mean()
         if first <= 0 or (first - last) / first < cfg.length_drop:
             continue
-        since = length.onset((first + last) / 2, above=False) or w[1].steps[0]
+        since = flagged_from(length.onset((first + last) / 2, above=False), w[1])
         out.append(
             chk.finding(
                 ctx,

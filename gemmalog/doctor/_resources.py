@@ -7,7 +7,7 @@ import os
 import statistics
 from typing import Any
 
-from gemmalog.doctor._core import Check, Context, Finding, Series, check, num
+from gemmalog.doctor._core import Check, Context, Finding, Series, check, flagged_from, num
 
 
 def _fit(series: Series) -> tuple[float, float, float]:
@@ -84,7 +84,7 @@ def step_time_drift(ctx: Context, chk: Check) -> list[Finding]:
         first, last = statistics.median(w[0].values), statistics.median(w[1].values)
         if first <= 0 or last / first < cfg.step_time_drift:
             continue
-        since = times.onset((first + last) / 2) or w[1].steps[0]
+        since = flagged_from(times.onset((first + last) / 2), w[1])
         out.append(
             chk.finding(
                 ctx,

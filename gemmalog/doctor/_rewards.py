@@ -13,6 +13,7 @@ from gemmalog.doctor._core import (
     Series,
     check,
     example,
+    flagged_from,
     num,
     steps_text,
 )
@@ -38,7 +39,7 @@ def reward_hacking(ctx: Context, chk: Check) -> list[Finding]:
         rise, gain = r1.mean() - r0.mean(), a1.mean() - a0.mean()
         if rise < cfg.reward_rise * sd or gain > cfg.accuracy_gain:
             continue
-        since = reward.onset((r0.mean() + r1.mean()) / 2) or r1.steps[0]
+        since = flagged_from(reward.onset((r0.mean() + r1.mean()) / 2), r1)
         examples = ctx.rows(
             "common", "best_wrong", {"run": run, "since": since, "limit": cfg.examples}
         )
@@ -101,7 +102,7 @@ def format_saturated(ctx: Context, chk: Check) -> list[Finding]:
             saturation = Series.of(rows, "saturation")
             w = saturation.windows(cfg)
             if w is not None and w[1].mean() >= cfg.format_saturation:
-                since = saturation.onset(cfg.format_saturation) or w[1].steps[0]
+                since = flagged_from(saturation.onset(cfg.format_saturation), w[1])
                 saturated[fn] = (top, saturation, w[1], since)
         if not saturated:
             continue

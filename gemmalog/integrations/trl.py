@@ -290,8 +290,17 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             final.update(correct_answers=correct, total_answers=total)
         final["training_complete"] = 1.0 if stats["training_complete"] else 0.0
         api.log_training_progress(state.global_step, final, phase="progress")
+        world = getattr(args, "world_size", 1)
+        # The counts are this process's: under torchrun each rank judges its own completions
+        # (the views add every rank's up). Say so rather than print one rank's as the total.
+        message = (
+            "Training completed"
+            if not isinstance(world, int) or world <= 1
+            else f"Training completed (answer counts of rank {getattr(args, 'process_index', 0)} "
+            f"of {world}; gemmalog summary counts every rank's)"
+        )
         gemmalog.get_training_logger().info(
-            "Training completed", **{k: v for k, v in stats.items() if k != "global_step"}
+            message, **{k: v for k, v in stats.items() if k != "global_step"}
         )
         return control
 
