@@ -4,6 +4,7 @@ options and output helpers the commands share. Command modules import this one;
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -82,3 +83,10 @@ def cli(debug: bool, no_cache: bool, cache_dir: str | None) -> None:
 
         ctx = click.get_current_context()
         ctx.with_resource(configured(enabled=False if no_cache else None, directory=cache_dir))
+    if not no_cache and (cache_dir or os.environ.get("GEMMALOG_CACHE_DIR")):
+        from gemmalog.queries import check_output
+        from gemmalog.queries._cache import cache_root
+
+        folder = cache_root()
+        if folder is not None:  # the caches are written there: never onto a run's files
+            check_output(folder, folder=True, cache=True)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from gemmalog.queries._connect import QueryError, connect, resolve
+from gemmalog.queries._guard import check_output
 from gemmalog.queries._outputs import Progress, check_csv_output, run_with_progress
 from gemmalog.queries._summary import named_queries
 
@@ -40,7 +41,7 @@ def to_csv(
         from gemmalog.queries._model_csv import model_output_csv
 
         return model_output_csv(run_path, out, root=root, progress=progress)
-    target = check_csv_output(resolve(run_path, root=root), out)
+    target = check_csv_output(resolve(run_path, root=root), out, root)
     con = connect(run_path, root=root)
     try:
         select = named_queries("export")[kind]
@@ -66,17 +67,11 @@ def to_parquet(
 
     Read it back with ``read_parquet('out/**/*.parquet', hive_partitioning = true)``.
     ``out`` must be empty, or with ``overwrite`` hold an earlier export: then only its
-    ``run=*/kind=*/*.parquet`` files are removed. An ``out`` that is, or contains, a run
-    directory is refused; a missing ``out`` (and its parents) is created.
+    ``run=*/kind=*/*.parquet`` files are removed. An ``out`` that is, holds or lies in any
+    run's files is refused (:func:`~gemmalog.queries._guard.check_output`); a missing
+    ``out`` (and its parents) is created.
     """
-    target = Path(out).absolute()
-    runs = {Path(f).parent.absolute() for f in resolve(path, root=root).files()}
-    for run_dir in sorted(runs):
-        if target == run_dir or target in run_dir.parents:
-            raise QueryError(
-                f"{out}: is or contains the run directory {run_dir}; "
-                "write the Parquet copy to an empty folder outside the runs"
-            )
+    target = check_output(out, sources=[resolve(path, root=root)], root=root, folder=True)
     if target.exists() and not target.is_dir():
         raise QueryError(f"{out}: is a file; give a folder for the Parquet copy")
     from gemmalog.queries import _cache_export as incremental
