@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import duckdb
+from duckdb.sqltypes import VARCHAR
+
 from gemmalog.queries._connect import QueryError, connect, resolve
 from gemmalog.queries._guard import check_output
 from gemmalog.queries._outputs import Progress, check_csv_output, run_with_progress
 from gemmalog.queries._summary import named_queries
+from gemmalog.sinks.csvrows import FORMULA_STARTS, cell
 
 CSV_KINDS = ("model_output", "metrics", "rewards")
 
@@ -33,7 +37,8 @@ def to_csv(
 
     ``kind`` is ``metrics`` (the metrics view), ``rewards`` (the rewards view) or
     ``model_output``: the same rows the live CSV sink writes, built by the sink's own
-    row function (:mod:`gemmalog.sinks.csv`).
+    row function (:mod:`gemmalog.sinks.csv`). Every text cell of every kind is made
+    spreadsheet-safe by the sink's :func:`~gemmalog.sinks.csvrows.cell`.
     """
     if kind not in CSV_KINDS:
         raise QueryError(f"unknown CSV kind {kind!r}; use one of {', '.join(CSV_KINDS)}")
@@ -44,7 +49,7 @@ def to_csv(
     target = check_csv_output(resolve(run_path, root=root), out, root)
     con = connect(run_path, root=root)
     try:
-        select = named_queries("export")[kind]
+        select = _spreadsheet_safe(con, named_queries("export")[kind])
         return _copied_rows(
             run_with_progress(
                 con, f"COPY ({select}) TO {_quote(target)} (FORMAT csv, HEADER)", progress
@@ -52,6 +57,31 @@ def to_csv(
         )
     finally:
         con.close()
+
+
+def _text_cell(text: str) -> str:
+    return cell(text)
+
+
+def _spreadsheet_safe(con: duckdb.DuckDBPyConnection, select: str) -> str:
+    """``select`` with every text column passed through the CSV sink's own :func:`cell`:
+    text a spreadsheet would run as a formula gets a leading quote, as in model_outputs.csv.
+
+    Only cells that start with one of :data:`FORMULA_STARTS` reach Python; the others cannot
+    change, and a metric export stays a DuckDB COPY.
+    """
+    con.create_function("gemmalog_csv_cell", _text_cell, [VARCHAR], VARCHAR, side_effects=False)
+    starts = ", ".join("'" + c.replace("'", "''") + "'" for c in FORMULA_STARTS)
+    columns = []
+    for name, typ, *_ in con.execute(f"DESCRIBE ({select})").fetchall():
+        ident = '"' + str(name).replace('"', '""') + '"'
+        columns.append(
+            f"CASE WHEN left({ident}, 1) IN ({starts}) THEN gemmalog_csv_cell({ident}) "
+            f"ELSE {ident} END AS {ident}"
+            if typ == "VARCHAR"
+            else ident
+        )
+    return f"SELECT {', '.join(columns)} FROM ({select})"
 
 
 def to_parquet(
