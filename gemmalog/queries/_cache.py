@@ -63,6 +63,7 @@ __all__ = [
     "drop",
     "pin",
     "status",
+    "verify",
 ]
 
 _LIVE = "/* gemmalog: JSONL read live */"
@@ -81,6 +82,8 @@ class _Shard:
     path: str
     ino: int
     size: int
+    #: The shard's ctime at connect: a shard written in place since is read live.
+    ctime_ns: int
     watermark: int
     parts: list[str]
     #: ``[lowest, highest]`` segment in the parts (``[]``: no rows), None if unknown.
@@ -156,6 +159,7 @@ class _Snapshot:
                     shard,
                     st.st_ino,
                     st.st_size,
+                    st.st_ctime_ns,
                     entry["watermark"],
                     parts,
                     segment_range(entry["parts"]),
@@ -229,9 +233,11 @@ class _Snapshot:
             except OSError:
                 live.append(path)
                 continue
-            if (st.st_ino, st.st_size) != (shard.ino, shard.size) or not all(
-                os.path.exists(p) for p in shard.parts
-            ):
+            if (st.st_ino, st.st_size, st.st_ctime_ns) != (
+                shard.ino,
+                shard.size,
+                shard.ctime_ns,
+            ) or not all(os.path.exists(p) for p in shard.parts):
                 live.append(path)
                 continue
             if shard.parts:
@@ -319,13 +325,40 @@ def build(source: Source) -> list[dict[str, Any]]:
     return status(source)
 
 
+def verify(source: Source) -> list[dict[str, Any]]:
+    """Check every byte each shard's cache was built from, and every part; rebuild from the
+    JSONL what does not match. Per shard: ``ok``, ``rebuilt`` or ``damaged`` (a cache that
+    cannot be written: queries read that shard's JSONL), and why."""
+    out: list[dict[str, Any]] = []
+    for shard_dir, shards in _dirs(source).items():
+        store = _DirCache(shard_dir)
+        try:
+            store.sync(shards, full=True)
+            broken = "rebuilt"
+        except OSError as exc:
+            warn_once(f"query cache {store.dir} cannot be written ({exc}); checked only")
+            store.usable(shards, full=True, quiet=True)
+            broken = "damaged"
+        for shard in shards:
+            why = store.problems.get(shard)
+            out.append(
+                {
+                    "shard": shard,
+                    "state": "ok" if why is None else broken,
+                    "problem": why or "",
+                    "cache": str(store.dir),
+                }
+            )
+    return out
+
+
 def status(source: Source) -> list[dict[str, Any]]:
     """Per shard: its size, the bytes and rows cached, the parts, where the cache is, its state."""
     out: list[dict[str, Any]] = []
     for shard_dir, shards in _dirs(source).items():
         store = _DirCache(shard_dir)
         manifest = store.load()
-        usable = store.usable(shards)
+        usable = store.usable(shards, quiet=True)
         for shard in shards:
             entry = manifest["shards"].get(os.path.basename(shard))
             size = os.stat(shard).st_size
