@@ -159,3 +159,48 @@ def test_a_cache_without_content_checks_is_built_again(run: Path) -> None:
     edit_middle(run / "events.0.jsonl", keep_times=True)
     assert loss_sum(run)[0] == 0.5 * STEPS + 9
     assert set(cached_parts(run)).isdisjoint(old)
+
+
+def test_a_part_damaged_inside_never_fails_a_command(run: Path) -> None:
+    """Damage connect() does not look for (size and footer intact) is met by the query
+    itself: the command is answered from the JSONL, with a notice; verify then rebuilds."""
+    truth = loss_sum(run)[0]
+    (part,) = cached_parts(run)
+    data = bytearray(part.read_bytes())
+    end = len(data) - 2 * _cache_check.TAIL
+    assert end > 1000
+    data[4:end] = os.urandom(end - 4)
+    part.write_bytes(bytes(data))
+    for args in (
+        ["sql", str(run), SUM, "--format", "json"],
+        ["summary", str(run), "--json"],
+    ):
+        code, out, err = cli_run(*args)
+        assert code == 0, err
+        assert "answered from the JSONL" in err and err.count("\n") == 1
+        if args[0] == "sql":
+            assert float(orjson.loads(out)[0]['sum("value")']) == truth
+    code, _, err = cli_run("sql", str(run), "SELECT no_such_column FROM metrics")
+    assert code == 1 and "answered from the JSONL" not in err  # a bad statement is not retried
+    code, out, _ = cli_run("cache", "verify", str(run), "--format", "json")
+    assert [r["state"] for r in orjson.loads(out)] == ["rebuilt"]
+    assert loss_sum(run) == (truth, "")
+
+
+def test_the_runs_listing_sees_an_edit_that_put_the_mtime_back(run: Path) -> None:
+    """`gemmalog runs` remembers each run's row; the key holds the shard's ctime, which an
+    edit cannot put back (`touch -r` can only put back the mtime)."""
+    from gemmalog.queries import list_runs
+
+    root = run.parent
+    columns, order = ("run", "steps"), ("run",)
+    assert list_runs(str(root), columns, order)[1] == [("r", STEPS - 1)]
+    shard = run / "events.0.jsonl"
+    data = shard.read_bytes()
+    at = data.rindex(f'"step":{STEPS - 1}'.encode())
+    st = shard.stat()
+    with open(shard, "r+b") as fh:
+        fh.seek(at)
+        fh.write(f'"step":{STEPS + 3000}'.encode())  # same width: the size does not change
+    os.utime(shard, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert list_runs(str(root), columns, order)[1] == [("r", STEPS + 3000)]

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 #: Bytes of shard a block digest covers.
-BLOCK = 1 << 20
+BLOCK = 1 << 18
 #: Random blocks checked at each connect, besides the first and the last.
 SAMPLES = 2
 #: Bytes at the end of a part (its Parquet footer) checked at each connect.
