@@ -4,14 +4,16 @@ Each directory of shards gets a cache (``<dir>/.gemmalog-cache``, or a folder un
 ``$GEMMALOG_CACHE_DIR``) holding, per shard, Parquet parts for consecutive byte ranges of
 complete lines, and a ``cache.json`` manifest: the byte-offset watermark (the end of the
 last complete line parsed), the shard's device and inode, and SHA-256 digests of its first
-bytes and of the bytes just before the watermark. :func:`attach` (called by ``connect``)
+bytes and of the bytes just before the watermark, and the content checks of
+:mod:`gemmalog.queries._cache_check` (block digests, part digests). :func:`attach` (called by ``connect``)
 brings the cache up to the last complete line of every shard under an exclusive ``flock``,
 writing parts and manifest under temporary names and renaming them into place, so only new
 bytes are parsed and a reader never sees half a cache. The unfinished tail after the last
 newline is parsed from the JSONL into an in-memory table, exactly as the live views read it.
 
-The JSONL stays the source of truth: a shard that was truncated, replaced or rotated no
-longer matches its entry and is parsed again; a shard that changes while a connection is
+The JSONL stays the source of truth: a shard that was truncated, replaced, rotated or
+edited, or whose part is damaged, no longer matches its entry and is parsed again (with a
+notice for an edit or a damaged part); a shard that changes while a connection is
 open is read live from the JSONL by that connection's next query (each query asks
 :meth:`_Snapshot.sql` which files to read). Nothing here raises into the caller: a cache
 that cannot be read or written falls back to reading the JSONL.

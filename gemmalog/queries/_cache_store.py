@@ -4,7 +4,8 @@ lines and a ``cache.json`` manifest, written under an exclusive lock, renamed in
 Per shard the manifest keeps the byte-offset watermark (the end of the last complete line
 parsed), the shard's device and inode, and SHA-256 digests of its first bytes and of the
 bytes just before the watermark: a shard that was truncated, replaced or rotated no longer
-matches and is parsed again from its first byte. See :mod:`gemmalog.queries._cache` for how
+matches and is parsed again from its first byte. The block and part digests of
+:mod:`gemmalog.queries._cache_check` catch a shard edited in place and a damaged part. See :mod:`gemmalog.queries._cache` for how
 connections read it.
 """
 
