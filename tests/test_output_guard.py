@@ -104,6 +104,7 @@ RUN_FILES = [
     "runs/a/events.1.jsonl",  # a shard not written yet is the run's too
     OUTSIDE_LOG,  # run c's text log, outside its directory: named in its run.json
     OUTSIDE_LOG + ".1",  # and its rotated form
+    "outside-logs/train.rank3.log",  # and the text log of another rank
 ]
 
 

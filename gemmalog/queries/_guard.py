@@ -63,15 +63,20 @@ def _configured(run_dir: Path) -> Iterator[Path]:
         for key in _PATH_OPTIONS:
             value = options.get(key) if isinstance(options, dict) else None
             if isinstance(value, str) and value:
-                path = Path(value).expanduser()
+                try:
+                    path = Path(value).expanduser()
+                except RuntimeError:  # ~name of no such user: the run wrote it literally
+                    path = Path(value)
                 yield Path(os.path.realpath(path if path.is_absolute() else run_dir / path))
 
 
 def _variant(name: str, written: str) -> bool:
-    """``name`` is ``written`` or its rank (``x.rank1.log``) or rotated (``x.log.3``) form."""
+    """``name`` is ``written`` or a form of it a sink makes: per rank (``x.rank1.log``),
+    rotated (``x.log.3``), set aside (``x.1.csv``) or being replaced (``x.csv.tmp``)."""
     stem, dot, suffix = written.partition(".")
-    rank = re.escape(stem) + r"(?:\.rank\d+)?" + (re.escape(dot + suffix) if dot else "")
-    return re.fullmatch(rank + r"(?:\.\d+)?", name) is not None
+    tail = re.escape(dot + suffix) if dot else ""
+    form = rf"{re.escape(stem)}(?:\.rank\d+)?(?:\.\d+)?{tail}(?:\.\d+|\.tmp)?"
+    return re.fullmatch(form, name) is not None
 
 
 def _owned(target: Path, run_dir: Path, folder: bool) -> str | None:
