@@ -29,7 +29,8 @@ class _Group(click.Group):
             sys.stderr.close()
             ctx.exit(0)
         except Exception as exc:
-            if not ctx.meta.get(_RETRIED) and _may_be_the_cache(exc):
+            tried = ctx.meta.get(_RETRIED) or ctx.params.get("no_cache")
+            if not tried and _may_be_the_cache(exc):
                 # The cache is disposable: a part damaged where connect() does not look
                 # (inside, with its size and footer intact) must not fail the command.
                 from gemmalog.queries import configured
@@ -71,6 +72,9 @@ def _may_be_the_cache(exc: BaseException) -> bool:
         duckdb.PermissionException,
         duckdb.SyntaxException,
         duckdb.OutOfRangeException,
+        duckdb.TypeMismatchException,
+        duckdb.InterruptException,  # Ctrl-C: stop, do not start again
+        duckdb.OutOfMemoryException,  # the JSONL would need more, not less
     )
     if isinstance(exc, statement):
         return False
