@@ -18,7 +18,7 @@ def _table(rows: list[dict[str, Any]], fmt: str, title: str) -> None:
 
 @cli.group("cache")
 def cache() -> None:
-    """Build, inspect or drop the query cache: Parquet copies of the JSONL already parsed.
+    """Build, inspect, verify or drop the query cache: Parquet copies of the JSONL already parsed.
 
     `connect`, `sql`, `summary`, `report` and the conversions keep it up to date on their
     own; these commands are for control (build ahead of time, see what is cached, free the
@@ -28,6 +28,7 @@ def cache() -> None:
     Example:
         gemmalog cache build gemmalog_runs
         gemmalog cache status gemmalog_runs/my-run
+        gemmalog cache verify gemmalog_runs
         gemmalog cache drop gemmalog_runs/my-run
     """
 
@@ -70,6 +71,32 @@ def status(path: str, root: str | None, fmt: str) -> None:
     if not source.files():
         raise QueryError(f"{source.label}: no events.*.jsonl files found")
     _table(do_status(source), fmt, "query cache")
+
+
+@cache.command("verify")
+@click.argument("path", default=".")
+@root_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def verify(path: str, root: str | None, fmt: str) -> None:
+    """Check every byte the cache of PATH was built from, and every cached part; rebuild from
+    the JSONL whatever no longer matches (a shard edited in place, a damaged part).
+
+    Every query already checks each shard's size, inode, ctime and mtime, its first and last
+    megabyte and two random ones, and each part's size and footer; this reads everything.
+
+    \b
+    Example:
+        gemmalog cache verify gemmalog_runs
+    """
+    from gemmalog.queries import QueryError, resolve
+    from gemmalog.queries._cache import verify as do_verify
+
+    source = resolve(path, root=root)
+    if not source.files():
+        raise QueryError(f"{source.label}: no events.*.jsonl files found")
+    columns = ("shard", "state", "problem", "cache")
+    rows = do_verify(source)
+    render(console(), columns, [[r[c] for c in columns] for r in rows], fmt, title="cache verify")
 
 
 @cache.command("drop")

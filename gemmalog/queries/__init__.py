@@ -10,6 +10,7 @@ The views and their columns are documented in ``docs/queries.md``.
 from gemmalog.queries._cache import CACHE_NAME, MANIFEST, configured
 from gemmalog.queries._connect import VIEWS, QueryError, Source, connect, freeze, resolve
 from gemmalog.queries._export import to_csv, to_parquet
+from gemmalog.queries._guard import check_output
 from gemmalog.queries._readonly import check_read_only, lock_down
 from gemmalog.queries._runs_index import list_runs
 from gemmalog.queries._summary import summary
@@ -20,6 +21,7 @@ __all__ = [
     "VIEWS",
     "QueryError",
     "Source",
+    "check_output",
     "check_read_only",
     "configured",
     "connect",

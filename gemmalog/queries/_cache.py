@@ -4,14 +4,16 @@ Each directory of shards gets a cache (``<dir>/.gemmalog-cache``, or a folder un
 ``$GEMMALOG_CACHE_DIR``) holding, per shard, Parquet parts for consecutive byte ranges of
 complete lines, and a ``cache.json`` manifest: the byte-offset watermark (the end of the
 last complete line parsed), the shard's device and inode, and SHA-256 digests of its first
-bytes and of the bytes just before the watermark. :func:`attach` (called by ``connect``)
+bytes and of the bytes just before the watermark, and the content checks of
+:mod:`gemmalog.queries._cache_check` (block digests, part digests). :func:`attach` (called by ``connect``)
 brings the cache up to the last complete line of every shard under an exclusive ``flock``,
 writing parts and manifest under temporary names and renaming them into place, so only new
 bytes are parsed and a reader never sees half a cache. The unfinished tail after the last
 newline is parsed from the JSONL into an in-memory table, exactly as the live views read it.
 
-The JSONL stays the source of truth: a shard that was truncated, replaced or rotated no
-longer matches its entry and is parsed again; a shard that changes while a connection is
+The JSONL stays the source of truth: a shard that was truncated, replaced, rotated or
+edited, or whose part is damaged, no longer matches its entry and is parsed again (with a
+notice for an edit or a damaged part); a shard that changes while a connection is
 open is read live from the JSONL by that connection's next query (each query asks
 :meth:`_Snapshot.sql` which files to read). Nothing here raises into the caller: a cache
 that cannot be read or written falls back to reading the JSONL.
@@ -63,6 +65,7 @@ __all__ = [
     "drop",
     "pin",
     "status",
+    "verify",
 ]
 
 _LIVE = "/* gemmalog: JSONL read live */"
@@ -81,6 +84,8 @@ class _Shard:
     path: str
     ino: int
     size: int
+    #: The shard's ctime at connect: a shard written in place since is read live.
+    ctime_ns: int
     watermark: int
     parts: list[str]
     #: ``[lowest, highest]`` segment in the parts (``[]``: no rows), None if unknown.
@@ -156,6 +161,7 @@ class _Snapshot:
                     shard,
                     st.st_ino,
                     st.st_size,
+                    st.st_ctime_ns,
                     entry["watermark"],
                     parts,
                     segment_range(entry["parts"]),
@@ -229,9 +235,11 @@ class _Snapshot:
             except OSError:
                 live.append(path)
                 continue
-            if (st.st_ino, st.st_size) != (shard.ino, shard.size) or not all(
-                os.path.exists(p) for p in shard.parts
-            ):
+            if (st.st_ino, st.st_size, st.st_ctime_ns) != (
+                shard.ino,
+                shard.size,
+                shard.ctime_ns,
+            ) or not all(os.path.exists(p) for p in shard.parts):
                 live.append(path)
                 continue
             if shard.parts:
@@ -319,13 +327,40 @@ def build(source: Source) -> list[dict[str, Any]]:
     return status(source)
 
 
+def verify(source: Source) -> list[dict[str, Any]]:
+    """Check every byte each shard's cache was built from, and every part; rebuild from the
+    JSONL what does not match. Per shard: ``ok``, ``rebuilt`` or ``damaged`` (a cache that
+    cannot be written: queries read that shard's JSONL), and why."""
+    out: list[dict[str, Any]] = []
+    for shard_dir, shards in _dirs(source).items():
+        store = _DirCache(shard_dir)
+        try:
+            store.sync(shards, full=True)
+            broken = "rebuilt"
+        except OSError as exc:
+            warn_once(f"query cache {store.dir} cannot be written ({exc}); checked only")
+            store.usable(shards, full=True, quiet=True)
+            broken = "damaged"
+        for shard in shards:
+            why = store.problems.get(shard)
+            out.append(
+                {
+                    "shard": shard,
+                    "state": "ok" if why is None else broken,
+                    "problem": why or "",
+                    "cache": str(store.dir),
+                }
+            )
+    return out
+
+
 def status(source: Source) -> list[dict[str, Any]]:
     """Per shard: its size, the bytes and rows cached, the parts, where the cache is, its state."""
     out: list[dict[str, Any]] = []
     for shard_dir, shards in _dirs(source).items():
         store = _DirCache(shard_dir)
         manifest = store.load()
-        usable = store.usable(shards)
+        usable = store.usable(shards, quiet=True)
         for shard in shards:
             entry = manifest["shards"].get(os.path.basename(shard))
             size = os.stat(shard).st_size

@@ -4,7 +4,8 @@ lines and a ``cache.json`` manifest, written under an exclusive lock, renamed in
 Per shard the manifest keeps the byte-offset watermark (the end of the last complete line
 parsed), the shard's device and inode, and SHA-256 digests of its first bytes and of the
 bytes just before the watermark: a shard that was truncated, replaced or rotated no longer
-matches and is parsed again from its first byte. See :mod:`gemmalog.queries._cache` for how
+matches and is parsed again from its first byte. The block and part digests of
+:mod:`gemmalog.queries._cache_check` catch a shard edited in place and a damaged part. See :mod:`gemmalog.queries._cache` for how
 connections read it.
 """
 
@@ -27,10 +28,15 @@ from typing import Any
 import duckdb
 import orjson
 
+from gemmalog.notices import warn_once
+from gemmalog.queries import _cache_check as check
 from gemmalog.queries._sql import columns_literal, sql_file, sql_list
 
 #: Bump when the layout of cache.json or of the parts changes.
 FORMAT = 1
+#: cache.json's ``content``: the entries carry the content checks of :mod:`._cache_check`
+#: (a cache without them is built again; FORMAT is shared with the Parquet export's state).
+CONTENT = 1
 CACHE_NAME = ".gemmalog-cache"
 MANIFEST = "cache.json"
 GRACE_S = 600.0  # a file no manifest names is deleted only this long after (open readers)
@@ -208,12 +214,19 @@ class _DirCache:
         self.dir_mode = mode & 0o777
         self.file_mode = mode & 0o666
         self._con: duckdb.DuckDBPyConnection | None = None
+        #: Shard -> why its cache did not hold what the shard holds (found by the last check).
+        self.problems: dict[str, str] = {}
 
     # -- manifest ---------------------------------------------------------------------------
 
     def load(self) -> dict[str, Any]:
         """The manifest, or an empty one when missing, damaged, or of another format."""
-        fresh: dict[str, Any] = {"format": FORMAT, "schema": _schema(), "shards": {}}
+        fresh: dict[str, Any] = {
+            "format": FORMAT,
+            "content": CONTENT,
+            "schema": _schema(),
+            "shards": {},
+        }
         try:
             data = orjson.loads((self.dir / MANIFEST).read_bytes())
         except (OSError, orjson.JSONDecodeError):
@@ -221,11 +234,14 @@ class _DirCache:
         if (
             not isinstance(data, dict)
             or data.get("format") != FORMAT
+            or data.get("content") != CONTENT
             or data.get("schema") != _schema()
             or not isinstance(data.get("shards"), dict)
         ):
             return fresh
-        data["shards"] = {k: v for k, v in data["shards"].items() if _entry_ok(v)}
+        data["shards"] = {
+            k: v for k, v in data["shards"].items() if _entry_ok(v) and check.entry_ok(v)
+        }
         return data
 
     def save(self, manifest: dict[str, Any]) -> None:
@@ -250,29 +266,48 @@ class _DirCache:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def usable(self, shards: list[str]) -> dict[str, tuple[dict[str, Any], list[str]]]:
-        """Entries that still match their shard, without writing (a read-only directory)."""
+    def usable(
+        self, shards: list[str], *, full: bool = False, quiet: bool = False
+    ) -> dict[str, tuple[dict[str, Any], list[str]]]:
+        """Entries that still match their shard, without writing (a read-only directory).
+
+        A shard whose bytes or parts fail :func:`._cache_check.problem` is left out (it is
+        read from the JSONL) with a notice, unless ``quiet``; ``full`` checks every byte.
+        """
         manifest = self.load()
         out: dict[str, tuple[dict[str, Any], list[str]]] = {}
         for shard in shards:
             entry = manifest["shards"].get(os.path.basename(shard))
             if entry is None:
                 continue
+            parts = [str(self.dir / p["file"]) for p in entry["parts"]]
             try:
                 with open(shard, "rb") as fh:
-                    if not _matches(entry, fh.fileno(), os.fstat(fh.fileno())):
+                    st = os.fstat(fh.fileno())
+                    if not _matches(entry, fh.fileno(), st):
                         continue
+                    why = check.problem(entry, fh.fileno(), st, parts, full)
             except OSError:
                 continue
-            parts = [str(self.dir / p["file"]) for p in entry["parts"]]
-            if all(os.path.exists(p) for p in parts):
-                out[shard] = (entry, parts)
+            if why is not None:
+                self.problems[shard] = why
+                if not quiet:
+                    warn_once(f"query cache of {shard}: {why}; reading the JSONL instead")
+                continue
+            out[shard] = (entry, parts)
         return out
 
     # -- writing -----------------------------------------------------------------------------
 
-    def sync(self, shards: list[str]) -> dict[str, tuple[dict[str, Any], list[str]]]:
-        """Parse what is new in ``shards`` up to their last complete line; return the entries."""
+    def sync(
+        self, shards: list[str], *, full: bool = False
+    ) -> dict[str, tuple[dict[str, Any], list[str]]]:
+        """Parse what is new in ``shards`` up to their last complete line; return the entries.
+
+        A shard whose cache no longer holds what it holds (:func:`._cache_check.problem`;
+        every byte with ``full``) is parsed again from its first byte, with one notice.
+        """
+        done: dict[str, tuple[dict[str, Any], list[str]]] = {}
         with self.locked():
             manifest = self.load()
             entries: dict[str, Any] = manifest["shards"]
@@ -284,11 +319,12 @@ class _DirCache:
                 except FileNotFoundError:
                     continue  # deleted since it was listed
                 with fh:
-                    entry = self._catch_up(shard, fh.fileno(), entries.get(name))
+                    entry = self._catch_up(shard, fh.fileno(), entries.get(name), full)
                 if entry is None:
                     entries.pop(name, None)
                 else:
                     entries[name] = entry
+                    done[shard] = (entry, [str(self.dir / p["file"]) for p in entry["parts"]])
             for name in [n for n in entries if not os.path.exists(os.path.join(self.shard_dir, n))]:
                 del entries[name]  # the shard is gone
             if orjson.dumps(manifest) != before:
@@ -297,7 +333,7 @@ class _DirCache:
         if self._con is not None:
             self._con.close()
             self._con = None
-        return self.usable(shards)
+        return done
 
     def _scratch(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
@@ -326,6 +362,7 @@ class _DirCache:
                 f"SELECT min(segment), max(segment) FROM read_parquet({quote(str(tmp))})"
             ).fetchone() or (None, None)
             os.chmod(tmp, self.file_mode)
+            written = check.part_record(str(tmp))
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -337,6 +374,7 @@ class _DirCache:
             "end": end,
             "rows": int(rows[0][0]),
             "segments": [] if low is None or high is None else [int(low), int(high)],
+            **written,
         }
 
     def _parse(self, shard: str, fd: int, start: int, end: int) -> dict[str, Any]:
@@ -359,16 +397,24 @@ class _DirCache:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
-    def _catch_up(self, shard: str, fd: int, entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _catch_up(
+        self, shard: str, fd: int, entry: dict[str, Any] | None, full: bool = False
+    ) -> dict[str, Any] | None:
         st = os.fstat(fd)
-        if entry is not None and not (
-            _matches(entry, fd, st)
-            and all((self.dir / p["file"]).is_file() for p in entry["parts"])
-        ):
-            entry = None  # truncated, replaced or rotated, or a part lost: parse it again
+        if entry is not None and not _matches(entry, fd, st):
+            entry = None  # truncated, replaced or rotated: parse it again
+        if entry is not None:
+            paths = [str(self.dir / p["file"]) for p in entry["parts"]]
+            why = check.problem(entry, fd, st, paths, full)
+            if why is not None:  # edited in place, or a part damaged or lost
+                self.problems[shard] = why
+                warn_once(f"query cache of {shard}: {why}; rebuilt from the JSONL")
+                entry = None
         watermark = entry["watermark"] if entry is not None else 0
         end = _last_newline(fd, watermark, st.st_size)
         if end == watermark:
+            if entry is not None and entry["seen"] != check.seen(st):
+                entry = {**entry, "seen": check.seen(st)}  # checked as it is now
             return entry
         part = self._parse(shard, fd, watermark, end)
         parts = [*(entry["parts"] if entry is not None else []), part]
@@ -383,6 +429,10 @@ class _DirCache:
             "ino": st.st_ino,
             "watermark": end,
             **_fingerprint(fd, end),
+            "blocks": check.blocks(
+                fd, end, entry["blocks"] if entry is not None else None, watermark
+            ),
+            "seen": check.seen(st),
             "parts": parts,
         }
 

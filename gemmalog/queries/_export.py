@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import duckdb
+from duckdb.sqltypes import VARCHAR
+
 from gemmalog.queries._connect import QueryError, connect, resolve
+from gemmalog.queries._guard import check_output
 from gemmalog.queries._outputs import Progress, check_csv_output, run_with_progress
 from gemmalog.queries._summary import named_queries
+from gemmalog.sinks.csvrows import FORMULA_STARTS, cell
 
 CSV_KINDS = ("model_output", "metrics", "rewards")
 
@@ -32,7 +37,8 @@ def to_csv(
 
     ``kind`` is ``metrics`` (the metrics view), ``rewards`` (the rewards view) or
     ``model_output``: the same rows the live CSV sink writes, built by the sink's own
-    row function (:mod:`gemmalog.sinks.csv`).
+    row function (:mod:`gemmalog.sinks.csv`). Every text cell of every kind is made
+    spreadsheet-safe by the sink's :func:`~gemmalog.sinks.csvrows.cell`.
     """
     if kind not in CSV_KINDS:
         raise QueryError(f"unknown CSV kind {kind!r}; use one of {', '.join(CSV_KINDS)}")
@@ -40,10 +46,10 @@ def to_csv(
         from gemmalog.queries._model_csv import model_output_csv
 
         return model_output_csv(run_path, out, root=root, progress=progress)
-    target = check_csv_output(resolve(run_path, root=root), out)
+    target = check_csv_output(resolve(run_path, root=root), out, root)
     con = connect(run_path, root=root)
     try:
-        select = named_queries("export")[kind]
+        select = _spreadsheet_safe(con, named_queries("export")[kind])
         return _copied_rows(
             run_with_progress(
                 con, f"COPY ({select}) TO {_quote(target)} (FORMAT csv, HEADER)", progress
@@ -51,6 +57,31 @@ def to_csv(
         )
     finally:
         con.close()
+
+
+def _text_cell(text: str) -> str:
+    return cell(text)
+
+
+def _spreadsheet_safe(con: duckdb.DuckDBPyConnection, select: str) -> str:
+    """``select`` with every text column passed through the CSV sink's own :func:`cell`:
+    text a spreadsheet would run as a formula gets a leading quote, as in model_outputs.csv.
+
+    Only cells that start with one of :data:`FORMULA_STARTS` reach Python; the others cannot
+    change, and a metric export stays a DuckDB COPY.
+    """
+    con.create_function("gemmalog_csv_cell", _text_cell, [VARCHAR], VARCHAR, side_effects=False)
+    starts = ", ".join("'" + c.replace("'", "''") + "'" for c in FORMULA_STARTS)
+    columns = []
+    for name, typ, *_ in con.execute(f"DESCRIBE ({select})").fetchall():
+        ident = '"' + str(name).replace('"', '""') + '"'
+        columns.append(
+            f"CASE WHEN left({ident}, 1) IN ({starts}) THEN gemmalog_csv_cell({ident}) "
+            f"ELSE {ident} END AS {ident}"
+            if typ == "VARCHAR"
+            else ident
+        )
+    return f"SELECT {', '.join(columns)} FROM ({select})"
 
 
 def to_parquet(
@@ -66,17 +97,11 @@ def to_parquet(
 
     Read it back with ``read_parquet('out/**/*.parquet', hive_partitioning = true)``.
     ``out`` must be empty, or with ``overwrite`` hold an earlier export: then only its
-    ``run=*/kind=*/*.parquet`` files are removed. An ``out`` that is, or contains, a run
-    directory is refused; a missing ``out`` (and its parents) is created.
+    ``run=*/kind=*/*.parquet`` files are removed. An ``out`` that is, holds or lies in any
+    run's files is refused (:func:`~gemmalog.queries._guard.check_output`); a missing
+    ``out`` (and its parents) is created.
     """
-    target = Path(out).absolute()
-    runs = {Path(f).parent.absolute() for f in resolve(path, root=root).files()}
-    for run_dir in sorted(runs):
-        if target == run_dir or target in run_dir.parents:
-            raise QueryError(
-                f"{out}: is or contains the run directory {run_dir}; "
-                "write the Parquet copy to an empty folder outside the runs"
-            )
+    target = check_output(out, sources=[resolve(path, root=root)], root=root, folder=True)
     if target.exists() and not target.is_dir():
         raise QueryError(f"{out}: is a file; give a folder for the Parquet copy")
     from gemmalog.queries import _cache_export as incremental

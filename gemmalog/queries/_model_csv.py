@@ -67,6 +67,6 @@ def model_output_csv(
     shard = manifest.parent / "events.0.jsonl"
     if not shard.exists():
         raise QueryError(f"{shard}: no rank-0 shard (the CSV is written by rank 0 only)")
-    target = check_csv_output(source, out)
+    target = check_csv_output(source, out, root)
     with open(target, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         return write_csv(_model_outputs(shard, progress), fh, **csv_options(manifest))

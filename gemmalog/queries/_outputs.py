@@ -1,10 +1,8 @@
 """What every export shares: progress reports, and the check that an output never
-overwrites a run's source files."""
+overwrites a run's files."""
 
 from __future__ import annotations
 
-import fnmatch
-import glob
 import os
 import threading
 from collections.abc import Callable
@@ -12,7 +10,8 @@ from pathlib import Path
 
 import duckdb
 
-from gemmalog.queries._paths import QueryError, Source
+from gemmalog.queries._guard import check_output
+from gemmalog.queries._paths import Source
 
 #: Called with the share of the work done, from 0.0 to 1.0.
 Progress = Callable[[float], None]
@@ -46,19 +45,11 @@ def run_with_progress(
     return result[0]
 
 
-def check_csv_output(source: Source, out: str | os.PathLike[str]) -> Path:
-    """``out`` as an absolute path with its folder created, unless it is one of the run's
-    source files (a shard or run.json, existing or not): the JSONL is the source of truth
-    and is never written over."""
-    target = Path(out).absolute()
-    sources = [*source.shards, *source.manifests]
-    existing = [Path(f) for pattern in sources for f in glob.glob(pattern)]
-    if any(fnmatch.fnmatchcase(str(target), pattern) for pattern in sources) or (
-        target.exists() and any(target.samefile(f) for f in existing)
-    ):
-        raise QueryError(
-            f"{out}: is one of the run's source files (events.*.jsonl, run.json); "
-            "write the CSV somewhere else"
-        )
+def check_csv_output(
+    source: Source, out: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+) -> Path:
+    """``out`` as an absolute path with its folder created, unless it is one of any run's files
+    (:func:`gemmalog.queries._guard.check_output`)."""
+    target = check_output(out, sources=[source], root=root)
     target.parent.mkdir(parents=True, exist_ok=True)
     return target

@@ -1,8 +1,8 @@
 """`gemmalog runs ROOT` over many runs: one remembered row per run, not a scan of every shard.
 
 Each run directory's row of the ``runs`` view is kept in its query cache
-(``results/runs-<state>.json``), keyed by what it depends on: the size, inode and mtime of
-every shard, the bytes of run.json and the text of the views. Listing a root then costs a
+(``results/runs-<state>.json``), keyed by what it depends on: the size, inode, mtime and ctime
+of every shard, the bytes of run.json and the text of the views. Listing a root then costs a
 ``stat`` per shard and two small reads per run; only runs that changed are queried again
 (through the cache, so only their new lines are parsed).
 """
@@ -35,7 +35,8 @@ def _state(run_dir: str, select: str) -> str | None:
         for shard in sorted(glob.glob(os.path.join(glob.escape(run_dir), "events.*.jsonl"))):
             st = os.stat(shard)
             digest.update(
-                f"{os.path.basename(shard)}:{st.st_size}:{st.st_ino}:{st.st_mtime_ns}".encode()
+                f"{os.path.basename(shard)}:{st.st_size}:{st.st_ino}:{st.st_mtime_ns}:"
+                f"{st.st_ctime_ns}".encode()  # ctime: an edit that put the mtime back
             )
         manifest = os.path.join(run_dir, "run.json")
         if os.path.exists(manifest):

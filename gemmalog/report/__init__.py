@@ -32,9 +32,10 @@ def build_report(
     ``paths`` is one or more of what :func:`gemmalog.connect` accepts (run directories, run
     ids under ``root``, roots of runs, globs); several runs are overlaid in every plot.
     The file needs no network: plots are inline SVG, styles inline, no script. Raises
-    ``gemmalog.queries.QueryError`` for a path with no run and :class:`ReportError` when
-    matplotlib is missing.
+    ``gemmalog.queries.QueryError`` for a path with no run or an ``output`` that is, or lies
+    in, any run's files, and :class:`ReportError` when matplotlib is missing.
     """
+    from gemmalog.queries import check_output, resolve
     from gemmalog.report._data import load
     from gemmalog.report._html import render
 
@@ -45,11 +46,12 @@ def build_report(
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     if not items:
         raise ReportError("no run given: name at least one run directory or run id")
+    # Checked before the work: the report may not land on any run's files.
+    out = check_output(output, sources=[resolve(p, root=root) for p in items], root=root)
     runs = load(items, root=root)
     if not runs:
         raise ReportError(f"{', '.join(os.fspath(p) for p in items)}: holds no run")
     page = render(runs)
-    out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return out

@@ -89,7 +89,9 @@ DEFAULT_COLUMNS: Final = (
 #: Prefix of the per-reward-function columns.
 REWARD_PREFIX: Final = "reward_"
 
-_DANGEROUS: Final = ("=", "+", "-", "@", "\t", "\r")
+#: First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+_DANGEROUS: Final = FORMULA_STARTS
 _DANGEROUS_FIRST: Final = frozenset(_DANGEROUS)
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|-?Infinity|NaN")
 
