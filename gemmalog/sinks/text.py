@@ -523,20 +523,24 @@ def _whole_lines(handler: logging.Handler) -> Iterator[None]:
     """
     stream = getattr(handler, "stream", None)
     path = getattr(handler, "baseFilename", None)
-    start = None
+    before = None
     if isinstance(handler, logging.FileHandler) and stream is not None and path is not None:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()
-            start = os.fstat(stream.fileno()).st_size
+            before = os.fstat(stream.fileno())
     try:
         yield
     except OSError:
-        if start is not None:
+        if before is not None:
             with contextlib.suppress(OSError, ValueError):
                 handler.stream.close()  # type: ignore[attr-defined]
             handler.stream = None  # type: ignore[attr-defined]
             with contextlib.suppress(OSError):
-                os.truncate(path, start)  # type: ignore[arg-type]
+                now = os.stat(path)  # type: ignore[arg-type]
+                # the same file (not one a rollover started since), grown by the torn part
+                same = (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino)
+                if same and now.st_size > before.st_size:
+                    os.truncate(path, before.st_size)  # type: ignore[arg-type]
         raise
 
 
