@@ -19,7 +19,13 @@ from typing import Any
 from gemmalog._listener import EventListener, FlushRequest, StampSegment
 from gemmalog._queue import EventQueue
 from gemmalog._run import Run, read_manifest
-from gemmalog._rundir import make_run_dir, resumed_segment, tighten, write_manifest
+from gemmalog._rundir import (
+    WriterLock,
+    make_run_dir,
+    resumed_segment,
+    tighten,
+    write_manifest,
+)
 from gemmalog.config.build import build_sink
 from gemmalog.config.loader import ConfigError
 from gemmalog.config.model import Config
@@ -52,7 +58,8 @@ class Pipeline:
         ``processors`` run on the caller's thread after gemmalog's own (the event has its
         envelope), ``listener_processors`` on the listener thread before redaction, and
         ``sinks`` receive every event (at or above their own level). Raises
-        :class:`ConfigError` when the run directory belongs to another run id.
+        :class:`ConfigError` when the run directory belongs to another run id, or when
+        another process is writing this rank of the run.
         """
         s = config.settings
         rank, world = distributed_env()
@@ -73,17 +80,26 @@ class Pipeline:
             config=config.snapshot(),
             private=s.private,
         )
-        run.segment, run.history = resumed_segment(run_dir, rank)
         make_run_dir(run_dir, s.private)
-        return cls(
-            config,
-            run,
-            run.jsonl_path,
-            child=False,
-            processors=processors,
-            listener_processors=listener_processors,
-            extra_sinks=sinks,
-        )
+        # Held from before the segment is chosen until run.json is final (D4).
+        lock = WriterLock.acquire(run_dir, run_id, rank, s.private)
+        try:
+            run.segment, run.history = resumed_segment(run_dir, rank)
+            pipeline = cls(
+                config,
+                run,
+                run.jsonl_path,
+                child=False,
+                processors=processors,
+                listener_processors=listener_processors,
+                extra_sinks=sinks,
+            )
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        pipeline.writer_lock = lock
+        return pipeline
 
     @classmethod
     def child(cls, config: Config, parent: Run) -> Pipeline:
@@ -121,6 +137,7 @@ class Pipeline:
         self.roles = config.role_loggers()
         self.run = run
         self.is_child = child
+        self.writer_lock: WriterLock | None = None
         self.started = time.time()
         # The time bound (see EventQueue and docs/reliability.md): the listener flushes the
         # shard once its oldest unwritten event is flush_interval old, and callers wait
@@ -337,3 +354,5 @@ class Pipeline:
                 sink_errors=self.listener.sink_errors(),
                 error=error,
             )
+        if self.writer_lock is not None:
+            self.writer_lock.release()

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from gemmalog._render import repair
 from gemmalog._version import __version__
 
 
@@ -74,9 +75,15 @@ def write_json_atomic(path: Path, data: dict[str, Any], *, mode: int = 0o666) ->
     """Write JSON through a temporary file and a rename: readers never see half a file.
 
     ``mode`` is the new file's permission bits (before the umask): 0o600 for a private run.
+    Text orjson refuses (a non-UTF-8 byte of argv, the working directory, a path or an
+    environment variable arrives as a lone surrogate) is written escaped, as the JSONL writes it.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    payload = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str)
+    options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    try:
+        payload = orjson.dumps(data, option=options, default=str)
+    except TypeError:
+        payload = orjson.dumps(repair(data), option=options, default=str)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -76,19 +76,23 @@ def _int_env(key: str, default: int = 1) -> int:
         return default
 
 
+#: Launchers that give no id of their own, on several nodes: ranks whose launchers started
+#: in one window of this many seconds, with one rendezvous address and port, share a run.
+LAUNCH_WINDOW = 60
+
+
 def shared_run_id(name: str | None = None) -> str | None:
     """A run id every rank of one launch agrees on, from the environment, when there is one.
 
     Only processes started together as the ranks of one launch share it, and ``name``
     (the ``run_name`` setting) leads it when given. In order: ``GEMMALOG_RUN_ID`` (used as
     it is); torchrun's ``TORCHELASTIC_RUN_ID`` (a fresh uuid per launch with the default
-    rendezvous, the ``--rdzv-id`` otherwise); for a single-node torchrun whose run id is
-    ``none`` (the static rendezvous), the launcher's process id and start time, which every
-    local rank shares as its parent; a SLURM job step of several tasks (``srun``: job id,
-    step id); an MPI launch (PMIx namespace, unique per ``mpirun``). A script run several
-    times inside one SLURM allocation without ``srun`` has no step of its own and gets a
-    new run each time. Multi-node jobs with a static rendezvous must set
-    ``GEMMALOG_RUN_ID`` (or ``--rdzv-id``).
+    rendezvous, the ``--rdzv-id`` otherwise); a SLURM job step of several tasks (``srun``:
+    job id, step id); an MPI launch (PMIx namespace, unique per ``mpirun``); else, for the
+    ranks of any other launch (``WORLD_SIZE`` > 1: DeepSpeed, accelerate, a static torchrun
+    rendezvous; or an MPI world of more than one rank), :func:`launch_id`. A script run
+    several times inside one SLURM allocation without ``srun`` has no step of its own and
+    gets a new run each time. The rule and its limits: docs/reliability.md, "Ranks".
     """
     explicit = os.environ.get("GEMMALOG_RUN_ID")
     if explicit:
@@ -98,10 +102,6 @@ def shared_run_id(name: str | None = None) -> str | None:
     elastic = os.environ.get("TORCHELASTIC_RUN_ID")
     if elastic and elastic != "none" and world > 1:
         return safe_name(f"{prefix}job-{elastic}")
-    if elastic == "none" and world > 1 and _int_env("LOCAL_WORLD_SIZE", 0) == world:
-        launcher = _launcher_id()
-        if launcher is not None:
-            return f"{prefix}{launcher}"
     slurm = os.environ.get("SLURM_JOB_ID")
     step = os.environ.get("SLURM_STEP_ID")
     if slurm and step is not None and _int_env("SLURM_STEP_NUM_TASKS", 1) > 1:
@@ -109,18 +109,58 @@ def shared_run_id(name: str | None = None) -> str | None:
     namespace = os.environ.get("PMIX_NAMESPACE")
     if namespace and _int_env("OMPI_COMM_WORLD_SIZE", _int_env("PMI_SIZE", 1)) > 1:
         return safe_name(f"{prefix}mpi-{namespace}")
-    return None
+    launch = launch_id()
+    return None if launch is None else f"{prefix}{launch}"
 
 
-def _launcher_id() -> str | None:
-    """``job-<launcher start time>-<hash>`` from the parent process (torchrun's agent)."""
+#: (world size, ranks on this node) variables of the launchers that set no run id.
+_WORLDS = (
+    ("WORLD_SIZE", "LOCAL_WORLD_SIZE"),  # torch.distributed: DeepSpeed, accelerate, torchrun
+    ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"),  # Open MPI
+    ("PMI_SIZE", "MPI_LOCALNRANKS"),  # MPICH, Intel MPI (Hydra)
+)
+
+
+def launch_id() -> str | None:
+    """The id the ranks of a launch without an id of its own derive from what they all see.
+
+    - All ranks on this node (the local world is the world): the launcher that started them,
+      their common parent process (DeepSpeed's ``launch.py``, torchrun's agent, ``mpirun``):
+      ``job-<its start time>-<hash of host, port, its pid and start time>``. Two launches
+      have two launchers, so they never share an id.
+    - Several nodes: each node has its own launcher, so the key is what every rank is told
+      alike, the rendezvous ``MASTER_ADDR`` and ``MASTER_PORT``, plus the
+      :data:`LAUNCH_WINDOW` in which the local launcher started:
+      ``job-<window start>-<hash>``.
+
+    None when this is no launch of several ranks, or a multi-node one without a rendezvous
+    address (set ``GEMMALOG_RUN_ID`` there).
+    """
+    worlds = [(_int_env(size, 1), _int_env(local, 0)) for size, local in _WORLDS]
+    world, local = next(((w, n) for w, n in worlds if w > 1), (1, 0))
+    started = _launcher_start() if world > 1 else None
+    if started is None:
+        return None
+    parent, created = started
+    addr, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
+    if local == world or (local == 0 and addr in ("", "localhost", "127.0.0.1", "::1")):
+        key = f"{socket.gethostname()}:{port}:{parent}:{created}"
+        stamp = _dt.datetime.fromtimestamp(created).strftime("%Y%m%d-%H%M%S")
+    elif addr and port:
+        window = int(created // LAUNCH_WINDOW) * LAUNCH_WINDOW
+        key = f"{addr}:{port}:{window}"
+        stamp = _dt.datetime.fromtimestamp(window, _dt.UTC).strftime("%Y%m%d-%H%M%S")
+    else:
+        return None
+    return f"job-{stamp}-{hashlib.sha1(key.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
+
+
+def _launcher_start() -> tuple[int, float] | None:
+    """(pid, start time) of the parent process: the launcher of this rank."""
     import psutil
 
     try:
         parent = psutil.Process(os.getppid())
-        started = parent.create_time()
+        return parent.pid, parent.create_time()
     except (psutil.Error, OSError):
         return None
-    key = f"{socket.gethostname()}:{os.environ.get('MASTER_PORT', '')}:{parent.pid}:{started}"
-    stamp = _dt.datetime.fromtimestamp(started).strftime("%Y%m%d-%H%M%S")
-    return f"job-{stamp}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"

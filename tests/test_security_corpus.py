@@ -198,7 +198,7 @@ def test_no_secret_in_any_file(root: Path, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CORPUS["aws_secret"][0])
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", CORPUS["azure"][1])
     run = gemmalog.initialize(CONFIG, root=str(root), redact_patterns=[re.escape(INTERNAL)])
-    assert INTERNAL_CORE in os.environ["GEMMALOG_PARENT"]  # what the snapshot must not show
+    assert INTERNAL_CORE not in os.environ["GEMMALOG_PARENT"]  # children read it from a file (S1)
     with pytest.raises(ValueError), run:
         _log_everything(run.dir)
         raise ValueError("upload failed: " + " ".join(f for _, f in CORPUS.values()))

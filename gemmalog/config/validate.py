@@ -142,7 +142,8 @@ def check_settings(values: dict[str, Any], report: Report, name: Callable[[str],
             except re.error as exc:
                 report(
                     f"{name('redact_patterns')}[{i}]",
-                    f"not a valid regular expression ({exc.msg} at position {exc.pos}): {pattern!r}",
+                    # never the pattern itself: it may quote the secret it redacts
+                    f"not a valid regular expression ({exc.msg} at position {exc.pos})",
                 )
             except RecursionError:
                 report(f"{name('redact_patterns')}[{i}]", "regular expression nested too deeply")

@@ -9,7 +9,9 @@ configuration changed) is kept as ``<stem>.<n><suffix>`` and a new file is start
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import os
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -32,6 +34,29 @@ from gemmalog.sinks.csvrows import (
 def _open(path: Path, mode: str) -> IO[str]:
     # backslashreplace: a lone surrogate is written as the JSONL's repair writes it
     return open(path, mode, encoding="utf-8", errors="backslashreplace", newline="")
+
+
+def _append_whole(path: Path, data: bytes) -> None:
+    """Append ``data`` (whole rows) to ``path``, all of it or none of it.
+
+    A write that fails part-way (disk full, I/O error) leaves the file cut back to where it
+    ended before, so it never ends in a torn row that a reader would take for data; the
+    error is raised (the listener reports it and disables the sink). Whatever a kill leaves
+    torn is normalized when a later segment takes the file over (see ``_resume``).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)
 
 
 class CsvSink(BaseSink):
@@ -151,8 +176,9 @@ class CsvSink(BaseSink):
             self._rewrite()
         if self._row is None or grew:
             self._row = row_maker(self.base, self.rewards, self.raw)
-        with _open(self.path, "a") as out:
-            new_writer(out).writerows(map(self._row, pending))
+        rows = io.StringIO(newline="")
+        new_writer(rows).writerows(map(self._row, pending))
+        _append_whole(self.path, rows.getvalue().encode("utf-8", "backslashreplace"))
         self.rows_written += len(pending)
 
     def _rewrite(self) -> None:

@@ -8,6 +8,7 @@ the seed configuration writes them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import math
@@ -15,7 +16,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 from gemmalog._terminal import visible
@@ -394,6 +395,10 @@ class HandlerSink(BaseSink):
                 self._write(handler, "".join(text))
 
     def _handle(self, batch: Sequence[Record]) -> None:
+        with _whole_lines(self.handler):
+            self._handle_each(batch)
+
+    def _handle_each(self, batch: Sequence[Record]) -> None:
         handle = self.handler.handle
         for event, _line in batch:
             record = logging.LogRecord(
@@ -412,15 +417,16 @@ class HandlerSink(BaseSink):
                 return  # as FileHandler.emit: a closed 'w' file is not reopened
             handler.stream = handler._open()
         stream = handler.stream  # type: ignore[attr-defined]
-        try:
-            stream.write(text)
-        except UnicodeEncodeError:
-            # A lone surrogate (or a character the file's encoding lacks) in logged text: written
-            # escaped, as the JSONL's repair writes it, instead of losing the sink. A text
-            # stream encodes the whole string before writing, so nothing was written yet.
-            encoding = getattr(stream, "encoding", None) or "utf-8"
-            stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
-        handler.flush()
+        with _whole_lines(handler):
+            try:
+                stream.write(text)
+            except UnicodeEncodeError:
+                # A lone surrogate (or a character the file's encoding lacks) in logged text:
+                # written escaped, as the JSONL's repair writes it, instead of losing the sink.
+                # A text stream encodes the whole string before writing: nothing was written.
+                encoding = getattr(stream, "encoding", None) or "utf-8"
+                stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+            handler.flush()
 
     def _write_rotating(
         self, handler: logging.handlers.RotatingFileHandler, text: list[str]
@@ -504,6 +510,38 @@ class HandlerSink(BaseSink):
         # StreamHandler.close() leaves its stream open; FileHandler.close() closes its file.
         self.handler.flush()
         self.handler.close()
+
+
+@contextlib.contextmanager
+def _whole_lines(handler: logging.Handler) -> Iterator[None]:
+    """A file handler's write, whole or not at all: when it fails part-way (disk full, I/O
+    error), the file is cut back to where it ended before, so it never ends in a torn line.
+
+    The stream is closed first (its buffer may still hold the rest of the batch, which a later
+    flush would append after the cut) and reopened by the next write; the error is raised
+    (the listener reports it and disables the sink). Other handlers are left as they are.
+    """
+    stream = getattr(handler, "stream", None)
+    path = getattr(handler, "baseFilename", None)
+    before = None
+    if isinstance(handler, logging.FileHandler) and stream is not None and path is not None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+            before = os.fstat(stream.fileno())
+    try:
+        yield
+    except OSError:
+        if before is not None:
+            with contextlib.suppress(OSError, ValueError):
+                handler.stream.close()  # type: ignore[attr-defined]
+            handler.stream = None  # type: ignore[attr-defined]
+            with contextlib.suppress(OSError):
+                now = os.stat(path)  # type: ignore[arg-type]
+                # the same file (not one a rollover started since), grown by the torn part
+                same = (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino)
+                if same and now.st_size > before.st_size:
+                    os.truncate(path, before.st_size)  # type: ignore[arg-type]
+        raise
 
 
 def _levelno(event: dict[str, Any]) -> int:
