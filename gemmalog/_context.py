@@ -11,12 +11,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from gemmalog.events import ENVELOPE_OWN, as_user_fields
-
 _CONTEXT: ContextVar[dict[str, Any]] = ContextVar("gemmalog_context", default={})  # noqa: B039
 
 
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    from gemmalog.events import ENVELOPE_OWN, as_user_fields
     from gemmalog.processors.sanitize import DEFAULT
 
     # Keywords are data: a bound field named like one only gemmalog sets is kept renamed

@@ -5,13 +5,17 @@ line.
 The views read every shard with one declared column list (``gemmalog.events.all_columns``),
 and DuckDB drops a whole line when one value does not cast (a ``log`` event with
 ``step="warmup"`` or ``rewards=[0.1]``, a ``kind=None``). The typed helpers already build
-their own fields with the declared types; what is left is free-form: the fields of ``log``
-events, extra keyword fields of the helpers, and ``log_event``. Such a field keeps its value
-under its name with ``_`` appended (as the envelope does for ``ts``/``run``/...), and the
-event keeps its line.
+their own fields with the declared types (``log_event`` through :func:`declared_fields`);
+what is left is free-form: the fields of ``log`` events and extra keyword fields of the
+helpers. Such a field keeps its value under its name with ``_`` appended (as the envelope
+does for ``ts``/``run``/...), and the event keeps its line.
 
 Runs on the listener thread. The common typed event (no user field named like a column)
 costs one ``isdisjoint``; a ``log`` event with a bound step, one intersection and a check.
+
+:func:`as_declared` turns a value into one of a declared type (or None), saying what it
+could not keep: ``log_event`` uses it for every declared field of the wrong type, and the
+renderer's slow path for a typed event's fields that orjson refused (a 5,000-digit reward).
 """
 
 from __future__ import annotations
