@@ -30,17 +30,15 @@ def noted(helper: str, problems: list[str]) -> None:
 
 
 def as_step(step: Any, problems: list[str]) -> int | None:
-    """The step as an int (numpy/torch integers too) in the BIGINT range; None and a
-    problem for anything else."""
-    if step is None or (type(step) is int and -(2**63) <= step < 2**63):
+    """The step as an int (numpy/torch integers too); None and a problem for anything else.
+
+    An int of any size is kept: beyond 64 bits the JSONL writes it as text (the views read
+    a NULL step) and TensorBoard leaves its values out, with one notice."""
+    if step is None or type(step) is int:
         return step
     try:
         if not isinstance(step, str | bytes) and float(step) == int(step):
-            out = int(step)
-            if -(2**63) <= out < 2**63:
-                return out
-            problems.append(f"step {_coerce.int_text(out)[:40]} is outside the BIGINT range")
-            return None
+            return int(step)
     except Exception:
         pass
     problems.append(f"step {_coerce.text(step)[:40]!r} is not an integer")

@@ -299,8 +299,8 @@ def declared_fields(kind: str, fields: dict[str, Any], problems: list[str]) -> d
     out = fields
     for name, value in fields.items():
         sql = types.get(name)
-        if sql is None or CHECKS[name](value):
-            continue
+        if sql is None or CHECKS[name](value) or (name == "step" and type(value) is int):
+            continue  # a step of any size is kept (see event_builders.as_step)
         if out is fields:
             out = dict(fields)
         out[name] = as_declared(name, sql, value, problems)

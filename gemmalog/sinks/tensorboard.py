@@ -205,6 +205,9 @@ class TensorBoardSink(BaseSink):
                     and kind in _DATA_KINDS
                 ):
                     self._restart(event, step)
+            elif step is not None:  # beyond 64 bits, the JSONL (and this event) has its text
+                self._drop(event, step)
+                continue
             else:
                 step = self.step
             ts = event.get("ts")
