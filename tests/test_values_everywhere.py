@@ -137,7 +137,7 @@ def test_subclasses_with_hostile_methods_disable_no_sink(
 
 # -- the property test: hostile values through every sink and every command -------------
 
-EXAMPLES = 25
+EXAMPLES = 100
 
 
 def _log_everything(i: int, value: Any, number: Any) -> None:
