@@ -12,6 +12,7 @@ The common case (a list of floats, a dict of floats, a str) costs a ``type()`` c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,30 @@ def type_name(value: Any) -> str:
         return "object"
 
 
+_LOG10_2 = math.log10(2)
+
+
+def int_text(value: int) -> str:
+    """An int as its decimal text; one with more digits than Python converts to text
+    (``sys.get_int_max_str_digits()``, 4,300 by default) as ``<int ~1.000000e+5000, too
+    many digits to write>``: its magnitude to 7 significant digits, computed from its top
+    64 bits (linear time, where the conversion the limit guards is quadratic). Never raises.
+    """
+    try:
+        return int.__repr__(value)
+    except ValueError:
+        pass
+    magnitude = -value if value < 0 else value
+    shift = max(magnitude.bit_length() - 64, 0)
+    log10 = math.log10(magnitude >> shift) + shift * _LOG10_2
+    exponent = math.floor(log10)
+    mantissa = round(10 ** (log10 - exponent), 6)
+    if mantissa >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    sign = "-" if value < 0 else ""
+    return f"<int ~{sign}{mantissa:.6f}e+{exponent}, too many digits to write>"
+
+
 def text(value: Any) -> str:
     """``str(value)``, or a marker naming the type when ``__str__`` (and ``__repr__``) raise."""
     if type(value) is str:
@@ -32,6 +57,8 @@ def text(value: Any) -> str:
     try:
         return str(value)
     except Exception as exc:
+        if isinstance(value, int):
+            return int_text(int(value))
         try:
             return repr(value)
         except Exception:
@@ -74,6 +101,10 @@ def number(value: Any) -> float | None:
             return float("inf") if value > 0 else float("-inf")
     if value is None or isinstance(value, str | bytes):
         return None
+    if isinstance(value, float):  # a subclass: read through float's own method
+        return float.__float__(value)
+    if isinstance(value, int):
+        return number(int.__int__(value))
     try:
         item = getattr(value, "item", None)
         return float(item() if item is not None else value)

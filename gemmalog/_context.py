@@ -15,15 +15,20 @@ _CONTEXT: ContextVar[dict[str, Any]] = ContextVar("gemmalog_context", default={}
 
 
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    from gemmalog.events import ENVELOPE_OWN, as_user_fields
     from gemmalog.processors.sanitize import DEFAULT
 
-    return {k: DEFAULT.clean(v) for k, v in values.items()}
+    # Keywords are data: a bound field named like one only gemmalog sets is kept renamed
+    # (the envelope's own are renamed by the envelope, given or bound).
+    return {k: DEFAULT.clean(v) for k, v in as_user_fields(values, keep=ENVELOPE_OWN).items()}
 
 
 def bind(**values: Any) -> None:
     """Bind values (``step=``, ``epoch=``, ...) to every later event of this context.
 
-    Values are sanitized here, once, rather than on every event that carries them.
+    Values are sanitized here, once, rather than on every event that carries them. A name
+    only gemmalog sets (``event``, ``kind``, ``logger``, ``ts``, ...) is bound with ``_``
+    appended (``event_``): it never changes an event's kind, logger or message.
     """
     _CONTEXT.set({**_CONTEXT.get(), **_clean(values)})
 

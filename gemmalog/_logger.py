@@ -18,6 +18,7 @@ from structlog import BoundLoggerBase
 
 from gemmalog._coerce import text, type_name
 from gemmalog._lifecycle import current
+from gemmalog.events import SET_BY_GEMMALOG, as_user_fields, free_name
 from gemmalog.levels import LEVEL_NUMBERS, METHOD_LEVELS, NUMBER_LEVELS
 from gemmalog.notices import warn_once
 
@@ -53,7 +54,14 @@ def _format_exc(exc_info: Any) -> str | None:
 
 
 class BoundLogger(BoundLoggerBase):
-    """``log.info("message", key=value)``: one ``log`` event (or the ``kind=`` you pass)."""
+    """``log.info("message", key=value)``: one ``log`` event.
+
+    Keywords are data: every keyword (and every value bound with ``bind``) is stored, and
+    one named like a field only gemmalog sets (``event``, ``kind``, ``logger``, ``level``,
+    ``ts``, ...: :data:`gemmalog.events.SET_BY_GEMMALOG`) is stored under its name with
+    ``_`` appended; it never changes the event's kind, logger or message. Only with no
+    positional message is ``event=`` the message, as in structlog.
+    """
 
     _logger: _Target
 
@@ -71,6 +79,10 @@ class BoundLogger(BoundLoggerBase):
                 return
             event_dict = self._context.copy()
             event_dict.update(kw)
+            if not SET_BY_GEMMALOG.isdisjoint(event_dict):  # keywords are data: renamed
+                if event is None and "event" in kw:  # structlog's log.info(event="message")
+                    event = event_dict.pop("event")
+                event_dict = as_user_fields(event_dict)
             event_dict["logger"] = self._logger.name
             if event is not None:
                 if type(event) is not str:
@@ -87,6 +99,8 @@ class BoundLogger(BoundLoggerBase):
             if exc_info is not None and exc_info is not False:  # never truth-test a value
                 formatted = _format_exc(exc_info)
                 if formatted:
+                    if "exc" in event_dict:  # the caller's own exc field is data too
+                        event_dict[free_name(event_dict, "exc")] = event_dict["exc"]
                     event_dict["exc"] = formatted
             pipeline.emit(method, event_dict)
         except Exception as exc:
@@ -101,31 +115,31 @@ class BoundLogger(BoundLoggerBase):
                     },
                 )
 
-    def debug(self, event: Any = None, *args: Any, **kw: Any) -> None:
+    def debug(self, event: Any = None, /, *args: Any, **kw: Any) -> None:
         self._emit("debug", 10, event, args, kw)
 
-    def info(self, event: Any = None, *args: Any, **kw: Any) -> None:
+    def info(self, event: Any = None, /, *args: Any, **kw: Any) -> None:
         self._emit("info", 20, event, args, kw)
 
-    def warning(self, event: Any = None, *args: Any, **kw: Any) -> None:
+    def warning(self, event: Any = None, /, *args: Any, **kw: Any) -> None:
         self._emit("warning", 30, event, args, kw)
 
     warn = warning
 
-    def error(self, event: Any = None, *args: Any, **kw: Any) -> None:
+    def error(self, event: Any = None, /, *args: Any, **kw: Any) -> None:
         self._emit("error", 40, event, args, kw)
 
-    def critical(self, event: Any = None, *args: Any, **kw: Any) -> None:
+    def critical(self, event: Any = None, /, *args: Any, **kw: Any) -> None:
         self._emit("critical", 50, event, args, kw)
 
     fatal = critical
 
-    def exception(self, event: Any = None, *args: Any, **kw: Any) -> None:
+    def exception(self, event: Any = None, /, *args: Any, **kw: Any) -> None:
         self._emit("exception", 40, event, args, kw)
 
     msg = info
 
-    def log(self, level: int | str, event: Any = None, *args: Any, **kw: Any) -> None:
+    def log(self, level: int | str, event: Any = None, /, *args: Any, **kw: Any) -> None:
         """Log at ``level``: a number (10 ... 50) or a name; anything else logs at info."""
         if isinstance(level, int):
             name = NUMBER_LEVELS.get(level, "info")
@@ -134,7 +148,7 @@ class BoundLogger(BoundLoggerBase):
         self._emit(name, LEVEL_NUMBERS[name], event, args, kw)
 
 
-def get_logger(name: str = "gemmalog", **initial: Any) -> BoundLogger:
+def get_logger(name: str = "gemmalog", /, **initial: Any) -> BoundLogger:
     """A structlog bound logger named ``name``; ``initial`` values are bound to every event.
 
     A name that is not a str is logged as its text.

@@ -20,9 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 from gemmalog._state import State, running
 from gemmalog.config.model import Config
+from gemmalog.events import as_user_fields, free_name
 
 if TYPE_CHECKING:
     from gemmalog._pipeline import Pipeline
+
+# What every LogRecord has; anything else was given with ``extra={...}``.
+_RECORD_FIELDS = frozenset(
+    {
+        *logging.LogRecord("", 0, "", 0, "", (), None).__dict__,
+        *("message", "asctime", "taskName", "_gemmalog_seen"),
+    }
+)
+_RECORD_SIZE = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) + 1  # + ours
 
 # Libraries that set propagate=False on their root logger and would otherwise bypass root.
 LIBRARY_LOGGERS = ("transformers", "datasets", "accelerate", "trl", "huggingface_hub")
@@ -42,6 +52,13 @@ class StdlibBridge(logging.handlers.QueueHandler):
         event: dict[str, Any] = {"kind": "log", "logger": record.name, "event": record.getMessage()}
         if record.exc_info and record.exc_info[0] is not None:
             event["exc"] = "".join(traceback.format_exception(*record.exc_info))
+        if len(record.__dict__) > _RECORD_SIZE:  # fields given with extra={...}: data
+            extra = {k: v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS}
+            if extra:
+                extra = as_user_fields(extra)
+                if "exc" in event and "exc" in extra:
+                    extra[free_name(extra, "exc")] = extra.pop("exc")
+                event.update(extra)
         return event
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -27,8 +27,9 @@ from gemmalog.event_builders import (
     reward_event,
     reward_summary_event,
 )
-from gemmalog.events import ENVELOPE, KINDS
+from gemmalog.events import ENVELOPE, KINDS, as_user_fields
 from gemmalog.notices import warn_once
+from gemmalog.processors.conform import declared_fields
 from gemmalog.processors.resources import accelerator_memory_mb, detect_device, process_memory
 from gemmalog.processors.sanitize import flat_finite_numbers
 from gemmalog.processors.textstats import extract_reasoning_and_answer
@@ -116,6 +117,11 @@ def log_event(kind: str, /, *, level: str = "info", **fields: Any) -> None:
             raise ValueError(problem)
         pipeline = running() or current()
         role = declared.role if declared is not None else "training"
+        problems = [problem] if problem is not None else []
+        # Keywords are data: a field named like one only gemmalog sets is kept, renamed.
+        fields = as_user_fields(fields, keep=_MESSAGE)
+        if declared is not None and kind != "log":  # a log event's fields are free-form
+            fields = declared_fields(kind, fields, problems)
         event: dict[str, Any] = {
             **fields,
             "kind": kind if declared is not None else "log",
@@ -123,9 +129,13 @@ def log_event(kind: str, /, *, level: str = "info", **fields: Any) -> None:
         }
         if declared is None:
             event["kind_"] = _coerce.text(kind)
-        if problem is not None:
-            event["event"] = _coerce.with_problems(str(fields.get("event", kind)), [problem])
-            warn_once(f"log_event: {problem}", key=f"log_event:{problem}")
+        if problems:
+            message = fields.get("event", kind)
+            event["event"] = _coerce.with_problems(_coerce.text(message), problems)
+            if problem is not None:
+                warn_once(f"log_event: {problem}", key=f"log_event:{problem}")
+            else:
+                noted("log_event", problems)
         pipeline.emit(level if level in LEVEL_METHODS else "info", event, force=kind in _FORCED)
     except ValueError:
         if _strict():
@@ -134,6 +144,7 @@ def log_event(kind: str, /, *, level: str = "info", **fields: Any) -> None:
         _failed("log_event", exc)
 
 
+_MESSAGE = frozenset({"event"})
 #: Kinds that bypass the queue bound (never dropped).
 _FORCED = frozenset({"run_start", "run_end"})
 LEVEL_METHODS = frozenset({"debug", "info", "warning", "error", "critical"})
@@ -320,14 +331,14 @@ def log_memory_usage(step: int | None = None, **extra: Any) -> dict[str, Any]:
     values: dict[str, Any] = {}
     try:
         values = memory_snapshot()
-        values.update(extra)
+        values.update(as_user_fields(extra))
         target = _pipeline_for("system")
         if target is not None:
             pipeline, name = target
             event: dict[str, Any] = {"kind": "system", "logger": name, "event": "memory", **values}
             if step is not None:
                 problems: list[str] = []
-                event["step"] = step if type(step) is int else as_step(step, problems)
+                event["step"] = as_step(step, problems)
                 if problems:
                     event["event"] = _coerce.with_problems("memory", problems)
             pipeline.emit("info", event)

@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gemmalog import _coerce
+from gemmalog.events import as_user_fields
 from gemmalog.notices import warn_once
+from gemmalog.processors.conform import as_declared
 from gemmalog.processors.derive import GENERATIONS, MAX_TOKENS, TOKEN_LENGTHS
 from gemmalog.processors.sanitize import flat_finite_numbers
 from gemmalog.processors.textstats import completion_text, extract_reasoning_and_answer, summarize
@@ -28,16 +30,26 @@ def noted(helper: str, problems: list[str]) -> None:
 
 
 def as_step(step: Any, problems: list[str]) -> int | None:
-    """The step as an int (numpy/torch integers too); None and a problem for anything else."""
+    """The step as an int (numpy/torch integers too); None and a problem for anything else.
+
+    An int of any size is kept: beyond 64 bits the JSONL writes it as text (the views read
+    a NULL step) and TensorBoard leaves its values out, with one notice."""
     if step is None or type(step) is int:
         return step
     try:
-        if float(step) == int(step):
+        if not isinstance(step, str | bytes) and float(step) == int(step):
             return int(step)
     except Exception:
         pass
     problems.append(f"step {_coerce.text(step)[:40]!r} is not an integer")
     return None
+
+
+def as_integer(value: Any, name: str, problems: list[str]) -> int | None:
+    """An ``INTEGER`` field (32-bit): the int, or None and a problem for anything else."""
+    if value is None or (type(value) is int and -(2**31) <= value < 2**31):
+        return value
+    return as_declared(name, "INTEGER", value, problems)  # type: ignore[no-any-return]
 
 
 def metric_values(metrics: Any, problems: list[str]) -> dict[str, Any]:
@@ -98,7 +110,7 @@ def model_output_event(
         "kind": "model_output",
         "logger": name,
         "phase": phase if type(phase) is str else _coerce.text(phase),
-        "sample": sample if sample is None or type(sample) is int else as_step(sample, problems),
+        "sample": as_integer(sample, "sample", problems),
         "question": plain_text(question),
         "true_answer": plain_text(true_answer),
         "model_output": text,
@@ -108,16 +120,14 @@ def model_output_event(
         "total_reward": _coerce.number(total_reward),
         "correct": correct if correct is None or type(correct) is bool else as_flag(correct),
         "length_chars": len(text),
-        "length_tokens": length_tokens
-        if length_tokens is None or type(length_tokens) is int
-        else as_step(length_tokens, problems),
+        "length_tokens": as_integer(length_tokens, "length_tokens", problems),
     }
     if step is not None:
-        event["step"] = step if type(step) is int else as_step(step, problems)
+        event["step"] = as_step(step, problems)
     if prompt is not None:
         event["prompt"] = completion(prompt, problems)
-    if extra:
-        event.update(extra)
+    if extra:  # keywords are data: one named like a field only gemmalog sets is renamed
+        event.update(as_user_fields(extra))
     if problems:
         event["event"] = _coerce.with_problems("model_output", problems)
         noted("log_model_output", problems)
@@ -173,7 +183,7 @@ def reward_event(
         else [str(i) for i in range(len(numbers))],
     }
     if step is not None:
-        event["step"] = step if type(step) is int else as_step(step, problems)
+        event["step"] = as_step(step, problems)
     if problems:
         event["event"] = _coerce.with_problems("reward", problems)
         noted("log_reward", problems)
@@ -199,7 +209,7 @@ def reward_summary_event(
     event: dict[str, Any] = {
         "kind": "reward_summary",
         "logger": name,
-        "step": step if type(step) is int else as_step(step, problems),
+        "step": as_step(step, problems),
         "phase": phase if type(phase) is str else _coerce.text(phase),
         "stats": stats,
     }
@@ -228,7 +238,7 @@ def generation_metrics_event(
     event: dict[str, Any] = {
         "kind": "generation_metrics",
         "logger": name,
-        "step": step if type(step) is int else as_step(step, problems),
+        "step": as_step(step, problems),
         "phase": phase if type(phase) is str else _coerce.text(phase),
         GENERATIONS: [completion(g, problems) for g in texts],
     }

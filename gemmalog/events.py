@@ -101,6 +101,51 @@ ENVELOPE: Final = (
 #: The envelope fields every line keeps, even when the rest of an event cannot be written.
 CORE_FIELDS: Final = ("v", "ts", "kind", "logger", "level", "run", "rank", "step")
 
+#: Fields only gemmalog sets: the envelope's own (``v``, ``ts``, ``level``, ``run``, ``rank``,
+#: renamed by the envelope processor), the kind, the logger's name, the message, what the
+#: resources processor and the truncation and segment stamps add, and the private fields
+#: the helpers hand to the listener. Keywords are data: a user field of one of these names
+#: (a keyword of a log call, a bound value, a ``log_event`` field, a stdlib ``extra``) is
+#: kept under its name with ``_`` appended (``event_``, ``kind_``, ``logger_``, ...; more
+#: ``_`` while that name is taken too). ``step``, ``epoch`` and ``phase`` are the caller's
+#: to set.
+#: The envelope's own fields: the envelope processor renames a user field of one of these
+#: names, given or bound (gemmalog.processors.envelope.RESERVED).
+ENVELOPE_OWN: Final = frozenset({"v", "ts", "level", "run", "rank"})
+SET_BY_GEMMALOG: Final = frozenset(
+    {
+        *ENVELOPE_OWN,
+        *("kind", "logger", "event"),
+        *("device", "rss_mb", "gpu_mb", "truncated", "segment"),
+        *("_expand", "_generations", "_token_lengths", "_max_tokens"),
+    }
+)
+
+
+def free_name(fields: dict[str, Any], name: str) -> str:
+    """``name`` with ``_`` appended, more while ``fields`` already has that name."""
+    name += "_"
+    while name in fields:
+        name += "_"
+    return name
+
+
+def as_user_fields(fields: dict[str, Any], keep: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``fields`` (a caller's keywords) with each name in :data:`SET_BY_GEMMALOG` but those
+    in ``keep`` renamed by :func:`free_name`; ``fields`` itself when none is (the common
+    case: one ``isdisjoint``)."""
+    if SET_BY_GEMMALOG.isdisjoint(fields):
+        return fields
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name in SET_BY_GEMMALOG and name not in keep:
+            name = free_name(fields, name)
+            while name in out:
+                name += "_"
+        out[name] = value
+    return out
+
+
 _PHASE = Field("phase", "VARCHAR", "train or eval (TRL's eval_ prefix), or another phase name.")
 
 KINDS: Final[dict[str, Kind]] = {
@@ -362,6 +407,40 @@ def markdown() -> str:
         "arguments of a log call) are kept as they are. Non-finite floats are written as the strings",
         '`"NaN"`, `"Infinity"` and `"-Infinity"`, never as `null`; the DuckDB views turn them back',
         "into DOUBLE values. Types are DuckDB types.",
+        "",
+        "**Keywords are data.** Every keyword of a log call, every bound value (`gemmalog.bind`,",
+        "`log.bind`), every `log_event` field and every stdlib `extra` is stored. One named like a",
+        "field only gemmalog sets (" + ", ".join(f"`{n}`" for n in sorted(SET_BY_GEMMALOG)) + ")",
+        "is stored under its name with `_` appended (`event_`, `kind_`, `logger_`; another `_` while",
+        "that name is taken too): it never changes the event's kind, logger, message, time, level,",
+        "run, rank or segment, and never raises. `step`, `epoch` and `phase` are the caller's to set.",
+        'Only with no positional message is `event=` the message (`log.info(event="hi")`, as in',
+        "structlog).",
+        "",
+        "**Declared types.** A declared field always holds a value of its type (or `null`): a typed",
+        "helper or `log_event` given a value of another type (a list as `metrics`, a dict as",
+        '`model_output`, `"abc"` as `rewards`) writes the value converted to the declared type',
+        "(a dict as its text for a VARCHAR, a number for a DOUBLE, an int beyond the column's range",
+        "as `null`; a `step` that is an int is kept whatever its size, beyond 64 bits as its text)",
+        "or `null`, and the event's message says what was not kept. On `log` events,",
+        "whose fields are free-form, a field named like a declared column whose value does not",
+        "cast to it is stored under its name with `_` appended.",
+        "",
+        "**Values that cannot be written as they are.** Whatever a value is, its line is written",
+        "and every sink (JSONL, console, text file, CSV, TensorBoard) shows it; a failure to write",
+        "one field replaces that field, never the event or the sink:",
+        "",
+        "| value | written as |",
+        "|---|---|",
+        '| int beyond 64 bits | its decimal text (`"18446744073709551616"`); in a DOUBLE field of a typed event, the nearest double |',
+        '| int of more digits than Python converts to text (4,300 by default) | `"<int ~1.000000e+5000, too many digits to write>"`; in a DOUBLE field of a typed event, `"Infinity"` |',
+        '| NaN, ±inf | `"NaN"`, `"Infinity"`, `"-Infinity"` |',
+        "| bytes | the text, undecodable bytes escaped (`\\xff`) |",
+        "| subclass of int, float, str, dict, list | the value of its base type (its own methods are not called) |",
+        "| any other object | its `repr()` |",
+        '| an object whose `repr()` raises | `"<unserializable TYPE: repr raised ERROR>"` |',
+        '| a container holding itself | `"<unserializable TYPE: cycle>"` at the repeat |',
+        '| a field that still cannot be written | `"<unrenderable TYPE: ERROR>"` |',
         "",
         "## Envelope",
         "",

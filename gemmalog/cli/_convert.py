@@ -126,24 +126,32 @@ def _follow(files: list[str], follow: bool, interval: float = 0.5) -> Iterator[d
 
 
 def format_event(event: dict[str, Any]) -> str:
-    """One readable line: time, level, rank, logger, kind, step, message and the main fields."""
-    stamp = (
-        time.strftime("%H:%M:%S", time.localtime(event["ts"]))
-        if isinstance(event.get("ts"), int | float)
-        else "--:--:--"
-    )
-    head = f"{stamp} {event.get('level', ''):<7} r{event.get('rank', '?')} {event.get('logger', '')} [{event.get('kind', '')}]"
-    if event.get("step") is not None:
-        head += f" step={event['step']}"
-    kind = event.get("kind")
-    if kind == "metrics":
-        body = " ".join(f"{k}={cell(v)}" for k, v in (event.get("metrics") or {}).items())
+    """One readable line: time, level, rank, logger, kind, step, message and the main fields.
+
+    Any field may be of any type (a line written by an older version kept wrong-typed
+    declared fields, e.g. a list as ``metrics``): such a field is shown as its text.
+    """
+    ts = event.get("ts")
+    try:
+        stamp = time.strftime("%H:%M:%S", time.localtime(ts))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):  # no time, or one out of range
+        stamp = "--:--:--"
+    get = event.get
+    head = f"{stamp} {cell(get('level', '')):<7} r{cell(get('rank', '?'))} {cell(get('logger', ''))} [{cell(get('kind', ''))}]"
+    if get("step") is not None:
+        head += f" step={cell(get('step'))}"
+    kind = get("kind")
+    metrics = get("metrics")
+    if kind == "metrics" and isinstance(metrics, dict):
+        body = " ".join(f"{k}={cell(v)}" for k, v in metrics.items())
+    elif kind == "metrics":  # no metrics (a wrong-typed value was replaced): the message says why
+        body = " ".join(cell(v) for v in (get("event"), metrics) if v is not None)
     elif kind == "model_output":
-        body = f"sample={event.get('sample')} correct={event.get('correct')} answer={event.get('answer')!r} rewards={event.get('rewards')}"
+        body = f"sample={cell(get('sample'))} correct={cell(get('correct'))} answer={get('answer')!r} rewards={cell(get('rewards'))}"
     elif kind == "reward":
-        body = f"{event.get('reward_fn')}={event.get('values')}"
+        body = f"{cell(get('reward_fn'))}={cell(get('values'))}"
     else:
-        body = str(event.get("event", ""))
+        body = cell(get("event", ""))
     return f"{head} {body}"
 
 

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from gemmalog._coerce import int_text
 from gemmalog._terminal import visible
 from gemmalog.events import nonfinite_text
 
@@ -37,6 +38,8 @@ def plain(value: Any) -> Any:
         return nonfinite_text(value)
     if isinstance(value, _dt.datetime | _dt.date):
         return value.isoformat()
+    if type(value) is int and not -(2**63) <= value < 2**64:  # a HUGEINT: JSON has no such int
+        return int_text(value)
     return value
 
 
@@ -57,6 +60,8 @@ def cell(value: Any) -> str:
         return f"{value:.6g}" if math.isfinite(value) else str(plain(value))
     if isinstance(value, _dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
+    if type(value) is int:  # past 4,300 digits str() raises
+        return int_text(value)
     return str(value)
 
 

@@ -160,9 +160,17 @@ def check(name: str, severity: str, title: str) -> Callable[[CheckFn], CheckFn]:
 # -- series helpers -------------------------------------------------------------------
 
 
+#: Values of a larger magnitude are left out of a :class:`Series` like NaN and infinities
+#: (the ``non_finite`` check reports those): a check's means, variances and fits square
+#: them, and a square beyond a double's range is inf (or raises OverflowError), which would
+#: make its message say ``nan%``.
+COMPUTABLE = 1e150
+
+
 @dataclass(slots=True)
 class Series:
-    """A per-step curve of one run, in step order, finite values only."""
+    """A per-step curve of one run, in step order, finite values only (of a magnitude up to
+    :data:`COMPUTABLE`)."""
 
     steps: list[int]
     values: list[float]
@@ -172,7 +180,9 @@ class Series:
         pairs = sorted(
             (int(r["step"]), float(r[key]))
             for r in rows
-            if r.get(key) is not None and r.get("step") is not None and math.isfinite(r[key])
+            if r.get(key) is not None
+            and r.get("step") is not None
+            and -COMPUTABLE <= r[key] <= COMPUTABLE
         )
         return cls([s for s, _ in pairs], [v for _, v in pairs])
 

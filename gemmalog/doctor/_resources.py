@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 from typing import Any
@@ -40,7 +41,8 @@ def memory_growth(ctx: Context, chk: Check) -> list[Finding]:
             start = intercept + slope * series.steps[0]
             growth = slope * (series.steps[-1] - series.steps[0])
             if (
-                growth < cfg.memory_min_mb
+                not math.isfinite(growth / start if start > 0 else math.nan)
+                or growth < cfg.memory_min_mb
                 or start <= 0
                 or growth / start < cfg.memory_growth
                 or r2 < cfg.memory_r2

@@ -6,12 +6,12 @@ from time import time
 from typing import Any
 
 from gemmalog._context import current
-from gemmalog.events import SCHEMA_VERSION
+from gemmalog.events import ENVELOPE_OWN, SCHEMA_VERSION, free_name
 from gemmalog.levels import METHOD_LEVELS
 
 #: Envelope fields only gemmalog sets. A user field of the same name (``log.info(..., ts=x)``,
 #: ``bind(run=...)``) is kept under the name with ``_`` appended (``ts_``, ``run_``, ...).
-RESERVED: tuple[str, ...] = ("v", "ts", "level", "run", "rank")
+RESERVED: tuple[str, ...] = tuple(sorted(ENVELOPE_OWN))
 _RESERVED = frozenset(RESERVED)
 
 
@@ -62,5 +62,5 @@ class AddEnvelope:
             theirs = out[key]
             if theirs is not value:
                 out[key] = value
-                out[key + "_"] = theirs
+                out[free_name(out, key)] = theirs
         return out

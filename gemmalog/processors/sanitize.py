@@ -106,7 +106,8 @@ class Sanitizer:
         d = depth + 1
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
-            for i, (k, v) in enumerate(value.items()):
+            pairs = dict.items(value) if isinstance(value, dict) else value.items()
+            for i, (k, v) in enumerate(pairs):
                 if i >= self.max_items:
                     out["<truncated>"] = f"{len(value) - i} more items"
                     break
@@ -140,10 +141,11 @@ class Sanitizer:
             return self._torch(value, depth, seen)
         if isinstance(value, bool):
             return bool(value)
-        if isinstance(value, float):  # float subclasses
-            return self._clean(float(value), depth, seen)
-        if isinstance(value, int):  # int subclasses (IntEnum included)
-            return int(value)
+        # Subclasses are read through the base type's methods: theirs may raise.
+        if isinstance(value, float):
+            return self._clean(float.__float__(value), depth, seen)
+        if isinstance(value, int):  # IntEnum included
+            return int.__int__(value)
         if isinstance(value, str):
             return self._clean(str.__str__(value), depth, seen)
         if isinstance(value, enum.Enum):

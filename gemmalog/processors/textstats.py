@@ -116,6 +116,10 @@ def summarize(values: Iterable[Any]) -> dict[str, float | int | None]:
     n = len(finite)
     if n == 0:
         return {"mean": None, "std": None, "min": None, "max": None, "count": 0}
+    # Neither raises for the largest finite floats (``x ** 2`` raises OverflowError where
+    # ``x * x`` is inf) nor overflows a mean that fits (each term is divided first).
     mean = sum(finite) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1)) if n > 1 else 0.0
+    if not math.isfinite(mean):
+        mean = sum(v / n for v in finite)
+    std = math.sqrt(sum((v - mean) * (v - mean) for v in finite) / (n - 1)) if n > 1 else 0.0
     return {"mean": mean, "std": std, "min": min(finite), "max": max(finite), "count": n}

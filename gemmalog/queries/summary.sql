@@ -45,8 +45,14 @@ SELECT count(*) AS count, avg(length) AS mean_length, min(length) AS min_length,
 FROM completions;
 
 -- name: memory
-SELECT greatest(max(rss_mb), max(cpu_rss_mb)) AS cpu_peak_mb,
-       greatest(max(gpu_mb), max(cuda_peak_mb), max(cuda_allocated_mb), max(mps_allocated_mb)) AS gpu_peak_mb
+-- The peaks of the samples that are numbers: DuckDB orders NaN above every number, and one
+-- NaN sample would hide the peak.
+SELECT greatest(max(rss_mb) FILTER (WHERE isfinite(rss_mb)),
+                max(cpu_rss_mb) FILTER (WHERE isfinite(cpu_rss_mb))) AS cpu_peak_mb,
+       greatest(max(gpu_mb) FILTER (WHERE isfinite(gpu_mb)),
+                max(cuda_peak_mb) FILTER (WHERE isfinite(cuda_peak_mb)),
+                max(cuda_allocated_mb) FILTER (WHERE isfinite(cuda_allocated_mb)),
+                max(mps_allocated_mb) FILTER (WHERE isfinite(mps_allocated_mb))) AS gpu_peak_mb
 FROM events;
 
 -- name: read_errors

@@ -76,8 +76,10 @@ def color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def label(text: str, limit: int = 48) -> str:
-    """A legend or title text that matplotlib shows as written (no mathtext, not hidden)."""
+def label(text: str | None, limit: int = 48) -> str:
+    """A legend or title text that matplotlib shows as written (no mathtext, not hidden);
+    a name missing from the data (a NULL reward function of an old run) reads ``(none)``."""
+    text = "(none)" if text is None else str(text)
     text = text if len(text) <= limit else text[: limit - 1] + "…"
     return ("\u200b" + text if text.startswith("_") else text).replace("$", r"\$")
 
@@ -114,12 +116,30 @@ class Histogram:
     groups: list[tuple[str, Sequence[float], str]] = field(default_factory=list)
 
 
+#: Values beyond this magnitude are left out of a plot (a gap, as NaN and infinities are):
+#: matplotlib cannot compute an axis whose range overflows a double (1e308 - -1e308).
+DRAWABLE = 1e300
+
+
+def drawable(values: Sequence[Any]) -> list[float]:
+    """``values`` as floats, with those a plot cannot show (None, NaN, infinities, beyond
+    ±:data:`DRAWABLE`) as NaN, which matplotlib draws as a gap."""
+    out = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError, OverflowError):
+            f = math.nan
+        out.append(f if -DRAWABLE <= f <= DRAWABLE else math.nan)
+    return out
+
+
 def _draw_lines(ax: Axes, panel: Panel) -> None:
     for line in panel.lines:
         few = len(line.x) <= 40
         ax.plot(
-            line.x,
-            line.y,
+            drawable(line.x),
+            drawable(line.y),
             color=line.color,
             linestyle="--" if line.dashed else "-",
             linewidth=1.6,
@@ -128,7 +148,13 @@ def _draw_lines(ax: Axes, panel: Panel) -> None:
             label=label(line.label),
         )
         if line.band is not None:
-            ax.fill_between(line.x, line.band[0], line.band[1], color=line.color, alpha=0.18)
+            ax.fill_between(
+                drawable(line.x),
+                drawable(line.band[0]),
+                drawable(line.band[1]),
+                color=line.color,
+                alpha=0.18,
+            )
     ax.set_xlabel(panel.xlabel)
     ax.set_ylabel(panel.ylabel)
     if panel.xlabel == "step":
@@ -144,10 +170,11 @@ def _draw_lines(ax: Axes, panel: Panel) -> None:
 def _draw_histogram(ax: Axes, hist: Histogram) -> None:
     import numpy as np
 
-    values = [v for _, group, _ in hist.groups for v in group if math.isfinite(v)]
+    groups = [(name, [v for v in drawable(group) if v == v], c) for name, group, c in hist.groups]
+    values = [v for _, group, _ in groups for v in group]
     bins = min(30, max(5, len(values)))
     edges: list[float] = np.histogram_bin_edges(np.asarray(values, dtype=float), bins).tolist()
-    for name, group, colour in hist.groups:
+    for name, group, colour in groups:
         ax.hist(group, bins=edges, color=colour, alpha=0.35, histtype="stepfilled")
         ax.hist(group, bins=edges, color=colour, histtype="step", linewidth=1.4, label=label(name))
     ax.set_xlabel(hist.xlabel)

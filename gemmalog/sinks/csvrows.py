@@ -132,7 +132,10 @@ def neutralize(text: str) -> str:
 
 def _timestamp(value: Any) -> Any:
     if type(value) in (int, float) and value == value and abs(value) < 1e11:
-        return _dt.datetime.fromtimestamp(value, tz=_dt.UTC).isoformat(timespec="milliseconds")
+        try:
+            return _dt.datetime.fromtimestamp(value, tz=_dt.UTC).isoformat(timespec="milliseconds")
+        except (ValueError, OverflowError, OSError):  # before year 1: written as the number
+            pass
     return value
 
 

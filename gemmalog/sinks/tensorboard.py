@@ -62,6 +62,10 @@ _ENVELOPE = frozenset(f.name for f in ENVELOPE) | {"phase", "exc"}
 _STATS = ("mean", "std", "min", "max", "count")
 _MAX_PLANS = 1024  # distinct metrics key sets remembered per phase
 #: Kinds this sink turns into TensorBoard data (the first of them starts a resumed segment).
+#: Histograms take the values a float32 holds (TensorBoard's scalars are float32): beyond
+#: it, TensorBoard's own distribution view overflows interpolating between bucket limits
+#: (a reward of 1e308 gave RuntimeWarnings in its reader). NaN and infinities are left out too.
+FLOAT32_MAX = 3.4028234663852886e38
 _DATA_KINDS = frozenset(
     ("metrics", "generation_metrics", "system", "reward_summary", "reward", "model_output")
 )
@@ -201,6 +205,9 @@ class TensorBoardSink(BaseSink):
                     and kind in _DATA_KINDS
                 ):
                     self._restart(event, step)
+            elif step is not None:  # beyond 64 bits, the JSONL (and this event) has its text
+                self._drop(event, step)
+                continue
             else:
                 step = self.step
             ts = event.get("ts")
@@ -370,7 +377,7 @@ class TensorBoardSink(BaseSink):
         values = [
             v
             for v in (r if type(r) is float else number(r) for r in raw)
-            if v is not None and v - v == 0.0  # finite: inf - inf and NaN - NaN are NaN
+            if v is not None and -FLOAT32_MAX <= v <= FLOAT32_MAX  # not NaN either
         ]
         held = self._hist.get(tag)
         if held is not None and held[0] != step:
@@ -384,8 +391,7 @@ class TensorBoardSink(BaseSink):
     def _collect_one(self, tag: str, raw: Any, step: int, wall: float) -> None:
         """``_collect(tag, [raw], step, wall)`` without the lists."""
         value = raw if type(raw) is float else number(raw)
-        # finite only: inf - inf and NaN - NaN are NaN
-        values = [value] if value is not None and value - value == 0.0 else []
+        values = [value] if value is not None and -FLOAT32_MAX <= value <= FLOAT32_MAX else []
         held = self._hist.get(tag)
         if held is not None:
             if held[0] == step:
