@@ -5,6 +5,7 @@ numbers, negative ones included, stay numbers. Read back with the csv module."""
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,17 @@ def test_live_csv_follows_the_same_rule(run_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["to-csv", str(run_dir), "-o", str(rebuilt)])
     assert result.exit_code == 0, result.output
     assert _cells(rebuilt) == live
+
+
+def test_sql_csv_output_quotes_formulas(run_dir: Path) -> None:
+    """`gemmalog sql --format csv` is a CSV too: metric names that are formulas are quoted,
+    negative numbers stay numbers."""
+    result = CliRunner().invoke(
+        cli,
+        ["sql", str(run_dir), "SELECT name, value FROM metrics WHERE value < 0", "--format", "csv"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.output, newline="")))
+    assert rows[0] == ["name", "value"]
+    _assert_safe(rows, expect_quoted=len(EVIL))
+    assert {float(value) for _name, value in rows[1:]} == {-0.5}

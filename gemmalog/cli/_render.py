@@ -24,6 +24,7 @@ from rich.text import Text
 from gemmalog._coerce import int_text
 from gemmalog._terminal import visible
 from gemmalog.events import nonfinite_text
+from gemmalog.sinks.csvrows import neutralize
 
 FORMATS = ("table", "csv", "json", "jsonl")
 
@@ -63,6 +64,10 @@ def cell(value: Any) -> str:
     if type(value) is int:  # past 4,300 digits str() raises
         return int_text(value)
     return str(value)
+
+
+def _csv_value(value: Any) -> Any:
+    return neutralize(value) if isinstance(value, str) else value
 
 
 def _rich_table(
@@ -119,8 +124,16 @@ def render(
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows([[plain(v) for v in row] for row in rows])
+        # A bare carriage return is not a line terminator here, so the minimal quoting would
+        # leave it unquoted and a reader would split the row there: such rows quote every text.
+        quoting = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+        # Spreadsheet-safe like every CSV gemmalog writes: formula text is quoted.
+        for row in (
+            [neutralize(str(n)) for n in names],
+            *([_csv_value(plain(v)) for v in r] for r in rows),
+        ):
+            cr = any(isinstance(v, str) and "\r" in v for v in row)
+            (quoting if cr else writer).writerow(row)
         console.file.write(buf.getvalue())
         return
     records = [{n: plain(v) for n, v in zip(names, row, strict=True)} for row in rows]
