@@ -389,3 +389,30 @@ def test_the_stream_says_when_a_run_grows(root: Path) -> None:
         answer = http.get(f"{url}/api/stream", params={"run": "nope"})
         assert "unknown run" in answer.text
     gemmalog.shutdown()
+
+
+def test_the_serve_command(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import gemmalog.serve
+    from gemmalog.cli import cli
+
+    started: list[tuple[str, int, str | None]] = []
+
+    class Recorded:
+        def __init__(self, roots: list[str], *, host: str, port: int, token: str | None) -> None:
+            started.append((host, port, token))
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(gemmalog.serve, "server", Recorded)
+    local = CliRunner().invoke(cli, ["serve", str(root)])
+    assert local.exit_code == 0 and "http://127.0.0.1:8765/ " in local.output
+    assert started[-1] == ("127.0.0.1", 8765, None)
+    wide = CliRunner().invoke(cli, ["serve", str(root), "--host", "0.0.0.0", "--port", "9000"])
+    host, port, token = started[-1]
+    assert wide.exit_code == 0 and host == "0.0.0.0" and port == 9000 and token
+    assert f"?token={token}" in wide.output
+    missing = CliRunner().invoke(cli, ["serve", str(root / "nope")])
+    assert missing.exit_code == 2 and "no such directory" in missing.output
