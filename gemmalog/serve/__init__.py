@@ -15,7 +15,7 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 try:
     import starlette  # noqa: F401
@@ -45,6 +45,19 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def _server_class() -> type[uvicorn.Server]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """Ends the live streams first, so a stop does not wait for them (or cut them)."""
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            self.config.app.state.stopping.set()
+            await super().shutdown(sockets)
+
+    return Server
+
+
 def server(
     roots: Sequence[str | os.PathLike[str]],
     *,
@@ -69,7 +82,7 @@ def server(
         timeout_graceful_shutdown=1,
         server_header=False,
     )
-    return uvicorn.Server(config)
+    return _server_class()(config)
 
 
 __all__ = ["create_app", "is_loopback", "new_token", "server"]

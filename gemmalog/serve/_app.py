@@ -107,7 +107,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.stopping = asyncio.Event()
         try:
             yield
         finally:
