@@ -52,7 +52,9 @@ def _server_class() -> type[uvicorn.Server]:
         """Ends the live streams first, so a stop does not wait for them (or cut them)."""
 
         async def shutdown(self, sockets: Any = None) -> None:
-            self.config.app.state.stopping.set()
+            stopping: Any = getattr(self.config.app, "state", None)
+            if stopping is not None:
+                stopping.stopping.set()
             await super().shutdown(sockets)
 
     return Server
