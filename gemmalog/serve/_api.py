@@ -195,9 +195,9 @@ async def stream(request: Request) -> StreamingResponse:
     stopping = request.app.state.stopping
     run_id = request.query_params.get("run")
     events = (
-        _live.watch_run(_store(request), run_id, stopping)
+        _live.watch_run(_store(request), run_id, stopping, request.is_disconnected)
         if run_id
-        else _live.watch_list(_store(request), stopping)
+        else _live.watch_list(_store(request), stopping, request.is_disconnected)
     )
     return StreamingResponse(
         events,

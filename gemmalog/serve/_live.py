@@ -13,11 +13,14 @@ import contextlib
 import glob
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 
 from gemmalog.serve._store import RunStore, ServeError, State, run_state, state_size
+
+#: Says whether the client left (``Request.is_disconnected``).
+Disconnected = Callable[[], Awaitable[bool]]
 
 POLL_S = 0.2
 LIST_POLL_S = 2.0
@@ -28,7 +31,9 @@ def _event(kind: str, data: object) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-async def watch_run(store: RunStore, run_id: str, stopping: asyncio.Event) -> AsyncIterator[bytes]:
+async def watch_run(
+    store: RunStore, run_id: str, stopping: asyncio.Event, gone: Disconnected
+) -> AsyncIterator[bytes]:
     """Events for one run: ``change`` (its shards grew; ``size`` in bytes) and ``gone``."""
     yield b"retry: 1000\n\n"
     try:
@@ -41,6 +46,8 @@ async def watch_run(store: RunStore, run_id: str, stopping: asyncio.Event) -> As
     beat = time.monotonic()
     while not stopping.is_set():
         await _sleep(stopping, POLL_S)
+        if await gone():  # the server learns of it only here: writes to a closed socket vanish
+            return
         state = run_state(run_dir)  # a few stat calls: not worth a thread
         if state is None:
             yield _event("gone", {"run": run_id, "error": f"run {run_id} was deleted"})
@@ -54,7 +61,9 @@ async def watch_run(store: RunStore, run_id: str, stopping: asyncio.Event) -> As
             yield b": heartbeat\n\n"
 
 
-async def watch_list(store: RunStore, stopping: asyncio.Event) -> AsyncIterator[bytes]:
+async def watch_list(
+    store: RunStore, stopping: asyncio.Event, gone: Disconnected
+) -> AsyncIterator[bytes]:
     """Events for the runs page: ``runs`` whenever a run was added, removed or grew."""
     yield b"retry: 2000\n\n"
     last = await asyncio.to_thread(_list_state, store)
@@ -62,6 +71,8 @@ async def watch_list(store: RunStore, stopping: asyncio.Event) -> AsyncIterator[
     beat = time.monotonic()
     while not stopping.is_set():
         await _sleep(stopping, LIST_POLL_S)
+        if await gone():
+            return
         state = await asyncio.to_thread(_list_state, store)
         if state != last:
             last = state

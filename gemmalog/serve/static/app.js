@@ -147,6 +147,8 @@
     const label = el("span", { text: "connecting" });
     live.replaceChildren(dot, label);
     const source = new EventSource("/api/stream" + query);
+    // a page left for another closes its stream (the browser allows six connections a server)
+    window.addEventListener("pagehide", () => source.close());
     source.addEventListener("hello", () => { dot.className = "live-dot on"; label.textContent = "live"; });
     source.addEventListener("error", (e) => {
       if (e.data) {
@@ -553,7 +555,7 @@
     if (v === null || v === undefined) return el("span", { class: "muted", text: "NULL" });
     if (typeof v === "object") return literal(JSON.stringify(v));
     if (typeof v === "number") return document.createTextNode(fmt(v, 6));
-    return longText(v);
+    return String(v).length > 200 || String(v).includes("\n") ? longText(v) : literal(v);
   }
 
   // -- the rollouts page -----------------------------------------------------------------------
@@ -593,6 +595,7 @@
 
     let steps = [];
     let data = null;
+    let scrolled = false;
     let wantedStep = params.has("step") ? Number(params.get("step")) : null;
 
     const loadSteps = async () => {
@@ -688,6 +691,8 @@
       });
       counts.textContent = shown + " of " + total + " completions shown · advantages computed (scale: " + data.scale_rewards + ")";
       groupsBox.replaceChildren(...boxes);
+      const first = groupsBox.querySelector(".completion.marked");
+      if (first && !scrolled) { scrolled = true; first.scrollIntoView({ block: "center" }); }
       if (!data.groups.length) groupsBox.replaceChildren(el("p", { class: "muted", text: "No completions at this step for this phase." }));
     }
 
