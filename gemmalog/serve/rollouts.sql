@@ -6,10 +6,17 @@ WHERE step = $step AND ($phase IS NULL OR phase = $phase)
 ORDER BY phase, rank, sample, ts
 
 -- name: reward_events
--- Scores logged by `reward` events (one per function and batch) rather than in the output.
-SELECT rank, phase, sample, reward_fn, value
-FROM rewards
-WHERE step = $step AND source = 'reward' AND ($phase IS NULL OR phase = $phase)
+-- Scores logged by `reward` events (one per function and batch) rather than in the output;
+-- read from the events (the rewards view's merge with the outputs' scores costs more).
+-- A sample is its id when that is an integer, else its position (as in the rewards view).
+SELECT rank, phase, coalesce(TRY_CAST(samples[i] AS INTEGER), i - 1) AS sample,
+       reward_fn, "values"[i] AS value
+FROM (
+    SELECT rank, phase, reward_fn, samples, "values",
+           unnest(range(1, len("values") + 1)) AS i
+    FROM events
+    WHERE kind = 'reward' AND step = $step AND ($phase IS NULL OR phase = $phase)
+)
 
 -- name: steps
 SELECT step, list(DISTINCT phase ORDER BY phase) AS phases, count(*) AS completions

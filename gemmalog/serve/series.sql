@@ -6,8 +6,24 @@ WITH points AS (
     SELECT phase, name, step, avg(value) AS value, max(ts) AS ts
     FROM metrics WHERE step > $since GROUP BY ALL
     UNION ALL
-    SELECT phase, 'reward/' || reward_fn, step, avg(value), max(ts)
-    FROM rewards WHERE step > $since GROUP BY ALL
+    -- each function's mean score: from the completions' reward maps, else from `reward`
+    -- events (as the rewards view decides, on the per-step means: its row-level merge
+    -- costs more)
+    SELECT coalesce(o.phase, b.phase), 'reward/' || coalesce(o.fn, b.fn),
+           coalesce(o.step, b.step), coalesce(o.value, b.value), coalesce(o.ts, b.ts)
+    FROM (
+        SELECT phase, step, fn, avg(value) AS value, max(ts) AS ts FROM (
+            SELECT phase, step, ts, unnest(map_keys(rewards)) AS fn,
+                   unnest(map_values(rewards)) AS value
+            FROM completions WHERE step > $since AND rewards IS NOT NULL
+        ) GROUP BY ALL
+    ) o
+    FULL JOIN (
+        SELECT phase, step, fn, avg(value) AS value, max(ts) AS ts FROM (
+            SELECT phase, step, ts, reward_fn AS fn, unnest("values") AS value
+            FROM events WHERE kind = 'reward' AND step > $since
+        ) GROUP BY ALL
+    ) b ON o.phase IS NOT DISTINCT FROM b.phase AND o.step = b.step AND o.fn = b.fn
     UNION ALL
     SELECT phase, 'reward/total', step, avg(total_reward), max(ts)
     FROM completions WHERE step > $since AND total_reward IS NOT NULL GROUP BY ALL
@@ -45,20 +61,23 @@ wanted AS (
     WHERE step IS NOT NULL AND (len($names) = 0 OR list_contains($names, name))
 ),
 sized AS (
-    SELECT *, count(*) OVER s AS n, min(step) OVER s AS lo, max(step) OVER s AS hi
-    FROM wanted WINDOW s AS (PARTITION BY phase, name)
+    SELECT phase, name, count(*) AS n, min(step) AS lo, max(step) AS hi
+    FROM wanted GROUP BY ALL
 ),
 bucketed AS (
-    SELECT *, CASE WHEN n <= 2 * $buckets THEN step
-                   ELSE floor((step - lo) * $buckets / (hi - lo + 1)) END AS bucket
-    FROM sized
+    SELECT w.*, s.n, s.lo, s.hi,
+           CASE WHEN s.n <= 2 * $buckets THEN w.step
+                ELSE floor((w.step - s.lo) * $buckets / (s.hi - s.lo + 1)) END AS bucket
+    FROM wanted w JOIN sized s USING (phase, name)
 ),
-ranked AS (
-    SELECT *,
-        row_number() OVER (PARTITION BY phase, name, bucket ORDER BY value ASC NULLS LAST, step) AS low,
-        row_number() OVER (PARTITION BY phase, name, bucket ORDER BY value DESC NULLS LAST, step) AS high
-    FROM bucketed
+-- the lowest and highest point of each bucket (NaN counts as the highest: it is kept)
+extremes AS (
+    SELECT phase, name, unnest([arg_min(step, value), arg_max(step, value)]) AS step
+    FROM bucketed GROUP BY phase, name, bucket
 )
 SELECT phase, name, step, value, ts, n
-FROM ranked WHERE low = 1 OR high = 1 OR step = lo OR step = hi
+FROM bucketed b
+WHERE step = lo OR step = hi
+   OR EXISTS (SELECT 1 FROM extremes e
+              WHERE e.phase = b.phase AND e.name = b.name AND e.step = b.step)
 ORDER BY phase, name, step
