@@ -89,6 +89,7 @@ class Watcher(threading.Thread):
         self.url, self.run_id, self.stop = url, run, stop
         self.seen: list[float] = []  # when each change's new data had arrived
         self.last_step = 0
+        self.errors: list[str] = []
 
     def run_once(self, client: httpx.Client) -> None:
         metrics = client.get(
@@ -100,13 +101,17 @@ class Watcher(threading.Thread):
 
     def run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=60) as client:
-            self.run_once(client)
-            with client.stream("GET", "/api/stream", params={"run": self.run_id}) as events:
-                for line in events.iter_lines():
-                    if self.stop.is_set():
-                        return
-                    if line.startswith("event: change"):
-                        self.run_once(client)
+            try:
+                self.run_once(client)
+                with client.stream("GET", "/api/stream", params={"run": self.run_id}) as events:
+                    for line in events.iter_lines():
+                        if self.stop.is_set():
+                            return
+                        if line.startswith("event: change"):
+                            self.run_once(client)
+            except (httpx.HTTPError, ValueError) as exc:
+                if not self.stop.is_set():  # the server stopping at the end is no error
+                    self.errors.append(repr(exc))
 
 
 def _append_step(run_dir: Path, step: int) -> None:
@@ -194,11 +199,14 @@ def main() -> None:
             cpu = sum(server.cpu_times()[:2]) - cpu0
             wall = time.monotonic() - wall0
             stop.set()
+            for w in watchers:
+                w.join(timeout=5)
             out["watchers"] = {
                 "clients": args.clients,
                 "seconds": wall,
                 "server_cpu_percent_of_a_core": 100 * cpu / wall,
                 "updates_per_client": [len(w.seen) for w in watchers],
+                "errors": [e for w in watchers for e in w.errors],
             }
         finally:
             proc.terminate()

@@ -416,3 +416,44 @@ def test_the_serve_command(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert f"?token={token}" in wide.output
     missing = CliRunner().invoke(cli, ["serve", str(root / "nope")])
     assert missing.exit_code == 2 and "no such directory" in missing.output
+
+
+@pytest.mark.slow
+def test_a_real_grpo_trainer_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny offline Gemma trained by GRPOTrainer (tests/test_integration_trl.py): the
+    curves hold TRL's metrics and each reward function, and each step's groups are TRL's
+    (num_generations completions, its scale_rewards and length limit)."""
+    pytest.importorskip("trl")
+    from tests import test_integration_trl as trl_run
+
+    trainer, run, _ = trl_run._train(tmp_path, monkeypatch, "serve")
+    names = [f.__name__ for f in trl_run.reward_functions.REWARD_FUNCTIONS]
+    with TestClient(create_app([run.dir.parent]), base_url=LOCAL) as c:
+        series = {
+            (s["phase"], s["name"]) for s in c.get(f"/api/runs/{run.id}/metrics").json()["series"]
+        }
+        assert {("train", "loss"), ("train", "reward/total"), ("train", "accuracy")} <= series
+        assert {("train", f"reward/{n}") for n in names} <= series
+        body = c.get(f"/api/runs/{run.id}/completions?step=1&phase=train").json()
+        args = trainer.args
+        assert body["num_generations"] == args.num_generations
+        assert body["max_completion_length"] == args.max_completion_length
+        assert body["scale_rewards"] == {True: "group", False: "none"}.get(
+            args.scale_rewards, args.scale_rewards
+        )
+        assert set(body["reward_functions"]) == set(names)
+        assert body["groups"] and all(
+            len(g["completions"]) == args.num_generations for g in body["groups"]
+        )
+        for group in body["groups"]:
+            totals = [c["total_reward"] for c in group["completions"]]
+            mean = statistics.fmean(totals)
+            spread = statistics.stdev(totals) + 1e-4 if body["scale_rewards"] == "group" else None
+            for done in group["completions"]:
+                assert done["total_reward"] == pytest.approx(sum(done["rewards"].values()))
+                if spread is not None:
+                    assert done["advantage"] == pytest.approx(
+                        (done["total_reward"] - mean) / spread
+                    )
+                assert done["truncated"] == (done["length_tokens"] >= args.max_completion_length)
+        assert c.get(f"/api/runs/{run.id}/doctor").status_code == 200

@@ -21,6 +21,7 @@ from gemmalog.serve._findings import Findings
 from gemmalog.serve._store import RunStore, ServeError, run_state
 
 T = TypeVar("T")
+
 _MAX_SQL = 100_000
 #: The newest runs whose doctor counts the runs page gets by itself; older runs are checked
 #: when their page (or ``/doctor``) is opened.
@@ -70,8 +71,8 @@ async def runs(request: Request) -> JSON:
     store = _store(request)
     rows, problems = await _off_loop(store.listing)
     findings = _findings(request)
-    states = {r["run"]: run_state(str(r["dir"])) for r in rows}
-    findings.want([r["run"] for r in rows[:DOCTOR_LISTED]], states)
+    newest = rows[:DOCTOR_LISTED]
+    findings.want([r["run"] for r in newest], {r["run"]: run_state(str(r["dir"])) for r in newest})
     for row in rows:
         row["doctor"] = findings.counts(row["run"])
         row["live"] = row["status"] == "running"
@@ -102,7 +103,8 @@ async def run(request: Request) -> JSON:
             raise ServeError(500, f"run {run_id}: no summary ({exc})") from None
         return {"run": run_id, "dir": run_dir, "manifest": manifest, "summary": data}
 
-    return JSON(await _off_loop(work))
+    # an unchanged run is not summarized twice (a page asks again on every change of a live run)
+    return JSON(await _off_loop(store.remembered, run_id, "summary", work))
 
 
 async def metrics(request: Request) -> JSON:
@@ -129,16 +131,23 @@ async def completions(request: Request) -> JSON:
     if step is None:
         raise ServeError(400, "give the step: /api/runs/<run>/completions?step=N")
     phase = request.query_params.get("phase") or None
+    store, run_id = _store(request), request.path_params["run_id"]
     return JSON(
         await _off_loop(
-            _rollouts.completions, _store(request), request.path_params["run_id"], step, phase
+            store.remembered,
+            run_id,
+            ("completions", step, phase),
+            lambda: _rollouts.completions(store, run_id, step, phase),
         )
     )
 
 
 async def steps(request: Request) -> JSON:
     """``GET /api/runs/{run_id}/steps``: the steps that have completions."""
-    return JSON(await _off_loop(_rollouts.steps, _store(request), request.path_params["run_id"]))
+    store, run_id = _store(request), request.path_params["run_id"]
+    return JSON(
+        await _off_loop(store.remembered, run_id, "steps", lambda: _rollouts.steps(store, run_id))
+    )
 
 
 async def prompt(request: Request) -> JSON:

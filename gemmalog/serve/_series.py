@@ -41,27 +41,31 @@ def series(
         "names": names or [],
         "buckets": max(1, max_points // 2),
     }
-    _, rows = store.query(run_id, queries("series")["series"], params)
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    last = since_step
-    for phase, name, step, value, ts, count in rows:
-        key = (phase, name)
-        if key not in out:
-            out[key] = {
-                "name": name,
-                "phase": phase,
-                "points": count,
-                "steps": [],
-                "values": [],
-                "ts": [],
-                "non_finite": 0,
-            }
-        item = out[key]
-        number = _number(value)
-        if number is None and value is not None:
-            item["non_finite"] += 1
-        item["steps"].append(step)
-        item["values"].append(number)
-        item["ts"].append(ts)
-        last = step if last is None else max(last, step)
-    return {"run": run_id, "last_step": last, "series": list(out.values())}
+
+    def build() -> dict[str, Any]:
+        _, rows = store.query(run_id, queries("series")["series"], params)
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        last = since_step
+        for phase, name, step, value, ts, count in rows:
+            key = (phase, name)
+            if key not in out:
+                out[key] = {
+                    "name": name,
+                    "phase": phase,
+                    "points": count,
+                    "steps": [],
+                    "values": [],
+                    "ts": [],
+                    "non_finite": 0,
+                }
+            item = out[key]
+            number = _number(value)
+            if number is None and value is not None:
+                item["non_finite"] += 1
+            item["steps"].append(step)
+            item["values"].append(number)
+            item["ts"].append(ts)
+            last = step if last is None else max(last, step)
+        return {"run": run_id, "last_step": last, "series": list(out.values())}
+
+    return store.remembered(run_id, ("series", since_step, tuple(names or ()), max_points), build)

@@ -15,10 +15,10 @@ import glob
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -33,6 +33,7 @@ _OPEN_CONNECTIONS = 16
 _SHARDS = "events.*.jsonl"
 
 State = tuple[tuple[str, int, int, int], ...]
+T = TypeVar("T")
 
 
 class ServeError(Exception):
@@ -100,6 +101,7 @@ class RunStore:
         self._runs: dict[str, _Run] = {}
         self._open: OrderedDict[str, _Run] = OrderedDict()
         self._lock = threading.Lock()
+        self._memo: dict[str, tuple[State, dict[Hashable, Any]]] = {}
 
     # -- the runs ---------------------------------------------------------------------------
 
@@ -177,6 +179,22 @@ class RunStore:
         return state
 
     # -- queries ----------------------------------------------------------------------------
+
+    def remembered(self, run_id: str, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, or its last answer while the run's files are as they were then
+        (a page reloaded, a second browser, an unchanged run asked again)."""
+        state = self.state(run_id)
+        with self._lock:
+            memo = self._memo.get(run_id)
+            if memo is not None and memo[0] == state and key in memo[1]:
+                return memo[1][key]  # type: ignore[no-any-return]
+        value = compute()
+        with self._lock:
+            memo = self._memo.get(run_id)
+            if memo is None or memo[0] != state:
+                memo = self._memo[run_id] = (state, {})
+            memo[1][key] = value
+        return value
 
     @contextmanager
     def connection(self, run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
