@@ -2,8 +2,9 @@
 
 A run being written changes every second; its checks run again at most every
 ``interval`` seconds (the answer in between says ``stale``). The runs page's counts by
-severity come from a worker thread that checks the listed runs one at a time, so a root of
-a thousand runs is listed at once and its counts fill in as they are found.
+severity come from a worker thread that checks the listed runs one at a time (a changing
+run at most every ``LIST_INTERVAL`` seconds), so a root of a thousand runs is listed at once
+and its counts fill in as they are found.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from gemmalog.config import ConfigError
 from gemmalog.doctor import check_connection
 from gemmalog.serve._store import RunStore, ServeError, State
 
-#: Seconds between two checks of a run that keeps changing.
+#: Seconds between two checks of a run that keeps changing, for its own page (``of``) and
+#: for the runs page's counts (``want``: a list of live runs must not keep a core busy).
 INTERVAL = 5.0
+LIST_INTERVAL = 60.0
 
 
 @dataclass

@@ -23,7 +23,7 @@ from gemmalog.serve._store import RunStore, ServeError, State, run_state, state_
 Disconnected = Callable[[], Awaitable[bool]]
 
 POLL_S = 0.2
-LIST_POLL_S = 2.0
+LIST_POLL_S = 5.0  # a growing run is listed again each time: the runs view over all its events
 HEARTBEAT_S = 15.0
 
 
