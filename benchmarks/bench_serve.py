@@ -92,9 +92,8 @@ class Watcher(threading.Thread):
         self.errors: list[str] = []
 
     def run_once(self, client: httpx.Client) -> None:
-        metrics = client.get(
-            f"/api/runs/{self.run_id}/metrics", params={"since_step": max(0, self.last_step - 1)}
-        ).json()
+        since = {"since_step": self.last_step - 1} if self.last_step else {}  # a page's first load
+        metrics = client.get(f"/api/runs/{self.run_id}/metrics", params=since).json()
         self.last_step = metrics["last_step"] or self.last_step
         client.get(f"/api/runs/{self.run_id}/completions", params={"step": self.last_step})
         self.seen.append(time.monotonic())
@@ -147,7 +146,9 @@ def main() -> None:
         try:
             server = psutil.Process(proc.pid)
             with httpx.Client(base_url=url, timeout=600) as client:
+                t0 = time.perf_counter()
                 runs = client.get("/api/runs").json()["runs"]
+                out["runs_page_cold_s"] = time.perf_counter() - t0
                 run = runs[0]["run"]
                 out["runs_page"] = _timed(client, "/api/runs")
                 detail = _timed(client, f"/api/runs/{run}")

@@ -14,8 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
+
 from gemmalog.config import ConfigError
-from gemmalog.doctor import check_connection
+from gemmalog.doctor import diagnose
+from gemmalog.queries import QueryError
 from gemmalog.serve._store import RunStore, ServeError, State
 
 #: Seconds between two checks of a run that keeps changing, for its own page (``of``) and
@@ -78,8 +81,13 @@ class Findings:
         error = None
         findings: list[dict[str, Any]] = []
         try:
-            with self.store.connection(run_id) as con:
-                findings = [f.to_dict() for f in check_connection(con)]
+            # a connection of its own: the checks of a large run take seconds, and the run's
+            # shared connection answers the pages meanwhile
+            findings = [f.to_dict() for f in diagnose(self.store.locate(run_id))]
+        except QueryError as exc:
+            raise ServeError(404, str(exc)) from None
+        except duckdb.Error as exc:
+            raise ServeError(500, f"the doctor could not read run {run_id}: {exc}") from None
         except ConfigError as exc:
             error = f"the doctor could not read run {run_id}'s configuration: {exc}"
         done = _Checked(state, time.monotonic(), findings, error)
