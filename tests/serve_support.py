@@ -20,6 +20,7 @@ HOSTILE = [
     "[click](javascript:document.title='pwned-md') javascript:alert(1)",
     "\u202eevil right-to-left override\u202c and a NUL:\x00 end",
     "<svg onload=\"document.title='pwned-svg'\"></svg>   two  spaces\n\tand a tab",
+    "10 MB: " + "<b>bold?</b> " * 800_000,  # cut to max_string_length by the logger
 ]
 
 

@@ -217,6 +217,13 @@ def test_hostile_texts_run_nothing(site: Any, browser: webdriver.Chrome, tmp_pat
         assert text in page
     assert "U+202E" in page and "U+0000" in page  # bidi override and NUL shown, not applied
     assert browser.execute_script("return document.scripts.length") == 2  # uPlot and app.js
+    big = browser.find_element(By.CSS_SELECTOR, ".completion[data-sample='6']")
+    shown = big.find_element(By.CSS_SELECTOR, "pre").text
+    assert shown.startswith("10 MB: <b>bold?</b>") and len(shown) < 2000  # collapsed
+    more = big.find_element(By.CSS_SELECTOR, "button")
+    assert "show all" in more.text
+    more.click()
+    assert len(big.find_element(By.CSS_SELECTOR, "pre").text) == 1_000_000  # max_string_length
     assert (
         browser.find_elements(
             By.CSS_SELECTOR, "#groups img, #groups svg, #groups a[href^='javascript']"

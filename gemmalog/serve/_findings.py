@@ -47,6 +47,7 @@ class Findings:
         self._wake = threading.Condition(self._lock)
         self._stop = False
         self._thread: threading.Thread | None = None
+        self._checking: dict[str, threading.Lock] = {}
 
     def of(self, run_id: str) -> dict[str, Any]:
         """``{"run", "findings": [...], "stale": bool, "checked_at", "error"}`` for one run."""
@@ -77,7 +78,17 @@ class Findings:
         return out
 
     def _check(self, run_id: str) -> _Checked:
-        state = self.store.state(run_id)
+        with self._lock:
+            lock = self._checking.setdefault(run_id, threading.Lock())
+        with lock:  # the page and the worker asking at once: one check
+            state = self.store.state(run_id)
+            with self._lock:
+                done = self._done.get(run_id)
+            if done is not None and done.state == state:
+                return done
+            return self._run_checks(run_id, state)
+
+    def _run_checks(self, run_id: str, state: State) -> _Checked:
         error = None
         findings: list[dict[str, Any]] = []
         try:
@@ -85,6 +96,7 @@ class Findings:
             # shared connection answers the pages meanwhile
             findings = [f.to_dict() for f in diagnose(self.store.locate(run_id))]
         except QueryError as exc:
+            self.store.state(run_id)  # 410 when it was deleted meanwhile
             raise ServeError(404, str(exc)) from None
         except duckdb.Error as exc:
             raise ServeError(500, f"the doctor could not read run {run_id}: {exc}") from None
