@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         f"  gemmalog tensorboard {run.dir}\n"
         f"  gemmalog to-parquet {run.dir} {args_in.root}/parquet"
     )
+    print(
+        f"\nwatch the runs in a browser (curves, every rollout group, the doctor):\n  gemmalog serve {args_in.root}"
+    )
     return code
 
 

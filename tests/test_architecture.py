@@ -181,3 +181,38 @@ def test_integrations_and_tests_import_no_private_module() -> None:
     users = [*(PACKAGE / "integrations").rglob("*.py"), *(REPO / "tests").glob("*.py")]
     problems = [p for path in users for p in _private_imports(path) if p not in EXEMPT]
     assert problems == []
+
+
+#: What ``gemmalog/serve/`` may import of gemmalog: the public query and doctor API and its
+#: own modules, never the engine (it only reads, in its own process).
+SERVE_MAY_IMPORT = ("gemmalog", "gemmalog.queries", "gemmalog.doctor", "gemmalog.config")
+
+
+def test_serve_uses_the_public_query_api_only() -> None:
+    graph = import_graph()
+    problems = []
+    for module, deps in graph.items():
+        if module != "gemmalog.serve" and not module.startswith("gemmalog.serve."):
+            continue
+        for dep in deps:
+            if dep.startswith("gemmalog.serve") or dep in SERVE_MAY_IMPORT:
+                continue
+            problems.append(f"{module} imports {dep}")
+    assert problems == []
+    serve = PACKAGE / "serve"
+    private = [
+        p for path in serve.rglob("*.py") for p in _private_imports(path)
+        if not p.split(": ")[1].startswith("gemmalog.serve")
+    ]
+    assert private == []
+
+
+def test_nothing_below_serve_imports_it() -> None:
+    graph = import_graph()
+    users = {
+        module
+        for module, deps in graph.items()
+        if any(d == "gemmalog.serve" or d.startswith("gemmalog.serve.") for d in deps)
+        and not module.startswith("gemmalog.serve")
+    }
+    assert users <= {"gemmalog.cli._serve"}

@@ -1,0 +1,71 @@
+"""The run page's curves: every numeric series of a run, downsampled on the server.
+
+A long run keeps its shape: each series is cut into buckets of steps and each bucket keeps
+its lowest and highest point (and the series its first and last), so a spike or a NaN at
+one step of a hundred thousand is still drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gemmalog.serve._sql import queries
+from gemmalog.serve._store import RunStore
+
+#: Points a series keeps at most (twice the buckets, plus its ends).
+MAX_POINTS = 2000
+
+
+def _number(value: Any) -> float | None:
+    """A JSON-safe value: NaN and infinities become null (a gap in the curve)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def series(
+    store: RunStore,
+    run_id: str,
+    *,
+    names: list[str] | None = None,
+    since_step: int | None = None,
+    max_points: int = MAX_POINTS,
+) -> dict[str, Any]:
+    """``{"run", "last_step", "series": [{"name", "phase", "steps", "values", "ts",
+    "points", "non_finite"}]}`` for steps after ``since_step``; ``points`` is the series'
+    length before downsampling."""
+    params = {
+        "since": -(2**62) if since_step is None else since_step,
+        "names": names or [],
+        "buckets": max(1, max_points // 2),
+    }
+
+    def build() -> dict[str, Any]:
+        _, rows = store.query(run_id, queries("series")["series"], params)
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        last = since_step
+        for phase, name, step, value, ts, count in rows:
+            key = (phase, name)
+            if key not in out:
+                out[key] = {
+                    "name": name,
+                    "phase": phase,
+                    "points": count,
+                    "steps": [],
+                    "values": [],
+                    "ts": [],
+                    "non_finite": 0,
+                }
+            item = out[key]
+            number = _number(value)
+            if number is None and value is not None:
+                item["non_finite"] += 1
+            item["steps"].append(step)
+            item["values"].append(number)
+            item["ts"].append(ts)
+            last = step if last is None else max(last, step)
+        return {"run": run_id, "last_step": last, "series": list(out.values())}
+
+    return store.remembered(run_id, ("series", since_step, tuple(names or ()), max_points), build)
