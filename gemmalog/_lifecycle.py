@@ -63,12 +63,10 @@ def current() -> Pipeline:
             elif _State.last is not None:
                 # Late events (a library's teardown, a thread still logging after a SIGTERM
                 # shutdown) join the run that just ended instead of starting a stray one.
-                config, run = _State.last
-                _State.pipeline = Pipeline.child(config, run)
-                warn_once(
-                    f"logging after shutdown(): late events are appended to run {run.id} "
-                    f"(events.{run.rank}.{os.getpid()}.jsonl); call initialize() to start a new run"
-                )
+                last = _State.last
+                if last.late is None:  # a child process's run: its writer's shard again
+                    last.late = Pipeline.child(last.config, last.run, late=True)
+                _State.pipeline = last.late
             else:
                 warn_once(
                     "logging before initialize(): starting a run with the default configuration"
@@ -140,8 +138,7 @@ def initialize(
     processors = (*named, *processors)
     listener_processors = (*named_listener, *listener_processors)
     with _State.lock:
-        if _running() is not None:
-            shutdown()
+        shutdown()  # the run on (or the late events of the last one) is recorded first
         pipeline = Pipeline.new_run(
             config, processors=processors, listener_processors=listener_processors, sinks=sinks
         )
@@ -188,16 +185,19 @@ def shutdown(status: str | None = None, error: str | None = None) -> None:
     """
     with _State.lock, _interrupts_deferred():
         pipeline = _running()
+        if pipeline is not None and pipeline.is_late:
+            _State.pipeline = pipeline = None  # the late writer stays open: nothing to stop
         if pipeline is None:
+            if _State.last is not None:
+                _State.last.record_late()
             return
         if status is None:
             status, error = _State.exit_status or ("completed", None)
-        _bridge.uninstall()
         if not pipeline.is_child:
             forget_parent_env()
         pipeline.stop(status, error, _State.final_stats)
         _State.pipeline = None
-        _State.last = (pipeline.config, pipeline.run)
+        _State.last = pipeline
 
 
 @contextlib.contextmanager

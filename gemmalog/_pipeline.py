@@ -8,12 +8,15 @@ running, and :mod:`gemmalog._state` holds it.
 
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from gemmalog._listener import EventListener, FlushRequest, StampSegment
@@ -86,10 +89,19 @@ class Pipeline:
         )
 
     @classmethod
-    def child(cls, config: Config, parent: Run) -> Pipeline:
+    def child(
+        cls,
+        config: Config,
+        parent: Run,
+        *,
+        late: bool = False,
+        processors: Sequence[Processor] = (),
+        listener_processors: Sequence[Processor] = (),
+    ) -> Pipeline:
         """A pipeline writing into ``parent``'s run from another process (fork, spawn) or
-        after the run ended (late events): its own shard, no other sinks, no manifest, and
-        no listener thread (events are written before the log call returns)."""
+        after the run ended (``late``): its own shard, no other sinks, no manifest, and no
+        listener thread (events are written before the log call returns). A late writer
+        opens its shard on its first event and says once on stderr where late events go."""
         run = Run(
             parent.id,
             parent.name,
@@ -101,7 +113,21 @@ class Pipeline:
             private=parent.private,
         )
         shard = parent.dir / f"events.{parent.rank}.{os.getpid()}.jsonl"
-        return cls(config, run, shard, child=True)
+        pipeline = cls(
+            config,
+            run,
+            shard,
+            child=True,
+            late=late,
+            processors=processors,
+            listener_processors=listener_processors,
+        )
+        if late:
+            pipeline.late_notice = (
+                f"logging after shutdown(): late events are appended to run {run.id} "
+                f"({shard.name}); call initialize() to start a new run"
+            )
+        return pipeline
 
     def __init__(
         self,
@@ -110,6 +136,7 @@ class Pipeline:
         shard: Path,
         *,
         child: bool,
+        late: bool = False,
         processors: Sequence[Processor] = (),
         listener_processors: Sequence[Processor] = (),
         extra_sinks: Sequence[Sink] = (),
@@ -121,6 +148,10 @@ class Pipeline:
         self.roles = config.role_loggers()
         self.run = run
         self.is_child = child
+        #: A writer of the events logged after this process's run ended (see stop()).
+        self.is_late = late
+        self._processors = tuple(processors)
+        self._listener_processors = tuple(listener_processors)
         self.started = time.time()
         # The time bound (see EventQueue and docs/reliability.md): the listener flushes the
         # shard once its oldest unwritten event is flush_interval old, and callers wait
@@ -138,7 +169,7 @@ class Pipeline:
             AddResources(s.memory_interval),
             *(Isolated(p, "caller") for p in processors),
         )
-        primary = JsonlSink(shard, fsync=s.fsync, private=s.private)
+        primary = JsonlSink(shard, fsync=s.fsync, private=s.private, lazy=late)
         sinks, failed = ({}, {}) if child else self._build_sinks(config, extra_sinks)
         routes = {
             name: Route(lc.level, lc.handlers, lc.propagate) for name, lc in config.loggers.items()
@@ -174,6 +205,20 @@ class Pipeline:
         }
         self.stopped = False
         self._stopping = False
+        # (calls that took their turn, calls that handed over): shutdown() waits for those
+        # under way on other threads (itertools.count: no lock, see _queue). stop() starts
+        # a new pair when it switches the hand-over, so calls that go to the late writer
+        # are never waited for.
+        self._turns = (itertools.count(), itertools.count())
+        #: Where the events logged once this run has ended go (set by stop()).
+        self.late: Pipeline | None = None
+        #: Said on stderr at this (late) writer's first event.
+        self.late_notice: str | None = None
+        # Set once the listener has stopped: an event queued after that is taken by the
+        # call that queued it (see emit) or by stop(), and goes to the late writer.
+        self._stranded = False
+        self._manifest: dict[str, Any] = {}
+        self._late_recorded = (0, 0)
         if child:
             # Written on the calling thread, at once: a child may leave through os._exit()
             # or be terminated by its parent (multiprocessing.Pool.terminate, SIGTERM), and
@@ -244,15 +289,23 @@ class Pipeline:
     def emit(self, method: str, event: dict[str, Any], *, force: bool = False) -> None:
         """Run the caller-side processors and hand the event to the listener; never raises.
 
-        ``force`` bypasses the queue bound (run_start/run_end are never dropped).
+        ``force`` bypasses the queue bound (run_start/run_end are never dropped). Once the
+        run has ended the event goes to the late writer instead (see :meth:`stop`).
         """
         try:
             for proc in self.chain:
                 event = proc(None, method, event)
-            if force:
-                self._put_forced(event)
-            else:
-                self._put(event)
+            turns = self._turns
+            next(turns[0])
+            try:
+                if force:
+                    self._put_forced(event)
+                else:
+                    self._put(event)
+            finally:
+                next(turns[1])
+                if self._stranded:  # queued after the listener's last take: write it now
+                    self._rescue()
         except Exception as exc:
             warn_once(f"an event could not be logged ({type(exc).__name__})")
 
@@ -270,6 +323,9 @@ class Pipeline:
         with self._write_lock:
             self._writer = me
             try:
+                if self.late_notice is not None:
+                    notice, self.late_notice = self.late_notice, None
+                    warn_once(notice)
                 backlog = self._backlog
                 while backlog:
                     batch = []
@@ -278,6 +334,53 @@ class Pipeline:
                     self.listener.write_through(batch)
             finally:
                 self._writer = None
+
+    def _divert(self, event: dict[str, Any]) -> None:
+        """Hand an event logged after the run ended to the late writer (written at once)."""
+        late = self.late
+        if late is not None:
+            late._write_now(event)
+
+    def _rescue(self) -> None:
+        """Write what is still queued now that the listener has stopped (late writer)."""
+        queue = self.queue
+        while True:
+            try:
+                item = queue.leftover()
+            except IndexError:
+                return
+            if type(item) is dict:
+                self._divert(item)
+            elif type(item) is FlushRequest:
+                item.done.set()
+
+    def _wait_for_callers(
+        self, turns: tuple[itertools.count[int], itertools.count[int]], timeout: float
+    ) -> None:
+        """Wait until no other thread is between taking one of ``turns`` and handing over.
+
+        The calls this thread is itself inside (``shutdown()`` from a signal handler or a
+        ``__del__`` that interrupted a log call) are not waited for: they resume after it.
+        A call that got its turn after the hand-over was switched to the late writer needs
+        no wait either, so every wait here is one hand-over long; ``timeout`` is a safety net
+        (an event queued after it is still taken by its own call, see :meth:`emit`).
+        """
+        own = 0
+        frame: FrameType | None = sys._getframe(1)
+        code = Pipeline.emit.__code__
+        while frame is not None:
+            if frame.f_code is code and frame.f_locals.get("self") is self:
+                own += 1
+            frame = frame.f_back
+        deadline = time.monotonic() + timeout
+        while True:
+            left = int(repr(turns[1])[6:-1])  # read before the turns taken: never undercounts
+            if int(repr(turns[0])[6:-1]) - left <= own:
+                return
+            if time.monotonic() > deadline:
+                say(f"shutdown() stopped waiting for log calls on other threads after {timeout} s")
+                return
+            time.sleep(0.001)
 
     # -- lifecycle ----------------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> bool:
@@ -291,13 +394,33 @@ class Pipeline:
     def stop(
         self, status: str, error: str | None = None, stats: Mapping[str, Any] | None = None
     ) -> None:
+        """End the run: every event handed over before is written, ``run_end`` last, and
+        whatever is logged afterwards, on any thread, goes to the late writer.
+
+        The order holds against threads that keep logging: after the drain, new calls are
+        switched to the late writer; the calls already under way are waited for, so their
+        events are written before ``run_end`` and the counts in ``run_end`` and run.json
+        are final; an event that still reaches the queue after the listener's last take
+        (a call this thread interrupted) is written to the late shard by its own call.
+        """
         if self.stopped or self._stopping:
             return
         self._stopping = True
         self.run.status = status
         self.run.ended = time.time()
         if not self.is_child:
-            # Drain first: a batch the listener holds is in neither count below.
+            self.late = Pipeline.child(
+                self.config,
+                self.run,
+                late=True,
+                processors=self._processors,
+                listener_processors=self._listener_processors,
+            )
+            self._put = self._divert
+            turns, self._turns = self._turns, (itertools.count(), itertools.count())
+            self.queue.close()
+            self._wait_for_callers(turns, timeout=30.0)
+            # Drain: a batch the listener holds is in neither count below.
             self.flush(timeout=30.0)
             self.emit(
                 "info" if status == "completed" else "error",
@@ -317,6 +440,9 @@ class Pipeline:
         self.stopped = True
         if not self.is_child:
             self.listener.stop()
+            self._put_forced = self._divert
+            self._stranded = True
+            self._rescue()
         self.queue.close()
         self.listener.close_sinks()
         if self.queue.drops:  # nothing is lost silently
@@ -328,12 +454,45 @@ class Pipeline:
             tighten(self.run.dir)
         if not self.is_child:
             primary = self.listener.primary
-            write_manifest(
-                self.run,
-                redact=self.redact,
-                events_written=primary.lines_written,
-                events_lost=primary.lines_lost,
-                drops=self.queue.drops,
-                sink_errors=self.listener.sink_errors(),
-                error=error,
-            )
+            self._manifest = {
+                "events_written": primary.lines_written,
+                "events_lost": primary.lines_lost,
+                "drops": self.queue.drops,
+                "sink_errors": self.listener.sink_errors(),
+                "error": error,
+            }
+            write_manifest(self.run, redact=self.redact, **self._manifest)
+
+    def record_late(self) -> None:
+        """Count the events logged after this run ended in its run.json, and say so.
+
+        Called when the process ends (and by the next ``initialize()``): run.json gets
+        ``late_events`` (written, lost, the shard) and its ``events_lost`` includes the
+        late ones lost. Left alone when run.json is no longer this segment's (another
+        process resumed the run meanwhile).
+        """
+        late = self.late
+        if late is None:
+            return
+        primary = late.listener.primary
+        counts = (primary.lines_written, primary.lines_lost)
+        if counts == self._late_recorded:
+            return
+        self._late_recorded = counts
+        written, lost = counts
+        where = f"run {self.run.id} ({primary.path.name})"
+        say(
+            f"{written} event(s) logged after shutdown() were appended to {where}"
+            + (f"; {lost} could not be written and are lost" if lost else "")
+        )
+        if not self._manifest:
+            return
+        on_disk = read_manifest(self.run.manifest_path)
+        if on_disk is not None and (
+            on_disk.get("segment") != self.run.segment or on_disk.get("pid") != os.getpid()
+        ):
+            return
+        manifest = dict(self._manifest)
+        manifest["events_lost"] = manifest.get("events_lost", 0) + lost
+        manifest["late_events"] = {"written": written, "lost": lost, "shard": primary.path.name}
+        write_manifest(self.run, redact=self.redact, **manifest)

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gemmalog._pipeline import Pipeline
-    from gemmalog._run import Run
-    from gemmalog.config.model import Config
 
 
 class State:
@@ -29,8 +27,8 @@ class State:
     last_value_at_start: object = None
     #: In a forked child: the parent's pipeline (its listener thread did not survive the fork).
     forked_from: Pipeline | None = None
-    #: The configuration and run of the last pipeline shut down: where late events go.
-    last: tuple[Config, Run] | None = None
+    #: The last pipeline shut down: its late writer takes the events logged afterwards.
+    last: Pipeline | None = None
     hooks_installed = False
 
 

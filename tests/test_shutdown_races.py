@@ -1,0 +1,183 @@
+"""No accepted event vanishes around the end of a run (issue 22, D1 and W7).
+
+Every log call that returned is a line on disk (the run's shard, or after ``run_end`` the
+late shard ``events.<rank>.<pid>.jsonl``) or is counted in run.json (``drops``,
+``events_lost``), whatever other threads do while ``shutdown()`` runs, with a SIGTERM, at
+the interpreter's exit and while it finalizes. Real threads and processes; no timing
+bounds: the threads are stopped by how far they got, not by a clock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+import gemmalog
+from tests.helpers import read_events
+
+pytestmark = pytest.mark.faults
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("GEMMALOG_")}
+ENV["PYTHONPATH"] = str(REPO)
+#: Only a deadlock comes near this: each child ends in well under a second when all is well.
+HANG = 120
+
+
+def _lines_by_thread(run_dir: Path) -> dict[int, list[int]]:
+    """The ``i`` of every worker line, per worker ``k`` (every line of every shard parses)."""
+    out: dict[int, list[int]] = {}
+    for event in read_events(run_dir):
+        if event.get("event") == "w":
+            out.setdefault(event["k"], []).append(event["i"])
+    return out
+
+
+def _shards(run_dir: Path) -> dict[str, list[dict]]:
+    return {
+        p.name: [orjson.loads(line) for line in p.read_bytes().splitlines()]
+        for p in sorted(run_dir.glob("events.*.jsonl"))
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy", "queue_size"), [("block", 64), ("block", 100_000), ("drop", 64)]
+)
+def test_shutdown_while_threads_log_loses_no_returned_call(
+    root: Path, policy: str, queue_size: int
+) -> None:
+    """The defects note's D1: three threads log while the main thread calls shutdown(), and
+    go on logging after it returned. calls that returned == lines on disk + counted as lost."""
+    run = gemmalog.initialize(
+        root=root,
+        run_name="race",
+        capture_stdlib=False,
+        backpressure=policy,
+        queue_size=queue_size,
+    )
+    workers = 3
+    returned = [0] * workers
+    before = threading.Barrier(workers + 1)  # every worker has logged 2,000 calls
+    after = threading.Event()  # shutdown() has returned
+    stop = threading.Event()
+
+    def work(k: int) -> None:
+        log = gemmalog.get_logger(f"w{k}")
+        i = 0
+        while not stop.is_set():
+            log.info("w", k=k, i=i)
+            i += 1
+            returned[k] = i
+            if i == 2_000:
+                before.wait()
+            if after.is_set() and i >= late_from[k] + 2_000:
+                return
+
+    late_from = [1 << 62] * workers
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(workers)]
+    for t in threads:
+        t.start()
+    before.wait()  # all three are logging as shutdown() starts
+    gemmalog.shutdown()
+    late_from[:] = returned  # each goes on for 2,000 calls after shutdown() returned
+    after.set()
+    for t in threads:
+        t.join()
+    gemmalog.shutdown()  # records the late events in run.json (as the exit hook does)
+
+    manifest = orjson.loads((run.dir / "run.json").read_bytes())
+    on_disk = _lines_by_thread(run.dir)
+    lines = sum(len(v) for v in on_disk.values())
+    lost = manifest["drops"] + manifest["events_lost"]
+    assert sum(returned) == lines + lost, (sum(returned), lines, manifest)
+    for k in range(workers):
+        indices = on_disk.get(k, [])
+        assert len(indices) == len(set(indices))  # never twice
+        if policy == "block":  # nothing dropped: every index of every worker, in order
+            assert manifest["drops"] == 0
+            assert sorted(indices) == list(range(returned[k]))
+    # run_end is the last line of the run's shard; what came after is in the late shard,
+    # which run.json counts
+    shards = _shards(run.dir)
+    main = shards.pop(f"events.{run.rank}.jsonl")
+    assert main[-1]["kind"] == "run_end"
+    assert [e["kind"] for e in main].count("run_end") == 1
+    (late,) = shards.values()
+    assert manifest["late_events"]["written"] == len(late) > 0
+    assert manifest["late_events"]["lost"] == 0
+    assert all(e["run"] == run.id for e in late)
+
+
+CHILD = """
+import mmap, os, signal, struct, sys, threading, gemmalog
+root, ending, counters = sys.argv[1], sys.argv[2], sys.argv[3]
+workers = 3
+with open(counters, "r+b") as f:
+    shared = mmap.mmap(f.fileno(), 8 * workers)
+gemmalog.initialize(root=root, run_name="race", capture_stdlib=False, queue_size=64,
+                    flush_interval=30)
+ready = threading.Barrier(workers + 1)
+
+def work(k):
+    log = gemmalog.get_logger(f"w{k}")
+    i = 0
+    while True:
+        log.info("w", k=k, i=i)
+        i += 1
+        struct.pack_into("q", shared, 8 * k, i)  # after the call returned
+        if i == 2_000:
+            ready.wait()
+
+for k in range(workers):
+    threading.Thread(target=work, args=(k,), daemon=True).start()
+ready.wait()
+if ending == "sigterm":
+    os.kill(os.getpid(), signal.SIGTERM)
+    signal.pause()
+# "exit": the interpreter exits while the daemon threads log, through the exit hook's
+# shutdown() and on into finalization
+"""
+
+
+@pytest.mark.parametrize("ending", ["sigterm", "exit"])
+def test_threads_logging_through_sigterm_or_exit_lose_no_returned_call(
+    root: Path, tmp_path: Path, ending: str
+) -> None:
+    """Three daemon threads flood a queue of 64 while the process ends by SIGTERM (the
+    handler shuts the run down and the signal kills the process) or by leaving the
+    interpreter. Each thread counts its returned calls in shared memory: every index up
+    to that count is on disk exactly once (the rest were under way when the process died)."""
+    counters = tmp_path / "counters"
+    counters.write_bytes(bytes(8 * 3))
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root), ending, str(counters)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
+    expected = -signal.SIGTERM if ending == "sigterm" else 0
+    assert child.returncode == expected, child.stderr
+    returned = struct.unpack("3q", counters.read_bytes())
+    (run_dir,) = root.iterdir()
+    manifest = orjson.loads((run_dir / "run.json").read_bytes())
+    assert manifest["status"] == ("interrupted" if ending == "sigterm" else "completed")
+    assert manifest["drops"] == 0 and manifest["events_lost"] == 0
+    on_disk = _lines_by_thread(run_dir)
+    for k in range(3):
+        indices = on_disk[k]
+        assert not [i for i, n in Counter(indices).items() if n > 1]
+        # the shared count may trail the disk by the call that was under way
+        assert sorted(indices) == list(range(len(indices)))
+        assert len(indices) >= returned[k] >= 2_000
+    main = _shards(run_dir)["events.0.jsonl"]
+    assert main[-1]["kind"] == "run_end"
