@@ -181,3 +181,90 @@ def test_threads_logging_through_sigterm_or_exit_lose_no_returned_call(
         assert len(indices) >= returned[k] >= 2_000
     main = _shards(run_dir)["events.0.jsonl"]
     assert main[-1]["kind"] == "run_end"
+
+
+EARLY = """
+import sys
+_me = sys.modules[__name__]  # alive into the last stage of finalization
+log = None
+class Early:
+    def __del__(self):
+        log.info("from a module imported before gemmalog")
+keep = Early()
+"""
+
+FINALIZING = """
+import logging, sys
+sys.path.insert(0, sys.argv[2])
+import early
+import gemmalog
+gemmalog.initialize(root=sys.argv[1], run_name="fin", capture_stdlib=True)
+log = gemmalog.get_training_logger()
+early.log = log
+class ModuleLogger:
+    def __del__(self):
+        log.info("from __del__ through a module's logger")
+class FirstUse:  # gemmalog.get_logger and the helpers are first looked up here
+    def __del__(self):
+        gemmalog.get_logger("del").info("from __del__ through get_logger")
+        gemmalog.log_training_progress(step=7, metrics={"loss": 0.5})
+class Stdlib:
+    def __del__(self):
+        logging.getLogger("lib").warning("a stdlib record from __del__")
+class Cycle:
+    def __init__(self):
+        self.me = self
+    def __del__(self):
+        log.info("from a cycle collected at exit")
+a, b, c = ModuleLogger(), FirstUse(), Stdlib()
+Cycle()
+log.info("in the run")
+if sys.argv[3] == "shutdown":
+    gemmalog.shutdown()
+    logging.getLogger("lib").warning("a stdlib record after shutdown")
+"""
+
+
+@pytest.mark.parametrize("ending", ["exit", "shutdown"])
+def test_logging_while_the_interpreter_finalizes_lands_in_the_run(
+    root: Path, tmp_path: Path, ending: str
+) -> None:
+    """W7: ``__del__`` methods that run while the interpreter finalizes (module globals,
+    objects of a module imported before gemmalog, a reference cycle) log through a module's
+    logger, through ``gemmalog.get_logger`` and a helper looked up there for the first time,
+    and through the standard library; a stdlib record after ``shutdown()`` too. Each is a
+    line of the ended run (the late shard), once, and nothing is reported as failed."""
+    (tmp_path / "early.py").write_text(EARLY)
+    child = subprocess.run(
+        [sys.executable, "-c", FINALIZING, str(root), str(tmp_path), ending],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
+    assert child.returncode == 0, child.stderr
+    for failure in ("Exception ignored", "Error", "could not be logged"):
+        assert failure not in child.stderr, child.stderr
+    (run_dir,) = root.iterdir()
+    assert orjson.loads((run_dir / "run.json").read_bytes())["status"] == "completed"
+    shards = _shards(run_dir)
+    main = shards.pop("events.0.jsonl")
+    assert [e["event"] for e in main if e["kind"] == "log"] == ["in the run"]
+    assert main[-1]["kind"] == "run_end"
+    (late,) = shards.values()
+    expected = [
+        "from __del__ through a module's logger",
+        "from __del__ through get_logger",
+        "a stdlib record from __del__",
+        "from a cycle collected at exit",
+        "from a module imported before gemmalog",
+    ]
+    if ending == "shutdown":
+        expected.append("a stdlib record after shutdown")
+        # and on stderr, as the standard library shows it without gemmalog
+        assert "a stdlib record after shutdown" in child.stderr
+    logged = Counter(e["event"] for e in late if e["kind"] == "log")
+    assert logged == Counter(expected), logged
+    (metrics,) = [e for e in late if e["kind"] == "metrics"]
+    assert metrics["step"] == 7 and metrics["metrics"] == {"loss": 0.5}
+    assert all(e["run"] == main[0]["run"] for e in late)
