@@ -363,12 +363,57 @@ def _install_hooks(sigterm: bool = True) -> None:
         sys.excepthook = _excepthook
         _previous["exit"] = sys.exit
         sys.exit = _exit
-    if sigterm and threading.current_thread() is threading.main_thread():
-        try:
-            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-                signal.signal(signal.SIGTERM, _on_sigterm)
-        except (ValueError, OSError):
-            pass
+    if not sigterm:
+        return
+    if threading.current_thread() is threading.main_thread():
+        _install_sigterm()
+    else:
+        _install_sigterm_on_the_main_thread()
+
+
+def _install_sigterm() -> None:
+    """gemmalog's SIGTERM handler, where SIGTERM has its default action (on the main thread)."""
+    try:
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):
+        pass
+
+
+def _pending_install(_arg: object) -> int:
+    _install_sigterm()
+    return 0
+
+
+#: The pending calls handed to the interpreter (ctypes callbacks must outlive their call).
+_pending: list[object] = []
+
+
+def _install_sigterm_on_the_main_thread() -> None:
+    """``initialize()`` on another thread: Python lets only the main thread set a signal
+    handler, so ask the main thread to install it (``Py_AddPendingCall``, the way CPython
+    runs signal handlers: when the main thread next executes Python code), and say so."""
+    try:
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+            return  # someone else's handler: left alone, as on the main thread
+    except (ValueError, OSError):
+        return
+    try:
+        import ctypes
+
+        callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(_pending_install)
+        if ctypes.pythonapi.Py_AddPendingCall(callback, None) == 0:
+            _pending.append(callback)
+    except Exception:  # no ctypes or no CPython API (another interpreter): the notice stands
+        pass
+    warn_once(
+        f"initialize() ran on thread {threading.current_thread().name!r}, not the main thread: "
+        "the SIGTERM handler that ends the run cleanly is installed once the main thread "
+        "runs Python code again (until then, e.g. while it waits in Thread.join(), SIGTERM "
+        "kills the process and run.json stays 'running'); call initialize() on the main "
+        "thread to be sure",
+        key="initialize off the main thread",
+    )
 
 
 def _default_sigterm_in_child() -> None:
