@@ -9,6 +9,7 @@ bounds: the threads are stopped by how far they got, not by a clock.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import struct
@@ -268,3 +269,41 @@ def test_logging_while_the_interpreter_finalizes_lands_in_the_run(
     (metrics,) = [e for e in late if e["kind"] == "metrics"]
     assert metrics["step"] == 7 and metrics["metrics"] == {"loss": 0.5}
     assert all(e["run"] == main[0]["run"] for e in late)
+
+
+def test_shutdown_from_a_signal_handler_that_interrupted_a_log_call(root: Path) -> None:
+    """A user's signal handler calls shutdown() on the main thread in the middle of one of
+    its log calls (the signal is raised inside the 3,000th hand-over): shutdown() must not
+    wait for the call it interrupted, and that call, when it resumes after the run ended,
+    still lands its event. Every index the loop logged is on disk once, the later ones in
+    the late shard, and run_end is the run's last line."""
+    run = gemmalog.initialize(root=root, run_name="handler", capture_stdlib=False, queue_size=8)
+    pipeline = gemmalog.running()
+    assert pipeline is not None
+    log = gemmalog.get_logger("main")
+    ended = threading.Event()
+    hand_over = pipeline._put
+    calls = itertools.count()
+
+    def interrupted_hand_over(event: dict) -> None:
+        if next(calls) == 3_000:
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+            assert ended.is_set()  # the handler ran here, inside the log call
+        hand_over(event)
+
+    def handler(signum: int, frame: object) -> None:
+        gemmalog.shutdown()
+        ended.set()
+
+    pipeline._put = interrupted_hand_over
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        for i in range(4_000):
+            log.info("w", k=0, i=i)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    gemmalog.shutdown()
+    assert ended.is_set()
+    assert sorted(_lines_by_thread(run.dir)[0]) == list(range(4_000))
+    main = _shards(run.dir)[f"events.{run.rank}.jsonl"]
+    assert main[-1]["kind"] == "run_end"
