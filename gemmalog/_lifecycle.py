@@ -64,8 +64,8 @@ def current() -> Pipeline:
                 # Late events (a library's teardown, a thread still logging after a SIGTERM
                 # shutdown) join the run that just ended instead of starting a stray one.
                 last = _State.last
-                if last.late is None:  # a child process's run: its writer's shard again
-                    last.late = Pipeline.child(last.config, last.run, late=True)
+                if last.late is None:  # a child process's run, or one forked after its end
+                    last.late = last.late_writer()
                 _State.pipeline = last.late
             else:
                 warn_once(
@@ -179,9 +179,10 @@ def flush(timeout: float = 30.0) -> bool:
 def shutdown(status: str | None = None, error: str | None = None) -> None:
     """Write ``run_end``, flush and close every sink, finish ``run.json``. Safe to call twice.
 
-    Events logged afterwards are appended at once to this run's
-    ``events.<rank>.<pid>.jsonl`` (with one notice on stderr) until ``initialize()`` starts
-    another run.
+    Events logged afterwards, on any thread and by the standard library too, are appended
+    at once to this run's ``events.<rank>.<pid>.jsonl`` (with one notice on stderr) until
+    ``initialize()`` starts another run; called again with no run on, it counts those late
+    events in run.json (the exit hook does). See docs/reliability.md, "Late events".
     """
     with _State.lock, _interrupts_deferred():
         pipeline = _running()

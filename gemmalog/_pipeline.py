@@ -350,8 +350,19 @@ class Pipeline:
     def _divert(self, event: dict[str, Any]) -> None:
         """Hand an event logged after the run ended to the late writer (written at once)."""
         late = self.late
-        if late is not None:
-            late._write_now(event)
+        if late is None:  # a forked child dropped its parent's (see _state)
+            late = self.late = self.late_writer()
+        late._write_now(event)
+
+    def late_writer(self) -> Pipeline:
+        """A writer of this run's late events in this process (its shard opened on first use)."""
+        return Pipeline.child(
+            self.config,
+            self.run,
+            late=True,
+            processors=self._processors,
+            listener_processors=self._listener_processors,
+        )
 
     def _rescue(self) -> None:
         """Write what is still queued now that the listener has stopped (late writer)."""
@@ -421,13 +432,7 @@ class Pipeline:
         self.run.status = status
         self.run.ended = time.time()
         if not self.is_child:
-            self.late = Pipeline.child(
-                self.config,
-                self.run,
-                late=True,
-                processors=self._processors,
-                listener_processors=self._listener_processors,
-            )
+            self.late = self.late_writer()
             self._put = self._divert
             turns, self._turns = self._turns, (itertools.count(), itertools.count())
             self.queue.close()

@@ -44,6 +44,10 @@ def _after_fork_in_child() -> None:
     if State.pipeline is not None:
         State.forked_from = State.pipeline
         State.pipeline = None
+    if State.last is not None:
+        # The parent's late writer: its shard is named after the parent, and its lock may
+        # have been held by a thread that does not exist here. The child gets its own.
+        State.last.late = None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

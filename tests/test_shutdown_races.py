@@ -307,3 +307,47 @@ def test_shutdown_from_a_signal_handler_that_interrupted_a_log_call(root: Path) 
     assert sorted(_lines_by_thread(run.dir)[0]) == list(range(4_000))
     main = _shards(run.dir)[f"events.{run.rank}.jsonl"]
     assert main[-1]["kind"] == "run_end"
+
+
+def test_a_process_forked_after_the_run_ended_writes_its_late_events_to_its_own_shard(
+    root: Path,
+) -> None:
+    """A child forked after shutdown() (with the parent's late writer open, its lock held
+    by another thread at the fork) logs into a late shard named after itself, at once."""
+    run = gemmalog.initialize(root=root, run_name="forked", capture_stdlib=False)
+    gemmalog.shutdown()
+    log = gemmalog.get_logger("late")
+    log.info("from the parent")
+    late = gemmalog.running()
+    assert late is not None
+    gemmalog.shutdown()  # counts the late event; the late writer stays for the next ones
+    with late._write_lock:  # another thread is writing a late event as the fork happens
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                log.info("from the child")
+            finally:
+                os._exit(0)
+    status = _wait_for(pid, HANG)
+    assert status == 0
+    shards = {name: [e["event"] for e in lines] for name, lines in _shards(run.dir).items()}
+    assert shards[f"events.0.{os.getpid()}.jsonl"] == ["from the parent"]
+    assert shards[f"events.0.{pid}.jsonl"] == ["from the child"]
+
+
+def _wait_for(pid: int, seconds: float) -> int:
+    """The child's exit status; a failure (the child killed) if it is still running after
+    ``seconds``, a bound only a deadlock reaches."""
+    done = threading.Event()
+    result: list[int] = []
+
+    def wait() -> None:
+        result.append(os.waitpid(pid, 0)[1])
+        done.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+    if not done.wait(seconds):
+        os.kill(pid, signal.SIGKILL)
+        done.wait()
+        pytest.fail(f"the forked child still ran after {seconds} s (deadlocked)")
+    return result[0]

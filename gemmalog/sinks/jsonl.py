@@ -42,6 +42,8 @@ class JsonlSink(BaseSink):
     flush, its lines are counted as lost and a new shard is opened at the same path. The
     listener reports both. An existing shard that ends in a torn line (a killed earlier
     segment) gets a newline first, so the torn fragment never swallows a new line.
+    ``lazy``: the file is opened by the first flush with lines (the late writer's shard,
+    which most runs never need).
     """
 
     def __init__(
