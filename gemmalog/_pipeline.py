@@ -412,6 +412,8 @@ class Pipeline:
             return True if self.is_child else self.stopped
         request = FlushRequest()
         self.queue.put_nowait(request)
+        if self._stranded:  # queued after the listener's last take: nothing to wait for
+            self._rescue()
         return request.done.wait(timeout)
 
     def stop(
