@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from gemmalog._late import calls_on_this_thread, record_late, wait_for_turns
 from gemmalog._listener import EventListener, FlushRequest, StampSegment
 from gemmalog._queue import EventQueue
 from gemmalog._run import Run, read_manifest
@@ -377,34 +376,6 @@ class Pipeline:
             elif type(item) is FlushRequest:
                 item.done.set()
 
-    def _wait_for_callers(
-        self, turns: tuple[itertools.count[int], itertools.count[int]], timeout: float
-    ) -> None:
-        """Wait until no other thread is between taking one of ``turns`` and handing over.
-
-        The calls this thread is itself inside (``shutdown()`` from a signal handler or a
-        ``__del__`` that interrupted a log call) are not waited for: they resume after it.
-        A call that got its turn after the hand-over was switched to the late writer needs
-        no wait either, so every wait here is one hand-over long; ``timeout`` is a safety net
-        (an event queued after it is still taken by its own call, see :meth:`emit`).
-        """
-        own = 0
-        frame: FrameType | None = sys._getframe(1)
-        codes = (Pipeline.emit.__code__, Pipeline.hand_over.__code__)
-        while frame is not None:
-            if frame.f_code in codes and frame.f_locals.get("self") is self:
-                own += 1
-            frame = frame.f_back
-        deadline = time.monotonic() + timeout
-        while True:
-            left = int(repr(turns[1])[6:-1])  # read before the turns taken: never undercounts
-            if int(repr(turns[0])[6:-1]) - left <= own:
-                return
-            if time.monotonic() > deadline:
-                say(f"shutdown() stopped waiting for log calls on other threads after {timeout} s")
-                return
-            time.sleep(0.001)
-
     # -- lifecycle ----------------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything logged before this call is written and flushed."""
@@ -438,7 +409,8 @@ class Pipeline:
             self._put = self._divert
             turns, self._turns = self._turns, (itertools.count(), itertools.count())
             self.queue.close()
-            self._wait_for_callers(turns, timeout=30.0)
+            own = calls_on_this_thread(self, (Pipeline.emit.__code__, Pipeline.hand_over.__code__))
+            wait_for_turns(turns, own, timeout=30.0)
             # Drain: a batch the listener holds is in neither count below.
             self.flush(timeout=30.0)
             self.emit(
@@ -483,35 +455,19 @@ class Pipeline:
             write_manifest(self.run, redact=self.redact, **self._manifest)
 
     def record_late(self) -> None:
-        """Count the events logged after this run ended in its run.json, and say so.
+        """Count the events logged after this run ended in its run.json, and say so
+        (when the process ends, and at the next ``initialize()``): see :mod:`gemmalog._late`."""
+        if self.late is not None:
+            record_late(
+                self.run,
+                self.late.listener.primary,
+                self._manifest,
+                self.redact,
+                self._late_counted,
+            )
 
-        Called when the process ends (and by the next ``initialize()``): run.json gets
-        ``late_events`` (written, lost, the shard) and its ``events_lost`` includes the
-        late ones lost. Left alone when run.json is no longer this segment's (another
-        process resumed the run meanwhile).
-        """
-        late = self.late
-        if late is None:
-            return
-        primary = late.listener.primary
-        counts = (primary.lines_written, primary.lines_lost)
+    def _late_counted(self, counts: tuple[int, int]) -> bool:
         if counts == self._late_recorded:
-            return
+            return True
         self._late_recorded = counts
-        written, lost = counts
-        where = f"run {self.run.id} ({primary.path.name})"
-        say(
-            f"{written} event(s) logged after shutdown() were appended to {where}"
-            + (f"; {lost} could not be written and are lost" if lost else "")
-        )
-        if not self._manifest:
-            return
-        on_disk = read_manifest(self.run.manifest_path)
-        if on_disk is not None and (
-            on_disk.get("segment") != self.run.segment or on_disk.get("pid") != os.getpid()
-        ):
-            return
-        manifest = dict(self._manifest)
-        manifest["events_lost"] = manifest.get("events_lost", 0) + lost
-        manifest["late_events"] = {"written": written, "lost": lost, "shard": primary.path.name}
-        write_manifest(self.run, redact=self.redact, **manifest)
+        return False
