@@ -14,8 +14,11 @@ fed from the same events, and DuckDB views answer questions about runs afterward
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from gemmalog._context import bind, bound, clear_context, get_context, unbind
@@ -90,6 +93,20 @@ def __getattr__(name: str) -> Any:
             if exc.name != f"{__name__}.{name}":  # the submodule exists; its import failed
                 raise
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _bind_public_names() -> None:
+    """At exit, once a run was started: bind every public name here, so that code the
+    interpreter runs while it finalizes (an object's ``__del__``) finds ``gemmalog.get_logger``
+    and the helpers: by then imports fail (``sys.meta_path is None``)."""
+    if "gemmalog._lifecycle" not in sys.modules:
+        return
+    for name in _LAZY:
+        with contextlib.suppress(Exception):
+            __getattr__(name)
+
+
+atexit.register(_bind_public_names)  # runs after the exit hook initialize() registers
 
 
 def __dir__() -> list[str]:

@@ -63,12 +63,10 @@ def current() -> Pipeline:
             elif _State.last is not None:
                 # Late events (a library's teardown, a thread still logging after a SIGTERM
                 # shutdown) join the run that just ended instead of starting a stray one.
-                config, run = _State.last
-                _State.pipeline = Pipeline.child(config, run)
-                warn_once(
-                    f"logging after shutdown(): late events are appended to run {run.id} "
-                    f"(events.{run.rank}.{os.getpid()}.jsonl); call initialize() to start a new run"
-                )
+                last = _State.last
+                if last.late is None:  # a child process's run, or one forked after its end
+                    last.late = last.late_writer()
+                _State.pipeline = last.late
             else:
                 warn_once(
                     "logging before initialize(): starting a run with the default configuration"
@@ -140,8 +138,7 @@ def initialize(
     processors = (*named, *processors)
     listener_processors = (*named_listener, *listener_processors)
     with _State.lock:
-        if _running() is not None:
-            shutdown()
+        shutdown()  # the run on (or the late events of the last one) is recorded first
         pipeline = Pipeline.new_run(
             config, processors=processors, listener_processors=listener_processors, sinks=sinks
         )
@@ -182,22 +179,26 @@ def flush(timeout: float = 30.0) -> bool:
 def shutdown(status: str | None = None, error: str | None = None) -> None:
     """Write ``run_end``, flush and close every sink, finish ``run.json``. Safe to call twice.
 
-    Events logged afterwards are appended at once to this run's
-    ``events.<rank>.<pid>.jsonl`` (with one notice on stderr) until ``initialize()`` starts
-    another run.
+    Events logged afterwards, on any thread and by the standard library too, are appended
+    at once to this run's ``events.<rank>.<pid>.jsonl`` (with one notice on stderr) until
+    ``initialize()`` starts another run; called again with no run on, it counts those late
+    events in run.json (the exit hook does). See docs/reliability.md, "Late events".
     """
     with _State.lock, _interrupts_deferred():
         pipeline = _running()
+        if pipeline is not None and pipeline.is_late:
+            _State.pipeline = pipeline = None  # the late writer stays open: nothing to stop
         if pipeline is None:
+            if _State.last is not None:
+                _State.last.record_late()
             return
         if status is None:
             status, error = _State.exit_status or ("completed", None)
-        _bridge.uninstall()
         if not pipeline.is_child:
             forget_parent_env()
         pipeline.stop(status, error, _State.final_stats)
         _State.pipeline = None
-        _State.last = (pipeline.config, pipeline.run)
+        _State.last = pipeline
 
 
 @contextlib.contextmanager
@@ -363,12 +364,57 @@ def _install_hooks(sigterm: bool = True) -> None:
         sys.excepthook = _excepthook
         _previous["exit"] = sys.exit
         sys.exit = _exit
-    if sigterm and threading.current_thread() is threading.main_thread():
-        try:
-            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-                signal.signal(signal.SIGTERM, _on_sigterm)
-        except (ValueError, OSError):
-            pass
+    if not sigterm:
+        return
+    if threading.current_thread() is threading.main_thread():
+        _install_sigterm()
+    else:
+        _install_sigterm_on_the_main_thread()
+
+
+def _install_sigterm() -> None:
+    """gemmalog's SIGTERM handler, where SIGTERM has its default action (on the main thread)."""
+    try:
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):
+        pass
+
+
+def _pending_install(_arg: object) -> int:
+    _install_sigterm()
+    return 0
+
+
+#: The pending calls handed to the interpreter (ctypes callbacks must outlive their call).
+_pending: list[object] = []
+
+
+def _install_sigterm_on_the_main_thread() -> None:
+    """``initialize()`` on another thread: Python lets only the main thread set a signal
+    handler, so ask the main thread to install it (``Py_AddPendingCall``, the way CPython
+    runs signal handlers: when the main thread next executes Python code), and say so."""
+    try:
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+            return  # someone else's handler: left alone, as on the main thread
+    except (ValueError, OSError):
+        return
+    try:
+        import ctypes
+
+        callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(_pending_install)
+        if ctypes.pythonapi.Py_AddPendingCall(callback, None) == 0:
+            _pending.append(callback)
+    except Exception:  # no ctypes or no CPython API (another interpreter): the notice stands
+        pass
+    warn_once(
+        f"initialize() ran on thread {threading.current_thread().name!r}, not the main thread: "
+        "the SIGTERM handler that ends the run cleanly is installed once the main thread "
+        "runs Python code again (until then, e.g. while it waits in Thread.join(), SIGTERM "
+        "kills the process and run.json stays 'running'); call initialize() on the main "
+        "thread to be sure",
+        key="initialize off the main thread",
+    )
 
 
 def _default_sigterm_in_child() -> None:

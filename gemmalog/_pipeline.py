@@ -8,6 +8,7 @@ running, and :mod:`gemmalog._state` holds it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gemmalog._late import calls_on_this_thread, record_late, wait_for_turns
 from gemmalog._listener import EventListener, FlushRequest, StampSegment
 from gemmalog._queue import EventQueue
 from gemmalog._run import Run, read_manifest
@@ -102,10 +104,19 @@ class Pipeline:
         return pipeline
 
     @classmethod
-    def child(cls, config: Config, parent: Run) -> Pipeline:
+    def child(
+        cls,
+        config: Config,
+        parent: Run,
+        *,
+        late: bool = False,
+        processors: Sequence[Processor] = (),
+        listener_processors: Sequence[Processor] = (),
+    ) -> Pipeline:
         """A pipeline writing into ``parent``'s run from another process (fork, spawn) or
-        after the run ended (late events): its own shard, no other sinks, no manifest, and
-        no listener thread (events are written before the log call returns)."""
+        after the run ended (``late``): its own shard, no other sinks, no manifest, and no
+        listener thread (events are written before the log call returns). A late writer
+        opens its shard on its first event and says once on stderr where late events go."""
         run = Run(
             parent.id,
             parent.name,
@@ -117,7 +128,21 @@ class Pipeline:
             private=parent.private,
         )
         shard = parent.dir / f"events.{parent.rank}.{os.getpid()}.jsonl"
-        return cls(config, run, shard, child=True)
+        pipeline = cls(
+            config,
+            run,
+            shard,
+            child=True,
+            late=late,
+            processors=processors,
+            listener_processors=listener_processors,
+        )
+        if late:
+            pipeline.late_notice = (
+                f"logging after shutdown(): late events are appended to run {run.id} "
+                f"({shard.name}); call initialize() to start a new run"
+            )
+        return pipeline
 
     def __init__(
         self,
@@ -126,6 +151,7 @@ class Pipeline:
         shard: Path,
         *,
         child: bool,
+        late: bool = False,
         processors: Sequence[Processor] = (),
         listener_processors: Sequence[Processor] = (),
         extra_sinks: Sequence[Sink] = (),
@@ -138,6 +164,10 @@ class Pipeline:
         self.run = run
         self.is_child = child
         self.writer_lock: WriterLock | None = None
+        #: A writer of the events logged after this process's run ended (see stop()).
+        self.is_late = late
+        self._processors = tuple(processors)
+        self._listener_processors = tuple(listener_processors)
         self.started = time.time()
         # The time bound (see EventQueue and docs/reliability.md): the listener flushes the
         # shard once its oldest unwritten event is flush_interval old, and callers wait
@@ -155,7 +185,7 @@ class Pipeline:
             AddResources(s.memory_interval),
             *(Isolated(p, "caller") for p in processors),
         )
-        primary = JsonlSink(shard, fsync=s.fsync, private=s.private)
+        primary = JsonlSink(shard, fsync=s.fsync, private=s.private, lazy=late)
         sinks, failed = ({}, {}) if child else self._build_sinks(config, extra_sinks)
         routes = {
             name: Route(lc.level, lc.handlers, lc.propagate) for name, lc in config.loggers.items()
@@ -191,6 +221,20 @@ class Pipeline:
         }
         self.stopped = False
         self._stopping = False
+        # (calls that took their turn, calls that handed over): shutdown() waits for those
+        # under way on other threads (itertools.count: no lock, see _queue). stop() starts
+        # a new pair when it switches the hand-over, so calls that go to the late writer
+        # are never waited for.
+        self._turns = (itertools.count(), itertools.count())
+        #: Where the events logged once this run has ended go (set by stop()).
+        self.late: Pipeline | None = None
+        #: Said on stderr at this (late) writer's first event.
+        self.late_notice: str | None = None
+        # Set once the listener has stopped: an event queued after that is taken by the
+        # call that queued it (see emit) or by stop(), and goes to the late writer.
+        self._stranded = False
+        self._manifest: dict[str, Any] = {}
+        self._late_recorded = (0, 0)
         if child:
             # Written on the calling thread, at once: a child may leave through os._exit()
             # or be terminated by its parent (multiprocessing.Pool.terminate, SIGTERM), and
@@ -261,17 +305,37 @@ class Pipeline:
     def emit(self, method: str, event: dict[str, Any], *, force: bool = False) -> None:
         """Run the caller-side processors and hand the event to the listener; never raises.
 
-        ``force`` bypasses the queue bound (run_start/run_end are never dropped).
+        ``force`` bypasses the queue bound (run_start/run_end are never dropped). Once the
+        run has ended the event goes to the late writer instead (see :meth:`stop`).
         """
         try:
             for proc in self.chain:
                 event = proc(None, method, event)
-            if force:
-                self._put_forced(event)
-            else:
-                self._put(event)
+            turns = self._turns
+            next(turns[0])
+            try:
+                if force:
+                    self._put_forced(event)
+                else:
+                    self._put(event)
+            finally:
+                next(turns[1])
+                if self._stranded:  # queued after the listener's last take: write it now
+                    self._rescue()
         except Exception as exc:
             warn_once(f"an event could not be logged ({type(exc).__name__})")
+
+    def hand_over(self, event: dict[str, Any]) -> None:
+        """Hand over an event the caller's processors have already run on (what
+        :meth:`emit` does after them, kept inline there for speed); may raise."""
+        turns = self._turns
+        next(turns[0])
+        try:
+            self._put(event)
+        finally:
+            next(turns[1])
+            if self._stranded:
+                self._rescue()
 
     def _write_now(self, event: dict[str, Any]) -> None:
         """Write an event to this process's shard before returning (children, late events).
@@ -287,6 +351,9 @@ class Pipeline:
         with self._write_lock:
             self._writer = me
             try:
+                if self.late_notice is not None:
+                    notice, self.late_notice = self.late_notice, None
+                    warn_once(notice)
                 backlog = self._backlog
                 while backlog:
                     batch = []
@@ -296,6 +363,36 @@ class Pipeline:
             finally:
                 self._writer = None
 
+    def _divert(self, event: dict[str, Any]) -> None:
+        """Hand an event logged after the run ended to the late writer (written at once)."""
+        late = self.late
+        if late is None:  # a forked child dropped its parent's (see _state)
+            late = self.late = self.late_writer()
+        late._write_now(event)
+
+    def late_writer(self) -> Pipeline:
+        """A writer of this run's late events in this process (its shard opened on first use)."""
+        return Pipeline.child(
+            self.config,
+            self.run,
+            late=True,
+            processors=self._processors,
+            listener_processors=self._listener_processors,
+        )
+
+    def _rescue(self) -> None:
+        """Write what is still queued now that the listener has stopped (late writer)."""
+        queue = self.queue
+        while True:
+            try:
+                item = queue.leftover()
+            except IndexError:
+                return
+            if type(item) is dict:
+                self._divert(item)
+            elif type(item) is FlushRequest:
+                item.done.set()
+
     # -- lifecycle ----------------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything logged before this call is written and flushed."""
@@ -303,18 +400,35 @@ class Pipeline:
             return True if self.is_child else self.stopped
         request = FlushRequest()
         self.queue.put_nowait(request)
+        if self._stranded:  # queued after the listener's last take: nothing to wait for
+            self._rescue()
         return request.done.wait(timeout)
 
     def stop(
         self, status: str, error: str | None = None, stats: Mapping[str, Any] | None = None
     ) -> None:
+        """End the run: every event handed over before is written, ``run_end`` last, and
+        whatever is logged afterwards, on any thread, goes to the late writer.
+
+        The order holds against threads that keep logging: after the drain, new calls are
+        switched to the late writer; the calls already under way are waited for, so their
+        events are written before ``run_end`` and the counts in ``run_end`` and run.json
+        are final; an event that still reaches the queue after the listener's last take
+        (a call this thread interrupted) is written to the late shard by its own call.
+        """
         if self.stopped or self._stopping:
             return
         self._stopping = True
         self.run.status = status
         self.run.ended = time.time()
         if not self.is_child:
-            # Drain first: a batch the listener holds is in neither count below.
+            self.late = self.late_writer()
+            self._put = self._divert
+            turns, self._turns = self._turns, (itertools.count(), itertools.count())
+            self.queue.close()
+            own = calls_on_this_thread(self, (Pipeline.emit.__code__, Pipeline.hand_over.__code__))
+            wait_for_turns(turns, own, timeout=30.0)
+            # Drain: a batch the listener holds is in neither count below.
             self.flush(timeout=30.0)
             self.emit(
                 "info" if status == "completed" else "error",
@@ -334,6 +448,9 @@ class Pipeline:
         self.stopped = True
         if not self.is_child:
             self.listener.stop()
+            self._put_forced = self._divert
+            self._stranded = True
+            self._rescue()
         self.queue.close()
         self.listener.close_sinks()
         if self.queue.drops:  # nothing is lost silently
@@ -345,14 +462,33 @@ class Pipeline:
             tighten(self.run.dir)
         if not self.is_child:
             primary = self.listener.primary
-            write_manifest(
-                self.run,
-                redact=self.redact,
-                events_written=primary.lines_written,
-                events_lost=primary.lines_lost,
-                drops=self.queue.drops,
-                sink_errors=self.listener.sink_errors(),
-                error=error,
-            )
+            self._manifest = {
+                "events_written": primary.lines_written,
+                "events_lost": primary.lines_lost,
+                "drops": self.queue.drops,
+                "sink_errors": self.listener.sink_errors(),
+                "error": error,
+            }
+            write_manifest(self.run, redact=self.redact, **self._manifest)
+        # run.json is final: the run id may start again (a resumed segment). The late
+        # events' count in run.json is only added while it is still this segment's.
         if self.writer_lock is not None:
             self.writer_lock.release()
+
+    def record_late(self) -> None:
+        """Count the events logged after this run ended in its run.json, and say so
+        (when the process ends, and at the next ``initialize()``): see :mod:`gemmalog._late`."""
+        if self.late is not None:
+            record_late(
+                self.run,
+                self.late.listener.primary,
+                self._manifest,
+                self.redact,
+                self._late_counted,
+            )
+
+    def _late_counted(self, counts: tuple[int, int]) -> bool:
+        if counts == self._late_recorded:
+            return True
+        self._late_recorded = counts
+        return False

@@ -133,7 +133,11 @@ class EventQueue:
         dq = self._dq
         if len(dq) < self.maxsize and not self._late(item):
             return True  # past the high-water mark only: the listener is woken, carry on
-        if self.policy == "drop" or self.closed:
+        if self.closed:
+            # The run is ending: shutdown() takes every event queued after the close (see
+            # Pipeline.stop), so neither wait nor drop an event it would then count wrong.
+            return True
+        if self.policy == "drop":
             next(self._drop_seq)
             return False
         me = threading.get_ident()
@@ -147,9 +151,6 @@ class EventQueue:
             self._wait_for_room(item)
         finally:
             self._waiting.discard(me)
-        if self.closed and (len(dq) >= self.maxsize or self._late(item)):
-            next(self._drop_seq)
-            return False
         return True
 
     def _wait_for_room(self, item: dict[str, Any]) -> None:
@@ -247,7 +248,12 @@ class EventQueue:
             except IndexError:
                 break
 
+    def leftover(self) -> Any:
+        """Take the oldest item still queued (the listener has stopped); IndexError when none."""
+        return self._dq.popleft()
+
     def close(self) -> None:
-        """Release producers blocked at a bound (the listener has stopped)."""
+        """The run is ending: release producers blocked at a bound and let later ones in
+        without waiting or dropping (the pipeline takes what is queued after the close)."""
         self.closed = True
         self._release_waiters()

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gemmalog._pipeline import Pipeline
-    from gemmalog._run import Run
-    from gemmalog.config.model import Config
 
 
 class State:
@@ -29,8 +27,8 @@ class State:
     last_value_at_start: object = None
     #: In a forked child: the parent's pipeline (its listener thread did not survive the fork).
     forked_from: Pipeline | None = None
-    #: The configuration and run of the last pipeline shut down: where late events go.
-    last: tuple[Config, Run] | None = None
+    #: The last pipeline shut down: its late writer takes the events logged afterwards.
+    last: Pipeline | None = None
     hooks_installed = False
 
 
@@ -46,6 +44,10 @@ def _after_fork_in_child() -> None:
     if State.pipeline is not None:
         State.forked_from = State.pipeline
         State.pipeline = None
+    if State.last is not None:
+        # The parent's late writer: its shard is named after the parent, and its lock may
+        # have been held by a thread that does not exist here. The child gets its own.
+        State.last.late = None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -63,8 +63,10 @@ class StdlibBridge(logging.handlers.QueueHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         pipeline = running()
-        if pipeline is None and State.forked_from is not None:
-            pipeline = self.current()  # a forked child's first record starts its pipeline
+        if pipeline is None and (State.forked_from is not None or State.last is not None):
+            # A forked child's first record starts its pipeline; after shutdown() a record
+            # is a late event of the run that ended (the bridge stays until initialize()).
+            pipeline = self.current()
         if pipeline is None or getattr(record, "_gemmalog_seen", False):
             return
         record._gemmalog_seen = True  # a library logger and root both carry this handler
@@ -80,8 +82,24 @@ class StdlibBridge(logging.handlers.QueueHandler):
                 pipeline.queue.put_nowait(event)
             else:
                 pipeline.emit(method, event)
+            if pipeline.is_late:
+                _as_without_gemmalog(record, self)
         except Exception:
             self.handleError(record)
+
+
+def _as_without_gemmalog(record: logging.LogRecord, bridge: logging.Handler) -> None:
+    """After the run: show ``record`` on stderr when no handler but the bridge takes it, as
+    the standard library does without gemmalog (``logging.lastResort``)."""
+    last_resort = logging.lastResort
+    if last_resort is None or record.levelno < last_resort.level:
+        return
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        if any(h is not bridge for h in logger.handlers):
+            return
+        logger = logger.parent if logger.propagate else None
+    last_resort.handle(record)
 
 
 class _Bridge:

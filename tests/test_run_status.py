@@ -204,3 +204,67 @@ def test_del_daemon_threads_and_other_exit_hooks_that_log_never_hang_the_exit(
     messages = [e.get("event") for e in events]
     assert messages.count("main") == 2000 and "from __del__" in messages
     assert "from another atexit hook" in messages  # after run_end, in the late shard
+
+
+OFF_MAIN_THREAD = (
+    "import signal, sys, threading, time, gemmalog\n"
+    "def train():\n"
+    "    gemmalog.initialize(root=sys.argv[1], run_name='thread', flush_interval=30,\n"
+    "                        capture_stdlib=False)\n"
+    "    log = gemmalog.get_logger('t')\n"
+    "    for i in range(100):\n"
+    "        log.info('before', i=i)\n"
+    "    while signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):\n"
+    "        time.sleep(0.01)  # the main thread installs it: see below\n"
+    "    print('ready', flush=True)\n"
+    "    while True:\n"
+    "        log.info('still training')\n"
+    "        time.sleep(0.001)\n"
+    "t = threading.Thread(target=train, daemon=True)\n"
+    "t.start()\n"
+    "while t.is_alive():\n"
+    "    t.join(0.05)  # the main thread runs Python code between its waits\n"
+)
+
+
+def test_sigterm_ends_a_run_initialized_off_the_main_thread(root: Path) -> None:
+    """W5: ``initialize()`` on a worker thread (the main thread waits for it) used to
+    install no SIGTERM handler and say nothing: SIGTERM left run.json ``running`` and the
+    shard empty. Now the main thread installs the handler and the run ends interrupted
+    with every event written (flush_interval 30 s: only the shutdown can have written
+    them), and stderr says why initialize() belongs on the main thread."""
+    child = _child(OFF_MAIN_THREAD, root)
+    assert child.stdout is not None
+    try:
+        # Hangs (until the bound, a deadlock-sized one) only when no handler ever comes.
+        ready = _readline_within(child, SIGTERM_BOUND)
+        assert ready == "ready\n", ready
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=SIGTERM_BOUND)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == -signal.SIGTERM
+    assert "not the main thread" in err and "SIGTERM" in err
+    manifest = _manifest(root)
+    assert manifest["status"] == "interrupted" and manifest["error"] == "signal SIGTERM"
+    (run_dir,) = root.iterdir()
+    main = [orjson.loads(line) for line in (run_dir / "events.0.jsonl").read_bytes().splitlines()]
+    assert [e["i"] for e in main if e.get("event") == "before"] == list(range(100))
+    assert main[-1]["kind"] == "run_end" and main[-1]["status"] == "interrupted"
+
+
+def _readline_within(child: subprocess.Popen[str], seconds: float) -> str:
+    """The child's next stdout line, or a failure naming the wait (the child never got there)."""
+    import threading
+
+    stream = child.stdout
+    assert stream is not None
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    if not got:
+        pytest.fail(f"no line from the child within {seconds} s (no SIGTERM handler installed?)")
+    return got[0]

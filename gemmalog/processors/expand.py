@@ -58,7 +58,7 @@ def emit_expanding(pipeline: Pipeline, event: dict[str, Any], expand: Expansion)
         for proc in pipeline.chain:
             event = proc(None, "info", event)
         event[EXPAND] = expand
-        pipeline._put(event)
+        pipeline.hand_over(event)
     except Exception as exc:
         from gemmalog.notices import warn_once
 

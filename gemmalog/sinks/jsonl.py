@@ -42,6 +42,8 @@ class JsonlSink(BaseSink):
     flush, its lines are counted as lost and a new shard is opened at the same path. The
     listener reports both. An existing shard that ends in a torn line (a killed earlier
     segment) gets a newline first, so the torn fragment never swallows a new line.
+    ``lazy``: the file is opened by the first flush with lines (the late writer's shard,
+    which most runs never need).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class JsonlSink(BaseSink):
         max_buffer: int = 1 << 20,
         name: str = "jsonl",
         private: bool = True,
+        lazy: bool = False,
     ) -> None:
         super().__init__(name)
         self.path = Path(path)
@@ -69,6 +72,8 @@ class JsonlSink(BaseSink):
         self.error: BaseException | None = None
         #: Set when the open shard was found deleted: how many written lines went with it.
         self.removed_lines: int | None = None
+        if lazy:  # opened by the first flush that has lines (a shard that may stay empty)
+            return
         try:
             self._open()
         except OSError as exc:  # e.g. permission denied: counted, retried on every flush
@@ -77,14 +82,14 @@ class JsonlSink(BaseSink):
     def _open(self) -> io.FileIO:
         mode = 0o700 if self.private else 0o777
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=mode)
-        file = open(  # noqa: SIM115 - closed in _close
-            self.path, "ab", buffering=0, opener=self._opener
-        )
+        # io.FileIO, not open(): the interpreter removes the builtin open() while it
+        # finalizes, and a late writer may open its shard then (an object's __del__ logs).
+        file = io.FileIO(self.path, "ab", opener=self._opener)
         self._file = file
         self._in_file = 0
         size = os.fstat(file.fileno()).st_size
         if size:
-            with open(self.path, "rb") as tail:
+            with io.FileIO(self.path, "rb") as tail:
                 tail.seek(size - 1)
                 self._torn = tail.read(1) != b"\n"
         return file
