@@ -70,7 +70,7 @@ def test_metrics_hold_every_curve(root: Path, client: TestClient) -> None:
 
 
 def test_long_series_are_downsampled_keeping_extremes(root: Path, client: TestClient) -> None:
-    run = gemmalog.initialize(root=root, run_name="long")
+    run = gemmalog.initialize(root=root, run_name="long", capture_stdlib=False)
     for step in range(1, 5001):
         value = 100.0 if step == 3217 else -50.0 if step == 4001 else math.sin(step / 100)
         if step == 2500:
@@ -113,7 +113,7 @@ def test_completions_with_group_advantages(root: Path, client: TestClient) -> No
 
 
 def test_batch_scaled_and_truncated_from_training_args(root: Path, client: TestClient) -> None:
-    run = gemmalog.initialize(root=root, run_name="trl-args")
+    run = gemmalog.initialize(root=root, run_name="trl-args", capture_stdlib=False)
     gemmalog.log_event(  # the GRPOConfig snapshot, as the TRL callback logs it
         "run_start",
         name="trl-args",
@@ -133,7 +133,7 @@ def test_batch_scaled_and_truncated_from_training_args(root: Path, client: TestC
 
 
 def test_a_run_appended_during_the_test(root: Path, client: TestClient) -> None:
-    run = gemmalog.initialize(root=root, run_name="live")
+    run = gemmalog.initialize(root=root, run_name="live", capture_stdlib=False)
     for step in (1, 2):
         log_step(step)
     gemmalog.flush()
@@ -363,7 +363,7 @@ def test_no_endpoint_writes_but_the_query_cache(root: Path, client: TestClient) 
 
 
 def test_the_stream_says_when_a_run_grows(root: Path) -> None:
-    run = gemmalog.initialize(root=root, run_name="stream")
+    run = gemmalog.initialize(root=root, run_name="stream", capture_stdlib=False)
     log_step(1)
     gemmalog.flush()
     with running_server([root]) as url, httpx.Client(timeout=10) as http:

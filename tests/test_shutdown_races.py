@@ -351,3 +351,23 @@ def _wait_for(pid: int, seconds: float) -> int:
         done.wait()
         pytest.fail(f"the forked child still ran after {seconds} s (deadlocked)")
     return result[0]
+
+
+def test_a_late_event_does_not_make_a_deleted_run_again(
+    root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A run directory deleted after its run ended stays deleted: the late writer opens its
+    shard only in a directory that exists (a stdlib record or a helper's call after
+    shutdown() would otherwise bring back a run someone removed)."""
+    import logging
+    import shutil
+
+    run = gemmalog.initialize(root=root, run_name="gone")
+    gemmalog.get_logger("t").info("during")
+    gemmalog.shutdown()
+    shutil.rmtree(run.dir)
+    logging.getLogger("late.lib").warning("a library logs after the run was removed")
+    gemmalog.get_logger("t").info("late")
+    assert not run.dir.exists()
+    assert list(root.iterdir()) == []
+    capfd.readouterr()

@@ -43,7 +43,9 @@ class JsonlSink(BaseSink):
     listener reports both. An existing shard that ends in a torn line (a killed earlier
     segment) gets a newline first, so the torn fragment never swallows a new line.
     ``lazy``: the file is opened by the first flush with lines (the late writer's shard,
-    which most runs never need).
+    which most runs never need), and only in a directory that exists: a run directory
+    deleted after the run ended is not made again by a late event (its lines are lost,
+    and counted).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class JsonlSink(BaseSink):
         self.error: BaseException | None = None
         #: Set when the open shard was found deleted: how many written lines went with it.
         self.removed_lines: int | None = None
+        self._make_dir = not lazy
         if lazy:  # opened by the first flush that has lines (a shard that may stay empty)
             return
         try:
@@ -80,8 +83,9 @@ class JsonlSink(BaseSink):
             self.error = exc
 
     def _open(self) -> io.FileIO:
-        mode = 0o700 if self.private else 0o777
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=mode)
+        if self._make_dir:
+            mode = 0o700 if self.private else 0o777
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=mode)
         # io.FileIO, not open(): the interpreter removes the builtin open() while it
         # finalizes, and a late writer may open its shard then (an object's __del__ logs).
         file = io.FileIO(self.path, "ab", opener=self._opener)
