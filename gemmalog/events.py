@@ -196,6 +196,35 @@ KINDS: Final[dict[str, Kind]] = {
                 Field("correct", "BOOLEAN", "Whether the answer is correct, when known."),
                 Field("length_chars", "INTEGER", "Completion length in characters."),
                 Field("length_tokens", "INTEGER", "Completion length in tokens, when known."),
+                Field(
+                    "advantage",
+                    "DOUBLE",
+                    "The GRPO advantage of this completion, when known (TRL integration).",
+                ),
+                Field(
+                    "advantage_source",
+                    "VARCHAR",
+                    "trl: the value GRPOTrainer used, read from it; computed: TRL's formula "
+                    "applied to the logged rewards (the trainer's value was out of reach).",
+                ),
+                Field(
+                    "extra",
+                    "JSON",
+                    "Column name to value: what reward functions logged for this completion "
+                    "through TRL's log_extra.",
+                ),
+                Field(
+                    "messages",
+                    "JSON",
+                    "The whole conversation when prompt or completion is a chat message list: "
+                    "the prompt's messages, then the completion's, as given (tool calls and "
+                    'tool results included; images as "<image>").',
+                ),
+                Field(
+                    "prompt_turns",
+                    "INTEGER",
+                    "How many of the first messages are the prompt; the rest are the completion.",
+                ),
             ),
         ),
         Kind(
