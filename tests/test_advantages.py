@@ -297,3 +297,56 @@ def test_a_tool_calling_completion_round_trips_and_its_secret_is_in_no_file(
     con = gemmalog.connect(run.dir)
     (messages,) = con.sql("SELECT messages FROM completions WHERE sample = 0").fetchall()[0]
     assert orjson.loads(messages) == outputs[0]["messages"]
+
+
+def _signal_run(root: Path, name: str, advantage: Any, total: Any) -> Path:
+    """30 steps of 4 prompt groups of 4 completions with the given advantages and totals."""
+    run = gemmalog.initialize(root=root, run_name=name)
+    for step in range(1, 31):
+        for prompt in range(4):
+            for gen in range(4):
+                gemmalog.log_model_output(
+                    f"question {prompt}",
+                    "4",
+                    f"<answer>{gen}</answer>",
+                    rewards={"r": total(step, gen)},
+                    step=step,
+                    sample=prompt * 4 + gen,
+                    advantage=advantage(step, gen),
+                    advantage_source="trl",
+                )
+    gemmalog.shutdown()
+    return run.dir
+
+
+def test_doctor_reads_zero_signal_from_the_advantages(root: Path) -> None:
+    from gemmalog.doctor import diagnose
+
+    # rewards differ in every group, but steps 10-20 had zero advantages (what GRPO used)
+    flat = _signal_run(
+        root, "flat", lambda s, g: 0.0 if 10 <= s <= 20 else g - 1.5, lambda s, g: float(g)
+    )
+    (finding,) = [f for f in diagnose(flat) if f.check == "zero_signal"]
+    assert finding.steps == list(range(10, 21)) and "advantages" in finding.values
+    assert finding.examples and {e["advantage"] for e in finding.examples} == {0.0}
+    # equal rewards in every group, but non-zero advantages: the steps did teach something
+    moving = _signal_run(root, "moving", lambda s, g: g - 1.5, lambda s, g: 1.0)
+    assert [f for f in diagnose(moving) if f.check == "zero_signal"] == []
+
+
+def test_report_shows_advantages_and_conversations(root: Path, tmp_path: Path) -> None:
+    from gemmalog.report import build_report
+
+    run = gemmalog.initialize(root=root)
+    collector = RewardCollector()
+    funcs = wrap_reward_functions([length_reward], collector)
+    prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+    completions = [[{"role": "assistant", "content": t}] for t in ("a", "abcd")]
+    StandIn(generations=2).generate(funcs, [prompt, prompt], completions, step=0)
+    gemmalog.shutdown()
+    html = build_report(run.dir, tmp_path / "report.html").read_text(encoding="utf-8")
+    expected = computed_advantages([[1.0, 4.0]], [1.0], 2)
+    assert expected is not None
+    assert "<th>advantage</th>" in html
+    assert f'<td class="num">{expected[1]:.4g}</td>' in html  # the report's 4 digits
+    assert "system: Be brief.\nuser: Hi?\nassistant: abcd" in html
