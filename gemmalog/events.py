@@ -292,7 +292,7 @@ KINDS: Final[dict[str, Kind]] = {
         ),
         Kind(
             "system",
-            "Memory and device sample.",
+            "Memory and device sample; a GPU sample (event gpu) has one device's counters.",
             "system",
             (
                 Field("cpu_rss_mb", "DOUBLE", "Process resident memory in MiB."),
@@ -310,6 +310,23 @@ KINDS: Final[dict[str, Kind]] = {
                     "DOUBLE",
                     "Training throughput, when the integration knows it.",
                 ),
+                Field(
+                    "gpu_index",
+                    "INTEGER",
+                    "A GPU sample (event gpu, through NVML): the device's index among the "
+                    "visible ones (cuda:N).",
+                ),
+                Field("gpu_uuid", "VARCHAR", "A GPU sample: the device's UUID."),
+                Field("gpu_name", "VARCHAR", "A GPU sample: the device's product name."),
+                Field(
+                    "gpu_utilization_percent",
+                    "DOUBLE",
+                    "A GPU sample: percent of the last sample period a kernel ran.",
+                ),
+                Field("gpu_memory_used_mb", "DOUBLE", "A GPU sample: device memory in use, MiB."),
+                Field("gpu_memory_total_mb", "DOUBLE", "A GPU sample: device memory, MiB."),
+                Field("gpu_power_w", "DOUBLE", "A GPU sample: power draw in watts."),
+                Field("gpu_temperature_c", "DOUBLE", "A GPU sample: core temperature in °C."),
             ),
         ),
     )

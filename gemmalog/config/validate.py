@@ -64,7 +64,7 @@ def _own_path(value: Any, where: str, report: Report) -> None:
 
 def check_settings(values: dict[str, Any], report: Report, name: Callable[[str], str]) -> None:
     """The pipeline settings in ``values``; ``name(key)`` is how a problem names the key."""
-    for key in ("flush_interval", "memory_interval"):
+    for key in ("flush_interval", "memory_interval", "gpu_interval"):
         if key in values:
             _seconds(values[key], name(key), report)
     patterns = values.get("redact_patterns")
