@@ -350,3 +350,17 @@ def test_report_shows_advantages_and_conversations(root: Path, tmp_path: Path) -
     assert "<th>advantage</th>" in html
     assert f'<td class="num">{expected[1]:.4g}</td>' in html  # the report's 4 digits
     assert "system: Be brief.\nuser: Hi?\nassistant: abcd" in html
+
+
+def test_model_output_fields_of_the_wrong_type_keep_the_line_readable(root: Path) -> None:
+    run = gemmalog.initialize(root=root)
+    gemmalog.log_model_output("q", "4", "<answer>4</answer>", step=1, advantage="high")
+    gemmalog.log_model_output(
+        "q", "4", "<answer>4</answer>", step=1, advantage=0.5, prompt_turns=2.0
+    )
+    gemmalog.shutdown()
+    con = gemmalog.connect(run.dir)
+    rows = con.sql("SELECT advantage, prompt_turns FROM completions ORDER BY ts").fetchall()
+    assert rows == [(None, None), (0.5, 2)]
+    (first, _) = events_of(run.dir, "model_output")
+    assert "advantage is not a number" in first["event"]
