@@ -291,3 +291,128 @@ def test_secret_in_a_tool_result_is_in_no_file(grpo: Any) -> None:
     assert leaking == []
     redacted = [e for e in events_of(run.dir, "model_output") if "REDACTED" in str(e["messages"])]
     assert redacted
+
+
+# -- a tool-calling completion, through TRL's own tool loop ------------------------------
+
+
+def lookup(key: str) -> str:
+    """Look up an account.
+
+    Args:
+        key: the account key
+    """
+    return f"account {key} ok, token={SECRET}"
+
+
+TOOL_CALL = '<tool_call>\n{"name": "lookup", "arguments": {"key": "acct"}}\n</tool_call><|im_end|>'
+
+
+def _call_the_tool(prompts: list[Any], trainer: Any) -> dict[str, Any]:
+    """A rollout whose first turn is a tool call (the tiny model would not make one): TRL
+    parses it, runs ``lookup``, appends its result and lets the model answer after it."""
+    tokenizer = trainer.processing_class
+    prompt_ids = [
+        tokenizer.apply_chat_template(
+            p, tools=[lookup], add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        for p in prompts
+    ]
+    ids = tokenizer(TOOL_CALL, add_special_tokens=False)["input_ids"]
+    # logprobs None, as TRL's own transformers generation gives (grpo_trainer.py:1889)
+    return {
+        "prompt_ids": prompt_ids,
+        "completion_ids": [list(ids) for _ in prompts],
+        "logprobs": None,
+    }
+
+
+@pytest.fixture(scope="module")
+def tool_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[gemmalog.Run, Seen, Path]]:
+    """GRPOTrainer(tools=[lookup]) with Qwen3's chat template and TRL's tool-call parsing."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]
+    from trl.chat_template_utils import qwen3_chat_template
+
+    tmp = tmp_path_factory.mktemp("toolcall")
+    run = gemmalog.initialize(train_grpo_gemma.DEFAULT_CONFIG, root=tmp / "runs", run_name="tools")
+    path = tiny_gemma.build_tiny_gemma(train_grpo_gemma.DEFAULT_TINY)
+    # RoPE positions: the byte-level tokenizer makes the tool schema ~600 tokens long
+    model = AutoModelForCausalLM.from_pretrained(path, max_position_embeddings=4096)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.chat_template = qwen3_chat_template  # TRL knows how to parse its tool calls
+    plain = gsm_data.make_dataset(8, seed=5)
+    dataset = Dataset.from_dict(
+        {"prompt": [[{"role": "user", "content": q}] for q in plain["question"]]}
+    )
+    seen = Seen()
+    callback = GemmalogCallback()
+    out = tmp / "trainer"
+    config = GRPOConfig(
+        output_dir=str(out),
+        max_steps=1,
+        per_device_train_batch_size=BATCH,
+        num_generations=GENERATIONS,
+        max_completion_length=400,
+        bf16=False,
+        use_cpu=True,
+        activation_checkpointing=False,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        log_completions=True,
+        seed=0,
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+        mp.setattr("trl.trainer.grpo_trainer.is_rich_available", lambda: False)
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=callback.wrap([seen.wrap(judge_reward_func)]),
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=[callback],
+            tools=[lookup],
+            rollout_func=_call_the_tool,
+        )
+        with run:
+            trainer.train()
+    yield run, seen, out
+    gemmalog.shutdown()
+
+
+def test_a_tool_calling_completion_round_trips(tool_run: Any) -> None:
+    run, seen, _ = tool_run
+    outputs = events_of(run.dir, "model_output")
+    given = [
+        [*p, *c]
+        for prompts, completions in seen.calls
+        for p, c in zip(prompts, completions, strict=True)
+    ]
+    assert len(outputs) == len(given) == BATCH
+    redact = Redact()
+    for event, conversation in zip(outputs, given, strict=True):
+        roles = [m["role"] for m in conversation]
+        assert roles == ["user", "assistant", "tool", "assistant"]  # TRL ran the tool
+        assert SECRET in conversation[2]["content"]
+        assert event["messages"] == redact.value(conversation)
+        assert event["prompt_turns"] == 1
+        assert event["messages"][1]["tool_calls"] == conversation[1]["tool_calls"]
+        assert event["advantage_source"] == "trl"
+
+
+def test_a_tool_results_secret_is_in_no_file_of_the_run(tool_run: Any) -> None:
+    run, _, out = tool_run
+    assert any(SECRET.encode() in p.read_bytes() for p in out.rglob("*.parquet"))  # TRL's has it
+    files = [p for p in run.dir.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".csv" for p in files) and any("tfevents" in p.name for p in files)
+    assert [p for p in files if SECRET.encode() in p.read_bytes()] == []
+    con = gemmalog.connect(run.dir)
+    tools = con.sql(
+        "SELECT messages->'$[2]'->>'content' FROM completions WHERE messages IS NOT NULL"
+    ).fetchall()
+    assert len(tools) == BATCH and all("account acct ok" in t for (t,) in tools)
