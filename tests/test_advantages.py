@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gemmalog
 from gemmalog.integrations.advantages import (
@@ -364,3 +366,91 @@ def test_model_output_fields_of_the_wrong_type_keep_the_line_readable(root: Path
     assert rows == [(None, None), (0.5, 2)]
     (first, _) = events_of(run.dir, "model_output")
     assert "advantage is not a number" in first["event"]
+
+
+_rewards = st.lists(
+    st.one_of(st.floats(-10, 10, allow_nan=False), st.just(math.nan)), min_size=8, max_size=8
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rewards=_rewards, scale=st.sampled_from(["group", "batch", "none"]))
+def test_computed_advantages_equal_trls_for_any_rewards(rewards: list[float], scale: str) -> None:
+    pytest.importorskip("trl")
+    torch = pytest.importorskip("torch")
+    from trl.trainer.utils import nanstd
+
+    ours = computed_advantages([rewards], [1.0], 4, scale)
+    # TRL 1.16 (grpo_trainer.py:2757-2815) on one function, in float64
+    r = torch.tensor(rewards, dtype=torch.float64)
+    mean = torch.nanmean(r.view(-1, 4), dim=1).repeat_interleave(4)
+    std = (
+        nanstd(r).expand_as(r)
+        if scale == "batch"
+        else nanstd(r.view(-1, 4), dim=1).repeat_interleave(4)
+    )
+    adv = r - mean
+    if scale != "none":
+        adv = adv / (std + 1e-4)
+    theirs = [float(x) for x in torch.nan_to_num(adv, nan=0.0)]
+    assert ours == pytest.approx(theirs, rel=1e-6, abs=1e-6)
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+_message = st.one_of(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["system", "user", "assistant"]), "content": _text}
+    ),
+    st.fixed_dictionaries(
+        {
+            "role": st.just("assistant"),
+            "content": st.just(""),
+            "tool_calls": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "type": st.just("function"),
+                        "function": st.fixed_dictionaries(
+                            {
+                                "name": st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+                                "arguments": st.dictionaries(
+                                    st.from_regex(r"[a-z]{1,5}", fullmatch=True),
+                                    st.integers() | _text,
+                                    max_size=2,
+                                ),
+                            }
+                        ),
+                    }
+                ),
+                min_size=1,
+                max_size=2,
+            ),
+        }
+    ),
+    st.fixed_dictionaries({"role": st.just("tool"), "name": st.just("t"), "content": _text}),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    prompt=st.lists(_message, min_size=1, max_size=4),
+    completion=st.lists(_message, min_size=1, max_size=3),
+)
+def test_messages_round_trip_through_jsonl_and_duckdb(
+    prompt: list[dict[str, Any]],
+    completion: list[dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    root = tmp_path_factory.mktemp("messages")
+    run = gemmalog.initialize(root=root, redact=False)
+    collector = RewardCollector()
+    (func,) = wrap_reward_functions(
+        [lambda prompts, completions, **kw: [0.0] * len(completions)], collector
+    )
+    func(prompts=[prompt], completions=[completion])
+    gemmalog.shutdown()
+    (event,) = events_of(run.dir, "model_output")
+    assert event["messages"] == [*prompt, *completion]
+    assert event["prompt_turns"] == len(prompt)
+    con = gemmalog.connect(run.dir)
+    ((stored,),) = con.sql("SELECT messages FROM completions").fetchall()
+    assert orjson.loads(stored) == [*prompt, *completion]
