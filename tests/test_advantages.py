@@ -414,7 +414,7 @@ _message = st.one_of(
                                 "name": st.from_regex(r"[a-z]{1,8}", fullmatch=True),
                                 "arguments": st.dictionaries(
                                     st.from_regex(r"[a-z]{1,5}", fullmatch=True),
-                                    st.integers() | _text,
+                                    st.integers(-(2**63), 2**63 - 1) | _text,
                                     max_size=2,
                                 ),
                             }
@@ -440,6 +440,7 @@ def test_messages_round_trip_through_jsonl_and_duckdb(
     completion: list[dict[str, Any]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    """Exactly, for what JSON holds (integers beyond 64 bits become text, as in any event)."""
     root = tmp_path_factory.mktemp("messages")
     run = gemmalog.initialize(root=root, redact=False)
     collector = RewardCollector()
