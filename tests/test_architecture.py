@@ -201,7 +201,9 @@ def test_serve_uses_the_public_query_api_only() -> None:
     assert problems == []
     serve = PACKAGE / "serve"
     private = [
-        p for path in serve.rglob("*.py") for p in _private_imports(path)
+        p
+        for path in serve.rglob("*.py")
+        for p in _private_imports(path)
         if not p.split(": ")[1].startswith("gemmalog.serve")
     ]
     assert private == []

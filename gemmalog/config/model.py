@@ -130,6 +130,8 @@ class Settings:
     redact: bool = True
     redact_patterns: tuple[str, ...] = ()
     memory_interval: float = 1.0
+    #: Seconds between two samples of the GPU counters (NVML; nothing without it).
+    gpu_interval: float = 10.0
     max_string_length: int = 1_000_000
     capture_stdlib: bool = True
     capture_warnings: bool = True

@@ -175,6 +175,7 @@ SETTINGS: dict[str, tuple[Checker, str]] = {
     "redact": (boolean, "true or false"),
     "redact_patterns": (string_list, "a list of regular expressions"),
     "memory_interval": (positive_number, "a positive number of seconds"),
+    "gpu_interval": (positive_number, "a positive number of seconds"),
     "max_string_length": (positive_int, "a positive integer"),
     "capture_stdlib": (boolean, "true or false"),
     "capture_warnings": (boolean, "true or false"),
