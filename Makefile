@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[trl,dev,report]"
+	$(PIP) install -q -e ".[trl,dev,report,remote]"
 	touch $(STAMP)
 
 demo: venv

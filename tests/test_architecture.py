@@ -177,3 +177,25 @@ def test_integrations_and_tests_import_no_private_module() -> None:
     users = [*(PACKAGE / "integrations").rglob("*.py"), *(REPO / "tests").glob("*.py")]
     problems = [p for path in users for p in _private_imports(path) if p not in EXEMPT]
     assert problems == []
+
+
+def test_remote_uses_only_the_public_api() -> None:
+    """``gemmalog/remote/`` (push, remote reads, export) may import its own private modules
+    and the public API, nothing private of the layers below, and never the CLI above it."""
+    files = list((PACKAGE / "remote").rglob("*.py"))
+    assert files
+    problems = [
+        p
+        for path in files
+        for p in _private_imports(path)
+        if not p.split(": ", 1)[1].startswith("gemmalog.remote.")
+    ]
+    assert problems == []
+    graph = import_graph()
+    assert not {
+        (name, dep)
+        for name, deps in graph.items()
+        if name.startswith("gemmalog.remote")
+        for dep in deps
+        if dep.startswith("gemmalog.cli")
+    }

@@ -1,0 +1,59 @@
+"""`gemmalog push`: copy runs to an object store, the Hub or another folder, and back."""
+
+from __future__ import annotations
+
+import click
+
+from gemmalog.cli._group import cli
+
+
+@cli.command()
+@click.argument("src")
+@click.argument("dest")
+@click.option("--watch", is_flag=True, help="Keep pushing until every run has ended.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds between pushes with --watch.",
+)
+def push(src: str, dest: str, watch: bool, interval: float) -> None:
+    """Copy the run SRC (or every run under the root SRC) to DEST, sending only what is new.
+
+    SRC and DEST are paths or fsspec URLs (s3://, gs://, az://, hf://datasets/...,
+    file://); run R lands at DEST/R, like cp -r. The same command the other way brings a
+    remote run back. Shards continue from the size already at DEST; run.json is replaced at
+    once; a push stopped anywhere is continued by the next one. S3 reads AWS_ENDPOINT_URL
+    and the usual AWS credentials (never a command-line argument). A DEST/R that holds
+    another run, or something that is not a run, is refused.
+
+    \b
+    Example:
+        gemmalog push gemmalog_runs/my-run s3://team-bucket/runs
+        gemmalog push gemmalog_runs s3://team-bucket/runs --watch
+        gemmalog push s3://team-bucket/runs/my-run ./from-s3
+    """
+    from gemmalog.remote import PushStats
+    from gemmalog.remote import push as push_runs
+    from gemmalog.remote import watch as watch_runs
+
+    if not watch:
+        click.echo(push_runs(src, dest).line())
+        return
+
+    def report(outcome: PushStats | Exception) -> None:
+        if isinstance(outcome, PushStats):
+            click.echo(outcome.line())
+        else:
+            click.echo(f"gemmalog: warning: {outcome}; retrying", err=True)
+
+    try:
+        watch_runs(src, dest, interval=interval, report=report)
+    except KeyboardInterrupt:
+        click.echo("gemmalog: push --watch stopped", err=True)
+        return
+    click.echo("every run has ended; DEST is up to date")
+
+
+__all__ = ["push"]
