@@ -13,8 +13,12 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 #: Requests the server takes without authentication: the four that create the user, its key,
 #: its policy and the bucket. Every request after them must be signed by that user's key.
@@ -111,3 +115,22 @@ def start(log: Path) -> S3Server:
     server = S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"], process)
     server.client().create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
     return server
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One server for the whole session (started on first use)."""
+    if server_binary() is None:
+        pytest.skip("moto_server is not installed (pip install 'gemmalog[dev]')")
+    server = start(tmp_path_factory.mktemp("s3") / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh prefix in the server's bucket, with the server's endpoint and credentials set."""
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}"

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -208,24 +207,6 @@ def test_watch_on_a_finished_run_pushes_once_and_exits(root: Path, tmp_path: Pat
 
 
 # -- a real S3-compatible server ----------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3server.S3Server]:
-    if s3server.server_binary() is None:
-        pytest.skip("moto_server is not installed (pip install 'gemmalog[dev]')")
-    server = s3server.start(tmp_path_factory.mktemp("s3") / "server.log")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3: s3server.S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh prefix in the server's bucket, with the server's endpoint and credentials set."""
-    for name, value in s3.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return f"s3://{s3server.BUCKET}/{uuid.uuid4().hex[:8]}"
 
 
 def objects(s3: s3server.S3Server, url: str) -> dict[str, bytes]:

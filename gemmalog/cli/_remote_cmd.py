@@ -56,4 +56,22 @@ def push(src: str, dest: str, watch: bool, interval: float) -> None:
     click.echo("every run has ended; DEST is up to date")
 
 
-__all__ = ["push"]
+def here(run: str, root: str | None) -> tuple[str, str | None]:
+    """``(run, root)`` the query commands read: a URL (or a run id under a URL ``--root``)
+    becomes its local copy, brought up to date (docs/remote.md, "Read where it lies")."""
+    if "://" not in run and (root is None or "://" not in root):
+        return run, root
+    from gemmalog.remote import local_run
+
+    cache_dir = click.get_current_context().find_root().params.get("cache_dir")
+    return local_run(run, root, cache_dir=cache_dir)
+
+
+def here_all(runs: tuple[str, ...], root: str | None) -> tuple[tuple[str, ...], str | None]:
+    """:func:`here` for each of ``runs``."""
+    pairs = [here(run, root) for run in runs]
+    roots = {r for _, r in pairs}
+    return tuple(run for run, _ in pairs), roots.pop() if len(roots) == 1 else None
+
+
+__all__ = ["here", "here_all", "push"]

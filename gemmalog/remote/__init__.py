@@ -9,6 +9,19 @@ imported only when a URL needs them.
 """
 
 from gemmalog.remote._fs import RemoteError, is_url
-from gemmalog.remote._push import PushStats, finished, push, watch
+from gemmalog.remote._mirror import cache_home, local_copy, local_run
+from gemmalog.remote._push import ConflictError, PushStats, finished, push, runs_at, watch
 
-__all__ = ["PushStats", "RemoteError", "finished", "is_url", "push", "watch"]
+__all__ = [
+    "ConflictError",
+    "PushStats",
+    "RemoteError",
+    "cache_home",
+    "finished",
+    "is_url",
+    "local_copy",
+    "local_run",
+    "push",
+    "runs_at",
+    "watch",
+]

@@ -29,6 +29,11 @@ import orjson
 from gemmalog.remote._fs import RemoteError, explained, filesystem, join, public
 from gemmalog.remote._store import TEMP_MARK, Store, store_for
 
+
+class ConflictError(RemoteError):
+    """DEST already holds another run, or something that is not a run, under the run's name."""
+
+
 #: Bytes at each end of the overlap compared before continuing a file.
 _CHECK = 64 << 10
 #: Folders of a run never pushed (the query cache stays where it is read).
@@ -190,12 +195,12 @@ def _push_run(
         with explained(dst.location, "reading the destination"):
             theirs = _identity(dst, dest_dir, there)
         if theirs is None:
-            raise RemoteError(
+            raise ConflictError(
                 f"{public(dst.location)}: {dest_dir} holds something that is not a gemmalog "
                 "run; refusing to write into it (give another DEST)"
             )
         if ours is not None and theirs != ours:
-            raise RemoteError(
+            raise ConflictError(
                 f"{public(dst.location)}: {dest_dir} holds run {theirs!r}, not {ours!r}; "
                 "refusing to mix two runs (give another DEST)"
             )
@@ -260,6 +265,13 @@ def push(
     return stats
 
 
+def runs_at(location: str | os.PathLike[str]) -> tuple[bool, list[str]]:
+    """Whether ``location`` is one run, and the run directories it names (in its store)."""
+    side = _Side.open(os.fspath(location))
+    runs = _runs(side)
+    return runs == [side.path], runs
+
+
 def finished(source: str | os.PathLike[str]) -> bool:
     """Whether every run under ``source`` has ended (its run.json has an ``end``)."""
     side = _Side.open(os.fspath(source))
@@ -310,4 +322,4 @@ def watch(
     return last
 
 
-__all__ = ["PushStats", "finished", "push", "watch"]
+__all__ = ["ConflictError", "PushStats", "finished", "push", "runs_at", "watch"]
