@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gemmalog.cli._group import cli
+from gemmalog.cli._group import cli, root_option
 
 
 @cli.command()
@@ -56,6 +56,37 @@ def push(src: str, dest: str, watch: bool, interval: float) -> None:
     click.echo("every run has ended; DEST is up to date")
 
 
+@cli.command()
+@click.argument("run")
+@click.option(
+    "--to", "to", type=click.Choice(["trackio", "wandb"]), required=True, help="Where to replay."
+)
+@root_option
+@click.option("--project", default="gemmalog", show_default=True, help="The project to log to.")
+@click.option(
+    "--dir",
+    "directory",
+    default=None,
+    help="trackio: its data folder (default $TRACKIO_DIR, else ~/.cache/huggingface/trackio); "
+    "wandb: the folder the offline run goes under (default: here).",
+)
+def export(run: str, to: str, root: str | None, project: str, directory: str | None) -> None:
+    """Replay RUN into trackio (local) or W&B (offline files for `wandb sync`), as TRL's
+    report_to would have logged it: train/... and eval/... metrics at each logged step, with
+    train/global_step, and one completions table per logged step. Nothing goes to the
+    network.
+
+    \b
+    Example:
+        gemmalog export --to trackio my-run --root gemmalog_runs --project grpo
+        gemmalog export --to wandb gemmalog_runs/my-run --dir wandb-offline
+    """
+    from gemmalog.remote import export as replay
+
+    run, root = here(run, root)
+    click.echo(replay(run, to, root=root, project=project, directory=directory))
+
+
 def here(run: str, root: str | None) -> tuple[str, str | None]:
     """``(run, root)`` the query commands read: a URL (or a run id under a URL ``--root``)
     becomes its local copy, brought up to date (docs/remote.md, "Read where it lies")."""
@@ -74,4 +105,4 @@ def here_all(runs: tuple[str, ...], root: str | None) -> tuple[tuple[str, ...], 
     return tuple(run for run, _ in pairs), roots.pop() if len(roots) == 1 else None
 
 
-__all__ = ["here", "here_all", "push"]
+__all__ = ["export", "here", "here_all", "push"]

@@ -8,6 +8,7 @@ A user of the public API and of the views (``docs/remote.md``); s3fs and the lik
 imported only when a URL needs them.
 """
 
+from gemmalog.remote._export import export, replay
 from gemmalog.remote._fs import RemoteError, is_url
 from gemmalog.remote._mirror import cache_home, local_copy, local_run
 from gemmalog.remote._push import ConflictError, PushStats, finished, push, runs_at, watch
@@ -17,11 +18,13 @@ __all__ = [
     "PushStats",
     "RemoteError",
     "cache_home",
+    "export",
     "finished",
     "is_url",
     "local_copy",
     "local_run",
     "push",
+    "replay",
     "runs_at",
     "watch",
 ]
