@@ -24,7 +24,7 @@ test: venv
 	$(PY) -m pytest -q
 
 test-fast: venv
-	$(PY) -m pytest -q -m "not slow and not faults"
+	$(PY) -m pytest -q -m "not slow and not faults and not spark"
 
 test-faults: venv
 	$(PY) -m pytest -q -m faults
