@@ -342,3 +342,39 @@ def test_a_server_dying_mid_push(
         assert digest(run) == before
     finally:
         server.stop()
+
+
+def test_multi_node_pushes_make_one_run_with_every_rank(
+    bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each node writes its ranks' shards locally and pushes them under one run prefix; the
+    views over that prefix see one run with all ranks (docs/remote.md, multi-node)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        gemmalog.initialize(root=str(tmp_path / f"node{rank}"), run_id="job-42")
+        for step in (1, 2):
+            gemmalog.log_training_progress(step, {"loss": 1.0 / step + rank})
+        gemmalog.shutdown()
+    assert not (tmp_path / "node1" / "job-42" / "run.json").exists()  # rank 0 owns it
+    for rank in (1, 0):
+        code, out = invoke("push", str(tmp_path / f"node{rank}" / "job-42"), bucket)
+        assert code == 0, out
+    code, out = invoke("summary", f"{bucket}/job-42", "--json")
+    assert code == 0, out
+    s = orjson.loads(out)
+    assert (s["run"]["run"], s["run"]["ranks"], s["run"]["status"]) == ("job-42", 2, "completed")
+    local = [
+        e
+        for rank in (0, 1)
+        for e in orjson.loads(
+            b"["
+            + b",".join(
+                (tmp_path / f"node{rank}" / "job-42" / f"events.{rank}.jsonl")
+                .read_bytes()
+                .splitlines()
+            )
+            + b"]"
+        )
+    ]
+    assert s["run"]["events"] == len(local)
