@@ -11,6 +11,7 @@ which object stores make atomic).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import uuid
 from collections.abc import Iterator
@@ -61,6 +62,44 @@ class Store:
         """Make ``directory`` exist where the store has directories."""
 
 
+def _fileno(src: BinaryIO) -> int | None:
+    """The OS file descriptor behind ``src`` (a local file), else None."""
+    try:
+        return src.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _copy(src: BinaryIO, fd: int, start: int, end: int) -> None:
+    """Write ``src[start:end)`` to ``fd`` at the same offsets (the kernel copies between two
+    local files; anything else goes through memory, CHUNK at a time)."""
+    source = _fileno(src)
+    offset = start
+    if source is not None and hasattr(os, "copy_file_range"):
+        try:
+            while offset < end:
+                done = os.copy_file_range(source, fd, end - offset, offset, offset)
+                if done == 0:
+                    raise OSError(f"the source ended {end - offset} bytes early")
+                offset += done
+            return
+        except OSError as exc:
+            if offset != start or exc.errno not in _NO_KERNEL_COPY:
+                raise
+    for data in chunks(src, start, end):
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            offset += written
+            view = view[written:]
+
+
+#: copy_file_range cannot copy between these two files: copy through memory instead.
+_NO_KERNEL_COPY = frozenset(
+    {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
+)
+
+
 class LocalStore(Store):
     """The local file system: appends write at the offset checked, replaces are renames."""
 
@@ -70,17 +109,11 @@ class LocalStore(Store):
         os.makedirs(directory, exist_ok=True)
 
     def append(self, path: str, have: int, src: BinaryIO, end: int) -> int:
-        # pwrite at the offset checked, never O_APPEND: a second pusher of the same run writes
-        # the same bytes at the same offsets, and a push killed halfway leaves a prefix.
+        # Written at the offset checked, never O_APPEND: a second pusher of the same run
+        # writes the same bytes at the same offsets, and a push killed halfway leaves a prefix.
         fd = os.open(path, os.O_WRONLY)
         try:
-            offset = have
-            for data in chunks(src, have, end):
-                view = memoryview(data)
-                while view:
-                    written = os.pwrite(fd, view, offset)
-                    offset += written
-                    view = view[written:]
+            _copy(src, fd, have, end)
         finally:
             os.close(fd)
         return end - have
@@ -90,9 +123,11 @@ class LocalStore(Store):
         os.makedirs(directory, exist_ok=True)
         temp = os.path.join(directory, f".{name}{TEMP_MARK}{uuid.uuid4().hex[:12]}")
         try:
-            with open(temp, "wb") as out:
-                for data in chunks(src, 0, end):
-                    out.write(data)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                _copy(src, fd, 0, end)
+            finally:
+                os.close(fd)
             os.replace(temp, path)
         except BaseException:
             with contextlib.suppress(OSError):
