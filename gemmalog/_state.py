@@ -32,6 +32,8 @@ class State:
     #: The configuration and run of the last pipeline shut down: where late events go.
     last: tuple[Config, Run] | None = None
     hooks_installed = False
+    #: The ``sync:`` section's background pusher of the running run (it has a ``finish()``).
+    sync: Any = None
 
 
 def running() -> Pipeline | None:
@@ -43,6 +45,7 @@ def _after_fork_in_child() -> None:
     # The parent's listener thread does not exist here and its locks may be held: replace
     # the lock, and let the next event start a child pipeline on its own shard.
     State.lock = threading.RLock()
+    State.sync = None  # the parent's pusher thread does not exist here; the parent pushes
     if State.pipeline is not None:
         State.forked_from = State.pipeline
         State.pipeline = None

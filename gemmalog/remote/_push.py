@@ -36,8 +36,6 @@ class ConflictError(RemoteError):
 
 #: Bytes at each end of the overlap compared before continuing a file.
 _CHECK = 64 << 10
-#: Folders of a run never pushed (the query cache stays where it is read).
-_SKIP_DIRS = frozenset({".gemmalog-cache"})
 
 
 @dataclass
@@ -92,7 +90,8 @@ class _Side:
                 continue
             rel = name[len(prefix) :] if name.startswith(prefix) else posixpath.basename(name)
             parts = rel.split("/")
-            if _SKIP_DIRS & set(parts[:-1]) or TEMP_MARK in parts[-1]:
+            # hidden files are temporary files (ours, the manifest's) or the query cache
+            if any(part.startswith(".") for part in parts) or TEMP_MARK in parts[-1]:
                 continue
             out[rel] = info
         return out
@@ -182,9 +181,12 @@ def _push_run(
     dest_dir: str,
     stats: PushStats,
     on_file: Callable[[str], None] | None,
+    only: Callable[[str], bool] | None = None,
 ) -> None:
     with explained(src.location, "listing the source"):
         files = src.files(run_dir)
+    if only is not None:
+        files = {name: info for name, info in files.items() if only(name)}
     with explained(dst.location, "listing the destination"):
         there = dst.files(dest_dir)
         if not there and dst.fs.exists(dest_dir) and dst.fs.isfile(dest_dir):
@@ -243,12 +245,14 @@ def push(
     dest: str | os.PathLike[str],
     *,
     on_file: Callable[[str], None] | None = None,
+    only: Callable[[str], bool] | None = None,
 ) -> PushStats:
     """Copy the run (or every run under the root) ``source`` to ``dest``, incrementally.
 
     Run ``R`` lands at ``dest/R``. Raises :class:`RemoteError` (one sentence, no secret in
     it) when a side cannot be read or written, or when ``dest/R`` holds something other than
-    this run. ``on_file`` is called with each file's name once it is at ``dest``.
+    this run. ``on_file`` is called with each file's name once it is at ``dest``; ``only``
+    (a file's path in its run) keeps the files it is true for.
     """
     src, dst = _Side.open(os.fspath(source)), _Side.open(os.fspath(dest))
     store = store_for(dst.fs)
@@ -260,7 +264,7 @@ def push(
             raise RemoteError(f"{public(dst.location)}: a file; give a folder or a prefix")
     for run_dir in _runs(src):
         name = posixpath.basename(run_dir.rstrip("/"))
-        _push_run(src, dst, store, run_dir, join(dst.path, name), stats, on_file)
+        _push_run(src, dst, store, run_dir, join(dst.path, name), stats, on_file, only)
         stats.runs.append(name)
     return stats
 
