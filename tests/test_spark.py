@@ -24,7 +24,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "queries.md"
 def doc_queries() -> dict[str, str]:
     """The `-- name:` blocks of the SQL block after ``<!-- spark-summary -->``."""
     text = DOC.read_text(encoding="utf-8")
-    block = re.search(r"<!-- spark-summary -->\n```sql\n(.*?)\n```", text, re.DOTALL)
+    block = re.search(r"<!-- spark-summary -->\n```spark-sql\n(.*?)\n```", text, re.DOTALL)
     assert block, "docs/queries.md has no spark-summary block"
     parts = re.split(r"^-- name: (\w+)\s*$", block[1], flags=re.MULTILINE)
     return {parts[i]: parts[i + 1].strip().rstrip(";") for i in range(1, len(parts), 2)}
