@@ -153,3 +153,21 @@ def test_a_remote_run_that_is_missing_is_one_line(bucket: str) -> None:
     assert result.output.startswith("gemmalog: error: ") and "no such run" in result.output
     with pytest.raises(RemoteError, match="no such run"):
         local_copy(f"{bucket}/nope")
+
+
+def test_a_remote_run_replaced_by_another_is_fetched_anew(
+    s3: s3server.S3Server, bucket: str, tmp_path: Path
+) -> None:
+    make_runs(tmp_path / "first", ("ra",), steps=3)
+    push(tmp_path / "first" / "ra", bucket)
+    cache = tmp_path / "cache"
+    assert summary(f"{bucket}/ra", cache)["run"]["run"] == "ra"
+    client = s3.client()
+    prefix = bucket.split("/", 3)[3] + "/ra/"
+    for o in client.list_objects_v2(Bucket=s3server.BUCKET, Prefix=prefix)["Contents"]:  # type: ignore[attr-defined]
+        client.delete_object(Bucket=s3server.BUCKET, Key=o["Key"])  # type: ignore[attr-defined]
+    make_runs(tmp_path / "second", ("other",), steps=5)
+    (tmp_path / "second" / "other").rename(tmp_path / "second" / "ra")
+    push(tmp_path / "second" / "ra", bucket)
+    again = summary(f"{bucket}/ra", cache)
+    assert (again["run"]["run"], again["run"]["steps"]) == ("other", 5)

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from gemmalog.remote._fs import RemoteError, filesystem, is_url, public
-from gemmalog.remote._push import ConflictError, push, runs_at
+from gemmalog.remote._push import ConflictError, push
 
 
 def cache_home(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -47,23 +47,21 @@ def local_copy(location: str, *, cache_dir: str | os.PathLike[str] | None = None
     protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
     if "file" in protocols or "local" in protocols:
         return str(path)
-    is_run, runs = runs_at(location)
     folder = _folder(location, cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    try:
-        push(location, folder)
-    except ConflictError:
-        # The remote run was replaced by another one under the same name: start again.
-        for run in runs:
-            shutil.rmtree(folder / posixpath.basename(run), ignore_errors=True)
-        push(location, folder)
-    names = {posixpath.basename(r) for r in runs}
+    for _attempt in range(8):  # each conflict clears one run of the copy
+        try:
+            stats = push(location, folder)
+            break
+        except ConflictError as exc:
+            # The remote run was replaced by another one under the same name: fetch it anew.
+            shutil.rmtree(folder / exc.run, ignore_errors=True)
+    else:
+        stats = push(location, folder)
     for entry in folder.iterdir():  # runs gone from the remote root are gone from the copy
-        if entry.is_dir() and not entry.name.startswith(".") and entry.name not in names:
+        if entry.is_dir() and not entry.name.startswith(".") and entry.name not in stats.runs:
             shutil.rmtree(entry, ignore_errors=True)
-    if is_run:
-        return str(folder / posixpath.basename(runs[0]))
-    return str(folder)
+    return str(folder / stats.runs[0]) if stats.single else str(folder)
 
 
 def local_run(

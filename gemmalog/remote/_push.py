@@ -31,7 +31,12 @@ from gemmalog.remote._store import TEMP_MARK, Store, store_for
 
 
 class ConflictError(RemoteError):
-    """DEST already holds another run, or something that is not a run, under the run's name."""
+    """DEST already holds another run, or something that is not a run, under the run's name
+    (``run``)."""
+
+    def __init__(self, message: str, run: str) -> None:
+        super().__init__(message)
+        self.run = run
 
 
 #: Bytes at each end of the overlap compared before continuing a file.
@@ -43,6 +48,8 @@ class PushStats:
     """What one push did, summed over its runs."""
 
     runs: list[str] = field(default_factory=list)
+    #: SRC was one run (not a root of runs).
+    single: bool = False
     files_sent: int = 0
     files_appended: int = 0
     files_unchanged: int = 0
@@ -202,12 +209,14 @@ def _push_run(
         if theirs is None:
             raise ConflictError(
                 f"{public(dst.location)}: {dest_dir} holds something that is not a gemmalog "
-                "run; refusing to write into it (give another DEST)"
+                "run; refusing to write into it (give another DEST)",
+                posixpath.basename(dest_dir),
             )
         if ours is not None and theirs != ours:
             raise ConflictError(
                 f"{public(dst.location)}: {dest_dir} holds run {theirs!r}, not {ours!r}; "
-                "refusing to mix two runs (give another DEST)"
+                "refusing to mix two runs (give another DEST)",
+                posixpath.basename(dest_dir),
             )
     with explained(dst.location, "creating the run folder"):
         store.prepare(dest_dir)
@@ -265,7 +274,9 @@ def push(
     with explained(dst.location, "checking the destination"):
         if dst.fs.exists(dst.path) and dst.fs.isfile(dst.path):
             raise RemoteError(f"{public(dst.location)}: a file; give a folder or a prefix")
-    for run_dir in _runs(src):
+    runs = _runs(src)
+    stats.single = runs == [src.path]
+    for run_dir in runs:
         name = posixpath.basename(run_dir.rstrip("/"))
         _push_run(src, dst, store, run_dir, join(dst.path, name), stats, on_file, only)
         stats.runs.append(name)
