@@ -142,6 +142,16 @@ class Settings:
 
 
 @dataclass
+class SyncConfig:
+    """The ``sync:`` section: push the run to ``dest`` from a background worker while it
+    trains (docs/remote.md). ``dest`` None: no sync."""
+
+    dest: str | None = None
+    interval: float = 30.0
+    final_timeout: float = 60.0
+
+
+@dataclass
 class Config:
     """Everything :func:`gemmalog.initialize` needs."""
 
@@ -152,6 +162,7 @@ class Config:
     formatters: dict[str, FormatterConfig] = field(default_factory=dict)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     doctor: DoctorConfig = field(default_factory=DoctorConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     source: Path | None = None
 
     def role_loggers(self) -> dict[str, str]:
