@@ -24,7 +24,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline", "HF_HUB_O
 def make_run(root: Path) -> Path:
     """Metrics every second step (as TRL's logging_steps=2), an evaluation at step 4,
     completions at every step, two reward functions."""
-    run = gemmalog.initialize(root=str(root), run_id="grpo-run")
+    run = gemmalog.initialize(root=str(root), run_id="grpo-run", capture_stdlib=False)
     for step in range(1, 7):
         for i in range(3):
             gemmalog.log_model_output(
@@ -211,7 +211,7 @@ def test_wandb_offline_run_reads_back_and_is_ready_to_sync(root: Path, tmp_path:
 
 def test_export_of_a_root_with_two_runs_is_refused(root: Path) -> None:
     for name in ("a", "b"):
-        gemmalog.initialize(root=str(root), run_id=name)
+        gemmalog.initialize(root=str(root), run_id=name, capture_stdlib=False)
         gemmalog.log_training_progress(1, {"loss": 1.0})
         gemmalog.shutdown()
     result = subprocess.run(

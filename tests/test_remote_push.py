@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def make_run(root: Path, name: str, steps: int = 3, text: int = 40) -> Path:
     """A finished run with model outputs, rewards and metrics."""
-    run = gemmalog.initialize(root=str(root), run_id=name)
+    run = gemmalog.initialize(root=str(root), run_id=name, capture_stdlib=False)
     for step in range(1, steps + 1):
         gemmalog.log_model_output(
             f"question {step}",
@@ -50,10 +50,12 @@ def grow(shard: Path, lines: int) -> bytes:
 
 
 def files_of(directory: Path) -> dict[str, bytes]:
+    """A run's files as push sends them: hidden ones (the query cache, the writer lock)
+    are the local process's own and stay behind."""
     return {
         str(p.relative_to(directory)): p.read_bytes()
         for p in sorted(directory.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)
     }
 
 
@@ -177,7 +179,7 @@ def test_a_source_that_is_not_a_run_is_an_error(tmp_path: Path) -> None:
 
 
 def test_watch_follows_a_live_run_to_its_end(root: Path, tmp_path: Path) -> None:
-    run = gemmalog.initialize(root=str(root), run_id="live")
+    run = gemmalog.initialize(root=str(root), run_id="live", capture_stdlib=False)
     gemmalog.log_training_progress(1, {"loss": 1.0})
     gemmalog.flush()
     seen: list[PushStats | RemoteError] = []
@@ -352,7 +354,9 @@ def test_multi_node_pushes_make_one_run_with_every_rank(
     monkeypatch.setenv("WORLD_SIZE", "2")
     for rank in (0, 1):
         monkeypatch.setenv("RANK", str(rank))
-        gemmalog.initialize(root=str(tmp_path / f"node{rank}"), run_id="job-42")
+        gemmalog.initialize(
+            root=str(tmp_path / f"node{rank}"), run_id="job-42", capture_stdlib=False
+        )
         for step in (1, 2):
             gemmalog.log_training_progress(step, {"loss": 1.0 / step + rank})
         gemmalog.shutdown()

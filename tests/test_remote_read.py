@@ -25,7 +25,7 @@ SQL = (
 
 def make_runs(root: Path, names: tuple[str, ...] = ("ra", "rb"), steps: int = 12) -> None:
     for n, name in enumerate(names):
-        gemmalog.initialize(root=str(root), run_id=name)
+        gemmalog.initialize(root=str(root), run_id=name, capture_stdlib=False)
         for step in range(1, steps + 1):
             for i in range(4):
                 gemmalog.log_model_output(
@@ -135,7 +135,7 @@ def test_the_query_cache_stays_local_and_new_bytes_are_all_that_is_fetched(
     summary(f"{remote_root}/ra", cache)
     assert (shard.stat().st_ino, shard.stat().st_mtime_ns, shard.read_bytes()) == before
     # the run goes on (resumed) and is pushed again: the copy follows, appending only
-    gemmalog.initialize(root=str(root), run_id="ra")
+    gemmalog.initialize(root=str(root), run_id="ra", capture_stdlib=False)
     gemmalog.log_training_progress(13, {"loss": 0.01})
     gemmalog.shutdown()
     push(root / "ra", remote_root)

@@ -50,7 +50,9 @@ def test_the_section_is_checked(tmp_path: Path) -> None:
 
 def test_the_run_is_pushed_while_it_trains_and_at_the_end(root: Path, tmp_path: Path) -> None:
     dest = tmp_path / "remote"
-    run = gemmalog.initialize(config(tmp_path, str(dest)), root=str(root), run_id="synced")
+    run = gemmalog.initialize(
+        config(tmp_path, str(dest)), root=str(root), run_id="synced", capture_stdlib=False
+    )
     gemmalog.log_training_progress(1, {"loss": 1.0})
     gemmalog.flush()
     shard = dest / "synced" / "events.0.jsonl"
@@ -78,6 +80,7 @@ def test_a_dead_store_never_reaches_training(
         config(tmp_path, f"s3://{s3server.BUCKET}/dead", final_timeout=60),
         root=str(root),
         run_id="unsynced",
+        capture_stdlib=False,
     )
     for step in range(1, 201):
         gemmalog.log_training_progress(step, {"loss": 1.0 / step})
@@ -95,7 +98,9 @@ def test_a_dead_store_never_reaches_training(
 
 
 def test_sync_to_s3(bucket: str, s3: s3server.S3Server, root: Path, tmp_path: Path) -> None:
-    run = gemmalog.initialize(config(tmp_path, bucket), root=str(root), run_id="to-s3")
+    run = gemmalog.initialize(
+        config(tmp_path, bucket), root=str(root), run_id="to-s3", capture_stdlib=False
+    )
     for step in range(1, 20):
         gemmalog.log_training_progress(step, {"loss": 1.0 / step})
     gemmalog.shutdown()
@@ -109,7 +114,9 @@ def test_each_rank_pushes_its_own_shard(
     dest = tmp_path / "remote"
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
-    gemmalog.initialize(config(tmp_path, str(dest)), root=str(root), run_id="ranks")
+    gemmalog.initialize(
+        config(tmp_path, str(dest)), root=str(root), run_id="ranks", capture_stdlib=False
+    )
     gemmalog.log_training_progress(1, {"loss": 1.0})
     gemmalog.shutdown()
     assert sorted(p.name for p in (dest / "ranks").iterdir()) == ["events.1.jsonl"]

@@ -54,7 +54,7 @@ def make_runs(root: Path) -> list[Path]:
     number), evaluation samples, a NaN loss and non-ASCII completions."""
     dirs = []
     for n, name in enumerate(("grpo-a", "20261203")):
-        run = gemmalog.initialize(root=str(root), run_id=name)
+        run = gemmalog.initialize(root=str(root), run_id=name, capture_stdlib=False)
         for step in range(1, 9):
             for i in range(4):
                 gemmalog.log_model_output(
