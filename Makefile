@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[trl,dev,report,serve]"
+	$(PIP) install -q -e ".[trl,dev,report,serve,remote]"
 	touch $(STAMP)
 
 demo: venv
@@ -24,7 +24,7 @@ test: venv
 	$(PY) -m pytest -q
 
 test-fast: venv
-	$(PY) -m pytest -q -m "not slow and not faults"
+	$(PY) -m pytest -q -m "not slow and not faults and not spark"
 
 test-faults: venv
 	$(PY) -m pytest -q -m faults

@@ -6,6 +6,8 @@ Run on a machine with a CUDA GPU (it exits 2 without one):
 
 1. logs CUDA tensors of several dtypes and checks they land as numbers/lists;
 2. checks every event after torch's CUDA use carries ``device = cuda:N`` and ``gpu_mb``;
+   with nvidia-ml-py installed, that NVML's counters are sampled for every visible device
+   (utilisation, memory, power, temperature, the UUID torch gives cuda:0);
 3. fine-tunes the tiny offline Gemma on the GPU (bf16 when supported) with a plain
    ``transformers.Trainer`` and ``GemmalogCallback``: metrics equal ``log_history``, system
    events carry CUDA allocated/reserved/peak memory, gradient norms per parameter group
@@ -135,6 +137,63 @@ def train(
     return trainer, (time.perf_counter() - started) / steps
 
 
+def nvml_check(work: Path) -> dict[str, Any]:
+    """GPU samples while a matmul loop keeps device 0 busy: one per visible device, every
+    ``gpu_interval``, counters within what torch and the device say."""
+    try:
+        import pynvml  # noqa: F401
+    except ImportError:
+        print("skip NVML counters: pip install nvidia-ml-py (gemmalog[gpu])")
+        return {"skipped": "nvidia-ml-py not installed"}
+    run = gemmalog.initialize(
+        root=str(work / "runs"), run_name="gpu-nvml", gpu_interval=0.2, flush_interval=0.1
+    )
+    a = torch.randn(4096, 4096, device="cuda")
+    started = time.monotonic()
+    step = 0
+    while time.monotonic() - started < 3.0:
+        step += 1
+        gemmalog.log_training_progress(step, {"norm": float((a @ a).norm())})
+    torch.cuda.synchronize()
+    gemmalog.shutdown()
+    samples = [e for e in events(run.dir) if e["kind"] == "system" and e.get("event") == "gpu"]
+    visible = torch.cuda.device_count()
+    check(
+        {e["gpu_index"] for e in samples} == set(range(visible)),
+        f"{len(samples)} GPU samples over the {visible} visible device(s)",
+    )
+    first = [e for e in samples if e["gpu_index"] == 0]
+    props = torch.cuda.get_device_properties(0)
+    total_mb = props.total_memory / 2**20
+    check(
+        bool(first)
+        and all(abs(e["gpu_memory_total_mb"] - total_mb) <= 0.02 * total_mb for e in first),
+        f"NVML memory total {first[0]['gpu_memory_total_mb'] if first else None} MiB vs torch {total_mb:.0f}",
+    )
+    reserved = torch.cuda.memory_reserved(0) / 2**20
+    check(
+        any(e["gpu_memory_used_mb"] >= 64 for e in first),
+        f"NVML memory used while the loop ran (torch reserved {reserved:.0f} MiB)",
+    )
+    check(
+        any(e.get("gpu_utilization_percent", 0) > 0 for e in first),
+        f"utilisation {[e.get('gpu_utilization_percent') for e in first]}",
+    )
+    check(
+        all(0 < e.get("gpu_temperature_c", 50) < 120 for e in first)
+        and all(e.get("gpu_power_w", 1) > 0 for e in first),
+        f"temperature {first[-1].get('gpu_temperature_c') if first else None} C, "
+        f"power {first[-1].get('gpu_power_w') if first else None} W",
+    )
+    uuid = str(getattr(props, "uuid", "") or "")
+    check(
+        not uuid or (bool(first) and first[0]["gpu_uuid"].endswith(uuid.replace("GPU-", ""))),
+        f"device 0 is torch's cuda:0 ({first[0]['gpu_uuid'] if first else None} vs {uuid})",
+    )
+    check(any(e.get("step") for e in first), "GPU samples carry the step the listener last saw")
+    return {"samples": len(samples), "first": first[:1]}
+
+
 def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA GPU here")
@@ -188,11 +247,14 @@ def main() -> int:
         tensors["device"].startswith("cuda:") and "gpu_mb" in tensors,
         f"envelope device {tensors['device']} gpu_mb {tensors.get('gpu_mb')}",
     )
-    memory = next(e for e in evs if e["kind"] == "system")
+    memory = next(e for e in evs if e["kind"] == "system" and e.get("event") != "gpu")
     check(
         memory.get("cuda_allocated_mb", 0) > 0 and memory.get("cuda_peak_mb", 0) > 0,
         "system event has CUDA memory",
     )
+
+    # 2b: NVML counters (the optional extra gpu), sampled on the listener's tick
+    results["nvml"] = nvml_check(work)
 
     # 3: training with the callback
     import tiny_gemma

@@ -167,6 +167,18 @@ def initialize(
         },
         force=True,
     )
+    if config.sync.dest is not None:
+        # The only import of remote/ below it: the sync: section's pusher, a background
+        # thread that reads the run's files (docs/remote.md).
+        from gemmalog.remote._sync import start
+
+        _State.sync = start(
+            run.dir,
+            config.sync.dest,
+            rank=run.rank,
+            interval=config.sync.interval,
+            final_timeout=config.sync.final_timeout,
+        )
     return run
 
 
@@ -198,6 +210,9 @@ def shutdown(status: str | None = None, error: str | None = None) -> None:
             forget_parent_env()
         pipeline.stop(status, error, _State.final_stats)
         _State.pipeline = None
+        sync, _State.sync = _State.sync, None
+        if sync is not None and not pipeline.is_child:
+            sync.finish()  # the last push, after run.json got its end; bounded in time
         _State.last = pipeline
 
 

@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from logging.handlers import QueueListener
-from typing import Any
+from typing import Any, Protocol
 
 from gemmalog._queue import EventQueue
 from gemmalog._render import render
@@ -31,6 +31,17 @@ from gemmalog.sinks.jsonl import JsonlSink
 
 #: A listener processor may also return a list of events (see ``EventListener._apply``).
 Processor = Callable[[Any, str, dict[str, Any]], Any]
+
+
+class Sampler(Protocol):
+    """Something the listener reads on its tick (GPU counters): ``sample()`` returns events
+    (kind and fields, no envelope) at most every ``interval`` seconds."""
+
+    interval: float
+
+    def sample(self) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
 
 
 class FlushRequest:
@@ -119,6 +130,11 @@ class EventListener(QueueListener):
         self._next_flush = time.monotonic() + flush_interval
         #: Events processed between two looks at the loss window (see _between_chunks).
         self.chunk = 32
+        #: Read on the tick (see _sampled); ``prepare_sampled`` gives their events the envelope.
+        self.samplers: list[Sampler] = []
+        self.prepare_sampled: Callable[[dict[str, Any]], dict[str, Any]] = lambda event: event
+        self._next_sample: dict[int, float] = {}
+        self._step: Any = None  # the latest step seen when a sampler was due
 
     @property
     def sinks(self) -> list[Sink]:
@@ -153,7 +169,42 @@ class EventListener(QueueListener):
         except BaseException as exc:  # the thread must survive anything
             self._report("listener", exc)
 
+    def _sampled(self, batch: list[Any]) -> list[Any]:
+        """``batch`` with the events of the samplers that are due, at the latest step the
+        batch shows (this thread has no step of its own). A sampler that raises is reported
+        once and dropped."""
+        now = time.monotonic()
+        due = [s for s in self.samplers if now >= self._next_sample.get(id(s), 0.0)]
+        if not due:
+            return batch
+        for item in reversed(batch):
+            if type(item) is dict and item.get("step") is not None:
+                self._step = item["step"]
+                break
+        extra: list[Any] = []
+        for sampler in due:
+            self._next_sample[id(sampler)] = now + sampler.interval
+            try:
+                events = sampler.sample()
+            except BaseException as exc:
+                self.samplers.remove(sampler)
+                self._report(type(sampler).__name__, exc)
+                continue
+            for event in events:
+                if self._step is not None:
+                    event.setdefault("step", self._step)
+                extra.append(self.prepare_sampled(event))
+        return [*batch, *extra] if extra else batch
+
+    def close_samplers(self) -> None:
+        for sampler in self.samplers:
+            with contextlib.suppress(BaseException):
+                sampler.close()
+        self.samplers = []
+
     def _handle(self, batch: list[Any]) -> None:
+        if self.samplers:
+            batch = self._sampled(batch)
         requests: list[FlushRequest] = []
         buckets: dict[Sink, list[Record]] = {}
         primary_batch: list[Record] = []

@@ -36,6 +36,7 @@ from gemmalog.processors import AddEnvelope, AddResources, Redact, Sanitize, San
 from gemmalog.processors.conform import ConformToSchema
 from gemmalog.processors.derive import DeriveGenerationStats
 from gemmalog.processors.expand import Expand
+from gemmalog.processors.gpu import GpuCounters
 from gemmalog.processors.isolated import Isolated, Processor
 from gemmalog.router import Route, Router
 from gemmalog.run_identity import distributed_env, new_run_id, run_dir_for, shared_run_id
@@ -235,6 +236,8 @@ class Pipeline:
         self._stranded = False
         self._manifest: dict[str, Any] = {}
         self._late_recorded = (0, 0)
+        if not child:
+            self._sample_gpus(s.gpu_interval)
         if child:
             # Written on the calling thread, at once: a child may leave through os._exit()
             # or be terminated by its parent (multiprocessing.Pool.terminate, SIGTERM), and
@@ -248,6 +251,30 @@ class Pipeline:
             self._put = self.queue.put
             self._put_forced = self.queue.put_nowait
             self.listener.start()
+
+    def _sample_gpus(self, interval: float) -> None:
+        """GPU counters on the listener's tick, as ``system`` events, when NVML sees a
+        device (``processors/gpu.py``); with several devices visible, local rank 0 samples
+        them for its node. Nothing at all without NVML."""
+        name = self.role_names["system"]
+        if name is None or not self.metrics.enabled("resource_metrics"):
+            return
+        several = "," in os.environ.get("CUDA_VISIBLE_DEVICES", ",")  # unset: every device
+        if several and os.environ.get("LOCAL_RANK", "0") not in ("", "0"):
+            return
+        counters = GpuCounters.open(interval)
+        if counters is None:
+            return
+        chain = self.chain
+
+        def prepare(event: dict[str, Any]) -> dict[str, Any]:
+            event["logger"] = name
+            for proc in chain:
+                event = proc(None, "info", event)
+            return event
+
+        self.listener.prepare_sampled = prepare
+        self.listener.samplers.append(counters)
 
     def _build_sinks(
         self, config: Config, extra: Sequence[Sink]
@@ -448,6 +475,7 @@ class Pipeline:
         self.stopped = True
         if not self.is_child:
             self.listener.stop()
+            self.listener.close_samplers()
             self._put_forced = self._divert
             self._stranded = True
             self._rescue()

@@ -30,6 +30,8 @@ class State:
     #: The last pipeline shut down: its late writer takes the events logged afterwards.
     last: Pipeline | None = None
     hooks_installed = False
+    #: The ``sync:`` section's background pusher of the running run (it has a ``finish()``).
+    sync: Any = None
 
 
 def running() -> Pipeline | None:
@@ -41,6 +43,7 @@ def _after_fork_in_child() -> None:
     # The parent's listener thread does not exist here and its locks may be held: replace
     # the lock, and let the next event start a child pipeline on its own shard.
     State.lock = threading.RLock()
+    State.sync = None  # the parent's pusher thread does not exist here; the parent pushes
     if State.pipeline is not None:
         State.forked_from = State.pipeline
         State.pipeline = None

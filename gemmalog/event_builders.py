@@ -128,10 +128,32 @@ def model_output_event(
         event["prompt"] = completion(prompt, problems)
     if extra:  # keywords are data: one named like a field only gemmalog sets is renamed
         event.update(as_user_fields(extra))
+        if not _TYPED_EXTRA.isdisjoint(extra):
+            _typed_extra(event, problems)
     if problems:
         event["event"] = _coerce.with_problems("model_output", problems)
         noted("log_model_output", problems)
     return event
+
+
+#: model_output fields the TRL integration passes as keywords: typed here like the others.
+_TYPED_EXTRA = frozenset({"advantage", "advantage_source", "prompt_turns"})
+
+
+def _typed_extra(event: dict[str, Any], problems: list[str]) -> None:
+    if "advantage" in event:
+        value = event["advantage"]
+        number = _coerce.number(value)
+        if number is None and value is not None:
+            problems.append("advantage is not a number")
+        event["advantage"] = number
+    if "advantage_source" in event:
+        event["advantage_source"] = plain_text(event["advantage_source"])
+    if "prompt_turns" in event:
+        turns = event["prompt_turns"]
+        event["prompt_turns"] = (
+            turns if turns is None or type(turns) is int else as_step(turns, problems)
+        )
 
 
 def plain_text(value: Any) -> str | None:

@@ -241,6 +241,35 @@ KINDS: Final[dict[str, Kind]] = {
                 Field("correct", "BOOLEAN", "Whether the answer is correct, when known."),
                 Field("length_chars", "INTEGER", "Completion length in characters."),
                 Field("length_tokens", "INTEGER", "Completion length in tokens, when known."),
+                Field(
+                    "advantage",
+                    "DOUBLE",
+                    "The GRPO advantage of this completion, when known (TRL integration).",
+                ),
+                Field(
+                    "advantage_source",
+                    "VARCHAR",
+                    "trl: the value GRPOTrainer used, read from it; computed: TRL's formula "
+                    "applied to the logged rewards (the trainer's value was out of reach).",
+                ),
+                Field(
+                    "extra",
+                    "JSON",
+                    "Column name to value: what reward functions logged for this completion "
+                    "through TRL's log_extra.",
+                ),
+                Field(
+                    "messages",
+                    "JSON",
+                    "The whole conversation when prompt or completion is a chat message list: "
+                    "the prompt's messages, then the completion's, as given (tool calls and "
+                    'tool results included; images as "<image>").',
+                ),
+                Field(
+                    "prompt_turns",
+                    "INTEGER",
+                    "How many of the first messages are the prompt; the rest are the completion.",
+                ),
             ),
         ),
         Kind(
@@ -308,7 +337,7 @@ KINDS: Final[dict[str, Kind]] = {
         ),
         Kind(
             "system",
-            "Memory and device sample.",
+            "Memory and device sample; a GPU sample (event gpu) has one device's counters.",
             "system",
             (
                 Field("cpu_rss_mb", "DOUBLE", "Process resident memory in MiB."),
@@ -326,6 +355,23 @@ KINDS: Final[dict[str, Kind]] = {
                     "DOUBLE",
                     "Training throughput, when the integration knows it.",
                 ),
+                Field(
+                    "gpu_index",
+                    "INTEGER",
+                    "A GPU sample (event gpu, through NVML): the device's index among the "
+                    "visible ones (cuda:N).",
+                ),
+                Field("gpu_uuid", "VARCHAR", "A GPU sample: the device's UUID."),
+                Field("gpu_name", "VARCHAR", "A GPU sample: the device's product name."),
+                Field(
+                    "gpu_utilization_percent",
+                    "DOUBLE",
+                    "A GPU sample: percent of the last sample period a kernel ran.",
+                ),
+                Field("gpu_memory_used_mb", "DOUBLE", "A GPU sample: device memory in use, MiB."),
+                Field("gpu_memory_total_mb", "DOUBLE", "A GPU sample: device memory, MiB."),
+                Field("gpu_power_w", "DOUBLE", "A GPU sample: power draw in watts."),
+                Field("gpu_temperature_c", "DOUBLE", "A GPU sample: core temperature in °C."),
             ),
         ),
     )

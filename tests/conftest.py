@@ -9,6 +9,7 @@ import pytest
 
 import gemmalog
 from gemmalog import running
+from tests.s3server import bucket, s3  # noqa: F401  (one S3 server for the session)
 
 
 @pytest.fixture(autouse=True)

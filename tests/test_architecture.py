@@ -201,7 +201,9 @@ def test_serve_uses_the_public_query_api_only() -> None:
     assert problems == []
     serve = PACKAGE / "serve"
     private = [
-        p for path in serve.rglob("*.py") for p in _private_imports(path)
+        p
+        for path in serve.rglob("*.py")
+        for p in _private_imports(path)
         if not p.split(": ")[1].startswith("gemmalog.serve")
     ]
     assert private == []
@@ -216,3 +218,25 @@ def test_nothing_below_serve_imports_it() -> None:
         and not module.startswith("gemmalog.serve")
     }
     assert users <= {"gemmalog.cli._serve"}
+
+
+def test_remote_uses_only_the_public_api() -> None:
+    """``gemmalog/remote/`` (push, remote reads, export) may import its own private modules
+    and the public API, nothing private of the layers below, and never the CLI above it."""
+    files = list((PACKAGE / "remote").rglob("*.py"))
+    assert files
+    problems = [
+        p
+        for path in files
+        for p in _private_imports(path)
+        if not p.split(": ", 1)[1].startswith("gemmalog.remote.")
+    ]
+    assert problems == []
+    graph = import_graph()
+    assert not {
+        (name, dep)
+        for name, deps in graph.items()
+        if name.startswith("gemmalog.remote")
+        for dep in deps
+        if dep.startswith("gemmalog.cli")
+    }

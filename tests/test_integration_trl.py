@@ -156,6 +156,19 @@ def test_every_completion_is_logged_per_phase(trained: Any) -> None:
         assert e["length_tokens"] > 0
 
 
+def test_every_completion_carries_trls_advantage(trained: Any) -> None:
+    """Train and eval completions alike: read from the trainer, zero-sum within each group."""
+    _, run, _, _ = trained
+    outputs = events_of(run.dir, "model_output")
+    assert {e["advantage_source"] for e in outputs} == {"trl"}
+    groups: dict[tuple[str, int, str], list[float]] = defaultdict(list)
+    for e in outputs:
+        groups[(e["phase"], e["step"], e["question"])].append(e["advantage"])
+    assert {phase for phase, _, _ in groups} == {"train", "eval"}
+    for key, values in groups.items():
+        assert len(values) % GENERATIONS == 0 and abs(sum(values)) < 1e-4, key
+
+
 def test_rewards_equal_what_the_functions_returned(trained: Any) -> None:
     _, run, recorder, _ = trained
     returned: dict[str, list[float]] = defaultdict(list)
@@ -287,6 +300,8 @@ def test_gradient_accumulation_maps_steps(tmp_path: Path, monkeypatch: pytest.Mo
     trainer, run, _ = _train(tmp_path, monkeypatch, "accum", gradient_accumulation=2, steps=2)
     outputs = events_of(run.dir, "model_output")
     assert sorted({e["step"] for e in outputs}) == [1, 2]
+    # a generation batch spans both micro-batches: its advantages are read after the first
+    assert {e["advantage_source"] for e in outputs} == {"trl"}
     for entry in trainer.state.log_history:
         if "rewards/correctness_reward_func/mean" not in entry:
             continue

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 # Importing a command module registers its commands on the group.
-from gemmalog.cli import _app, _cache_cmd, _convert, _doctor, _serve  # noqa: F401
+from gemmalog.cli import _app, _cache_cmd, _convert, _doctor, _remote_cmd, _serve  # noqa: F401
 from gemmalog.cli._group import cli
 
 

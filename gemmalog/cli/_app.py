@@ -9,6 +9,7 @@ import click
 
 from gemmalog._terminal import visible
 from gemmalog.cli._group import SQL_TABLE_LIMIT, cli, console, root_option, warn_skipped
+from gemmalog.cli._remote_cmd import here, here_all
 from gemmalog.cli._render import FORMATS, cell, plain_tree, render
 
 
@@ -24,6 +25,8 @@ def runs(root: str | None) -> None:
     from gemmalog.queries import QueryError, connect
     from gemmalog.queries._connect import default_root
 
+    if root is not None:
+        root, _ = here(root, None)
     if root is None and not Path(default_root()).is_dir():
         raise QueryError(
             f"no ROOT given and {default_root()} (the default root) does not exist here; "
@@ -92,6 +95,7 @@ def sql(args: tuple[str, ...], root: str | None, fmt: str, limit: int | None) ->
         raise click.UsageError("give at most PATH and one quoted SQL string")
     path, query = (".", args[0]) if len(args) == 1 else args
     check_read_only(query)
+    path, root = here(path, root)
     con = connect(path, root=root)
     lock_down(con, resolve(path, root=root))
     warn_skipped(con)
@@ -174,7 +178,11 @@ def summary(run: str, root: str | None, as_json: bool) -> None:
 
     from gemmalog.queries import summary as compute
 
+    asked = run if "://" in run else f"{(root or '').rstrip('/')}/{run}"
+    run, root = here(run, root)
     s = compute(run, root=root)
+    if run != asked and "://" in asked:  # read from a local copy: name where the run lies
+        s["run"]["dir"] = asked
     if as_json:
         click.echo(
             orjson.dumps(
@@ -205,6 +213,7 @@ def compare(runs: tuple[str, ...], root: str | None) -> None:
 
     if len(runs) < 2:
         raise click.UsageError("compare needs at least two runs")
+    runs, root = here_all(runs, root)
     tables = [dict(_summary_rows(compute(r, root=root))) for r in runs]
     labels = list(dict.fromkeys(k for t in tables for k in t))
     names = ["", *(str(t["run"]) for t in tables)]
@@ -249,6 +258,7 @@ def report(runs: tuple[str, ...], root: str | None, output: str) -> None:
     """
     from gemmalog.report import build_report
 
+    runs, root = here_all(runs, root)
     path = build_report(runs, output, root=root)
     click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gemmalog.cli._group import cli, console, root_option
+from gemmalog.cli._remote_cmd import here_all
 
 #: Exit status when a finding reaches ``--fail-on`` (1 is an error, 2 a usage error).
 FINDINGS_EXIT = 3
@@ -52,6 +53,7 @@ def doctor(
 
     from gemmalog.doctor import RANK, diagnose, steps_text
 
+    runs, root = here_all(runs, root)
     findings = diagnose(list(runs), root=root, config=config, checks=checks or None)
     if as_json:
         click.echo(

@@ -29,6 +29,7 @@ from gemmalog.config.model import (
     LoggerConfig,
     MetricsConfig,
     Settings,
+    SyncConfig,
     default_config,
 )
 from gemmalog.config.resolve import check_named, check_processor, sink_class, trusted
@@ -41,6 +42,7 @@ from gemmalog.config.schema import (
     OPTIONS,
     REQUIRED,
     SETTINGS,
+    SYNC,
     TOP,
     TUPLE_SETTINGS,
     Checker,
@@ -348,6 +350,7 @@ def parse(
                 problems.add(f"gemmalog.{key}[{i}]", str(exc))
     config.settings = Settings(**checked_settings)
     config.doctor = _doctor(data.get("doctor"), problems)
+    config.sync = _sync(data.get("sync"), problems)
     check_config(config, problems.add, lambda key: f"gemmalog.{key}")
     problems.raise_if_any()
     return config
@@ -376,6 +379,24 @@ def _doctor(section: Any, problems: _Problems) -> DoctorConfig:
     if "outlier_metrics" in checked:
         checked["outlier_metrics"] = tuple(checked["outlier_metrics"])
     return DoctorConfig(checks=checks, **checked)
+
+
+def _sync(section: Any, problems: _Problems) -> SyncConfig:
+    """The ``sync:`` section: where to push the run while it trains, and how often."""
+    if section is None:
+        return SyncConfig()
+    if not isinstance(section, Mapping):
+        problems.add("sync", "must be a mapping with dest (and interval, final_timeout)")
+        return SyncConfig()
+    dest = section.get("dest")
+    if isinstance(dest, str) and dest and not SYNC["dest"][0](dest):
+        # said without the value: it holds a password
+        problems.add("sync.dest", "must not carry a user or password; give them in the environment")
+        section = {k: v for k, v in section.items() if k != "dest"}
+    checked = _check_options(section, SYNC, "sync", problems)
+    if "dest" not in section and dest is None:
+        problems.add("sync.dest", "missing: give the path or URL to push the run to")
+    return SyncConfig(**checked)
 
 
 def parse_doctor(section: Any, source: str = "<config>") -> DoctorConfig:

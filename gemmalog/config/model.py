@@ -130,6 +130,8 @@ class Settings:
     redact: bool = True
     redact_patterns: tuple[str, ...] = ()
     memory_interval: float = 1.0
+    #: Seconds between two samples of the GPU counters (NVML; nothing without it).
+    gpu_interval: float = 10.0
     max_string_length: int = 1_000_000
     capture_stdlib: bool = True
     capture_warnings: bool = True
@@ -137,6 +139,16 @@ class Settings:
     #: Dotted paths of user processors, caller side and listener side (docs/architecture.md).
     processors: tuple[str, ...] = ()
     listener_processors: tuple[str, ...] = ()
+
+
+@dataclass
+class SyncConfig:
+    """The ``sync:`` section: push the run to ``dest`` from a background worker while it
+    trains (docs/remote.md). ``dest`` None: no sync."""
+
+    dest: str | None = None
+    interval: float = 30.0
+    final_timeout: float = 60.0
 
 
 @dataclass
@@ -150,6 +162,7 @@ class Config:
     formatters: dict[str, FormatterConfig] = field(default_factory=dict)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     doctor: DoctorConfig = field(default_factory=DoctorConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     source: Path | None = None
 
     def role_loggers(self) -> dict[str, str]:

@@ -7,6 +7,7 @@ the first says no. ``docs/configuration.md`` documents the same tables for peopl
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -175,6 +176,7 @@ SETTINGS: dict[str, tuple[Checker, str]] = {
     "redact": (boolean, "true or false"),
     "redact_patterns": (string_list, "a list of regular expressions"),
     "memory_interval": (positive_number, "a positive number of seconds"),
+    "gpu_interval": (positive_number, "a positive number of seconds"),
     "max_string_length": (positive_int, "a positive integer"),
     "capture_stdlib": (boolean, "true or false"),
     "capture_warnings": (boolean, "true or false"),
@@ -209,6 +211,7 @@ TOP = {
     "metrics",
     "gemmalog",
     "doctor",
+    "sync",
 }
 
 
@@ -223,6 +226,25 @@ def _regex(v: Any) -> bool:
         return False
     return True
 
+
+def _no_credentials(v: Any) -> bool:
+    """A path or URL that carries no user or password (those go in the environment)."""
+    return string(v) and not re.search(r"://[^/@\s]*@", v)
+
+
+def _non_negative_number(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v) and v >= 0
+
+
+def _seconds(v: Any) -> bool:
+    return _non_negative_number(v) and v > 0
+
+
+SYNC: dict[str, tuple[Checker, str]] = {
+    "dest": (_no_credentials, "a path or an fsspec URL without a user or password in it"),
+    "interval": (_seconds, "a positive number of seconds"),
+    "final_timeout": (_non_negative_number, "a number of seconds, 0 or more"),
+}
 
 DOCTOR: dict[str, tuple[Checker, str]] = {
     "checks": (

@@ -129,7 +129,7 @@ def check_settings(values: dict[str, Any], report: Report, name: Callable[[str],
 
     Types and ranges are the loader's (``SETTINGS``); these need the value's meaning.
     """
-    for key in ("flush_interval", "memory_interval"):
+    for key in ("flush_interval", "memory_interval", "gpu_interval"):
         if key in values:
             _seconds(values[key], name(key), report)
     patterns = values.get("redact_patterns")

@@ -273,7 +273,16 @@ def example(row: dict[str, Any], chars: int = 240) -> dict[str, Any]:
     text = str(row.get("model_output") or "")
     out = {
         k: row[k]
-        for k in ("step", "sample", "question", "total_reward", "correct", "rewards", "count")
+        for k in (
+            "step",
+            "sample",
+            "question",
+            "total_reward",
+            "advantage",
+            "correct",
+            "rewards",
+            "count",
+        )
         if row.get(k) is not None
     }
     out["text"] = text if len(text) <= chars else text[:chars] + "…"

@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from gemmalog.doctor._core import (
+    COMPUTABLE,
     Check,
     Context,
     Finding,
@@ -149,7 +150,10 @@ def reward_dominance(ctx: Context, chk: Check) -> list[Finding]:
         per_step: dict[int, dict[str, float]] = defaultdict(dict)
         for fn, rows in fns.items():
             for r in rows:
-                per_step[r["step"]][fn] = r["magnitude"]
+                # Left out like a Series leaves them out (the non_finite check reports
+                # them): one inf would make every share nan.
+                if r["magnitude"] is not None and -COMPUTABLE <= r["magnitude"] <= COMPUTABLE:
+                    per_step[r["step"]][fn] = r["magnitude"]
         steps = sorted(per_step)
         whole = Series(steps, [sum(per_step[s].values()) for s in steps])
         w = whole.windows(cfg)

@@ -1,4 +1,4 @@
-"""No-learning-signal check: whole prompt groups with one reward, so the advantage is zero."""
+"""No-learning-signal check: whole prompt groups whose advantages are all zero."""
 
 from __future__ import annotations
 
@@ -22,13 +22,18 @@ def _stretches(series: Series, level: float) -> list[list[int]]:
 
 @check("zero_signal", "error", "no learning signal")
 def zero_signal(ctx: Context, chk: Check) -> list[Finding]:
-    """TRL's ``frac_reward_zero_std`` (else the same share computed from the completions)
-    stays above a threshold for many consecutive steps."""
+    """The share of prompt groups whose advantages are all zero stays above a threshold for
+    many consecutive steps: read from the advantages the completions carry (the TRL
+    integration logs the ones GRPO used), else TRL's ``frac_reward_zero_std``, else the
+    groups' total rewards."""
     out: list[Finding] = []
+    advantages = ctx.by_run(ctx.rows("signal", "zero_advantage_steps"))
     computed = ctx.by_run(ctx.rows("signal", "zero_spread_steps"))
     for run in ctx.runs:
         cfg = ctx.settings[run]
-        source, share = "frac_reward_zero_std", ctx.metric(run, "frac_reward_zero_std")
+        source, share = "advantages", Series.of(advantages.get(run, []), "zero_share")
+        if not share.steps:
+            source, share = "frac_reward_zero_std", ctx.metric(run, "frac_reward_zero_std")
         if not share.steps:
             source, share = "completions", Series.of(computed.get(run, []), "zero_share")
         long = [s for s in _stretches(share, cfg.zero_std_share) if len(s) >= cfg.zero_std_steps]

@@ -7,7 +7,7 @@ CREATE OR REPLACE TEMP TABLE _doctor_completions AS
 SELECT run, rank, coalesce(phase, 'train') AS phase, step, sample,
        coalesce(prompt, question, '') AS prompt_key,
        hash(model_output) AS text_hash,
-       total_reward, correct, length, length_tokens, rewards
+       total_reward, correct, length, length_tokens, rewards, advantage
 FROM completions
 WHERE step IS NOT NULL;
 

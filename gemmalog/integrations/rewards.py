@@ -41,9 +41,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gemmalog import event_builders, running
+from gemmalog.integrations.advantages import (
+    AdvantageSettings,
+    Capture,
+    computed_advantages,
+    pending_extra,
+    read_logged,
+    trainer_of,
+)
 from gemmalog.notices import say, warn_once
 from gemmalog.processors.derive import GENERATIONS, TOKEN_LENGTHS
 from gemmalog.processors.expand import emit_expanding, with_envelope
+from gemmalog.processors.messages import conversation
 from gemmalog.processors.sanitize import Sanitize, flat_finite_numbers
 from gemmalog.processors.textstats import completion_text, extract_reasoning_and_answer
 
@@ -88,7 +97,22 @@ def _prompt_text(prompt: Any) -> str:
 
 
 class _Batch:
-    __slots__ = ("completions", "first", "kwargs", "names", "phase", "prompts", "step", "values")
+    __slots__ = (
+        "advantages",
+        "completions",
+        "extra",
+        "first",
+        "kwargs",
+        "metrics",
+        "names",
+        "phase",
+        "prompts",
+        "settings",
+        "source",
+        "step",
+        "trainer",
+        "values",
+    )
 
     def __init__(
         self, completions: Any, prompts: Any, kwargs: dict[str, Any], step: int | None, phase: str
@@ -101,6 +125,12 @@ class _Batch:
         self.values: dict[str, list[Any]] = {}
         self.names: list[str] = []
         self.first = 0  # the sample number of its first completion in (phase, step)
+        self.trainer: Any = None  # the GRPOTrainer that called the functions, when known
+        self.extra: dict[str, list[Any]] = {}  # log_extra columns, this batch's values
+        self.metrics: dict[str, list[Any]] = {}  # log_metric values the wrappers saw
+        self.advantages: list[float] | None = None
+        self.source: str | None = None  # "trl" or "computed"
+        self.settings: AdvantageSettings | None = None
 
 
 class RewardCollector:
@@ -144,6 +174,13 @@ class RewardCollector:
         self.phase_of: Callable[[], str] | None = None
         self.max_completion_length: int | None = None
         self.logging_frequency: int | None = None  # None: the configuration's metrics section
+        #: The GRPOConfig the callback saw: what TRL's advantage formula needs when no trainer
+        #: is reachable through a reward call's ``log_extra``.
+        self.grpo_config: Any = None
+        #: Set by a GemmalogCallback while training: it calls :meth:`flush` after every
+        #: generation, so a scored batch may wait for the advantages TRL computes after it.
+        self.hooked = False
+        self._awaiting: list[_Batch] = []  # scored, waiting for the trainer's advantages
         #: phase -> [correct, total]; updated on the listener thread under ``_count_lock``.
         self.counts: dict[str, list[int]] = {}
         self._samples: dict[tuple[str, int | None], int] = {}
@@ -181,6 +218,7 @@ class RewardCollector:
                 self.counts = {}
             self._samples = {}
             self._pending = None
+            self._awaiting = []
 
     def resume(self, step: int) -> None:
         """Continue the counts of a run resumed from a checkpoint at optimizer step ``step``.
@@ -222,14 +260,17 @@ class RewardCollector:
         prompts: Any,
         completions: Any,
         kwargs: dict[str, Any],
+        capture: Capture | None = None,
     ) -> None:
         done: list[_Batch] = []
         with self._lock:
             self._follow_run()
             batch = self._pending
             if batch is None or batch.completions is not completions:
+                # A new batch: TRL computed the advantages of the ones before it meanwhile.
+                done.extend(self._released())
                 if batch is not None:
-                    done.append(batch)
+                    done.append(self._with_trainer_values(batch))
                 state = kwargs.get("trainer_state")
                 phase = self.phase_of() if self.phase_of is not None else "train"
                 global_step = getattr(state, "global_step", None)
@@ -239,8 +280,18 @@ class RewardCollector:
                     else (global_step + 1 if phase == "train" else global_step)
                 )
                 batch = self._pending = _Batch(completions, prompts, kwargs, step, phase)
+                batch.trainer = trainer_of(kwargs)
+                source = batch.trainer if batch.trainer is not None else self.grpo_config
+                batch.settings = None if source is None else AdvantageSettings.of(source, phase)
             batch.values[name] = list(values)
             batch.names.append(name)
+            if batch.trainer is not None:  # every function's log_extra so far, wrapped or not
+                batch.extra.update(pending_extra(batch.trainer))
+            if capture is not None:
+                for column, logged in capture.extra.items():
+                    batch.extra.setdefault(column, logged)
+                for metric, logged in capture.metrics.items():
+                    batch.metrics.setdefault(metric, []).extend(logged)
             expected = self.expected
             # The count first: only the batch's last function needs the names compared.
             if (
@@ -249,20 +300,47 @@ class RewardCollector:
                 and all(n in batch.values for n in expected)
             ):
                 self._pending = None
-                done.append(batch)
+                if batch.trainer is not None and self.hooked:
+                    self._awaiting.append(batch)  # TRL computes its advantages next
+                else:
+                    done.append(batch)
             handover = [(b, p) for b in done if (p := self._claim(b)) is not None]
         # Outside the lock: with the block policy a full queue makes this thread wait.
         for b, pipeline in handover:
             self._hand_over(b, pipeline)
 
     def flush(self) -> None:
-        """Log a batch still waiting for functions that were not wrapped (the callback calls it)."""
+        """Log the batches waiting for TRL's advantages, and one still waiting for functions
+        that were not wrapped (the callback calls it after every generation)."""
         with self._lock:
             self._follow_run()
+            batches = self._released()
             batch, self._pending = self._pending, None
-            pipeline = None if batch is None else self._claim(batch)
-        if batch is not None and pipeline is not None:
-            self._hand_over(batch, pipeline)
+            if batch is not None:
+                batches.append(self._with_trainer_values(batch))
+            handover = [(b, p) for b in batches if (p := self._claim(b)) is not None]
+        for b, pipeline in handover:
+            self._hand_over(b, pipeline)
+
+    def _released(self) -> list[_Batch]:
+        """The batches waiting for advantages, with them. Called with the lock held."""
+        batches, self._awaiting = self._awaiting, []
+        return [self._with_trainer_values(b) for b in batches]
+
+    @staticmethod
+    def _with_trainer_values(batch: _Batch) -> _Batch:
+        """``batch`` with the advantages TRL logged for it, when its trainer still has them
+        (read on the training thread: the next generation replaces them)."""
+        if batch.trainer is not None and batch.advantages is None:
+            try:
+                logged = read_logged(batch.trainer, batch.completions)
+            except Exception:  # a trainer of another shape: the formula's value instead
+                logged = None
+            if logged is not None:
+                batch.advantages, batch.source = logged[0], "trl"
+                batch.extra.update(logged[1])  # TRL's table: every function's columns
+            batch.trainer = None  # not kept alive by a batch on the queue
+        return batch
 
     def accuracy(self, phase: str = "train") -> tuple[int, int, float]:
         """``(correct, total, fraction)`` of the samples of ``phase`` in the running run.
@@ -347,6 +425,33 @@ class RewardCollector:
                 counts[1] += tally[1]
         return with_envelope(carrier, events, _BatchSanitize(pipeline.chain[0]))
 
+    def _advantages(
+        self, batch: _Batch, scores: dict[str, list[float]], n: int
+    ) -> tuple[list[float] | None, str | None]:
+        """The batch's advantages: TRL's own when they were read, else TRL's formula over
+        every reward function's scores (None when a function's scores are unknown, e.g. a
+        reward model, or the batch is not whole groups)."""
+        if batch.advantages is not None and len(batch.advantages) == n:
+            return batch.advantages, batch.source
+        settings = batch.settings
+        if settings is None or n == 0:
+            return None, None
+        positions = self.positions
+        if len(scores) != self.total_functions or not all(name in positions for name in scores):
+            return None, None
+        ordered = sorted(scores, key=positions.__getitem__)
+        weights = settings.weights or (1.0,) * len(ordered)
+        if len(weights) != len(ordered):
+            return None, None
+        computed = computed_advantages(
+            [scores[name] for name in ordered],
+            weights,
+            settings.num_generations,
+            settings.scale_rewards,
+            settings.aggregation,
+        )
+        return (computed, "computed") if computed is not None else (None, None)
+
     def _batch_events(
         self, batch: _Batch, pipeline: Pipeline, events: list[dict[str, Any]], tally: list[int]
     ) -> None:
@@ -373,6 +478,8 @@ class RewardCollector:
         # rewards and the reward events are read from these lists.
         scores = {name: [_reward_value(v) for v in values] for name, values in batch.values.items()}
         weights = self.reward_weights
+        advantages, source = self._advantages(batch, scores, n)
+        extra = {c: v for c, v in batch.extra.items() if len(v) == n}
         extractor = self.extractor
         # correct_reward comes first; correct_fn, when asked, is given the sample as a dict.
         correct_fn = self.correct_fn if self.correct_reward is None else None
@@ -409,6 +516,15 @@ class RewardCollector:
                 tally[1] += 1
                 tally[0] += int(correct)
             if model_logger is not None:
+                more: dict[str, Any] = {}
+                if advantages is not None:
+                    more["advantage"] = advantages[i]
+                    more["advantage_source"] = source
+                if extra:
+                    more["extra"] = {column: values[i] for column, values in extra.items()}
+                talk = conversation(prompts[i], completions[i])
+                if talk is not None:
+                    more["messages"], more["prompt_turns"] = talk
                 events.append(
                     event_builders.model_output_event(
                         model_logger,
@@ -425,6 +541,7 @@ class RewardCollector:
                         total_reward=total,
                         length_tokens=length_tokens,
                         extractor=again or extract_reasoning_and_answer,
+                        **more,
                     )
                 )
         if metrics_config.enabled("reward_metrics") and reward_logger is not None:
@@ -440,6 +557,24 @@ class RewardCollector:
                     event_builders.reward_summary_event(
                         reward_logger, batch.step, batch.values, phase=batch.phase
                     )
+                )
+        if batch.metrics and not self.hooked and metrics_logger is not None:
+            # No callback relays TRL's on_log (where log_metric values arrive averaged):
+            # the batch's own values, averaged as TRL averages them per batch.
+            means = {}
+            for metric, logged in batch.metrics.items():
+                numbers = [v for v in map(_number, logged) if v is not None]
+                if numbers:
+                    means[metric] = sum(numbers) / len(numbers)
+            if means and batch.step is not None:
+                events.append(
+                    {
+                        "kind": "metrics",
+                        "logger": metrics_logger,
+                        "step": batch.step,
+                        "phase": batch.phase,
+                        "metrics": means,
+                    }
                 )
         frequency = max(1, self.logging_frequency or metrics_config.logging_frequency)
         if (
@@ -606,7 +741,7 @@ def wrap_reward_function(
     fn_name = name or reward_name(func)
     key = label or fn_name
 
-    def report(result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def report(result: Any, args: tuple[Any, ...], kwargs: dict[str, Any], capture: Capture) -> Any:
         # A list (what reward functions return) is no iterator: the ABC check is skipped.
         if type(result) is not list and isinstance(result, Iterator):
             result = list(result)
@@ -614,7 +749,7 @@ def wrap_reward_function(
             prompts = kwargs.get("prompts", args[0] if args else None)
             completions = kwargs.get("completions", args[1] if len(args) > 1 else None)
             if completions is not None and result is not None:
-                collector.record(key, result, prompts, completions, kwargs)  # record copies it
+                collector.record(key, result, prompts, completions, kwargs, capture)
         except Exception as exc:  # never let logging change what training sees
             collector.errors += 1
             if collector.errors == 1:
@@ -624,13 +759,15 @@ def wrap_reward_function(
     if _is_async(func):
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            return report(await func(*args, **kwargs), args, kwargs)
+            capture = Capture()  # log_extra / log_metric pass through it to TRL's
+            return report(await func(*args, **capture.wrap(kwargs)), args, kwargs, capture)
 
         wrapped: Callable[..., Any] = async_wrapper
     else:
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return report(func(*args, **kwargs), args, kwargs)
+            capture = Capture()  # log_extra / log_metric pass through it to TRL's
+            return report(func(*args, **capture.wrap(kwargs)), args, kwargs, capture)
 
         wrapped = wrapper
     with contextlib.suppress(AttributeError, TypeError):  # docstring, module, attributes

@@ -27,7 +27,10 @@ What it records, without monkeypatching:
 - resource metrics every ``metrics.logging_frequency`` steps, gradient norms per parameter
   group every ``metrics.gradient_frequency`` steps (taken in ``on_pre_optimizer_step``, so
   after transformers' gradient clipping);
-- through the wrapped reward functions: every completion with every function's score.
+- through the wrapped reward functions: every completion with every function's score, the
+  advantage TRL used for it (read from the trainer after each generation: see
+  ``gemmalog/integrations/advantages.py``), what reward functions logged through TRL's
+  ``log_extra``, and the whole conversation of conversational data (``messages``).
 
 Every rank writes its own shard; TensorBoard and CSV are written by rank 0 only (the
 pipeline does not build those sinks elsewhere). No collective call is made.
@@ -161,6 +164,10 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             self.collector.resume(state.global_step)
         self.collector.phase_of = self._phase
         self.collector.max_completion_length = getattr(args, "max_completion_length", None)
+        # Advantages: the trainer's own, read after each generation (flush() below, on every
+        # hook that follows one); the config's settings for the formula when it is out of reach.
+        self.collector.grpo_config = args
+        self.collector.hooked = True
         weights = getattr(args, "reward_weights", None)
         collector = self.collector
         if weights and collector.positions and len(weights) == collector.total_functions:
@@ -209,6 +216,14 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         step = state.global_step + 1
         if step % self._frequency(self._gradient_frequency, "gradient_frequency") == 0:
             self._log_gradients(step, kwargs.get("model") or self._model)
+        return control
+
+    def on_substep_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self.collector.flush()  # a micro-batch's generation (gradient accumulation)
+        return control
+
+    def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self.collector.flush()  # an eval batch's generation
         return control
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
@@ -267,6 +282,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         self.collector.flush()
+        self.collector.hooked = False
         correct, total, accuracy = self.collector.accuracy("train")
         eval_correct, eval_total, eval_accuracy = self.collector.accuracy("eval")
         max_steps = state.max_steps or args.max_steps or 0

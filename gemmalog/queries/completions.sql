@@ -4,6 +4,9 @@
 -- every row read is of one segment (the query cache knows), and then it keeps every row:
 -- DuckDB folds the function into a constant and prunes the branch not taken.
 -- total_reward: the logged one, else the sum of the rewards (_rewards_sum, see _source.sql).
+-- advantage: TRL's own value (advantage_source 'trl') or its formula's ('computed');
+-- extra: what reward functions logged through log_extra (extra->>'column' reads one);
+-- messages: the whole conversation of chat data (prompt_turns of them are the prompt).
 CREATE VIEW completions AS
 WITH outputs AS NOT MATERIALIZED (
     SELECT run, rank, phase, step, sample, ts, epoch,
@@ -12,6 +15,7 @@ WITH outputs AS NOT MATERIALIZED (
            coalesce(total_reward, _rewards_sum) AS total_reward,
            coalesce(length_chars, length(model_output))::INTEGER AS length,
            length_tokens,
+           advantage, advantage_source, extra, messages, prompt_turns,
            segment
     FROM _events_source  -- `events`' rows (kind and run set), with _rewards_sum
     WHERE kind = 'model_output' AND run IS NOT NULL

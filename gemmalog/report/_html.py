@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+import orjson
+
 from gemmalog._version import __version__
 from gemmalog.events import nonfinite_text
 from gemmalog.report import _sections
 from gemmalog.report._data import EXTREMES, NON_FINITE_ROWS, RunData
 from gemmalog.report._plots import color
+from gemmalog.sinks.csvrows import messages_text
 
 #: Section ids, in page order, with their headings.
 SECTIONS = {
@@ -167,12 +170,26 @@ def _run_card(d: RunData, index: int) -> str:
     )
 
 
+def _conversation(messages: Any) -> str:
+    """A completion's whole conversation (the ``messages`` JSON) as readable lines, or ""."""
+    if not messages:
+        return ""
+    try:
+        parsed = orjson.loads(messages) if isinstance(messages, str | bytes) else messages
+    except orjson.JSONDecodeError:
+        return ""
+    text = messages_text(parsed)
+    return text if isinstance(text, str) else ""
+
+
 def _completions(rows: list[dict[str, Any]], title: str) -> str:
     """The scores in columns; the question and the completion in a full-width row under each."""
     if not rows:
         return ""
     fns = sorted({fn for r in rows for fn in (r.get("rewards") or {})})
-    head = ["step", "sample", "phase", "total", *fns, "correct", "answer", "expected"]
+    advantages = any(r.get("advantage") is not None for r in rows)
+    head = ["step", "sample", "phase", "total", *(["advantage"] if advantages else [])]
+    head += [*fns, "correct", "answer", "expected"]
     body, details = [], []
     for r in rows:
         scores = [(r.get("rewards") or {}).get(fn) for fn in fns]
@@ -182,6 +199,7 @@ def _completions(rows: list[dict[str, Any]], title: str) -> str:
                 r["sample"],
                 r["phase"],
                 r["total_reward"],
+                *([r.get("advantage")] if advantages else []),
                 *scores,
                 r.get("correct"),
                 r.get("answer"),
@@ -190,11 +208,15 @@ def _completions(rows: list[dict[str, Any]], title: str) -> str:
         )
         text = str(r.get("model_output") or "")
         cut = " …" if (r.get("length") or 0) > len(text) else ""
-        details.append(
-            f'<div class="question">{escape(fmt(r.get("question")))}</div>'
+        talk = _conversation(r.get("messages"))
+        shown = (
+            f'<pre class="completion">{escape(talk)}</pre>'
+            if talk
+            else f'<div class="question">{escape(fmt(r.get("question")))}</div>'
             f'<pre class="completion">{escape(text + cut) if text else "(empty completion)"}</pre>'
         )
-    numeric = [True, True, False, True, *([True] * len(fns))]
+        details.append(shown)
+    numeric = [True, True, False, True, *([True] if advantages else []), *([True] * len(fns))]
     return f"<h4>{escape(title)}</h4>{_table(head, body, numeric, details)}"
 
 

@@ -86,6 +86,7 @@ ORDER BY s.run, s.rank, s.ts;
 WITH ranked AS (
     SELECT run, rank, phase, step, sample, total_reward, rewards, correct, question,
            true_answer, answer, left(model_output, 4000) AS model_output, length,
+           advantage, messages,
            row_number() OVER (PARTITION BY run ORDER BY total_reward DESC, step, sample) AS best,
            row_number() OVER (PARTITION BY run ORDER BY total_reward ASC, step, sample) AS worst
     FROM completions

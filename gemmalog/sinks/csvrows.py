@@ -25,7 +25,10 @@ Column rules:
   milliseconds), ``question``, ``answer`` and ``true_answer`` (the reference answer),
   ``llm_reasoning`` (extracted reasoning), ``llm_answer`` (extracted answer), ``model_output``,
   ``prompt``, ``phase``, ``sample``, ``total_reward``, ``length_chars``, ``length_tokens``,
-  ``correct``, ``step``, ``rank``, ``run``. See :data:`COLUMN_FIELDS`.
+  ``correct``, ``step``, ``rank``, ``run``, ``advantage``, ``advantage_source``, ``extra``
+  (compact JSON) and ``messages`` (the conversation as readable lines, see
+  :func:`messages_text`). See :data:`COLUMN_FIELDS`. ``step`` and ``correct`` are added after
+  the configured columns when the configuration leaves them out.
 - Reward columns are appended in the order reward functions first appear in the events. A
   function that first appears halfway extends the header; rows written before it hold an empty
   cell. The live sink rewrites its file once when that happens, so live and rebuilt files match.
@@ -70,6 +73,10 @@ COLUMN_FIELDS: Final[dict[str, str]] = {
     "correct": "correct",
     "length_chars": "length_chars",
     "length_tokens": "length_tokens",
+    "advantage": "advantage",
+    "advantage_source": "advantage_source",
+    "extra": "extra",
+    "messages": "messages",
     "rank": "rank",
     "run": "run",
 }
@@ -170,6 +177,39 @@ class _Timestamps:
         return f"{head}.{micros // 1000:03d}+00:00"
 
 
+def messages_text(messages: Any) -> Any:
+    """A conversation as readable lines: ``role: content`` a message, a tool call as
+    ``assistant -> name({...})``, a tool result as ``tool[name]: ...``; anything that is not
+    a list of messages is returned as it is."""
+    if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+        return messages
+    lines = []
+    for message in messages:
+        role = str(message.get("role", "?"))
+        name = message.get("name")
+        head = f"{role}[{name}]" if name and role == "tool" else role
+        content = message.get("content")
+        if isinstance(content, list):  # typed parts: text, and "<image>" for an image
+            content = " ".join(
+                str(p.get("text", "")) if p.get("type") == "text" else f"<{p.get('type')}>"
+                for p in content
+                if isinstance(p, Mapping)
+            )
+        if content not in (None, ""):
+            lines.append(f"{head}: {content}")
+        for call in message.get("tool_calls") or ():
+            function = call.get("function", call) if isinstance(call, Mapping) else {}
+            arguments = function.get("arguments")
+            if not isinstance(arguments, str):
+                arguments = orjson.dumps(arguments, option=orjson.OPT_NON_STR_KEYS).decode()
+            lines.append(f"{head} -> {function.get('name')}({arguments})")
+    return "\n".join(lines)
+
+
+#: Fields a cell shows through a function of their value.
+_SHOWN: Final[dict[str, Callable[[Any], Any]]] = {"messages": messages_text}
+
+
 def cell(value: Any, raw: bool = False) -> str:
     """One cell's text for one value (see the module's column rules)."""
     t = type(value)
@@ -206,6 +246,8 @@ def csv_row(
         value = event.get(field)
         if field == "ts":
             value = _timestamp(value)
+        elif field in _SHOWN:
+            value = _SHOWN[field](value)
         row.append(cell(value, raw))
     scores = event.get("rewards")
     if not isinstance(scores, Mapping):
@@ -220,6 +262,7 @@ def row_maker(
     """:func:`csv_row` for fixed columns: fields looked up once, plain values (text that
     needs no quote mark, finite numbers, None) written without :func:`cell`."""
     fields = tuple(COLUMN_FIELDS.get(column, column) for column in base)
+    shown = [(i, _SHOWN[f]) for i, f in enumerate(fields) if f in _SHOWN]
     names = tuple(rewards)
     timestamp = _Timestamps()
     danger = _DANGEROUS_FIRST
@@ -241,6 +284,8 @@ def row_maker(
     def row(event: Mapping[str, Any]) -> list[str]:
         get = event.get
         out = [plain(timestamp(get(f)) if f == "ts" else get(f)) for f in fields]
+        for i, show in shown:
+            out[i] = cell(show(get(fields[i])), raw)
         scores = get("rewards")
         if names:
             if isinstance(scores, Mapping):

@@ -14,6 +14,7 @@ metrics, phase train   key ``eval_x`` / ``test_x`` -> ``eval/x``   scalar      t
 generation_metrics     ``generation/<field>``, ``<p>_generation/``  scalar      numeric fields
 reward_summary         ``reward/<fn>/{mean,std,min,max,count}``     scalar      ``<p>_reward/...``
 system                 ``system/<field>``                          scalar      numeric fields
+system (a GPU's)       ``system/gpu<gpu_index>/<field>``           scalar      numeric fields
 reward                 ``reward_values/<fn>``                      histogram   values of the step
 model_output           ``completion/length_chars``                 histogram   per step
 model_output           ``completion/length_tokens``                histogram   per step, when known
@@ -227,8 +228,16 @@ class TensorBoardSink(BaseSink):
                     wall,
                 )
             elif kind == "system":
+                index = event.get("gpu_index")  # one event a device: its tags apart
+                prefix = f"system/gpu{index}" if type(index) is int else "system"
                 self._scalars(
-                    [(f"system/{k}", v) for k, v in event.items() if k not in _ENVELOPE], step, wall
+                    [
+                        (f"{prefix}/{k}", v)
+                        for k, v in event.items()
+                        if k not in _ENVELOPE and k != "gpu_index"
+                    ],
+                    step,
+                    wall,
                 )
             elif kind == "reward_summary":
                 self._reward_summary(event, phase, step, wall)

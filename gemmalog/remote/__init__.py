@@ -1,0 +1,30 @@
+"""Runs beyond one machine: push them to any fsspec location and back, read them where they
+lie, replay them into trackio or W&B.
+
+    from gemmalog.remote import push
+    push("gemmalog_runs/my-run", "s3://bucket/runs")   # lands at s3://bucket/runs/my-run
+
+A user of the public API and of the views (``docs/remote.md``); s3fs and the like are
+imported only when a URL needs them.
+"""
+
+from gemmalog.remote._export import export, replay
+from gemmalog.remote._fs import RemoteError, is_url
+from gemmalog.remote._mirror import cache_home, local_copy, local_run
+from gemmalog.remote._push import ConflictError, PushStats, finished, push, runs_at, watch
+
+__all__ = [
+    "ConflictError",
+    "PushStats",
+    "RemoteError",
+    "cache_home",
+    "export",
+    "finished",
+    "is_url",
+    "local_copy",
+    "local_run",
+    "push",
+    "replay",
+    "runs_at",
+    "watch",
+]

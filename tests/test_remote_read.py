@@ -1,0 +1,173 @@
+"""Runs read where they lie: `runs`, `summary`, `sql`, `doctor`, `report` and `compare` given an
+s3:// or file:// URL answer as they do for the local run, and the query cache stays local."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+import gemmalog
+from gemmalog.cli import cli
+from gemmalog.remote import RemoteError, local_copy, push
+from tests import s3server
+
+SQL = (
+    "SELECT run, step, name, value FROM metrics ORDER BY ALL",
+    "SELECT * EXCLUDE (ts) FROM completions ORDER BY ALL",
+    "SELECT * EXCLUDE (ts) FROM rewards ORDER BY ALL",
+    "SELECT run, status, steps, ranks, last_reward FROM runs ORDER BY run",
+)
+
+
+def make_runs(root: Path, names: tuple[str, ...] = ("ra", "rb"), steps: int = 12) -> None:
+    for n, name in enumerate(names):
+        gemmalog.initialize(root=str(root), run_id=name, capture_stdlib=False)
+        for step in range(1, steps + 1):
+            for i in range(4):
+                gemmalog.log_model_output(
+                    f"q{step}",
+                    "4",
+                    f"<answer>{(step + i + n) % 5}</answer> " + "text " * (i + 1),
+                    step=step,
+                    rewards={"format": 1.0, "correct": float((step + i + n) % 5 == 4)},
+                )
+            gemmalog.log_training_progress(step, {"loss": 1.0 / step, "kl": 0.01 * step * (n + 1)})
+        gemmalog.shutdown()
+
+
+def run_cli(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def summary(where: str, cache: Path) -> dict:
+    out = orjson.loads(run_cli("--cache-dir", str(cache), "summary", where, "--json"))
+    return out
+
+
+@pytest.fixture
+def remote_root(bucket: str, root: Path) -> str:
+    make_runs(root)
+    push(root, bucket)
+    return bucket
+
+
+def test_summary_of_a_remote_run_equals_the_local(
+    remote_root: str, root: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    for name in ("ra", "rb"):
+        local = summary(str(root / name), cache)
+        for where in (f"{remote_root}/{name}", f"file://{root / name}"):
+            remote = summary(where, cache)
+            assert remote["run"].pop("dir") == where  # it names where the run lies
+            assert remote == {**local, "run": {k: v for k, v in local["run"].items() if k != "dir"}}
+        by_root = orjson.loads(
+            run_cli("--cache-dir", str(cache), "summary", name, "--root", remote_root, "--json")
+        )
+        by_root["run"].pop("dir")
+        local["run"].pop("dir")
+        assert by_root == local
+
+
+def test_sql_runs_doctor_compare_report_answer_the_same(
+    remote_root: str, root: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    for query in SQL:
+        local = run_cli("sql", str(root), query, "--format", "csv")
+        assert local.count("\n") > 2
+        assert (
+            run_cli("--cache-dir", str(cache), "sql", remote_root, query, "--format", "csv")
+            == local
+        )
+    assert run_cli("--cache-dir", str(cache), "runs", remote_root) == run_cli("runs", str(root))
+    local_doctor = orjson.loads(run_cli("doctor", str(root / "ra"), "--json"))
+    remote_doctor = orjson.loads(
+        run_cli("--cache-dir", str(cache), "doctor", f"{remote_root}/ra", "--json")
+    )
+    assert remote_doctor == local_doctor
+    assert run_cli(
+        "--cache-dir", str(cache), "compare", f"{remote_root}/ra", f"{remote_root}/rb"
+    ) == run_cli("compare", str(root / "ra"), str(root / "rb"))
+    pytest.importorskip("matplotlib")
+    run_cli("report", str(root / "ra"), "-o", str(tmp_path / "local.html"))
+    run_cli(
+        "--cache-dir",
+        str(cache),
+        "report",
+        f"{remote_root}/ra",
+        "-o",
+        str(tmp_path / "remote.html"),
+    )
+    stamp = re.compile(rb"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?(\.\d+)?( UTC)?")
+    local_html = stamp.sub(b"", (tmp_path / "local.html").read_bytes())
+    remote_html = stamp.sub(b"", (tmp_path / "remote.html").read_bytes())
+    # the one difference: the report names the directory it read, here the local copy
+    copy = local_copy(f"{remote_root}/ra", cache_dir=cache)
+    assert remote_html.count(copy.encode()) == 1
+    remote_html = remote_html.replace(copy.encode(), str(root / "ra").encode())
+    assert remote_html == local_html
+
+
+def test_the_query_cache_stays_local_and_new_bytes_are_all_that_is_fetched(
+    s3: s3server.S3Server, remote_root: str, root: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    summary(f"{remote_root}/ra", cache)
+    client = s3.client()
+    prefix = remote_root.split("/", 3)[3] + "/"
+    keys = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=s3server.BUCKET, Prefix=prefix)["Contents"]  # type: ignore[attr-defined]
+    ]
+    assert keys and not any("cache" in k for k in keys)  # nothing written to the store
+    copy = Path(local_copy(f"{remote_root}/ra", cache_dir=cache))
+    assert copy.is_relative_to(cache)
+    assert any(cache.rglob("cache.json"))  # the query cache, local
+    shard = copy / "events.0.jsonl"
+    before = (shard.stat().st_ino, shard.stat().st_mtime_ns, shard.read_bytes())
+    summary(f"{remote_root}/ra", cache)
+    assert (shard.stat().st_ino, shard.stat().st_mtime_ns, shard.read_bytes()) == before
+    # the run goes on (resumed) and is pushed again: the copy follows, appending only
+    gemmalog.initialize(root=str(root), run_id="ra", capture_stdlib=False)
+    gemmalog.log_training_progress(13, {"loss": 0.01})
+    gemmalog.shutdown()
+    push(root / "ra", remote_root)
+    after = summary(f"{remote_root}/ra", cache)
+    assert after["run"]["steps"] == 13 and after["loss"]["train"]["last"] == 0.01
+    assert shard.stat().st_ino == before[0] and shard.read_bytes().startswith(before[2])
+    local = summary(str(root / "ra"), tmp_path / "other-cache")
+    local["run"].pop("dir"), after["run"].pop("dir")
+    assert after == local
+
+
+def test_a_remote_run_that_is_missing_is_one_line(bucket: str) -> None:
+    result = CliRunner().invoke(cli, ["summary", f"{bucket}/nope", "--json"])
+    assert result.exit_code == 1
+    assert result.output.startswith("gemmalog: error: ") and "no such run" in result.output
+    with pytest.raises(RemoteError, match="no such run"):
+        local_copy(f"{bucket}/nope")
+
+
+def test_a_remote_run_replaced_by_another_is_fetched_anew(
+    s3: s3server.S3Server, bucket: str, tmp_path: Path
+) -> None:
+    make_runs(tmp_path / "first", ("ra",), steps=3)
+    push(tmp_path / "first" / "ra", bucket)
+    cache = tmp_path / "cache"
+    assert summary(f"{bucket}/ra", cache)["run"]["run"] == "ra"
+    client = s3.client()
+    prefix = bucket.split("/", 3)[3] + "/ra/"
+    for o in client.list_objects_v2(Bucket=s3server.BUCKET, Prefix=prefix)["Contents"]:  # type: ignore[attr-defined]
+        client.delete_object(Bucket=s3server.BUCKET, Key=o["Key"])  # type: ignore[attr-defined]
+    make_runs(tmp_path / "second", ("other",), steps=5)
+    (tmp_path / "second" / "other").rename(tmp_path / "second" / "ra")
+    push(tmp_path / "second" / "ra", bucket)
+    again = summary(f"{bucket}/ra", cache)
+    assert (again["run"]["run"], again["run"]["steps"]) == ("other", 5)
