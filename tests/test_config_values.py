@@ -237,6 +237,20 @@ PATH_CASES = {
         "handlers:\n  f:\n    class: file\n    filename: doctor.live.jsonl\n",
         4, "handlers.f.filename", "is one of gemmalog's own files",
     ),
+    "the writer lock": (
+        "handlers:\n  f:\n    class: file\n    filename: .writer.0.lock\n",
+        4, "handlers.f.filename", "is one of gemmalog's own files",
+    ),
+    "a file that is another handler's rotated form": (
+        "handlers:\n  a:\n    class: rotating_file\n    filename: logs/x.log\n"
+        "  b:\n    class: file\n    filename: logs/x.log.1\n",
+        7, "handlers.b.filename", "'logs/x.log.1' is also written by handlers.a.filename",
+    ),
+    "a file that is another handler's per-rank form": (
+        "handlers:\n  a:\n    class: file\n    filename: logs/x.rank1.log\n"
+        "  b:\n    class: file\n    filename: logs/x.log\n",
+        7, "handlers.b.filename", "'logs/x.log' is also written by handlers.a.filename",
+    ),
     "another run's shard by absolute path": (
         "handlers:\n  f:\n    class: file\n    filename: /srv/runs/A/events.0.jsonl\n",
         4, "handlers.f.filename", "is one of gemmalog's own files",

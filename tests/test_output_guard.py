@@ -102,6 +102,8 @@ RUN_FILES = [
     "link-to-a/logs/training.log",
     "runs/a/.gemmalog-cache/cache.json",
     "runs/a/events.1.jsonl",  # a shard not written yet is the run's too
+    "runs/b/doctor.live.jsonl",  # the live doctor's findings
+    "runs/b/.writer.0.lock",  # the writer lock (a file written over would drop the lock)
     OUTSIDE_LOG,  # run c's text log, outside its directory: named in its run.json
     OUTSIDE_LOG + ".1",  # and its rotated form
     "outside-logs/train.rank3.log",  # and the text log of another rank
@@ -171,6 +173,18 @@ def test_a_symlink_or_hard_link_to_a_shard_is_refused(inside: Path, tmp_path: Pa
     os.link(inside / "runs" / "b" / "run.json", tmp_path / "hard.csv")
     _refused(inside, "report", "runs/a", "-o", str(tmp_path / "innocent.html"))
     message = _refused(inside, "to-csv", "runs/a", "-o", str(tmp_path / "hard.csv"))
+    assert "same file" in message
+
+
+@pytest.mark.parametrize(
+    "target", ["runs/b/logs/training.log", "runs/b/logs/model_outputs.csv", OUTSIDE_LOG]
+)
+def test_a_hard_link_to_any_sink_file_is_refused(inside: Path, tmp_path: Path, target: str) -> None:
+    """A second name of a sink file (the text log, the CSV, a configured log outside the run)
+    is that file: writing the report there would replace the log."""
+    link = tmp_path / "report.html"
+    os.link(inside / target, link)
+    message = _refused(inside, "report", "runs/a", "-o", str(link))
     assert "same file" in message
 
 

@@ -36,12 +36,28 @@ MIN_STRING_LENGTH: Final = 64
 #: Longest interval, in seconds, of a flush or sampling setting (one day).
 MAX_SECONDS: Final = 86_400.0
 #: gemmalog's own files in a run directory (shards, run.json and its temporary copy, the live
-#: doctor's findings): no handler may write to them.
-OWN_FILES: Final = ("events.*.jsonl", "run.json", ".run.json.*", "doctor.live.jsonl")
+#: doctor's findings, the writer lock of each rank): no handler may write to them.
+OWN_FILES: Final = (
+    "events.*.jsonl",
+    "run.json",
+    ".run.json.*",
+    "doctor.live.jsonl",
+    ".writer.*.lock",
+)
 #: The query cache's folder, in a run directory or beside shards (queries/_cache_store.py).
 CACHE_NAME: Final = ".gemmalog-cache"
 #: Handler options naming a file or directory a handler writes.
 PATH_OPTIONS: Final = ("filename", "log_dir")
+
+
+def sink_file_form(name: str, written: str) -> bool:
+    """``name`` is ``written`` or a form of it a sink makes: per rank (``x.rank1.log``),
+    rotated (``x.log.3``), set aside (``x.1.csv``) or being replaced (``x.csv.tmp``)."""
+    stem, dot, suffix = written.partition(".")
+    tail = re.escape(dot + suffix) if dot else ""
+    form = rf"{re.escape(stem)}(?:\.rank\d+)?(?:\.\d+)?{tail}(?:\.\d+|\.tmp)?"
+    return re.fullmatch(form, name) is not None
+
 
 #: (where, message) for each problem found.
 Report = Callable[[str, str], None]
@@ -86,7 +102,8 @@ def _own_path(value: Any, where: str, report: Report) -> None:
 
 
 def _shared_paths(config: Config, report: Report) -> None:
-    """Two handlers writing one file, or one writing inside the other's directory."""
+    """Two handlers writing one file (or one the other's per-rank or rotated form), or one
+    writing inside the other's directory."""
     seen: list[tuple[PurePath, str]] = []
     for handler in config.handlers.values():
         for key in PATH_OPTIONS if handler.type != "user" else ():
@@ -96,7 +113,17 @@ def _shared_paths(config: Config, report: Report) -> None:
             path = PurePath(os.path.normpath(os.path.expanduser(value)))
             where = f"handlers.{handler.name}.{key}"
             for other, other_where in seen:
-                if path == other or other in path.parents or path in other.parents:
+                if (
+                    other in path.parents
+                    or path in other.parents
+                    or (
+                        path.parent == other.parent
+                        and (
+                            sink_file_form(path.name, other.name)
+                            or sink_file_form(other.name, path.name)
+                        )
+                    )
+                ):
                     report(
                         where,
                         f"{value!r} is also written by {other_where}; give each handler its "

@@ -15,13 +15,13 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from gemmalog.config.validate import sink_file_form
 from gemmalog.queries._cache_store import CACHE_NAME, MANIFEST, cache_root
 from gemmalog.queries._paths import SHARDS, QueryError, Source, default_root
 
@@ -34,6 +34,8 @@ _RESERVED = (
     "tensorboard",
     "training*.log*",
     "model_outputs*.csv*",
+    "doctor.live.jsonl*",
+    ".writer.*.lock",
 )
 _PATH_OPTIONS = ("filename", "log_dir")
 
@@ -70,15 +72,6 @@ def _configured(run_dir: Path) -> Iterator[Path]:
                 yield Path(os.path.realpath(path if path.is_absolute() else run_dir / path))
 
 
-def _variant(name: str, written: str) -> bool:
-    """``name`` is ``written`` or a form of it a sink makes: per rank (``x.rank1.log``),
-    rotated (``x.log.3``), set aside (``x.1.csv``) or being replaced (``x.csv.tmp``)."""
-    stem, dot, suffix = written.partition(".")
-    tail = re.escape(dot + suffix) if dot else ""
-    form = rf"{re.escape(stem)}(?:\.rank\d+)?(?:\.\d+)?{tail}(?:\.\d+|\.tmp)?"
-    return re.fullmatch(form, name) is not None
-
-
 def _owned(target: Path, run_dir: Path, folder: bool) -> str | None:
     """How ``target`` would write over ``run_dir``'s files, else None (both real paths)."""
     if target == run_dir:
@@ -94,7 +87,7 @@ def _owned(target: Path, run_dir: Path, folder: bool) -> str | None:
             return _where(target, written, run_dir)
         if folder and target in written.parents:
             return f"holds {written}, which belongs to the run {run_dir}"
-        if target.parent == written.parent and _variant(target.name, written.name):
+        if target.parent == written.parent and sink_file_form(target.name, written.name):
             return _where(target, target, run_dir)
     return None
 
@@ -177,12 +170,25 @@ def check_output(
 
 
 def _same_file(st: os.stat_result, run_dir: Path) -> str | None:
-    """The name of a run file that is the same file as ``st`` (a hard link), if any."""
-    for name in ("run.json", *(p.name for p in run_dir.glob(SHARDS))):
+    """The run file that is the same file as ``st`` (a hard link), if any: any file in the
+    run directory (but the query cache) or written by its configured handlers. Only a file
+    with more than one link can be another name of a run's file."""
+    if st.st_nlink < 2:
+        return None
+    candidates: list[Path] = []
+    for folder, dirs, files in os.walk(run_dir):
+        dirs[:] = [d for d in dirs if d != CACHE_NAME]
+        candidates += (Path(folder) / f for f in files)
+    for path in _configured(run_dir):
         try:
-            other = os.stat(run_dir / name)
+            candidates += (p for p in path.parent.iterdir() if sink_file_form(p.name, path.name))
+        except OSError:
+            continue
+    for path in candidates:
+        try:
+            other = os.stat(path)
         except OSError:
             continue
         if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
-            return name
+            return str(path.relative_to(run_dir)) if run_dir in path.parents else str(path)
     return None
