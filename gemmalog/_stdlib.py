@@ -24,6 +24,7 @@ from gemmalog.events import as_user_fields, free_name
 
 if TYPE_CHECKING:
     from gemmalog._pipeline import Pipeline
+    from gemmalog.processors.redact import Redact
 
 # What every LogRecord has; anything else was given with ``extra={...}``.
 _RECORD_FIELDS = frozenset(
@@ -83,14 +84,17 @@ class StdlibBridge(logging.handlers.QueueHandler):
             else:
                 pipeline.emit(method, event)
             if pipeline.is_late:
-                _as_without_gemmalog(record, self)
+                _as_without_gemmalog(record, self, pipeline.redact)
         except Exception:
             self.handleError(record)
 
 
-def _as_without_gemmalog(record: logging.LogRecord, bridge: logging.Handler) -> None:
+def _as_without_gemmalog(
+    record: logging.LogRecord, bridge: logging.Handler, redact: Redact | None
+) -> None:
     """After the run: show ``record`` on stderr when no handler but the bridge takes it, as
-    the standard library does without gemmalog (``logging.lastResort``)."""
+    the standard library does without gemmalog (``logging.lastResort``), redacted like the
+    run's own lines (the text, its arguments and any traceback)."""
     last_resort = logging.lastResort
     if last_resort is None or record.levelno < last_resort.level:
         return
@@ -99,6 +103,11 @@ def _as_without_gemmalog(record: logging.LogRecord, bridge: logging.Handler) -> 
         if any(h is not bridge for h in logger.handlers):
             return
         logger = logger.parent if logger.propagate else None
+    if redact is not None:
+        shown = logging.makeLogRecord(record.__dict__)
+        shown.msg, shown.args = redact.text(last_resort.format(record)), None
+        shown.exc_info, shown.exc_text, shown.stack_info = None, None, None
+        record = shown
     last_resort.handle(record)
 
 

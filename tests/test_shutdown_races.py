@@ -371,3 +371,29 @@ def test_a_late_event_does_not_make_a_deleted_run_again(
     assert not run.dir.exists()
     assert list(root.iterdir()) == []
     capfd.readouterr()
+
+
+def test_a_record_shown_on_stderr_after_the_run_is_redacted(root: Path) -> None:
+    """After shutdown() a stdlib record no other handler takes is shown on stderr as the
+    standard library would (a fresh process: pytest's own handlers would take it here); the
+    secret in its text, arguments and traceback is redacted there as in the late shard."""
+    code = f"""
+import logging, gemmalog
+gemmalog.initialize(root={str(root)!r}, run_name="echo", redact_patterns=["XSECRET[0-9]+"])
+gemmalog.shutdown()
+logger = logging.getLogger("late.echo")
+logger.warning("std late %s", "XSECRET333")
+try:
+    raise ValueError("boom XSECRET444")
+except ValueError:
+    logger.exception("failed with XSECRET555")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=HANG
+    )
+    assert done.returncode == 0, done.stderr
+    assert "std late [REDACTED]" in done.stderr
+    assert "failed with [REDACTED]" in done.stderr and "boom [REDACTED]" in done.stderr
+    assert "XSECRET" not in done.stderr
+    late = [e for e in read_events(next(root.iterdir())) if e.get("logger") == "late.echo"]
+    assert [e["event"] for e in late] == ["std late [REDACTED]", "failed with [REDACTED]"]
