@@ -57,8 +57,8 @@ def text(value: Any) -> str:
     try:
         return str(value)
     except Exception as exc:
-        if isinstance(value, int):
-            return int_text(int(value))
+        if isinstance(value, int):  # its own value, never a subclass's __int__ or __index__
+            return int_text(int.__int__(value))
         try:
             return repr(value)
         except Exception:

@@ -36,6 +36,8 @@ def as_step(step: Any, problems: list[str]) -> int | None:
     a NULL step) and TensorBoard leaves its values out, with one notice."""
     if step is None or type(step) is int:
         return step
+    if isinstance(step, int):  # a subclass (bool too): its value, not its methods' answers
+        return int.__int__(step)
     try:
         if not isinstance(step, str | bytes) and float(step) == int(step):
             return int(step)

@@ -56,6 +56,14 @@ class HostileInt(int):
 
     __hash__ = int.__hash__
 
+    def __int__(self) -> int:
+        raise RuntimeError("no int")
+
+    __index__ = __int__
+
+    def __float__(self) -> float:
+        raise RuntimeError("no float")
+
 
 class HostileFloat(float):
     def __repr__(self) -> str:

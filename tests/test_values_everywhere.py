@@ -121,6 +121,7 @@ def test_subclasses_with_hostile_methods_disable_no_sink(
     train.info("raises", r=Raises())
     gemmalog.log_model_output("q", "a", "o", rewards={"f": HostileInt(1), "g": 0.5}, step=2)
     gemmalog.log_training_progress(2, {"loss": HostileFloat(0.25), "n": HostileInt(4)})
+    gemmalog.log_training_progress(HostileInt(3), {"loss": 0.125})  # a step of that kind too
     gemmalog.shutdown()
     assert "disabled" not in capfd.readouterr().err and sink_errors(run.dir) in (None, {})
     lines = {e.get("event"): e for e in read_events(run.dir)}
@@ -132,7 +133,8 @@ def test_subclasses_with_hostile_methods_disable_no_sink(
     assert " - flat\n" in text and "sub i=7 f=1.5 s=x" in text
     rows = pd.read_csv(run.dir / "logs" / "model_outputs.csv", keep_default_na=False)
     assert rows["reward_f"].tolist() == [1.0]
-    assert scalars(run.dir, "train/loss") == {2: 0.25} and scalars(run.dir, "train/n") == {2: 4}
+    assert scalars(run.dir, "train/loss") == {2: 0.25, 3: 0.125}
+    assert scalars(run.dir, "train/n") == {2: 4}
 
 
 # -- the property test: hostile values through every sink and every command -------------
