@@ -155,6 +155,19 @@ def test_cache_dir_refuses_run_folders(
     assert _digest(inside) == before
 
 
+@pytest.mark.parametrize("folder", ["runs/a", "runs/a/logs", "runs/b/tensorboard"])
+def test_connect_refuses_a_cache_root_in_a_run(
+    inside: Path, folder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From Python too: ``gemmalog.connect`` writes its cache under ``$GEMMALOG_CACHE_DIR``,
+    which may be none of any run's folders; nothing is created there."""
+    before = sorted(str(p) for p in inside.rglob("*"))
+    monkeypatch.setenv("GEMMALOG_CACHE_DIR", folder)
+    with pytest.raises(gemmalog.queries.QueryError, match="outside every run's files"):
+        gemmalog.connect("runs/b")
+    assert sorted(str(p) for p in inside.rglob("*")) == before
+
+
 def test_an_output_in_another_caches_folder_is_refused(inside: Path, tmp_path: Path) -> None:
     caches = tmp_path / "caches"
     result = CliRunner().invoke(cli, ["--cache-dir", str(caches), "cache", "build", "runs/b"])

@@ -11,6 +11,8 @@ import duckdb
 
 from gemmalog import events
 from gemmalog.queries._cache import activate, attach, pin
+from gemmalog.queries._cache_store import cache_root, enabled
+from gemmalog.queries._guard import check_output
 from gemmalog.queries._paths import SHARDS, QueryError, Source, default_root, resolve
 from gemmalog.queries._sql import VIEWS, sql_file, sql_list
 
@@ -33,6 +35,8 @@ def connect(
     source = resolve(path, root=root)
     if not source.files():
         raise QueryError(f"{source.label}: no {SHARDS} files found (is it a gemmalog run or root?)")
+    if cache is not False and enabled():
+        _check_cache_root(source)
     con = duckdb.connect(":memory:")
     try:
         attach(con, source, use_cache=cache)
@@ -52,6 +56,21 @@ def connect(
         con.close()
         raise
     return con
+
+
+#: Cache roots already found to be none of any run's files, with the sources they serve.
+_checked_roots: set[tuple[str, str]] = set()
+
+
+def _check_cache_root(source: Source) -> None:
+    """A cache root (``$GEMMALOG_CACHE_DIR``, ``configured(directory=...)``) is written
+    into: it may be none of any run's files (as every command's output; once per root and
+    source)."""
+    folder = cache_root()
+    if folder is None or (folder, source.label) in _checked_roots:
+        return
+    check_output(folder, sources=[source], folder=True, cache=True)
+    _checked_roots.add((folder, source.label))
 
 
 def freeze(con: duckdb.DuckDBPyConnection, columns: Iterable[str] | None = None) -> None:
