@@ -126,8 +126,10 @@ def launch_id() -> str | None:
 
     - All ranks on this node (the local world is the world): the launcher that started them,
       their common parent process (DeepSpeed's ``launch.py``, torchrun's agent, ``mpirun``):
-      ``job-<its start time>-<hash of host, port, its pid and start time>``. Two launches
-      have two launchers, so they never share an id.
+      ``job-<start time>-<hash of host, port, its pid and start time, and the start time
+      of the first of its live children that share this rank's launch variables>``. Two
+      launches have two launchers, or one parent (a sweep script, a notebook calling
+      ``mp.spawn`` twice) whose earlier launch's ranks have ended: either way two ids.
     - Several nodes: each node has its own launcher, so the key is what every rank is told
       alike, the rendezvous ``MASTER_ADDR`` and ``MASTER_PORT``, plus the
       :data:`LAUNCH_WINDOW` in which the local launcher started:
@@ -144,8 +146,9 @@ def launch_id() -> str | None:
     parent, created = started
     addr, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
     if local == world or (local == 0 and addr in ("", "localhost", "127.0.0.1", "::1")):
-        key = f"{socket.gethostname()}:{port}:{parent}:{created}"
-        stamp = _dt.datetime.fromtimestamp(created).strftime("%Y%m%d-%H%M%S")
+        first = _first_sibling_start()
+        key = f"{socket.gethostname()}:{port}:{parent}:{created}:{first}"
+        stamp = _dt.datetime.fromtimestamp(first or created).strftime("%Y%m%d-%H%M%S")
     elif addr and port:
         window = int(created // LAUNCH_WINDOW) * LAUNCH_WINDOW
         key = f"{addr}:{port}:{window}"
@@ -153,6 +156,41 @@ def launch_id() -> str | None:
     else:
         return None
     return f"job-{stamp}-{hashlib.sha1(key.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
+
+
+#: The variables that tell one launch's ranks from another's under the same parent.
+_LAUNCH_VARS = ("MASTER_ADDR", "MASTER_PORT", *(v for pair in _WORLDS for v in pair))
+
+
+def _first_sibling_start() -> float | None:
+    """The start time of the earliest live child of this rank's parent launched with the
+    same launch variables (this rank included): the same for every rank of a launch as long
+    as its first rank runs, and new for a later launch by the same parent, whose earlier
+    ranks have ended. None when the processes cannot be read."""
+    import psutil
+
+    try:
+        me = psutil.Process()
+        first = me.create_time()
+        # Read as the siblings' are (the environment the process started with), not
+        # os.environ, which a rank may change after it starts.
+        mine = {k: me.environ().get(k) for k in _LAUNCH_VARS}
+        siblings = psutil.Process(os.getppid()).children()
+    except (psutil.Error, OSError):
+        return None
+    for sibling in siblings:
+        if sibling.pid == me.pid:
+            continue
+        try:
+            started = sibling.create_time()
+            if started >= first:
+                continue
+            env = sibling.environ()
+        except (psutil.Error, OSError):
+            continue
+        if all(env.get(k) == v for k, v in mine.items()):
+            first = started
+    return first
 
 
 def _launcher_start() -> tuple[int, float] | None:

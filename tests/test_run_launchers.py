@@ -193,3 +193,38 @@ def test_ranks_on_two_nodes_share_a_run_by_rendezvous_and_launch_window(root: Pa
     # another rendezvous port is another launch, in the same window or not
     other = launch(root, [_node(0, "29601")])
     assert other["ranks"][0][0] not in ids  # type: ignore[index]
+
+
+# A sweep script or a notebook: one long-lived parent starts the ranks itself, twice.
+DRIVER = """
+import json, os, subprocess, sys
+root, rank_code = sys.argv[1], sys.argv[2]
+env = {**os.environ, "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+       "MASTER_PORT": "29511"}
+out = []
+for launch in range(2):
+    procs = [subprocess.Popen([sys.executable, "-c", rank_code, root],
+                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, text=True) for r in range(2)]
+    out.append([p.communicate(timeout=120)[0].split() for p in procs])
+print(json.dumps(out))
+"""
+
+
+def test_two_launches_by_one_parent_are_two_runs(tmp_path: Path) -> None:
+    """The earlier launch's ranks have ended when the parent starts the next: its ranks
+    share a run of their own (the first experiment is not hidden under a later segment)."""
+    root = tmp_path / "runs"
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(root), RANK],
+        env=_base_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = json.loads(done.stdout)
+    assert {r[0] for r in first} != {r[0] for r in second}
+    for launch in (first, second):
+        assert len({r[0] for r in launch}) == 1 and sorted(r[1] for r in launch) == ["0", "1"]
+    assert sorted(p.name for p in root.iterdir()) == sorted({first[0][0], second[0][0]})
