@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -384,7 +385,9 @@ def test_torchrun_two_ranks_one_run(root: Path) -> None:
     assert manifest(run_dir)["world_size"] == 2
 
 
-def test_static_rendezvous_run_id_comes_from_the_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_static_rendezvous_run_id_comes_from_the_launcher(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from gemmalog.run_identity import shared_run_id
 
     for key, value in {
@@ -397,14 +400,25 @@ def test_static_rendezvous_run_id_comes_from_the_launcher(monkeypatch: pytest.Mo
     monkeypatch.delenv("GEMMALOG_RUN_ID", raising=False)
     first = shared_run_id()
     assert first is not None and first.startswith("job-")
-    # a sibling rank (same parent, same port) computes the same id in another process
-    code = "from gemmalog.run_identity import shared_run_id; print(shared_run_id())"
+    # sibling ranks (same parent, same port, running together) compute the same id: each
+    # stays until both have computed theirs, as the ranks of a launch run together
+    code = (
+        "import os, sys, time; from gemmalog.run_identity import shared_run_id; "
+        "os.write(1, (str(shared_run_id()) + '\\n').encode()); "
+        "open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close(); "
+        "end = time.monotonic() + 60; "
+        "[time.sleep(0.05) for _ in iter(lambda: len(os.listdir(sys.argv[1])) < 2 "
+        "and time.monotonic() < end, False)]"
+    )
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    rank = f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} {shlex.quote(str(barrier))}"
     out = subprocess.run(
-        ["sh", "-c", f'{sys.executable} -c "{code}"; {sys.executable} -c "{code}"'],
+        ["sh", "-c", f"{rank} & {rank}; wait"],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=True,
     ).stdout.split()
     assert len(out) == 2 and out[0] == out[1] and out[0].startswith("job-")

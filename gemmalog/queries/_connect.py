@@ -64,12 +64,12 @@ _checked_roots: set[tuple[str, str]] = set()
 
 def _check_cache_root(source: Source) -> None:
     """A cache root (``$GEMMALOG_CACHE_DIR``, ``configured(directory=...)``) is written
-    into: it may be none of any run's files (as every command's output; once per root and
-    source)."""
+    into: it may be none of any run's files, nor lie in one (once per root and source; it
+    may hold runs: remote runs are copied under it)."""
     folder = cache_root()
     if folder is None or (folder, source.label) in _checked_roots:
         return
-    check_output(folder, sources=[source], folder=True, cache=True)
+    check_output(folder, sources=[source], cache=True)
     _checked_roots.add((folder, source.label))
 
 
