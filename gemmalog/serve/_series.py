@@ -8,10 +8,12 @@ one step of a hundred thousand is still drawn.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 from gemmalog.serve._sql import queries
 from gemmalog.serve._store import RunStore
+from gemmalog.serve._tail import Unsupported, Window
 
 #: Points a series keeps at most (twice the buckets, plus its ends).
 MAX_POINTS = 2000
@@ -36,14 +38,28 @@ def series(
     """``{"run", "last_step", "series": [{"name", "phase", "steps", "values", "ts",
     "points", "non_finite"}]}`` for steps after ``since_step``; ``points`` is the series'
     length before downsampling."""
+    buckets = max(1, max_points // 2)
     params = {
         "since": -(2**62) if since_step is None else since_step,
         "names": names or [],
-        "buckets": max(1, max_points // 2),
+        "buckets": buckets,
     }
 
+    def from_window(window: Window) -> list[tuple[Any, ...]]:
+        """The rows of series.sql from the lines the server parsed (a live run's new steps)."""
+        assert since_step is not None
+        points = window.points(since_step)
+        if names:
+            points = [p for p in points if p[1] in names]
+        sizes = Counter((p[0], p[1]) for p in points)
+        if any(n > 2 * buckets for n in sizes.values()):
+            raise Unsupported("more points than the curves keep: downsampled by DuckDB")
+        return [(*p, sizes[(p[0], p[1])]) for p in points]
+
     def build() -> dict[str, Any]:
-        _, rows = store.query(run_id, queries("series")["series"], params)
+        rows = None if since_step is None else store.from_window(run_id, from_window)
+        if rows is None:
+            rows = store.query(run_id, queries("series")["series"], params)[1]
         out: dict[tuple[str, str], dict[str, Any]] = {}
         last = since_step
         for phase, name, step, value, ts, count in rows:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import glob
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -23,6 +24,8 @@ from typing import Any, TypeVar
 import duckdb
 
 from gemmalog.queries import QueryError, connect, freeze, list_runs
+from gemmalog.serve._sql import queries
+from gemmalog.serve._tail import Unsupported, Window
 
 #: Columns of the ``runs`` view the runs page shows.
 RUN_COLUMNS = (
@@ -76,6 +79,8 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
     con: duckdb.DuckDBPyConnection | None = None
     state: State | None = None
+    window: Window | None = None
+    no_window: State | None = None  # the state at which no window could be built
 
     def close(self) -> None:
         if self.con is not None:
@@ -196,6 +201,47 @@ class RunStore:
             memo[1][key] = value
         return value
 
+    def from_window(self, run_id: str, answer: Callable[[Window], T]) -> T | None:
+        """``answer(window)`` from the run's newest lines parsed on the server (a watching
+        page's questions: see :mod:`gemmalog.serve._tail`); None when the window cannot
+        answer it, and the caller asks DuckDB."""
+        entry = self._entry(run_id)
+        with entry.lock:
+            window = entry.window
+            if window is not None and not window.follow():
+                window = entry.window = None
+            if window is None:
+                state = run_state(entry.dir)
+                if state is None or state == entry.no_window:
+                    return None
+                self._refresh(entry, state)
+                assert entry.con is not None
+                sizes = {n: (size, ino) for n, size, ino, _ in state if n != "run.json"}
+                try:
+                    rows = entry.con.execute(queries("rollouts")["training_args"]).fetchall()
+                except duckdb.Error:
+                    return None
+                args = arguments(rows[0][0] if rows else None)
+                window = entry.window = Window.build(entry.dir, sizes, entry.con, args)
+                if window is None:
+                    entry.no_window = state
+                    return None
+                if not window.follow():  # what was written while it was built
+                    entry.window = None
+                    return None
+            try:
+                return answer(window)
+            except Unsupported:
+                return None
+
+    def _refresh(self, entry: _Run, state: State) -> None:
+        """Open the run's connection again unless it is at ``state`` (the entry's lock held)."""
+        if entry.con is None or state != entry.state:
+            entry.close()
+            entry.con = _open(entry)
+            entry.state = state
+        self._touch(entry)
+
     @contextmanager
     def connection(self, run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
         """The run's connection, up to date with its files, held for this thread alone."""
@@ -205,11 +251,8 @@ class RunStore:
             if state is None:
                 entry.close()
                 raise _gone(entry)
-            if entry.con is None or state != entry.state:
-                entry.close()
-                entry.con = _open(entry)
-                entry.state = state
-            self._touch(entry)
+            self._refresh(entry, state)
+            assert entry.con is not None
             try:
                 yield entry.con
             except duckdb.Error as exc:
@@ -274,6 +317,17 @@ def _open(entry: _Run) -> duckdb.DuckDBPyConnection:
             500, f"run {entry.run_id}: its files could not be read ({first_line(exc)})"
         ) from None
     return con
+
+
+def arguments(value: Any) -> dict[str, Any]:
+    """The logged GRPOConfig snapshot (a JSON text or a map) as a dict; empty without one."""
+    if value is None:
+        return {}
+    try:
+        value = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _query_runs(root: str) -> tuple[list[str], list[tuple[Any, ...]], list[tuple[str, str]]]:

@@ -1,0 +1,152 @@
+"""A watched live run: the pages' questions about its new steps (``/metrics?since_step=``,
+``/completions?step=<newest>``) are answered from the lines the server parsed itself, with
+exactly what DuckDB answers, and without a query (no connection opened again per change)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette")
+from starlette.testclient import TestClient
+
+import gemmalog
+from gemmalog.serve import create_app
+from tests.serve_support import log_step
+
+LOCAL = "http://127.0.0.1"
+
+
+def _step(step: int) -> None:
+    """A step of every kind the curves and the rollouts read, odd values included."""
+    log_step(step)
+    gemmalog.log_reward(
+        "length_penalty", [-0.1 * step, 0.2, None, math.nan], samples=[0, 1, "x", 3], step=step
+    )
+    gemmalog.log_reward("eval_only", [1.0, 0.5], step=step, phase="eval")
+    gemmalog.log_generation_metrics(
+        step, ["a b", "a b c", ""], token_lengths=[2, 3, 0], max_tokens=3
+    )
+    gemmalog.log_memory_usage(step)
+    gemmalog.log_training_progress(
+        step, {"loss": math.inf if step == 4 else 0.5, "accuracy": 0.25}, phase="eval"
+    )
+    gemmalog.log_model_output(
+        "q eval",
+        "1",
+        "1",
+        rewards={"correctness": 1.0},
+        correct=True,
+        step=step,
+        sample=0,
+        phase="eval",
+    )
+
+
+def _points(body: dict[str, Any]) -> dict[str, Any]:
+    """A /metrics answer with each series' points as a sorted list: a name two sources give
+    (a logged ``accuracy`` metric and the completions') has two points a step, in no order."""
+    if "series" not in body:
+        return body
+    series = {
+        (s["phase"], s["name"]): (
+            s["points"],
+            s["non_finite"],
+            sorted(zip(s["steps"], map(str, s["values"]), s["ts"], strict=True)),
+        )
+        for s in body["series"]
+    }
+    order = [(s["phase"], s["name"]) for s in body["series"]]
+    return {**body, "series": series, "order": order}
+
+
+@pytest.fixture
+def clients(root: Path) -> Iterator[tuple[TestClient, TestClient, list[str]]]:
+    """The server as it runs, one that asks DuckDB every question, and the first's queries."""
+    with (
+        TestClient(create_app([root]), base_url=LOCAL) as live,
+        TestClient(create_app([root]), base_url=LOCAL) as ref,
+    ):
+        ref.app.state.store.from_window = lambda *args, **kwargs: None  # type: ignore[attr-defined]
+        store = live.app.state.store  # type: ignore[attr-defined]
+        asked: list[str] = []
+        query = store.query
+
+        def counted(run_id: str, sql: str, params: dict[str, Any] | None = None) -> Any:
+            asked.append(sql)
+            return query(run_id, sql, params)
+
+        store.query = counted
+        yield live, ref, asked
+
+
+def test_new_steps_come_from_the_parsed_lines(
+    root: Path, clients: tuple[TestClient, TestClient, list[str]]
+) -> None:
+    live, ref, asked = clients
+    run = gemmalog.initialize(root=root, run_name="watched")
+    try:
+        for step in (1, 2):
+            _step(step)
+        gemmalog.flush()
+        path = f"/api/runs/{run.id}"
+        assert _points(live.get(path + "/metrics").json()) == _points(
+            ref.get(path + "/metrics").json()
+        )
+        for step in (3, 4, 5):
+            _step(step)
+            gemmalog.flush()
+            asked.clear()
+            for query in (
+                f"/metrics?since_step={step - 2}",
+                f"/metrics?since_step={step - 1}&names=loss,reward/length_penalty",
+                f"/completions?step={step}",
+                f"/completions?step={step}&phase=eval",
+            ):
+                got = live.get(path + query)
+                assert got.status_code == 200, got.text
+                assert _points(got.json()) == _points(ref.get(path + query).json()), query
+            assert asked == []
+            # more points than the curves keep: downsampled by DuckDB (ties in no fixed order)
+            got = live.get(path + f"/metrics?since_step={step - 3}&max_points=2&names=loss")
+            assert got.status_code == 200 and len(asked) == 1
+        newest = live.get(path + "/metrics?since_step=4").json()
+        loss = {(s["phase"], s["name"]): s for s in newest["series"]}[("eval", "loss")]
+        assert loss["steps"] == [5] and newest["last_step"] == 5
+        four = live.get(path + "/metrics?since_step=3&names=loss").json()["series"]
+        assert {s["phase"]: s["non_finite"] for s in four} == {"eval": 1, "train": 0}
+    finally:
+        gemmalog.shutdown()
+
+
+def test_a_torn_line_and_a_replaced_shard(
+    root: Path, clients: tuple[TestClient, TestClient, list[str]]
+) -> None:
+    live, ref, _ = clients
+    run = gemmalog.initialize(root=root, run_name="torn")
+    try:
+        for step in (1, 2, 3):
+            _step(step)
+        gemmalog.flush()
+    finally:
+        gemmalog.shutdown()
+    path = f"/api/runs/{run.id}"
+    shard = next(Path(run.dir).glob("events.*.jsonl"))
+    live.get(path + "/metrics?since_step=1")  # the window is built
+    with open(shard, "ab") as fh:
+        fh.write(b'{"v":1,"kind":"metrics","run":"' + run.id.encode() + b'","step":4,"metr')
+    for query in ("/metrics?since_step=2", "/completions?step=3"):
+        assert _points(live.get(path + query).json()) == _points(ref.get(path + query).json())
+    with open(shard, "ab") as fh:  # the torn line completed
+        fh.write(b'ics":{"loss":0.125},"ts":1700000000.5}\n')
+    for query in ("/metrics?since_step=2", "/metrics?since_step=3"):
+        assert _points(live.get(path + query).json()) == _points(ref.get(path + query).json())
+    # the shard rewritten shorter (not appended to): answered from the files as they are
+    data = shard.read_bytes()
+    shard.write_bytes(data[: data.rfind(b"\n", 0, len(data) - 1) + 1])
+    for query in ("/metrics?since_step=2", "/completions?step=3"):
+        assert _points(live.get(path + query).json()) == _points(ref.get(path + query).json())
