@@ -66,7 +66,8 @@ def _points(body: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def clients(root: Path) -> Iterator[tuple[TestClient, TestClient, list[str]]]:
-    """The server as it runs, one that asks DuckDB every question, and the first's queries."""
+    """The server as it runs, one that asks DuckDB every question, and the first's queries
+    (one entry a question asked of DuckDB)."""
     with (
         TestClient(create_app([root]), base_url=LOCAL) as live,
         TestClient(create_app([root]), base_url=LOCAL) as ref,
@@ -74,13 +75,13 @@ def clients(root: Path) -> Iterator[tuple[TestClient, TestClient, list[str]]]:
         ref.app.state.store.from_window = lambda *args, **kwargs: None  # type: ignore[attr-defined]
         store = live.app.state.store  # type: ignore[attr-defined]
         asked: list[str] = []
-        query = store.query
+        connection = store.connection
 
-        def counted(run_id: str, sql: str, params: dict[str, Any] | None = None) -> Any:
-            asked.append(sql)
-            return query(run_id, sql, params)
+        def counted(run_id: str) -> Any:
+            asked.append(run_id)  # every DuckDB query goes through the run's connection
+            return connection(run_id)
 
-        store.query = counted
+        store.connection = counted
         yield live, ref, asked
 
 
@@ -150,3 +151,21 @@ def test_a_torn_line_and_a_replaced_shard(
     shard.write_bytes(data[: data.rfind(b"\n", 0, len(data) - 1) + 1])
     for query in ("/metrics?since_step=2", "/completions?step=3"):
         assert _points(live.get(path + query).json()) == _points(ref.get(path + query).json())
+
+
+def test_curves_are_remembered_in_the_query_cache(root: Path) -> None:
+    """A run page opened again, by this server or the next, reads its curves back from the
+    query cache instead of computing them again."""
+    run = gemmalog.initialize(root=root, run_name="kept")
+    for step in (1, 2, 3):
+        _step(step)
+    gemmalog.shutdown()
+    results = Path(run.dir) / ".gemmalog-cache" / "results"
+    path = f"/api/runs/{run.id}/metrics"
+    with TestClient(create_app([root]), base_url=LOCAL) as first:
+        answer = first.get(path).json()
+    kept = sorted(results.iterdir())
+    assert any(b"reward/total" in f.read_bytes() for f in kept)
+    with TestClient(create_app([root]), base_url=LOCAL) as second:
+        assert _points(second.get(path).json()) == _points(answer)
+    assert sorted(results.iterdir()) == kept  # read back: nothing computed or written again

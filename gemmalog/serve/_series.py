@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from typing import Any
 
+from gemmalog.queries import remembered
 from gemmalog.serve._sql import queries
 from gemmalog.serve._store import RunStore
 from gemmalog.serve._tail import Unsupported, Window
@@ -25,6 +26,18 @@ def _number(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _inline(sql: str, params: dict[str, Any]) -> str:
+    """``sql`` with its ``$name`` parameters written in (the query cache keys on the text)."""
+    for name, value in sorted(params.items(), key=lambda kv: -len(kv[0])):
+        if isinstance(value, list):
+            text = "[" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in value) + "]"
+            text = text if value else "[]::VARCHAR[]"
+        else:
+            text = str(int(value))
+        sql = sql.replace("$" + name, text)
+    return sql
 
 
 def series(
@@ -59,7 +72,11 @@ def series(
     def build() -> dict[str, Any]:
         rows = None if since_step is None else store.from_window(run_id, from_window)
         if rows is None:
-            rows = store.query(run_id, queries("series")["series"], params)[1]
+            # kept in the query cache for the run's data as it is (a page opened again, by
+            # this server or the next, reads it back)
+            sql = _inline(queries("series")["series"], params)
+            with store.connection(run_id) as con:
+                rows = remembered(con, sql)[1]
         out: dict[tuple[str, str], dict[str, Any]] = {}
         last = since_step
         for phase, name, step, value, ts, count in rows:

@@ -107,6 +107,7 @@ class RunStore:
         self._open: OrderedDict[str, _Run] = OrderedDict()
         self._lock = threading.Lock()
         self._memo: dict[str, tuple[State, dict[Hashable, Any]]] = {}
+        self._busy: dict[tuple[str, Hashable], threading.Lock] = {}
 
     # -- the runs ---------------------------------------------------------------------------
 
@@ -187,19 +188,27 @@ class RunStore:
 
     def remembered(self, run_id: str, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, or its last answer while the run's files are as they were then
-        (a page reloaded, a second browser, an unchanged run asked again)."""
-        state = self.state(run_id)
+        (a page reloaded, a second browser, an unchanged run asked again). Browsers asking
+        the same at once wait for one answer rather than each computing it."""
         with self._lock:
-            memo = self._memo.get(run_id)
-            if memo is not None and memo[0] == state and key in memo[1]:
-                return memo[1][key]  # type: ignore[no-any-return]
-        value = compute()
-        with self._lock:
-            memo = self._memo.get(run_id)
-            if memo is None or memo[0] != state:
-                memo = self._memo[run_id] = (state, {})
-            memo[1][key] = value
-        return value
+            busy = self._busy.setdefault((run_id, key), threading.Lock())
+        with busy:
+            state = self.state(run_id)
+            with self._lock:
+                memo = self._memo.get(run_id)
+                if memo is not None and memo[0] == state and key in memo[1]:
+                    return memo[1][key]  # type: ignore[no-any-return]
+            value = compute()
+            with self._lock:
+                memo = self._memo.get(run_id)
+                if memo is None or memo[0] != state:
+                    memo = self._memo[run_id] = (state, {})
+                    # a new state: the locks of the keys of the old one go with it
+                    for other in [k for k in self._busy if k[0] == run_id and k[1] != key]:
+                        if not self._busy[other].locked():
+                            del self._busy[other]
+                memo[1][key] = value
+            return value
 
     def from_window(self, run_id: str, answer: Callable[[Window], T]) -> T | None:
         """``answer(window)`` from the run's newest lines parsed on the server (a watching
