@@ -21,6 +21,7 @@ server parses itself (the shards are append-only and a complete line ends in ``"
 
 from __future__ import annotations
 
+import bisect
 import glob
 import math
 import os
@@ -35,7 +36,7 @@ import orjson
 #: Bytes parsed back from the end of each shard when the window is built.
 WINDOW_BYTES = 4 << 20
 #: A window that has grown past this is dropped (the next question builds a smaller one).
-MAX_WINDOW_BYTES = 64 << 20
+MAX_WINDOW_BYTES = 32 << 20
 _SHARDS = "events.*.jsonl"
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _SYSTEM = (
@@ -106,7 +107,8 @@ class Window:
     dir: str
     floor: int
     shards: dict[str, _Shard]
-    events: list[dict[str, Any]] = field(default_factory=list)
+    by_step: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    steps: list[int] = field(default_factory=list)  # the keys of by_step, in order
     size: int = 0  # bytes parsed
     training_args: dict[str, Any] = field(default_factory=dict)
     segment: int | None = None
@@ -156,7 +158,7 @@ class Window:
             return None
         if found is None or found[0] != counted:
             return None  # an older event of a newer step lies before the window: not provable
-        window = cls(run_dir, floor, shards, [], 0, training_args)
+        window = cls(run_dir, floor, shards, training_args=training_args)
         try:
             window._take(events, parsed, following=False)
         except Unsupported:
@@ -214,8 +216,17 @@ class Window:
                 raise Unsupported("a second segment (a resumed run): the views keep the latest")
             if following and e["kind"] == "run_start":
                 raise Unsupported("a new run_start: the training arguments may have changed")
-            self.events.append(e)
+            step = e["step"]
+            if step not in self.by_step:
+                self.by_step[step] = []
+                bisect.insort(self.steps, step)
+            self.by_step[step].append(e)
         self.size += parsed
+
+    def _after(self, since_step: int) -> Iterator[dict[str, Any]]:
+        """The events of the steps after ``since_step``, a step at a time, as written."""
+        for step in self.steps[bisect.bisect_right(self.steps, since_step) :]:
+            yield from self.by_step[step]
 
     def covers(self, since_step: int) -> bool:
         """Whether every event of a step after ``since_step`` is in the window."""
@@ -242,10 +253,8 @@ class Window:
 
         outputs: dict[tuple[Any, ...], list[Any]] = {}
         batches: dict[tuple[Any, ...], list[Any]] = {}
-        for e in self.events:
+        for e in self._after(since_step):
             step = e["step"]
-            if step <= since_step:
-                continue
             kind, phase, ts = e["kind"], _text(e.get("phase")), _number(e.get("ts"))
             if kind == "metrics":
                 values = e.get("metrics")
@@ -328,9 +337,7 @@ class Window:
             raise Unsupported(f"step {step} starts before the window")
         rows: list[dict[str, Any]] = []
         scores: list[tuple[Any, ...]] = []
-        for e in self.events:
-            if e.get("step") != step:
-                continue
+        for e in self.by_step.get(step, ()):
             ph = _text(e.get("phase"))
             if phase is not None and ph != phase:
                 continue
