@@ -5,6 +5,8 @@ exactly what DuckDB answers, and without a query (no connection opened again per
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,3 +171,55 @@ def test_curves_are_remembered_in_the_query_cache(root: Path) -> None:
     with TestClient(create_app([root]), base_url=LOCAL) as second:
         assert _points(second.get(path).json()) == _points(answer)
     assert sorted(results.iterdir()) == kept  # read back: nothing computed or written again
+
+
+def test_browsers_asking_at_once_share_one_answer(root: Path) -> None:
+    """Five browsers opening a live run's page at once: one computes the curves and the
+    others take its answer, though the run changed while they waited (else each computed it
+    again, on a large run several seconds each)."""
+    run = gemmalog.initialize(root=root, run_name="crowded")
+    try:
+        _step(1)
+        gemmalog.flush()
+        app = create_app([root])
+        with TestClient(app, base_url=LOCAL):
+            store = app.state.store
+            store.listing()
+            started, release = threading.Event(), threading.Event()
+            calls: list[str] = []
+            answers: list[str] = []
+
+            def first() -> str:
+                calls.append("first")
+                started.set()
+                release.wait(60)
+                return "first answer"
+
+            def others() -> str:
+                calls.append("other")
+                return "other answer"
+
+            asking = [
+                threading.Thread(
+                    target=lambda: answers.append(store.remembered(run.id, "k", first))
+                )
+            ]
+            asking[0].start()
+            assert started.wait(60)
+            asking += [
+                threading.Thread(
+                    target=lambda: answers.append(store.remembered(run.id, "k", others))
+                )
+                for _ in range(4)
+            ]
+            for t in asking[1:]:
+                t.start()
+            time.sleep(1.0)  # they are waiting for the first (a thread's start, not a speed)
+            _step(2)
+            gemmalog.flush()  # the run changed meanwhile
+            release.set()
+            for t in asking:
+                t.join(60)
+        assert calls == ["first"] and answers == ["first answer"] * 5
+    finally:
+        gemmalog.shutdown()

@@ -108,6 +108,7 @@ class RunStore:
         self._lock = threading.Lock()
         self._memo: dict[str, tuple[State, dict[Hashable, Any]]] = {}
         self._busy: dict[tuple[str, Hashable], threading.Lock] = {}
+        self._answers: dict[tuple[str, Hashable], int] = {}  # answers computed, by key
 
     # -- the runs ---------------------------------------------------------------------------
 
@@ -189,25 +190,30 @@ class RunStore:
     def remembered(self, run_id: str, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, or its last answer while the run's files are as they were then
         (a page reloaded, a second browser, an unchanged run asked again). Browsers asking
-        the same at once wait for one answer rather than each computing it."""
+        the same at once wait for one answer rather than each computing it (an answer
+        computed while they waited is theirs, though a live run changed meanwhile)."""
         with self._lock:
             busy = self._busy.setdefault((run_id, key), threading.Lock())
+            asked = self._answers.get((run_id, key), 0)
         with busy:
             state = self.state(run_id)
             with self._lock:
                 memo = self._memo.get(run_id)
-                if memo is not None and memo[0] == state and key in memo[1]:
+                waited = self._answers.get((run_id, key), 0) != asked  # answered meanwhile
+                if memo is not None and key in memo[1] and (memo[0] == state or waited):
                     return memo[1][key]  # type: ignore[no-any-return]
             value = compute()
             with self._lock:
                 memo = self._memo.get(run_id)
                 if memo is None or memo[0] != state:
                     memo = self._memo[run_id] = (state, {})
-                    # a new state: the locks of the keys of the old one go with it
+                    # a new state: what was kept for the old one goes
                     for other in [k for k in self._busy if k[0] == run_id and k[1] != key]:
                         if not self._busy[other].locked():
                             del self._busy[other]
+                            self._answers.pop(other, None)
                 memo[1][key] = value
+                self._answers[(run_id, key)] = self._answers.get((run_id, key), 0) + 1
             return value
 
     def from_window(self, run_id: str, answer: Callable[[Window], T]) -> T | None:
