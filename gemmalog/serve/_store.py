@@ -302,6 +302,7 @@ class RunStore:
                 if old is not entry and old.lock.acquire(blocking=False):
                     try:
                         old.close()
+                        old.window = None  # a run no longer asked about: its lines go too
                     finally:
                         old.lock.release()
 
@@ -313,6 +314,7 @@ class RunStore:
         for entry in entries:
             with entry.lock:
                 entry.close()
+                entry.window = None
 
 
 def _open(entry: _Run) -> duckdb.DuckDBPyConnection:
