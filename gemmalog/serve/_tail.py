@@ -208,6 +208,8 @@ class Window:
     def _take(self, events: list[dict[str, Any]], parsed: int, *, following: bool) -> None:
         for e in events:
             if not _counted(e):
+                if _event(e) and e.get("step") is not None:  # a step the views would cast
+                    raise Unsupported(f"step {e.get('step')!r} is not an integer")
                 continue
             segment = _int(e.get("segment")) or 0
             if self.segment is None:
@@ -392,11 +394,14 @@ def _parse(data: bytes) -> Iterator[dict[str, Any]]:
             yield value
 
 
+def _event(e: dict[str, Any]) -> bool:
+    """A line the ``events`` view keeps: a kind and a run."""
+    return e.get("kind") is not None and e.get("run") is not None
+
+
 def _counted(e: dict[str, Any]) -> bool:
-    """An event of the ``events`` view (a kind and a run) with an integer step."""
-    return (
-        isinstance(e.get("kind"), str) and e.get("run") is not None and type(e.get("step")) is int
-    )
+    """An event of the ``events`` view with an integer step (a text kind)."""
+    return _event(e) and isinstance(e["kind"], str) and type(e.get("step")) is int
 
 
 def _total(e: dict[str, Any], scores: dict[str, float | None] | None) -> float | None:
