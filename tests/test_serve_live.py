@@ -148,6 +148,14 @@ def test_a_torn_line_and_a_replaced_shard(
         fh.write(b'ics":{"loss":0.125},"ts":1700000000.5}\n')
     for query in ("/metrics?since_step=2", "/metrics?since_step=3"):
         assert _points(live.get(path + query).json()) == _points(ref.get(path + query).json())
+    # a whole last line without its newline: the views read it
+    with open(shard, "ab") as fh:
+        line = b'{"v":1,"kind":"metrics","run":"%s","step":4,"metrics":{"loss":0.25},"ts":1.7e9}'
+        fh.write(line % run.id.encode())
+    for query in ("/metrics?since_step=2", "/metrics?since_step=3"):
+        assert _points(live.get(path + query).json()) == _points(ref.get(path + query).json())
+    with open(shard, "ab") as fh:
+        fh.write(b"\n")
     # a step written as a float: the views read it as step 4, so the window does not answer
     with open(shard, "ab") as fh:
         line = b'{"v":1,"kind":"metrics","run":"%s","step":4.0,"metrics":{"loss":0.5},"ts":1.7e9}\n'

@@ -98,6 +98,8 @@ def _mean(values: list[float]) -> float:
 class _Shard:
     ino: int
     offset: int  # the first byte not parsed yet (a line start)
+    # the bytes after the last newline are a whole event: the views read it, the window not
+    pending: bool = False
 
 
 @dataclass
@@ -145,7 +147,7 @@ class Window:
             first = min(first, end)
             events += _parse(data[first:end])
             parsed += end - first
-            shards[name] = _Shard(ino, start + end)
+            shards[name] = _Shard(ino, start + end, _whole(data[end:]))
         steps = [e["step"] for e in events if type(e.get("step")) is int]
         if not steps:
             return None
@@ -199,6 +201,7 @@ class Window:
             new += _parse(data[:end])
             parsed += end
             shard.offset += end
+            shard.pending = _whole(data[end:])
         try:
             self._take(new, parsed, following=True)
         except Unsupported:
@@ -232,6 +235,8 @@ class Window:
 
     def covers(self, since_step: int) -> bool:
         """Whether every event of a step after ``since_step`` is in the window."""
+        if any(shard.pending for shard in self.shards.values()):
+            return False  # a last line without its newline that the views read
         return since_step >= self.floor - 1
 
     # -- answers ------------------------------------------------------------------------------
@@ -392,6 +397,17 @@ def _parse(data: bytes) -> Iterator[dict[str, Any]]:
             continue  # a torn or malformed line: the views count it as a read error
         if isinstance(value, dict):
             yield value
+
+
+def _whole(rest: bytes) -> bool:
+    """Whether the bytes after a shard's last newline hold an event the views would read."""
+    if not rest.strip():
+        return False
+    try:
+        value = orjson.loads(rest)
+    except orjson.JSONDecodeError:
+        return False  # a line being written, or torn: a read error for the views too
+    return isinstance(value, dict) and _event(value)
 
 
 def _event(e: dict[str, Any]) -> bool:
