@@ -8,7 +8,9 @@ warm cache, as after any earlier `gemmalog` command or page view). The server ru
 
 * **page data**: ``/api/runs`` (the runs page), ``/api/runs/<id>`` + ``/metrics`` (the run
   page; the first request opens the run's connection), ``/completions?step=N`` (one step's
-  rollouts), ``/doctor``; each the median of several requests, the first one apart.
+  rollouts), ``/doctor``; each the median of several requests, the first one apart. The run
+  page is also opened once from a second server process (``run_page_next_server_s``: what
+  it costs once the run's curves and summary are kept in the query cache).
 * **live**: one step (100 events) appended and flushed; the time until a client watching
   the stream has the step's new metrics (the page's path: the ``change`` event, then
   ``/metrics?since_step=``). Median of ``--appends``.
@@ -157,6 +159,18 @@ def main() -> None:
                     "first_s": detail["first_s"] + curves["first_s"],
                     "median_s": detail["median_s"] + curves["median_s"],
                 }
+                # the same page from a second server (a restart, another user): the run's
+                # curves and summary are read back from the query cache
+                other, other_url = _start(root)
+                try:
+                    with httpx.Client(base_url=other_url, timeout=600) as again:
+                        t0 = time.perf_counter()
+                        again.get(f"/api/runs/{run}").raise_for_status()
+                        again.get(f"/api/runs/{run}/metrics").raise_for_status()
+                        out["run_page_next_server_s"] = time.perf_counter() - t0
+                finally:
+                    other.terminate()
+                    other.wait(timeout=30)
                 out["rollouts_step"] = _timed(
                     client, f"/api/runs/{run}/completions?step={args.steps // 2}"
                 )

@@ -10,14 +10,14 @@ marked ``advantage_computed``.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from typing import Any
 
 from gemmalog.serve._series import _number
 from gemmalog.serve._sql import queries
-from gemmalog.serve._store import RunStore
+from gemmalog.serve._store import RunStore, arguments
+from gemmalog.serve._tail import Window
 
 _EPS = 1e-4  # TRL's: (r - mean) / (std + 1e-4)
 
@@ -25,13 +25,7 @@ _EPS = 1e-4  # TRL's: (r - mean) / (std + 1e-4)
 def training_args(store: RunStore, run_id: str) -> dict[str, Any]:
     """The GRPOConfig snapshot the training integration logged (empty without one)."""
     _, rows = store.query(run_id, queries("rollouts")["training_args"])
-    if not rows or rows[0][0] is None:
-        return {}
-    try:
-        value = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return arguments(rows[0][0] if rows else None)
 
 
 def scale_mode(args: dict[str, Any]) -> str:
@@ -88,13 +82,23 @@ def completions(
 ) -> dict[str, Any]:
     """``{"run", "step", "phase", "scale_rewards", "reward_functions", "max_completion_length",
     "groups": [{"prompt", "question", "true_answer", "phase", "completions": [...]}]}``."""
-    q = queries("rollouts")
-    params = {"step": step, "phase": phase}
-    rows = store.records(run_id, q["completions"], params)
+
+    def from_window(window: Window) -> tuple[Any, ...]:
+        return (*window.completion_rows(step, phase), window.training_args)
+
+    # a live run's newest steps come from the lines the server parsed (no query)
+    found = store.from_window(run_id, from_window)
+    if found is not None:
+        rows, scored, args = found
+    else:
+        q = queries("rollouts")
+        params = {"step": step, "phase": phase}
+        rows = store.records(run_id, q["completions"], params)
+        scored = store.query(run_id, q["reward_events"], params)[1]
+        args = training_args(store, run_id)
     extra: dict[tuple[Any, ...], dict[str, float | None]] = {}
-    for rank, ph, sample, fn, value in store.query(run_id, q["reward_events"], params)[1]:
+    for rank, ph, sample, fn, value in scored:
         extra.setdefault((rank, ph, sample), {})[fn] = _number(value)
-    args = training_args(store, run_id)
     scale = scale_mode(args)
     limit = args.get("max_completion_length")
     size = args.get("num_generations")

@@ -8,10 +8,13 @@ one step of a hundred thousand is still drawn.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
+from gemmalog.queries import remembered
 from gemmalog.serve._sql import queries
 from gemmalog.serve._store import RunStore
+from gemmalog.serve._tail import Unsupported, Window
 
 #: Points a series keeps at most (twice the buckets, plus its ends).
 MAX_POINTS = 2000
@@ -25,6 +28,18 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _inline(sql: str, params: dict[str, Any]) -> str:
+    """``sql`` with its ``$name`` parameters written in (the query cache keys on the text)."""
+    for name, value in sorted(params.items(), key=lambda kv: -len(kv[0])):
+        if isinstance(value, list):
+            text = "[" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in value) + "]"
+            text = text if value else "[]::VARCHAR[]"
+        else:
+            text = str(int(value))
+        sql = sql.replace("$" + name, text)
+    return sql
+
+
 def series(
     store: RunStore,
     run_id: str,
@@ -36,14 +51,32 @@ def series(
     """``{"run", "last_step", "series": [{"name", "phase", "steps", "values", "ts",
     "points", "non_finite"}]}`` for steps after ``since_step``; ``points`` is the series'
     length before downsampling."""
+    buckets = max(1, max_points // 2)
     params = {
         "since": -(2**62) if since_step is None else since_step,
         "names": names or [],
-        "buckets": max(1, max_points // 2),
+        "buckets": buckets,
     }
 
+    def from_window(window: Window) -> list[tuple[Any, ...]]:
+        """The rows of series.sql from the lines the server parsed (a live run's new steps)."""
+        assert since_step is not None
+        points = window.points(since_step)
+        if names:
+            points = [p for p in points if p[1] in names]
+        sizes = Counter((p[0], p[1]) for p in points)
+        if any(n > 2 * buckets for n in sizes.values()):
+            raise Unsupported("more points than the curves keep: downsampled by DuckDB")
+        return [(*p, sizes[(p[0], p[1])]) for p in points]
+
     def build() -> dict[str, Any]:
-        _, rows = store.query(run_id, queries("series")["series"], params)
+        rows = None if since_step is None else store.from_window(run_id, from_window)
+        if rows is None:
+            # kept in the query cache for the run's data as it is (a page opened again, by
+            # this server or the next, reads it back)
+            sql = _inline(queries("series")["series"], params)
+            with store.connection(run_id) as con:
+                rows = remembered(con, sql)[1]
         out: dict[tuple[str, str], dict[str, Any]] = {}
         last = since_step
         for phase, name, step, value, ts, count in rows:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import glob
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -23,6 +24,8 @@ from typing import Any, TypeVar
 import duckdb
 
 from gemmalog.queries import QueryError, connect, freeze, list_runs
+from gemmalog.serve._sql import queries
+from gemmalog.serve._tail import Unsupported, Window
 
 #: Columns of the ``runs`` view the runs page shows.
 RUN_COLUMNS = (
@@ -76,6 +79,8 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
     con: duckdb.DuckDBPyConnection | None = None
     state: State | None = None
+    window: Window | None = None
+    no_window: State | None = None  # the state at which no window could be built
 
     def close(self) -> None:
         if self.con is not None:
@@ -102,6 +107,8 @@ class RunStore:
         self._open: OrderedDict[str, _Run] = OrderedDict()
         self._lock = threading.Lock()
         self._memo: dict[str, tuple[State, dict[Hashable, Any]]] = {}
+        self._busy: dict[tuple[str, Hashable], threading.Lock] = {}
+        self._answers: dict[tuple[str, Hashable], int] = {}  # answers computed, by key
 
     # -- the runs ---------------------------------------------------------------------------
 
@@ -182,19 +189,73 @@ class RunStore:
 
     def remembered(self, run_id: str, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, or its last answer while the run's files are as they were then
-        (a page reloaded, a second browser, an unchanged run asked again)."""
-        state = self.state(run_id)
+        (a page reloaded, a second browser, an unchanged run asked again). Browsers asking
+        the same at once wait for one answer rather than each computing it (an answer
+        computed while they waited is theirs, though a live run changed meanwhile)."""
         with self._lock:
-            memo = self._memo.get(run_id)
-            if memo is not None and memo[0] == state and key in memo[1]:
-                return memo[1][key]  # type: ignore[no-any-return]
-        value = compute()
-        with self._lock:
-            memo = self._memo.get(run_id)
-            if memo is None or memo[0] != state:
-                memo = self._memo[run_id] = (state, {})
-            memo[1][key] = value
-        return value
+            busy = self._busy.setdefault((run_id, key), threading.Lock())
+            asked = self._answers.get((run_id, key), 0)
+        with busy:
+            state = self.state(run_id)
+            with self._lock:
+                memo = self._memo.get(run_id)
+                waited = self._answers.get((run_id, key), 0) != asked  # answered meanwhile
+                if memo is not None and key in memo[1] and (memo[0] == state or waited):
+                    return memo[1][key]  # type: ignore[no-any-return]
+            value = compute()
+            with self._lock:
+                memo = self._memo.get(run_id)
+                if memo is None or memo[0] != state:
+                    memo = self._memo[run_id] = (state, {})
+                    # a new state: what was kept for the old one goes
+                    for other in [k for k in self._busy if k[0] == run_id and k[1] != key]:
+                        if not self._busy[other].locked():
+                            del self._busy[other]
+                            self._answers.pop(other, None)
+                memo[1][key] = value
+                self._answers[(run_id, key)] = self._answers.get((run_id, key), 0) + 1
+            return value
+
+    def from_window(self, run_id: str, answer: Callable[[Window], T]) -> T | None:
+        """``answer(window)`` from the run's newest lines parsed on the server (a watching
+        page's questions: see :mod:`gemmalog.serve._tail`); None when the window cannot
+        answer it, and the caller asks DuckDB."""
+        entry = self._entry(run_id)
+        with entry.lock:
+            window = entry.window
+            if window is not None and not window.follow():
+                window = entry.window = None
+            if window is None:
+                state = run_state(entry.dir)
+                if state is None or state == entry.no_window:
+                    return None
+                self._refresh(entry, state)
+                assert entry.con is not None
+                sizes = {n: (size, ino) for n, size, ino, _ in state if n != "run.json"}
+                try:
+                    rows = entry.con.execute(queries("rollouts")["training_args"]).fetchall()
+                except duckdb.Error:
+                    return None
+                args = arguments(rows[0][0] if rows else None)
+                window = entry.window = Window.build(entry.dir, sizes, entry.con, args)
+                if window is None:
+                    entry.no_window = state
+                    return None
+                if not window.follow():  # what was written while it was built
+                    entry.window = None
+                    return None
+            try:
+                return answer(window)
+            except Unsupported:
+                return None
+
+    def _refresh(self, entry: _Run, state: State) -> None:
+        """Open the run's connection again unless it is at ``state`` (the entry's lock held)."""
+        if entry.con is None or state != entry.state:
+            entry.close()
+            entry.con = _open(entry)
+            entry.state = state
+        self._touch(entry)
 
     @contextmanager
     def connection(self, run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -205,11 +266,8 @@ class RunStore:
             if state is None:
                 entry.close()
                 raise _gone(entry)
-            if entry.con is None or state != entry.state:
-                entry.close()
-                entry.con = _open(entry)
-                entry.state = state
-            self._touch(entry)
+            self._refresh(entry, state)
+            assert entry.con is not None
             try:
                 yield entry.con
             except duckdb.Error as exc:
@@ -244,6 +302,7 @@ class RunStore:
                 if old is not entry and old.lock.acquire(blocking=False):
                     try:
                         old.close()
+                        old.window = None  # a run no longer asked about: its lines go too
                     finally:
                         old.lock.release()
 
@@ -255,6 +314,7 @@ class RunStore:
         for entry in entries:
             with entry.lock:
                 entry.close()
+                entry.window = None
 
 
 def _open(entry: _Run) -> duckdb.DuckDBPyConnection:
@@ -274,6 +334,17 @@ def _open(entry: _Run) -> duckdb.DuckDBPyConnection:
             500, f"run {entry.run_id}: its files could not be read ({first_line(exc)})"
         ) from None
     return con
+
+
+def arguments(value: Any) -> dict[str, Any]:
+    """The logged GRPOConfig snapshot (a JSON text or a map) as a dict; empty without one."""
+    if value is None:
+        return {}
+    try:
+        value = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _query_runs(root: str) -> tuple[list[str], list[tuple[Any, ...]], list[tuple[str, str]]]:
