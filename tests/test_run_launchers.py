@@ -19,9 +19,17 @@ from tests.helpers import read_events
 
 REPO = Path(__file__).resolve().parents[1]
 
+# A rank stays until every rank its launcher started has started its run, as the ranks of
+# a training do (they meet at the rendezvous): a rank that ended before another started is
+# no sibling of it.
 RANK = """
-import sys, gemmalog
+import os, sys, time, gemmalog
 run = gemmalog.initialize(root=sys.argv[1], run_name="train", capture_stdlib=False)
+barrier = os.environ["TEST_BARRIER"]
+open(os.path.join(barrier, str(os.getpid())), "w").close()
+end = time.monotonic() + 120
+while len(os.listdir(barrier)) < int(os.environ["TEST_PEERS"]) and time.monotonic() < end:
+    time.sleep(0.05)
 for step in (1, 2, 3):
     gemmalog.log_training_progress(step, {"loss": float(run.rank + 1) * step})
 gemmalog.shutdown()
@@ -30,10 +38,11 @@ print(run.id, run.rank)
 
 # Stands in for torchrun's agent, DeepSpeed's launch.py, mpirun: the ranks' parent process.
 LAUNCHER = """
-import json, os, subprocess, sys, psutil
+import json, os, subprocess, sys, tempfile, psutil
 root, rank_code, envs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+meet = {"TEST_BARRIER": tempfile.mkdtemp(), "TEST_PEERS": str(len(envs))}
 procs = [
-    subprocess.Popen([sys.executable, "-c", rank_code, root], env={**os.environ, **env},
+    subprocess.Popen([sys.executable, "-c", rank_code, root], env={**os.environ, **env, **meet},
                      stdout=subprocess.PIPE, text=True)
     for env in envs
 ]
@@ -197,14 +206,15 @@ def test_ranks_on_two_nodes_share_a_run_by_rendezvous_and_launch_window(root: Pa
 
 # A sweep script or a notebook: one long-lived parent starts the ranks itself, twice.
 DRIVER = """
-import json, os, subprocess, sys
+import json, os, subprocess, sys, tempfile
 root, rank_code = sys.argv[1], sys.argv[2]
 env = {**os.environ, "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
        "MASTER_PORT": "29511"}
 out = []
 for launch in range(2):
+    meet = {"TEST_BARRIER": tempfile.mkdtemp(), "TEST_PEERS": "2"}
     procs = [subprocess.Popen([sys.executable, "-c", rank_code, root],
-                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              env={**env, **meet, "RANK": str(r), "LOCAL_RANK": str(r)},
                               stdout=subprocess.PIPE, text=True) for r in range(2)]
     out.append([p.communicate(timeout=120)[0].split() for p in procs])
 print(json.dumps(out))
