@@ -207,10 +207,17 @@ def _as_bool(value: Any, name: str, problems: list[str]) -> bool | None:
     return None
 
 
-def _as_numbers(value: Any, name: str, problems: list[str]) -> dict[str, Any] | None:
+def _mapping(value: Any, name: str, problems: list[str]) -> dict[str, Any] | None:
+    """``value`` as a mapping, or None and a problem naming the field."""
     values, problem = _coerce.mapping(value)
     if values is None:
         problems.append(f"{name}: {problem or 'expected a mapping'}")
+    return values
+
+
+def _as_numbers(value: Any, name: str, problems: list[str]) -> dict[str, Any] | None:
+    values = _mapping(value, name, problems)
+    if values is None:
         return None
     out = {k: _coerce.number(v) for k, v in values.items()}
     bad = [k for k, v in out.items() if v is None and values[k] is not None]
@@ -220,9 +227,8 @@ def _as_numbers(value: Any, name: str, problems: list[str]) -> dict[str, Any] | 
 
 
 def _as_stats(value: Any, name: str, problems: list[str]) -> dict[str, Any] | None:
-    per_fn, problem = _coerce.mapping(value)
+    per_fn = _mapping(value, name, problems)
     if per_fn is None:
-        problems.append(f"{name}: {problem or 'expected a mapping'}")
         return None
     out: dict[str, Any] = {}
     for fn, stats in per_fn.items():
