@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import gemmalog
 from gemmalog.cli import cli
-from gemmalog.sinks.csvrows import FORMULA_STARTS
+from gemmalog.formats import FORMULA_STARTS
 
 EVIL = [
     '=HYPERLINK("http://evil.example","m")',

@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gemmalog
+from gemmalog.formats import neutralize
 from gemmalog.sinks.csv import CsvSink
-from gemmalog.sinks.csvrows import cell, neutralize, write_csv
+from gemmalog.sinks.csvrows import cell, write_csv
 
 HOSTILE = [
     'He said "hi", then left',

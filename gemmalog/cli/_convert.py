@@ -192,8 +192,8 @@ def tail(
         gemmalog tail gemmalog_runs/my-run -f --kind metrics
         gemmalog tail my-run --level warning -n 20
     """
+    from gemmalog.levels import LEVEL_NUMBERS
     from gemmalog.queries import QueryError, resolve
-    from gemmalog.sinks.base import LEVEL_NUMBERS
 
     files = resolve(run, root=root).files()
     if not files:

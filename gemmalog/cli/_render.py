@@ -24,7 +24,7 @@ from rich.text import Text
 from gemmalog._coerce import int_text
 from gemmalog._terminal import visible
 from gemmalog.events import nonfinite_text
-from gemmalog.sinks.csvrows import neutralize
+from gemmalog.formats import neutralize
 
 FORMATS = ("table", "csv", "json", "jsonl")
 

@@ -52,8 +52,8 @@ from gemmalog.config.schema import (
     string_list,
 )
 from gemmalog.config.validate import check_config, check_loggers, check_settings
+from gemmalog.formats import COLUMN_FIELDS
 from gemmalog.levels import ALIASES, LEVELS, NUMBER_LEVELS
-from gemmalog.sinks.csvrows import COLUMN_FIELDS
 
 if TYPE_CHECKING:
     import yaml

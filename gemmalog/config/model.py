@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gemmalog.events import DEFAULT_LOGGER_NAMES, ROLES
-from gemmalog.sinks.text import STANDARD_DATEFMT, STANDARD_FORMAT
+from gemmalog.formats import STANDARD_DATEFMT, STANDARD_FORMAT
 
 
 @dataclass

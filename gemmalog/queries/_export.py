@@ -8,11 +8,12 @@ from pathlib import Path
 import duckdb
 from duckdb.sqltypes import VARCHAR
 
+from gemmalog.formats import FORMULA_STARTS
 from gemmalog.queries._connect import QueryError, connect, resolve
 from gemmalog.queries._guard import check_output
 from gemmalog.queries._outputs import Progress, check_csv_output, run_with_progress
 from gemmalog.queries._summary import named_queries
-from gemmalog.sinks.csvrows import FORMULA_STARTS, cell
+from gemmalog.sinks.csvrows import cell
 
 CSV_KINDS = ("model_output", "metrics", "rewards")
 

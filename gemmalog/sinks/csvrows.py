@@ -27,8 +27,8 @@ Column rules:
   ``prompt``, ``phase``, ``sample``, ``total_reward``, ``length_chars``, ``length_tokens``,
   ``correct``, ``step``, ``rank``, ``run``, ``advantage``, ``advantage_source``, ``extra``
   (compact JSON) and ``messages`` (the conversation as readable lines, see
-  :func:`messages_text`). See :data:`COLUMN_FIELDS`. ``step`` and ``correct`` are added after
-  the configured columns when the configuration leaves them out.
+  :func:`messages_text`). See :data:`gemmalog.formats.COLUMN_FIELDS`. ``step`` and
+  ``correct`` are added after the configured columns when the configuration leaves them out.
 - Reward columns are appended in the order reward functions first appear in the events. A
   function that first appears halfway extends the header; rows written before it hold an empty
   cell. The live sink rewrites its file once when that happens, so live and rebuilt files match.
@@ -37,7 +37,8 @@ Column rules:
   JSONL's ``NaN``/``Infinity``/``-Infinity``.
 - Spreadsheet safety (OWASP CSV injection): unless ``raw`` is true, a text cell starting with
   ``=``, ``+``, ``-``, ``@``, tab or carriage return is prefixed with a single quote, except a
-  plain number such as ``-42`` or ``+1.5e3``, which stays a number.
+  plain number such as ``-42`` or ``+1.5e3``, which stays a number
+  (:func:`gemmalog.formats.neutralize`).
 
 To rebuild the live file exactly, pass the ``model_output`` events of rank 0 in file order with
 the handler's ``columns``, ``raw`` and ``phases`` (they are in ``run.json`` under
@@ -48,59 +49,21 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import IO, Any, Final
 
 import orjson
 
 from gemmalog.events import NON_FINITE
-
-#: Column name -> event field. ``answer`` is the reference (true) answer, as in the seed plan.
-COLUMN_FIELDS: Final[dict[str, str]] = {
-    "timestamp": "ts",
-    "step": "step",
-    "phase": "phase",
-    "sample": "sample",
-    "question": "question",
-    "answer": "true_answer",
-    "true_answer": "true_answer",
-    "llm_reasoning": "reasoning",
-    "llm_answer": "answer",
-    "model_output": "model_output",
-    "prompt": "prompt",
-    "total_reward": "total_reward",
-    "correct": "correct",
-    "length_chars": "length_chars",
-    "length_tokens": "length_tokens",
-    "advantage": "advantage",
-    "advantage_source": "advantage_source",
-    "extra": "extra",
-    "messages": "messages",
-    "rank": "rank",
-    "run": "run",
-}
-
-#: Columns when the handler configures none.
-DEFAULT_COLUMNS: Final = (
-    "timestamp",
-    "step",
-    "phase",
-    "sample",
-    "question",
-    "answer",
-    "llm_reasoning",
-    "llm_answer",
+from gemmalog.formats import (
+    COLUMN_FIELDS,
+    DEFAULT_COLUMNS,
+    FORMULA_STARTS,
+    REWARD_PREFIX,
+    neutralize,
 )
 
-#: Prefix of the per-reward-function columns.
-REWARD_PREFIX: Final = "reward_"
-
-#: First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
-FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
-_DANGEROUS: Final = FORMULA_STARTS
-_DANGEROUS_FIRST: Final = frozenset(_DANGEROUS)
-_NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|-?Infinity|NaN")
+_DANGEROUS_FIRST: Final = frozenset(FORMULA_STARTS)
 
 
 def base_columns(columns: Sequence[str] | None) -> list[str]:
@@ -128,13 +91,6 @@ def selected(event: Mapping[str, Any], phases: Collection[str] | None) -> bool:
     if event.get("kind") != "model_output":
         return False
     return phases is None or str(event.get("phase") or "train") in phases
-
-
-def neutralize(text: str) -> str:
-    """Prefix a single quote to text a spreadsheet would run as a formula; numbers stay."""
-    if text.startswith(_DANGEROUS) and not _NUMBER.fullmatch(text):
-        return "'" + text
-    return text
 
 
 def _timestamp(value: Any) -> Any:
