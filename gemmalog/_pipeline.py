@@ -28,7 +28,6 @@ from gemmalog._rundir import (
     tighten,
     write_manifest,
 )
-from gemmalog.config.build import build_sink
 from gemmalog.config.loader import ConfigError
 from gemmalog.config.model import Config
 from gemmalog.notices import say, warn_once
@@ -41,6 +40,7 @@ from gemmalog.processors.isolated import Isolated, Processor
 from gemmalog.router import Route, Router
 from gemmalog.run_identity import distributed_env, new_run_id, run_dir_for, shared_run_id
 from gemmalog.sinks.base import Sink
+from gemmalog.sinks.factory import build_sink
 from gemmalog.sinks.jsonl import JsonlSink
 
 

@@ -230,14 +230,9 @@ import os  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from gemmalog.sinks.text import (  # noqa: E402
-    STANDARD_DATEFMT,
-    STANDARD_FORMAT,
-    ConsoleHandler,
-    HandlerSink,
-    LineFormat,
-    TextFormatter,
-)
+from gemmalog.formats import STANDARD_DATEFMT, STANDARD_FORMAT  # noqa: E402
+from gemmalog.sinks.text import HandlerSink  # noqa: E402
+from gemmalog.sinks.textformat import ConsoleHandler, LineFormat, TextFormatter  # noqa: E402
 
 EVENTS: list[dict[str, Any]] = [
     {
@@ -271,7 +266,7 @@ EVENTS: list[dict[str, Any]] = [
 
 def via_records(handler: logging.Handler, event: dict[str, Any], levelno: int) -> str:
     """What the stdlib makes of the LogRecord HandlerSink builds for an event."""
-    from gemmalog.sinks.text import describe
+    from gemmalog.sinks.message import describe
 
     record = logging.LogRecord(
         str(event.get("logger", "")), levelno, "", 0, describe(event), None, None
@@ -483,7 +478,7 @@ def test_counted_sizes_roll_over_where_the_files_on_disk_say(
 
 
 def visible_line(event: str) -> str:
-    from gemmalog.sinks.text import describe
+    from gemmalog.sinks.message import describe
 
     return describe({"event": event}) + "\n"
 
@@ -564,7 +559,7 @@ def test_batches_are_fast_enough_to_matter() -> None:
 
 @given(text=st.text(alphabet=st.sampled_from("ab\n\\é"), max_size=120), width=st.integers(2, 90))
 def test_short_text_is_escaped_then_cut(text: str, width: int) -> None:
-    from gemmalog.sinks.text import short_text
+    from gemmalog.sinks.message import short_text
 
     full = text.replace("\n", "\\n")
     assert short_text(text, width) == (full if len(full) <= width else full[: width - 1] + "…")
@@ -578,7 +573,7 @@ def test_short_text_is_escaped_then_cut(text: str, width: int) -> None:
 def test_expanded_metrics_read_as_key_equals_value(values: dict[str, Any]) -> None:
     """Floats with 6 significant digits, anything else as text cut at 40 characters, whether the
     dict is all floats (formatted in one call) or mixed."""
-    from gemmalog.sinks.text import describe
+    from gemmalog.sinks.message import describe
 
     def shown(value: Any) -> str:
         text = format(value, ".6g") if type(value) is float else str(value)

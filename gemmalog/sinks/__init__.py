@@ -7,7 +7,8 @@ from gemmalog.sinks.base import BaseSink, Record, Sink
 from gemmalog.sinks.csv import CsvSink
 from gemmalog.sinks.jsonl import JsonlSink
 from gemmalog.sinks.tensorboard import TensorBoardSink
-from gemmalog.sinks.text import HandlerSink, TextFormatter
+from gemmalog.sinks.text import HandlerSink
+from gemmalog.sinks.textformat import TextFormatter
 
 __all__ = [
     "BaseSink",
