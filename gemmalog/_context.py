@@ -15,8 +15,9 @@ _CONTEXT: ContextVar[dict[str, Any]] = ContextVar("gemmalog_context", default={}
 
 
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    # Imported on the first bind, not by ``import gemmalog``.
+    from gemmalog._sanitizer import DEFAULT
     from gemmalog.events import ENVELOPE_OWN, as_user_fields
-    from gemmalog.processors.sanitize import DEFAULT
 
     # Keywords are data: a bound field named like one only gemmalog sets is kept renamed
     # (the envelope's own are renamed by the envelope, given or bound).

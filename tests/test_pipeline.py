@@ -450,6 +450,24 @@ def test_bind_contexts(root: Path) -> None:
     assert events["after unbind"]["step"] == 9 and "epoch" not in events["after unbind"]
 
 
+def test_bound_values_are_made_json_ready_when_bound_without_loading_the_processors() -> None:
+    """``bind`` sanitizes once, with the sanitizer below the processors (``_context`` is a
+    leaf): a set becomes a sorted list, bytes text, NaN the JSONL's string, before any run."""
+    code = (
+        "import sys, gemmalog; gemmalog.bind(s={3, 1, 2}, b=b'ab', nan=float('nan'), "
+        "step=np.int64(4)); print(gemmalog.get_context(), 'gemmalog.processors' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run(
+        [sys.executable, "-c", "import numpy as np; " + code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+    assert out.strip() == "{'s': [1, 2, 3], 'b': 'ab', 'nan': 'NaN', 'step': 4} False"
+
+
 def test_logger_made_before_initialize_follows_the_current_run(root: Path) -> None:
     log = gemmalog.get_training_logger()
     first = gemmalog.initialize(root=str(root), run_name="first")
