@@ -22,8 +22,7 @@ def runs(root: str | None) -> None:
     Example:
         gemmalog runs gemmalog_runs
     """
-    from gemmalog.queries import QueryError, connect
-    from gemmalog.queries._connect import default_root
+    from gemmalog.queries import QueryError, connect, default_root
 
     if root is not None:
         root, _ = here(root, None)
@@ -32,7 +31,7 @@ def runs(root: str | None) -> None:
             f"no ROOT given and {default_root()} (the default root) does not exist here; "
             "give ROOT (gemmalog runs path/to/runs) or set GEMMALOG_ROOT"
         )
-    from gemmalog.queries._runs_index import list_runs
+    from gemmalog.queries import list_runs
 
     columns = [
         "run",

@@ -44,13 +44,12 @@ def build(path: str, root: str | None, fmt: str) -> None:
     Example:
         gemmalog cache build gemmalog_runs
     """
-    from gemmalog.queries import QueryError, resolve
-    from gemmalog.queries._cache import build as do_build
+    from gemmalog.queries import QueryError, cache_build, resolve
 
     source = resolve(path, root=root)
     if not source.files():
         raise QueryError(f"{source.label}: no events.*.jsonl files found")
-    _table(do_build(source), fmt, "query cache")
+    _table(cache_build(source), fmt, "query cache")
 
 
 @cache.command("status")
@@ -64,13 +63,12 @@ def status(path: str, root: str | None, fmt: str) -> None:
     Example:
         gemmalog cache status gemmalog_runs/my-run --format json
     """
-    from gemmalog.queries import QueryError, resolve
-    from gemmalog.queries._cache import status as do_status
+    from gemmalog.queries import QueryError, cache_status, resolve
 
     source = resolve(path, root=root)
     if not source.files():
         raise QueryError(f"{source.label}: no events.*.jsonl files found")
-    _table(do_status(source), fmt, "query cache")
+    _table(cache_status(source), fmt, "query cache")
 
 
 @cache.command("verify")
@@ -88,14 +86,13 @@ def verify(path: str, root: str | None, fmt: str) -> None:
     Example:
         gemmalog cache verify gemmalog_runs
     """
-    from gemmalog.queries import QueryError, resolve
-    from gemmalog.queries._cache import verify as do_verify
+    from gemmalog.queries import QueryError, cache_verify, resolve
 
     source = resolve(path, root=root)
     if not source.files():
         raise QueryError(f"{source.label}: no events.*.jsonl files found")
     columns = ("shard", "state", "problem", "cache")
-    rows = do_verify(source)
+    rows = cache_verify(source)
     render(console(), columns, [[r[c] for c in columns] for r in rows], fmt, title="cache verify")
 
 
@@ -109,8 +106,7 @@ def drop(path: str, root: str | None) -> None:
     Example:
         gemmalog cache drop gemmalog_runs/my-run
     """
-    from gemmalog.queries import resolve
-    from gemmalog.queries._cache import drop as do_drop
+    from gemmalog.queries import cache_drop, resolve
 
-    removed = do_drop(resolve(path, root=root))
+    removed = cache_drop(resolve(path, root=root))
     click.echo(f"removed {len(removed)} cache folder(s)" + "".join(f"\n  {r}" for r in removed))

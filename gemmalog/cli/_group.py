@@ -78,9 +78,9 @@ def _may_be_the_cache(exc: BaseException) -> bool:
     )
     if isinstance(exc, statement):
         return False
-    from gemmalog.queries._cache_store import enabled
+    from gemmalog.queries import cache_enabled
 
-    return enabled()
+    return cache_enabled()
 
 
 def console() -> Console:
@@ -96,7 +96,7 @@ SQL_TABLE_LIMIT = 1000
 def warn_skipped(con: Any) -> None:
     """One stderr line for each run.json the views skipped (its run reads as status unknown);
     ``con`` is a connection, or the (file, problem) pairs already found."""
-    from gemmalog.queries._connect import manifest_problems
+    from gemmalog.queries import manifest_problems
 
     problems = con if isinstance(con, list) else manifest_problems(con)
     for file, problem in problems:
@@ -126,13 +126,12 @@ def cli(debug: bool, no_cache: bool, cache_dir: str | None) -> None:
         gemmalog summary my-run --root gemmalog_runs
     """
     if no_cache or cache_dir:  # for this command only (undone when it ends)
-        from gemmalog.queries._cache import configured
+        from gemmalog.queries import configured
 
         ctx = click.get_current_context()
         ctx.with_resource(configured(enabled=False if no_cache else None, directory=cache_dir))
     if not no_cache and (cache_dir or os.environ.get("GEMMALOG_CACHE_DIR")):
-        from gemmalog.queries import check_output
-        from gemmalog.queries._cache import cache_root
+        from gemmalog.queries import cache_root, check_output
 
         folder = cache_root()
         if folder is not None:  # the caches are written there: never onto a run's files
