@@ -240,3 +240,76 @@ def test_remote_uses_only_the_public_api() -> None:
         for dep in deps
         if dep.startswith("gemmalog.cli")
     }
+
+
+def _closure(graph: dict[str, set[str]], module: str) -> set[str]:
+    """Every gemmalog module ``module`` imports, directly or through others."""
+    seen: set[str] = set()
+    stack = [module]
+    while stack:
+        for dep in graph.get(stack.pop(), ()):
+            if dep not in seen:
+                seen.add(dep)
+                stack.append(dep)
+    return seen
+
+
+def test_config_imports_no_sink() -> None:
+    """The configuration is data: ``config/`` (and what it imports) knows no sink; the sink
+    factory (``sinks/factory.py``) reads the configuration, not the other way round."""
+    graph = import_graph()
+    config = [m for m in graph if m == "gemmalog.config" or m.startswith("gemmalog.config.")]
+    assert config
+    problems = {
+        (module, dep)
+        for module in config
+        for dep in _closure(graph, module)
+        if dep == "gemmalog.sinks" or dep.startswith("gemmalog.sinks.")
+    }
+    assert problems == set()
+
+
+#: The leaves: declarations and small helpers every layer may read. They import the standard
+#: library (and orjson) and each other, nothing else of gemmalog.
+LEAVES = frozenset(
+    {
+        "gemmalog._coerce",
+        "gemmalog._sanitizer",
+        "gemmalog._terminal",
+        "gemmalog._version",
+        "gemmalog.events",
+        "gemmalog.formats",
+        "gemmalog.levels",
+        "gemmalog.notices",
+    }
+)
+
+
+def test_the_leaves_import_only_leaves() -> None:
+    graph = import_graph()
+    assert LEAVES <= set(graph)
+    assert {(m, dep) for m in LEAVES for dep in graph[m] if dep not in LEAVES} == set()
+
+
+def test_context_imports_only_leaves() -> None:
+    """``gemmalog.bind`` is on the caller's side, below the processors and the engine: the
+    sanitizer it applies is a leaf, not the processor above it."""
+    graph = import_graph()
+    assert graph["gemmalog._context"] <= LEAVES
+    assert "gemmalog._sanitizer" in graph["gemmalog._context"]  # the test sees the import
+
+
+def test_cli_imports_no_private_module_of_another_package() -> None:
+    """``cli/`` uses the public API (``gemmalog.queries``, ``gemmalog.config``, ...), its own
+    private modules, and the private leaves (``_terminal``, ``_coerce``), nothing else."""
+    files = list((PACKAGE / "cli").rglob("*.py"))
+    assert files
+    private = [p for path in files for p in _private_imports(path)]
+    assert any(p.endswith(": gemmalog.cli._group") for p in private)  # its own are seen
+    problems = [
+        p
+        for p in private
+        if not p.split(": ", 1)[1].startswith("gemmalog.cli.")
+        and p.split(": ", 1)[1] not in LEAVES
+    ]
+    assert problems == []
