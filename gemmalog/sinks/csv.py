@@ -18,10 +18,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from gemmalog.formats import REWARD_PREFIX
 from gemmalog.notices import warn_once
 from gemmalog.sinks.base import BaseSink, Record
 from gemmalog.sinks.csvrows import (
-    REWARD_PREFIX,
     base_columns,
     csv_header,
     new_writer,
