@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gemmalog._run import Run
-from gemmalog.config.loader import ConfigError, apply_overrides
+from gemmalog.config.loader import ConfigError
 from gemmalog.config.model import Config, default_config
+from gemmalog.config.overrides import apply_overrides
 from gemmalog.notices import warn_once
 
 if TYPE_CHECKING:

@@ -31,8 +31,9 @@ from gemmalog._run import Run
 from gemmalog._rundir import write_manifest
 from gemmalog._state import State as _State
 from gemmalog._state import running as _running
-from gemmalog.config.loader import ConfigError, apply_overrides, env_overrides, load
+from gemmalog.config.loader import ConfigError, load
 from gemmalog.config.model import Config, default_config
+from gemmalog.config.overrides import apply_overrides, env_overrides
 from gemmalog.config.resolve import processor
 from gemmalog.notices import warn_once
 from gemmalog.processors.isolated import Processor

@@ -119,7 +119,7 @@ def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
 
 def test_every_configuration_key_and_class_is_documented() -> None:
     from gemmalog.config import schema
-    from gemmalog.config.loader import ENV_OVERRIDES
+    from gemmalog.config.overrides import ENV_OVERRIDES
 
     text = (DOCS / "configuration.md").read_text(encoding="utf-8")
     keys = {*schema.TOP, *schema.SETTINGS, *schema.METRICS, *ENV_OVERRIDES} - {"enable"}

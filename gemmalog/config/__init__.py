@@ -1,13 +1,6 @@
 """Configuration: the seed plan's YAML format, validated before anything starts."""
 
-from gemmalog.config.loader import (
-    ConfigError,
-    apply_overrides,
-    env_overrides,
-    load,
-    parse,
-    user_code,
-)
+from gemmalog.config.loader import ConfigError, load, parse
 from gemmalog.config.model import (
     Config,
     FormatterConfig,
@@ -17,6 +10,7 @@ from gemmalog.config.model import (
     Settings,
     default_config,
 )
+from gemmalog.config.overrides import apply_overrides, env_overrides, user_code
 
 __all__ = [
     "Config",
