@@ -1,6 +1,7 @@
 """Sinks: where rendered events go, on the listener thread.
 
-``TensorBoardSink`` imports the tensorboard package only when one is built.
+``TensorBoardSink`` imports the tensorboard package only when one is built. The sinks of a
+configuration's handlers are built by :func:`gemmalog.sinks.factory.build_sink`.
 """
 
 from gemmalog.sinks.base import BaseSink, Record, Sink
