@@ -153,6 +153,40 @@ def test_config_check_names_file_and_line_of_an_unhashable_value(tmp_path: Path)
     assert f"{path}:4: handlers.c.formatter: names unknown formatter ['a']" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("formatters:\n  f:\n    1: a\n    format: x\n", "formatters.f.1: unknown key"),
+        (
+            "handlers:\n  c:\n    class: console\nroot:\n  handlers: [c]\n  2: x\n",
+            "root.2: unknown key",
+        ),
+        (
+            "handlers:\n  f:\n    class: file\n    filename: a.log\n    3: x\n",
+            "handlers.f.3: unknown key",
+        ),
+        (
+            "handlers:\n  s:\n    class: gemmalog.sinks.jsonl.NoSuch\n",
+            "module 'gemmalog.sinks.jsonl' has no 'NoSuch'",
+        ),
+    ],
+)
+def test_odd_keys_and_a_missing_class_of_a_module_are_config_errors(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    """A key that is not a string beside string keys, and a class missing from a module
+    that is no package, are reported like any other mistake (they raised TypeError and
+    ModuleNotFoundError)."""
+    path = tmp_path / "odd.yaml"
+    path.write_text(text)
+    result = check(path, "--import-user-code")
+    assert result.exit_code == 1, result.output
+    assert where in result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(ConfigError, match="invalid gemmalog configuration"):
+        load(path, import_user_code=True)
+
+
 def keyword_cases() -> Iterator[tuple[str, Any]]:
     for key, (accepts, _) in SETTINGS.items():
         if key in ("processors", "listener_processors"):

@@ -52,7 +52,11 @@ def resolve(dotted: str) -> Any:
         return getattr(module, attribute)
     except AttributeError:
         pass
-    if importlib.util.find_spec(dotted) is None:  # the module's own code has run: no new code
+    try:  # the module's own code has run: finding a submodule runs no new code
+        submodule = importlib.util.find_spec(dotted)
+    except (ImportError, ValueError):  # the module is not a package: no submodule either
+        submodule = None
+    if submodule is None:
         raise ValueError(f"module {module_name!r} has no {attribute!r}")
     try:
         return importlib.import_module(dotted)  # a submodule not imported by its package

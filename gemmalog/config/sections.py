@@ -111,7 +111,7 @@ def _formatter(path: str, spec: Any, problems: Problems) -> FormatterConfig | No
         problems.add(path, "must be a mapping with 'format' (and optionally 'datefmt')")
         return None
     unknown = set(spec) - {"format", "datefmt", "fields", "style", "class"}
-    for key in sorted(unknown):
+    for key in sorted(unknown, key=str):
         problems.add(f"{path}.{key}", "unknown key; allowed: datefmt, fields, format")
     if spec.get("style", "%") != "%":
         problems.add(f"{path}.style", f"only '%' style is supported, got {spec['style']!r}")
@@ -273,7 +273,7 @@ def read_logger(spec: Any, path: str, handlers: list[str], problems: Problems) -
     if not isinstance(spec, Mapping):
         problems.add(path, "must be a mapping with level, handlers, propagate")
         return LoggerConfig()
-    for key in sorted(set(spec) - {"level", "handlers", "propagate", "filters"}):
+    for key in sorted(set(spec) - {"level", "handlers", "propagate", "filters"}, key=str):
         problems.add(f"{path}.{key}", "unknown key; allowed: handlers, level, propagate")
     names = spec.get("handlers", [])
     if not string_list(names) and names != []:

@@ -197,7 +197,7 @@ def check_handlers(config: Config, report: Report) -> None:
             allowed = ", ".join([*OPTIONS, "user"])
             report(f"{where}.class", f"unknown handler type {handler.type!r}; allowed: {allowed}")
         elif table is not None:
-            unknown = sorted(set(opts) - set(table))
+            unknown = sorted(set(opts) - set(table), key=str)
             for key in unknown:
                 report(f"{where}.{key}", f"unknown key; allowed: {', '.join(sorted(table))}")
             _table(
