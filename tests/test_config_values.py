@@ -156,13 +156,13 @@ def test_config_check_names_file_and_line_of_an_unhashable_value(tmp_path: Path)
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        ("formatters:\n  f:\n    1: a\n    format: x\n", "formatters.f.1: unknown key"),
+        ("formatters:\n  f:\n    1: a\n    b: c\n", "formatters.f.1: unknown key"),
         (
-            "handlers:\n  c:\n    class: console\nroot:\n  handlers: [c]\n  2: x\n",
+            "handlers:\n  c:\n    class: console\nroot:\n  handlers: [c]\n  2: x\n  y: z\n",
             "root.2: unknown key",
         ),
         (
-            "handlers:\n  f:\n    class: file\n    filename: a.log\n    3: x\n",
+            "handlers:\n  f:\n    class: file\n    filename: a.log\n    3: x\n    w: v\n",
             "handlers.f.3: unknown key",
         ),
         (
