@@ -39,27 +39,22 @@ pipeline does not build those sinks elsewhere). No collective call is made.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transformers import TrainerCallback
 
 import gemmalog
 from gemmalog import api, bind, log_event, running, set_final_stats
-
-if TYPE_CHECKING:
-    from gemmalog._pipeline import Pipeline
+from gemmalog.deferred import MemorySample, Progress
 from gemmalog.integrations.rewards import (
     RewardCollector,
     default_collector,
     wrap_reward_functions,
 )
 from gemmalog.notices import warn_once
-from gemmalog.processors.expand import emit_expanding, with_envelope
-from gemmalog.processors.resources import accelerator_memory_mb, detect_device, process_memory
 
 _EVAL_PREFIX = "eval_"
 _MISSING = object()
@@ -320,7 +315,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         )
         return control
 
-    # -- progress ---------------------------------------------------------------------------
+    # -- progress and resources, finished on the listener thread --------------------------
     def _log_progress(self, step: int, percent: float) -> None:
         """The step's progress ``metrics`` event, its answer counts filled in on the listener
         thread: the reward batches are counted there, and every batch handed over before
@@ -330,68 +325,22 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             name = pipeline.role_names["metrics"]
             if name is None:  # the metrics logger is above INFO
                 return
-            emit_expanding(
-                pipeline,
-                {"kind": "progress", "logger": name},
-                functools.partial(self._progress_event, pipeline, name, step, percent),
-            )
+            pipeline.defer(Progress(name, step, percent, self.collector.tally_of(pipeline)), name)
         except Exception as exc:
             warn_once(f"progress not logged: {exc}", key="trl:progress")
 
-    def _progress_event(
-        self, pipeline: Pipeline, name: str, step: int, percent: float, carrier: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        correct, total = self.collector.counted(pipeline, "train")
-        event = {
-            "kind": "metrics",
-            "logger": name,
-            "step": step,
-            "phase": "progress",
-            "metrics": {
-                "progress_percent": percent,
-                "correct_answers": correct,
-                "total_answers": total,
-                "accuracy": 100.0 * (correct / total) if total else 0.0,
-            },
-        }
-        return with_envelope(carrier, [event], pipeline.chain[0])
-
-    # -- resources --------------------------------------------------------------------------
     def _log_resources(self, step: int, extra: dict[str, Any]) -> None:
         """What ``api.log_memory_usage(step=step, **extra)`` logs, its /proc reads (RSS, CPU
-        percent: 0.05-1 ms on a loaded machine) made on the listener thread. The device and
-        CUDA counters are read here: torch's current device is the training thread's."""
+        percent) made on the listener thread. The device and CUDA counters are read here:
+        torch's current device is the training thread's."""
         try:
             pipeline = running(start=True)
             name = pipeline.role_names["system"]
             if name is None:
                 return
-            device = detect_device()
-            accelerator = accelerator_memory_mb()
-            emit_expanding(
-                pipeline,
-                {"kind": "system", "logger": name},
-                functools.partial(
-                    self._resources_event, pipeline, name, step, device, accelerator, extra
-                ),
-            )
+            pipeline.defer(MemorySample.now(name, step, extra), name)
         except Exception as exc:
             warn_once(f"resource metrics not logged: {exc}", key="trl:resources")
-
-    @staticmethod
-    def _resources_event(
-        pipeline: Pipeline,
-        name: str,
-        step: int,
-        device: str,
-        accelerator: dict[str, float],
-        extra: dict[str, Any],
-        carrier: dict[str, Any],
-    ) -> list[dict[str, Any]]:
-        values: dict[str, Any] = {"device": device, **process_memory(), **accelerator}
-        values.update(extra)
-        event = {"kind": "system", "logger": name, "event": "memory", **values, "step": step}
-        return with_envelope(carrier, [event], pipeline.chain[0])
 
     # -- gradients ------------------------------------------------------------------------
     def _log_gradients(self, step: int, model: Any) -> None:
