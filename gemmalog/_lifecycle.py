@@ -93,7 +93,9 @@ def running(start: bool = False) -> Pipeline | None:
     process, the late writer after ``shutdown()``), so the result is never None. Its public
     attributes are ``run`` (:class:`gemmalog.Run`), ``config``, ``metrics`` (the
     configuration's ``metrics`` section) and ``role_names`` (role -> logger name, None for a
-    role whose logger is above INFO).
+    role whose logger is above INFO); its ``flush()`` waits for what was logged before, and
+    ``defer(payload, logger)`` hands over an event built on the listener thread
+    (``gemmalog.deferred``, docs/architecture.md "Adding an integration").
     """
     return current() if start else _State.pipeline
 

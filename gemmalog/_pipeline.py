@@ -34,7 +34,7 @@ from gemmalog.notices import say, warn_once
 from gemmalog.processors import AddEnvelope, AddResources, Redact, Sanitize, Sanitizer
 from gemmalog.processors.conform import ConformToSchema
 from gemmalog.processors.derive import DeriveGenerationStats
-from gemmalog.processors.expand import Expand
+from gemmalog.processors.expand import EXPAND, Deferred, Expand, ExpandContext
 from gemmalog.processors.gpu import GpuCounters
 from gemmalog.processors.isolated import Isolated, Processor
 from gemmalog.router import Route, Router
@@ -200,6 +200,12 @@ class Pipeline:
         )
         # One instance for the events and run.json (argv, error, config): the same rules.
         self.redact = Redact(s.redact_patterns) if s.redact else None
+        self._levels: dict[str, int] = {}
+        # Role -> logger name when that logger takes INFO events, else None: the helpers'
+        # one-lookup level check.
+        self.role_names: dict[str, str | None] = {
+            role: (name if self.levelno(name) <= 20 else None) for role, name in self.roles.items()
+        }
         self.listener = EventListener(
             self.queue,
             primary,
@@ -214,12 +220,6 @@ class Pipeline:
             self.listener.report_primary_failure(primary.error)
         for name, error in failed.items():  # reported like any sink failure: stderr + JSONL
             self.listener.report_start_failure(name, error)
-        self._levels: dict[str, int] = {}
-        # Role -> logger name when that logger takes INFO events, else None: the helpers'
-        # one-lookup level check.
-        self.role_names: dict[str, str | None] = {
-            role: (name if self.levelno(name) <= 20 else None) for role, name in self.roles.items()
-        }
         self.stopped = False
         self._stopping = False
         # (calls that took their turn, calls that handed over): shutdown() waits for those
@@ -301,12 +301,12 @@ class Pipeline:
         return sinks, failed
 
     def _listener_chain(self, config: Config, user: Sequence[Processor]) -> tuple[Processor, ...]:
-        """Listener-side processors: batches expanded, derived statistics, the user's, fields
+        """Listener-side processors: deferred payloads expanded, derived statistics, the user's, fields
         made castable, redaction (after those, so it sees what they added), the segment
         stamp, the live doctor."""
-        # Expand first: the events a handed-over batch becomes go through all the others.
+        # Expand first: the events a deferred payload becomes go through all the others.
         chain: list[Processor] = [
-            Expand(),
+            Expand(self.chain[0], ExpandContext(self.role_names, self.metrics)),
             DeriveGenerationStats(),
             *(Isolated(p, "listener") for p in user),
             # After everything that adds fields, before redaction and rendering.
@@ -352,17 +352,39 @@ class Pipeline:
         except Exception as exc:
             warn_once(f"an event could not be logged ({type(exc).__name__})")
 
-    def hand_over(self, event: dict[str, Any]) -> None:
-        """Hand over an event the caller's processors have already run on (what
-        :meth:`emit` does after them, kept inline there for speed); may raise."""
-        turns = self._turns
-        next(turns[0])
+    def defer(self, payload: Deferred, logger: str) -> None:
+        """Hand over ``payload``, to be turned into its events on the listener thread; never
+        raises. The one way to move an event's work off the caller's thread.
+
+        The carrier ``{"kind": payload.kind, "logger": logger}`` runs through the caller's
+        processors here (its envelope, bound context and resources are its events'), then
+        queues as any event does, in order with the others; the listener's :class:`Expand`
+        writes ``payload.events(...)`` in its place (``gemmalog/processors/expand.py``).
+        """
         try:
-            self._put(event)
-        finally:
-            next(turns[1])
-            if self._stranded:
-                self._rescue()
+            event: dict[str, Any] = {"kind": payload.kind, "logger": logger}
+            for proc in self.chain:
+                event = proc(None, "info", event)
+            # After the caller's processors: Sanitize would turn the payload into text.
+            event[EXPAND] = payload
+            turns = self._turns
+            next(turns[0])
+            try:
+                self._put(event)
+            finally:
+                next(turns[1])
+                if self._stranded:
+                    self._rescue()
+        except Exception as exc:
+            warn_once(f"an event could not be logged ({type(exc).__name__})")
+
+    def emit_on_listener(self, method: str, event: dict[str, Any]) -> None:
+        """What :meth:`emit` does, for an event logged on the listener thread itself (a
+        library logging from inside a sink): queued without waiting for room, which only
+        this thread could make; may raise."""
+        for proc in self.chain:
+            event = proc(None, method, event)
+        self.queue.put_nowait(event)
 
     def _write_now(self, event: dict[str, Any]) -> None:
         """Write an event to this process's shard before returning (children, late events).
@@ -453,7 +475,7 @@ class Pipeline:
             self._put = self._divert
             turns, self._turns = self._turns, (itertools.count(), itertools.count())
             self.queue.close()
-            own = calls_on_this_thread(self, (Pipeline.emit.__code__, Pipeline.hand_over.__code__))
+            own = calls_on_this_thread(self, (Pipeline.emit.__code__, Pipeline.defer.__code__))
             wait_for_turns(turns, own, timeout=30.0)
             # Drain: a batch the listener holds is in neither count below.
             self.flush(timeout=30.0)

@@ -78,9 +78,7 @@ class StdlibBridge(logging.handlers.QueueHandler):
             method = record.levelname.lower()
             if pipeline.listener.on_listener_thread():
                 # A library logging from inside a sink: never block the listener on itself.
-                for proc in pipeline.chain:
-                    event = proc(None, method, event)
-                pipeline.queue.put_nowait(event)
+                pipeline.emit_on_listener(method, event)
             else:
                 pipeline.emit(method, event)
             if pipeline.is_late:

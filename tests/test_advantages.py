@@ -137,6 +137,23 @@ def test_without_a_callback_the_formula_is_used_and_metrics_are_logged(root: Pat
     assert con.sql("SELECT value FROM metrics WHERE name = 'judge/mean_len'").fetchall() == [(2.0,)]
 
 
+def test_a_batch_is_logged_with_the_options_it_was_handed_over_with(root: Path) -> None:
+    """The listener reads the options a batch carries, not the collector's at the time it
+    gets to the batch: the callback's end of training (``hooked`` cleared) or a changed
+    option right after the hand-over change nothing of a batch already handed over."""
+    run = gemmalog.initialize(root=root)
+    collector = RewardCollector()
+    funcs = wrap_reward_functions([length_reward], collector)
+    collector.hooked = True
+    StandIn().generate(funcs, ["p", "p", "q", "q"], ["a", "abc", "ab", "ab"], step=0)
+    collector.flush()  # handed over; the listener has not expanded it yet
+    collector.hooked = False  # what on_train_end does next
+    collector.correct_fn = lambda sample: True
+    gemmalog.shutdown()
+    assert not [e for e in events_of(run.dir, "metrics") if "judge/mean_len" in e["metrics"]]
+    assert [e["correct"] for e in events_of(run.dir, "model_output")] == [None] * 4
+
+
 def test_a_batch_the_trainer_no_longer_holds_falls_back_to_the_formula(root: Path) -> None:
     run = gemmalog.initialize(root=root)
     collector = RewardCollector()

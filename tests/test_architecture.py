@@ -311,3 +311,67 @@ def test_cli_imports_no_private_module_of_another_package() -> None:
         p for p, name in imported if not name.startswith("gemmalog.cli.") and name not in LEAVES
     ]
     assert problems == []
+
+
+#: The engine: the only modules that may reach a pipeline's hand-over (``_put``, the queue's
+#: side of it) or its caller-side processor chain (``chain``). Everything else goes through
+#: ``Pipeline.emit``, ``Pipeline.defer`` (deferred events) or ``Pipeline.emit_on_listener``.
+ENGINE = ("gemmalog/_pipeline.py", "gemmalog/_queue.py", "gemmalog/_listener.py")
+ENGINE_ONLY = frozenset({"_put", "_put_forced", "chain"})
+
+
+def _engine_reaches(source: str) -> list[str]:
+    """``.chain`` / ``._put`` attributes read or written in ``source`` (``itertools.chain``
+    is another thing)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Attribute) or node.attr not in ENGINE_ONLY:
+            continue
+        if isinstance(node.value, ast.Name) and node.value.id == "itertools":
+            continue
+        found.append(f"{ast.unparse(node)} (line {node.lineno})")
+    return found
+
+
+def test_only_the_engine_touches_a_pipelines_hand_over_and_chain() -> None:
+    problems = [
+        f"{path.relative_to(REPO)}: {reach}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if str(path.relative_to(REPO)) not in ENGINE
+        for reach in _engine_reaches(path.read_text(encoding="utf-8"))
+    ]
+    assert problems == []
+
+
+def test_the_engine_reach_finder_finds_one() -> None:
+    source = (
+        "import itertools\n"
+        "def f(pipeline, event):\n"
+        "    for proc in pipeline.chain:\n"
+        "        event = proc(None, 'info', event)\n"
+        "    pipeline._put(event)\n"
+        "    return itertools.chain([], [])\n"
+    )
+    assert _engine_reaches(source) == ["pipeline.chain (line 3)", "pipeline._put (line 5)"]
+
+
+#: What ``gemmalog/integrations/`` may import of gemmalog at run time, besides its own
+#: modules: the public API (``gemmalog``, ``gemmalog.api``), the deferred events' seam
+#: (``gemmalog.deferred``: ``Pipeline.defer`` and its payloads, docs/architecture.md), the
+#: views (resuming a run's counts) and the stderr notices. Never the engine or a processor.
+INTEGRATIONS_MAY_IMPORT = frozenset(
+    {"gemmalog", "gemmalog.api", "gemmalog.deferred", "gemmalog.notices", "gemmalog.queries"}
+)
+
+
+def test_integrations_import_only_the_public_api_and_the_deferred_seam() -> None:
+    graph = import_graph()
+    integrations = {m: deps for m, deps in graph.items() if m.startswith("gemmalog.integrations")}
+    assert "gemmalog.integrations.collector" in integrations
+    problems = sorted(
+        f"{module} imports {dep}"
+        for module, deps in integrations.items()
+        for dep in deps
+        if dep not in INTEGRATIONS_MAY_IMPORT and not dep.startswith("gemmalog.integrations")
+    )
+    assert problems == []

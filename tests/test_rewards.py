@@ -523,7 +523,7 @@ def test_samples_are_made_on_the_listener_thread_with_the_callers_envelope(root:
         import threading
 
         threads.add(threading.current_thread().name)
-        return rewards_module.extract_reasoning_and_answer(text)
+        return gemmalog.extract_reasoning_and_answer(text)
 
     wrapped = wrap_reward_functions([correctness, fmt], RewardCollector(extractor=extractor))
     with gemmalog.bound(epoch=1.5, experiment="listener"):
@@ -695,10 +695,11 @@ def test_batch_sanitize_gives_what_the_pipelines_sanitize_gives(
 
     import orjson
 
+    from gemmalog.processors.batch_sanitize import BatchSanitize
     from gemmalog.processors.sanitize import Sanitize, Sanitizer
 
     sanitize = Sanitize(Sanitizer(max_string_length=64, max_items=5))
-    shortcut = rewards_module._BatchSanitize(sanitize)
+    shortcut = BatchSanitize(sanitize)
     for event in _batch_events_of_every_shape():
         expected = sanitize(None, "info", copy.deepcopy(event))
         got = shortcut(None, "info", copy.deepcopy(event))
@@ -714,7 +715,7 @@ def test_batch_sanitize_gives_what_the_pipelines_sanitize_gives(
         return original(self, value, *args)
 
     monkeypatch.setattr(Sanitizer, "clean", counted)
-    fresh = rewards_module._BatchSanitize(sanitize)
+    fresh = BatchSanitize(sanitize)
     plain = _batch_events_of_every_shape()
     for event in (plain[0], plain[7], plain[14]):
         fresh(None, "info", event)
@@ -731,5 +732,5 @@ def test_batch_sanitize_gives_what_the_pipelines_sanitize_gives(
         return event
 
     event = _batch_events_of_every_shape()[0]
-    assert rewards_module._BatchSanitize(other)(None, "info", dict(event)) == event
+    assert BatchSanitize(other)(None, "info", dict(event)) == event
     assert calls == ["reward"]

@@ -38,74 +38,24 @@ pipeline does not build those sinks elsewhere). No collective call is made.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transformers import TrainerCallback
 
 import gemmalog
 from gemmalog import api, bind, log_event, running, set_final_stats
-
-if TYPE_CHECKING:
-    from gemmalog._pipeline import Pipeline
+from gemmalog.deferred import MemorySample, Progress
 from gemmalog.integrations.rewards import (
     RewardCollector,
     default_collector,
     wrap_reward_functions,
 )
+from gemmalog.integrations.trainer_values import gradient_norms, snapshot, split_logs
 from gemmalog.notices import warn_once
-from gemmalog.processors.expand import emit_expanding, with_envelope
-from gemmalog.processors.resources import accelerator_memory_mb, detect_device, process_memory
 
-_EVAL_PREFIX = "eval_"
 _MISSING = object()
-
-
-def split_logs(logs: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """``{phase: {name: value}}`` from an ``on_log`` dict: numeric values only (bools as 0/1
-    excluded, as transformers' TensorBoardCallback does); ``eval_`` keys go to phase eval."""
-    train: dict[str, float] = {}
-    evals: dict[str, float] = {}
-    eval_first = False  # the phases in the order their first key came, as logs has them
-    for key, value in logs.items():
-        # TRL's values are plain floats and ints: one type() check each; bools are ints.
-        t = type(value)
-        if t is not float and t is not int and (t is bool or not isinstance(value, int | float)):
-            continue
-        if key.startswith(_EVAL_PREFIX):
-            if not evals and not train:
-                eval_first = True
-            evals[key[len(_EVAL_PREFIX) :]] = value
-        else:
-            train[key] = value
-    if eval_first:
-        return {"eval": evals, "train": train} if train else {"eval": evals}
-    out: dict[str, dict[str, float]] = {"train": train} if train else {}
-    if evals:
-        out["eval"] = evals
-    return out
-
-
-def _snapshot(args: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(args) and not isinstance(args, type):
-        try:
-            return dict(args.to_dict()) if hasattr(args, "to_dict") else dataclasses.asdict(args)
-        except Exception:
-            pass
-    return {k: v for k, v in vars(args).items() if not k.startswith("_")}
-
-
-def _group_of(name: str) -> str:
-    """Parameter group for gradient norms: the layer (``model.layers.3``) or the top module."""
-    parts = name.split(".")
-    for i, part in enumerate(parts):
-        if part.isdigit():
-            return ".".join(parts[: i + 1])
-    return ".".join(parts[:2]) if len(parts) > 2 else parts[0]
 
 
 class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
@@ -199,7 +149,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             model_name=str(name),
             num_parameters=parameters,
             dataset_size=dataset_size,
-            training_args=_snapshot(args),
+            training_args=snapshot(args),
             world_size=getattr(args, "world_size", 1),
         )
         # The start sample of a fresh training only: a resumed one would log it at the
@@ -320,7 +270,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         )
         return control
 
-    # -- progress ---------------------------------------------------------------------------
+    # -- progress and resources, finished on the listener thread --------------------------
     def _log_progress(self, step: int, percent: float) -> None:
         """The step's progress ``metrics`` event, its answer counts filled in on the listener
         thread: the reward batches are counted there, and every batch handed over before
@@ -330,92 +280,33 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             name = pipeline.role_names["metrics"]
             if name is None:  # the metrics logger is above INFO
                 return
-            emit_expanding(
-                pipeline,
-                {"kind": "progress", "logger": name},
-                functools.partial(self._progress_event, pipeline, name, step, percent),
-            )
+            pipeline.defer(Progress(name, step, percent, self.collector.tally_of(pipeline)), name)
         except Exception as exc:
             warn_once(f"progress not logged: {exc}", key="trl:progress")
 
-    def _progress_event(
-        self, pipeline: Pipeline, name: str, step: int, percent: float, carrier: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        correct, total = self.collector.counted(pipeline, "train")
-        event = {
-            "kind": "metrics",
-            "logger": name,
-            "step": step,
-            "phase": "progress",
-            "metrics": {
-                "progress_percent": percent,
-                "correct_answers": correct,
-                "total_answers": total,
-                "accuracy": 100.0 * (correct / total) if total else 0.0,
-            },
-        }
-        return with_envelope(carrier, [event], pipeline.chain[0])
-
-    # -- resources --------------------------------------------------------------------------
     def _log_resources(self, step: int, extra: dict[str, Any]) -> None:
         """What ``api.log_memory_usage(step=step, **extra)`` logs, its /proc reads (RSS, CPU
-        percent: 0.05-1 ms on a loaded machine) made on the listener thread. The device and
-        CUDA counters are read here: torch's current device is the training thread's."""
+        percent) made on the listener thread. The device and CUDA counters are read here:
+        torch's current device is the training thread's."""
         try:
             pipeline = running(start=True)
             name = pipeline.role_names["system"]
             if name is None:
                 return
-            device = detect_device()
-            accelerator = accelerator_memory_mb()
-            emit_expanding(
-                pipeline,
-                {"kind": "system", "logger": name},
-                functools.partial(
-                    self._resources_event, pipeline, name, step, device, accelerator, extra
-                ),
-            )
+            pipeline.defer(MemorySample.now(name, step, extra), name)
         except Exception as exc:
             warn_once(f"resource metrics not logged: {exc}", key="trl:resources")
-
-    @staticmethod
-    def _resources_event(
-        pipeline: Pipeline,
-        name: str,
-        step: int,
-        device: str,
-        accelerator: dict[str, float],
-        extra: dict[str, Any],
-        carrier: dict[str, Any],
-    ) -> list[dict[str, Any]]:
-        values: dict[str, Any] = {"device": device, **process_memory(), **accelerator}
-        values.update(extra)
-        event = {"kind": "system", "logger": name, "event": "memory", **values, "step": step}
-        return with_envelope(carrier, [event], pipeline.chain[0])
 
     # -- gradients ------------------------------------------------------------------------
     def _log_gradients(self, step: int, model: Any) -> None:
         if model is None:
             return
         try:
-            torch = sys.modules["torch"]
-            squares: dict[str, Any] = {}
-            for name, param in model.named_parameters():
-                if param.grad is None:
-                    continue
-                group = _group_of(name)
-                # dtype= accumulates in fp32 without an fp32 copy of the gradient
-                value = torch.linalg.vector_norm(param.grad.detach(), dtype=torch.float32) ** 2
-                squares[group] = squares[group] + value if group in squares else value
-            if not squares:
-                return
-            names = list(squares)
-            norms = torch.stack([squares[n] for n in names]).sqrt().tolist()  # one device sync
-            api.log_training_progress(
-                step,
-                {f"grad_norm/{n}": v for n, v in zip(names, norms, strict=True)},
-                phase="gradients",
-            )
+            norms = gradient_norms(model)
+            if norms:
+                api.log_training_progress(
+                    step, {f"grad_norm/{n}": v for n, v in norms.items()}, phase="gradients"
+                )
         except Exception as exc:
             warn_once(f"gradient norms not logged: {exc}", key="trl:gradients")
 
