@@ -11,7 +11,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 
 def test_docs_are_generated_from_the_declarations() -> None:
     assert DOCS.read_text(encoding="utf-8") == event_schema.markdown(), (
-        "run: python -c \"import gemmalog.event_schema as e; "
+        'run: python -c "import gemmalog.event_schema as e; '
         "open('docs/events.md','w').write(e.markdown())\""
     )
 

@@ -45,7 +45,7 @@ def build(path: str, root: str | None, fmt: str) -> None:
         gemmalog cache build gemmalog_runs
     """
     from gemmalog.queries import QueryError, resolve
-    from gemmalog.queries._cache import build as do_build
+    from gemmalog.queries._cache_admin import build as do_build
 
     source = resolve(path, root=root)
     if not source.files():
@@ -65,7 +65,7 @@ def status(path: str, root: str | None, fmt: str) -> None:
         gemmalog cache status gemmalog_runs/my-run --format json
     """
     from gemmalog.queries import QueryError, resolve
-    from gemmalog.queries._cache import status as do_status
+    from gemmalog.queries._cache_admin import status as do_status
 
     source = resolve(path, root=root)
     if not source.files():
@@ -89,7 +89,7 @@ def verify(path: str, root: str | None, fmt: str) -> None:
         gemmalog cache verify gemmalog_runs
     """
     from gemmalog.queries import QueryError, resolve
-    from gemmalog.queries._cache import verify as do_verify
+    from gemmalog.queries._cache_admin import verify as do_verify
 
     source = resolve(path, root=root)
     if not source.files():
@@ -110,7 +110,7 @@ def drop(path: str, root: str | None) -> None:
         gemmalog cache drop gemmalog_runs/my-run
     """
     from gemmalog.queries import resolve
-    from gemmalog.queries._cache import drop as do_drop
+    from gemmalog.queries._cache_admin import drop as do_drop
 
     removed = do_drop(resolve(path, root=root))
     click.echo(f"removed {len(removed)} cache folder(s)" + "".join(f"\n  {r}" for r in removed))

@@ -78,7 +78,7 @@ def _may_be_the_cache(exc: BaseException) -> bool:
     )
     if isinstance(exc, statement):
         return False
-    from gemmalog.queries._cache_store import enabled
+    from gemmalog.queries._cache_config import enabled
 
     return enabled()
 
@@ -126,13 +126,13 @@ def cli(debug: bool, no_cache: bool, cache_dir: str | None) -> None:
         gemmalog summary my-run --root gemmalog_runs
     """
     if no_cache or cache_dir:  # for this command only (undone when it ends)
-        from gemmalog.queries._cache import configured
+        from gemmalog.queries._cache_config import configured
 
         ctx = click.get_current_context()
         ctx.with_resource(configured(enabled=False if no_cache else None, directory=cache_dir))
     if not no_cache and (cache_dir or os.environ.get("GEMMALOG_CACHE_DIR")):
         from gemmalog.queries import check_output
-        from gemmalog.queries._cache import cache_root
+        from gemmalog.queries._cache_config import cache_root
 
         folder = cache_root()
         if folder is not None:  # the caches are written there: never onto a run's files

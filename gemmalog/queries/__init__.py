@@ -7,7 +7,7 @@
 The views and their columns are documented in ``docs/queries.md``.
 """
 
-from gemmalog.queries._cache import CACHE_NAME, MANIFEST, configured
+from gemmalog.queries._cache_config import CACHE_NAME, MANIFEST, configured
 from gemmalog.queries._cache_memo import remembered
 from gemmalog.queries._connect import VIEWS, QueryError, Source, connect, freeze, resolve
 from gemmalog.queries._export import to_csv, to_parquet
