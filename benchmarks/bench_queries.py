@@ -245,7 +245,7 @@ def _ask(run_dir: Path, sql: str, cache: bool) -> list[tuple[Any, ...]]:
 
 def _summary(run_dir: Path, cache: bool) -> dict[str, Any]:
     from gemmalog.queries import summary
-    from gemmalog.queries._cache import configured
+    from gemmalog.queries._cache_config import configured
 
     with configured(enabled=cache):
         return summary(run_dir)

@@ -1,23 +1,18 @@
-"""Starting and ending runs: initialize, flush, shutdown, and the process hooks around them.
+"""Starting and ending runs: initialize, flush, shutdown.
 
-The hooks (atexit, ``sys.excepthook``, ``sys.exit``, SIGTERM) are installed by the first
-``initialize()`` and capture whatever was installed before them at that moment. Children
+``initialize()`` installs the process hooks of :mod:`gemmalog._hooks` (atexit,
+``sys.excepthook``, ``sys.exit``, SIGTERM), which end the run with :func:`shutdown`. Children
 (fork, spawn, subprocesses) and late events find their pipeline through :func:`current`.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
-import signal
-import sys
-import threading
-import traceback
-from collections.abc import Iterator, Sequence
-from types import FrameType, TracebackType
-from typing import Any, Literal, NoReturn, overload
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Literal, overload
 
+from gemmalog import _hooks
 from gemmalog import _stdlib as _bridge
 from gemmalog._children import (
     PARENT_ENV,
@@ -59,7 +54,7 @@ def current() -> Pipeline:
             elif spawned is not None:
                 config, run = spawned
                 _State.pipeline = Pipeline.child(config, run)
-                _install_hooks(sigterm=False)
+                _hooks.install(shutdown, sigterm=False)
                 flush_at_child_exit(shutdown)
             elif _State.last is not None:
                 # Late events (a library's teardown, a thread still logging after a SIGTERM
@@ -125,6 +120,29 @@ def initialize(
     event (at or above their ``level``, for a :class:`gemmalog.sinks.BaseSink`). A processor
     or sink that fails is isolated: reported once, the events and the other sinks go on.
     """
+    config = _configuration(config_path, overrides)
+    named, named_listener = _named_processors(config)
+    with _State.lock:
+        shutdown()  # the run on (or the late events of the last one) is recorded first
+        pipeline = Pipeline.new_run(
+            config,
+            processors=(*named, *processors),
+            listener_processors=(*named_listener, *listener_processors),
+            sinks=sinks,
+        )
+        _make_current(pipeline, config)
+    run = pipeline.run
+    write_manifest(run, redact=pipeline.redact)
+    _announce(pipeline)
+    _start_sync(config, run)
+    return run
+
+
+def _configuration(
+    config_path: str | os.PathLike[str] | Config | None, overrides: dict[str, Any]
+) -> Config:
+    """The configuration ``initialize()`` was given, with the environment's and its keyword
+    overrides applied (in that order: keywords win)."""
     if isinstance(config_path, Config):
         config = config_path
     elif config_path is None:
@@ -133,27 +151,33 @@ def initialize(
         config = load(config_path, import_user_code=True)  # the user runs their own code
     apply_overrides(config, env_overrides(), "environment")
     apply_overrides(config, {k: v for k, v in overrides.items() if v is not None})
+    return config
+
+
+def _named_processors(config: Config) -> tuple[list[Processor], list[Processor]]:
+    """The caller-side and listener processors the configuration names."""
     try:
         named = [processor(p) for p in config.settings.processors]
         named_listener = [processor(p) for p in config.settings.listener_processors]
     except ValueError as exc:
         raise ConfigError(f"gemmalog.processors: {exc}") from None
-    processors = (*named, *processors)
-    listener_processors = (*named_listener, *listener_processors)
-    with _State.lock:
-        shutdown()  # the run on (or the late events of the last one) is recorded first
-        pipeline = Pipeline.new_run(
-            config, processors=processors, listener_processors=listener_processors, sinks=sinks
-        )
-        pipeline.run.on_exit = end_run
-        _State.pipeline = pipeline
-        os.environ[PARENT_ENV] = parent_description(pipeline)
-        _State.final_stats = {}
-        _State.exit_status = None
-        _install_hooks()
-        _bridge.install(config, current)
+    return named, named_listener
+
+
+def _make_current(pipeline: Pipeline, config: Config) -> None:
+    """``pipeline`` becomes this process's: its children's, the hooks' and the stdlib's."""
+    pipeline.run.on_exit = end_run
+    _State.pipeline = pipeline
+    os.environ[PARENT_ENV] = parent_description(pipeline)
+    _State.final_stats = {}
+    _State.exit_status = None
+    _hooks.install(shutdown)
+    _bridge.install(config, current)
+
+
+def _announce(pipeline: Pipeline) -> None:
+    """The ``run_start`` event: what runs, where, with which configuration."""
     run = pipeline.run
-    write_manifest(run, redact=pipeline.redact)
     pipeline.emit(
         "info",
         {
@@ -170,19 +194,24 @@ def initialize(
         },
         force=True,
     )
-    if config.sync.dest is not None:
-        # The only import of remote/ below it: the sync: section's pusher, a background
-        # thread that reads the run's files (docs/remote.md).
-        from gemmalog.remote._sync import start
 
-        _State.sync = start(
-            run.dir,
-            config.sync.dest,
-            rank=run.rank,
-            interval=config.sync.interval,
-            final_timeout=config.sync.final_timeout,
-        )
-    return run
+
+def _start_sync(config: Config, run: Run) -> None:
+    """The ``sync:`` section's pusher, when the configuration has one: a background thread
+    that reads the run's files (docs/remote.md)."""
+    dest = config.sync.dest
+    if dest is None:
+        return
+    # The only import of remote/ below it.
+    from gemmalog.remote._sync import start
+
+    _State.sync = start(
+        run.dir,
+        dest,
+        rank=run.rank,
+        interval=config.sync.interval,
+        final_timeout=config.sync.final_timeout,
+    )
 
 
 def flush(timeout: float = 30.0) -> bool:
@@ -199,7 +228,7 @@ def shutdown(status: str | None = None, error: str | None = None) -> None:
     ``initialize()`` starts another run; called again with no run on, it counts those late
     events in run.json (the exit hook does). See docs/reliability.md, "Late events".
     """
-    with _State.lock, _interrupts_deferred():
+    with _State.lock, _hooks.interrupts_deferred():
         pipeline = _running()
         if pipeline is not None and pipeline.is_late:
             _State.pipeline = pipeline = None  # the late writer stays open: nothing to stop
@@ -217,34 +246,6 @@ def shutdown(status: str | None = None, error: str | None = None) -> None:
         if sync is not None and not pipeline.is_child:
             sync.finish()  # the last push, after run.json got its end; bounded in time
         _State.last = pipeline
-
-
-@contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """A Ctrl-C during shutdown is noted (the run is interrupted) instead of cutting it short.
-
-    Only the main thread can change signal handlers; elsewhere this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-
-    def note(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        if _State.exit_status is None or _State.exit_status[0] == "completed":
-            _State.exit_status = ("interrupted", "KeyboardInterrupt")
-
-    try:
-        previous = signal.signal(signal.SIGINT, note)
-    except (ValueError, OSError, TypeError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError, OSError, TypeError):
-            signal.signal(signal.SIGINT, previous)
 
 
 def end_run(
@@ -266,186 +267,12 @@ def end_run(
         else:
             shutdown("failed", f"SystemExit: {code}")
     else:
-        shutdown(*_record_exception(pipeline, exc_type, exc, tb, "run failed"))
-
-
-def _record_exception(
-    pipeline: Pipeline,
-    exc_type: type[BaseException],
-    exc: BaseException | None,
-    tb: TracebackType | None,
-    event: str,
-) -> tuple[str, str]:
-    """Log the traceback as an error event; return the run's (status, error) for run.json."""
-    interrupted = issubclass(exc_type, KeyboardInterrupt)
-    pipeline.emit(
-        "error",
-        {
-            "kind": "log",
-            "logger": pipeline.roles["training"],
-            "event": "run interrupted" if interrupted else event,
-            "exc": "".join(traceback.format_exception(exc_type, exc, tb)),
-        },
-    )
-    return ("interrupted" if interrupted else "failed", f"{exc_type.__name__}: {exc}")
+        shutdown(*_hooks.record_exception(pipeline, exc_type, exc, tb, "run failed"))
 
 
 def set_final_stats(**stats: Any) -> None:
     """Statistics for ``run_end`` (the TRL integration's accuracy, correct/total answers, ...)."""
     _State.final_stats.update(stats)
-
-
-# -- exit, signals, uncaught exceptions --------------------------------------------------
-# Each hook keeps what was installed before it, captured when it is installed (a hook a
-# user set between ``import gemmalog`` and ``initialize()`` is called, not dropped).
-_previous: dict[str, Any] = {}
-
-
-def _excepthook(
-    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
-) -> None:
-    # The status first: a second Ctrl-C may cut the rest of this hook short.
-    interrupted = issubclass(exc_type, KeyboardInterrupt)
-    _State.exit_status = (
-        ("interrupted", "KeyboardInterrupt") if interrupted else ("failed", exc_type.__name__)
-    )
-    pipeline = running()
-    if pipeline is not None:
-        _State.exit_status = _record_exception(pipeline, exc_type, exc, tb, "uncaught exception")
-    _previous["excepthook"](exc_type, exc, tb)
-
-
-def _exit(status: object = None) -> NoReturn:
-    """``sys.exit`` that first notes the code: a non-zero exit ends the run as failed.
-
-    Python does not tell exit hooks the exit code, so the code is noted here and used by
-    :func:`_at_exit` only (an explicit ``shutdown()`` after catching the SystemExit still
-    completes the run).
-    """
-    if status is None or status == 0:
-        _State.exit_code = ("completed", None)
-    else:
-        _State.exit_code = ("failed", f"SystemExit: {status}")
-    _previous["exit"](status)
-    raise SystemExit(status)  # only if the previous sys.exit returned
-
-
-def _at_exit() -> None:
-    """The interpreter is exiting: end the run with what we know of how the program ended."""
-    for _attempt in range(3):  # a Ctrl-C during the shutdown starts it again
-        try:
-            if _State.exit_status is None:
-                _State.exit_status = _State.exit_code or _uncaught()
-            shutdown()
-            return
-        except KeyboardInterrupt:
-            _State.exit_status = ("interrupted", "KeyboardInterrupt")
-
-
-def _uncaught() -> tuple[str, str | None] | None:
-    """The exception that ended the program, when gemmalog's excepthook never saw it run (a
-    second Ctrl-C can land on its first line): Python keeps it in ``sys.last_value``."""
-    last = getattr(sys, "last_value", None)
-    if last is None or last is _State.last_value_at_start:
-        return None
-    if isinstance(last, KeyboardInterrupt):
-        return ("interrupted", "KeyboardInterrupt")
-    return ("failed", type(last).__name__)
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _State.exit_status = ("interrupted", f"signal {signal.Signals(signum).name}")
-    try:
-        shutdown()
-    finally:
-        # Whatever happened above (this handler may have interrupted anything, even a
-        # logging call deep in a stack), the signal still ends the process.
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-
-def _install_hooks(sigterm: bool = True) -> None:
-    """The process hooks; ``sigterm``: also the SIGTERM handler (not in a child process).
-
-    A child's events are written before its log calls return, so it needs no handler to
-    keep them, and one would cost it its SIGTERM now and then: CPython runs a Python
-    handler only between bytecodes, and a SIGTERM that arrives just as the main thread
-    enters a blocking wait in C (a ``multiprocessing`` pool worker taking the task queue's
-    lock) is never handled, so ``Pool.terminate()`` (and leaving ``with Pool()``) waits for
-    that worker forever. With the default action the signal ends the child at once.
-    """
-    if not _State.hooks_installed:
-        _State.hooks_installed = True
-        _State.last_value_at_start = getattr(sys, "last_value", None)
-        atexit.register(_at_exit)
-        _previous["excepthook"] = sys.excepthook
-        sys.excepthook = _excepthook
-        _previous["exit"] = sys.exit
-        sys.exit = _exit
-    if not sigterm:
-        return
-    if threading.current_thread() is threading.main_thread():
-        _install_sigterm()
-    else:
-        _install_sigterm_on_the_main_thread()
-
-
-def _install_sigterm() -> None:
-    """gemmalog's SIGTERM handler, where SIGTERM has its default action (on the main thread)."""
-    try:
-        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, _on_sigterm)
-    except (ValueError, OSError):
-        pass
-
-
-def _pending_install(_arg: object) -> int:
-    _install_sigterm()
-    return 0
-
-
-#: The pending calls handed to the interpreter (ctypes callbacks must outlive their call).
-_pending: list[object] = []
-
-
-def _install_sigterm_on_the_main_thread() -> None:
-    """``initialize()`` on another thread: Python lets only the main thread set a signal
-    handler, so ask the main thread to install it (``Py_AddPendingCall``, the way CPython
-    runs signal handlers: when the main thread next executes Python code), and say so."""
-    try:
-        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
-            return  # someone else's handler: left alone, as on the main thread
-    except (ValueError, OSError):
-        return
-    try:
-        import ctypes
-
-        callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(_pending_install)
-        if ctypes.pythonapi.Py_AddPendingCall(callback, None) == 0:
-            _pending.append(callback)
-    except Exception:  # no ctypes or no CPython API (another interpreter): the notice stands
-        pass
-    warn_once(
-        f"initialize() ran on thread {threading.current_thread().name!r}, not the main thread: "
-        "the SIGTERM handler that ends the run cleanly is installed once the main thread "
-        "runs Python code again (until then, e.g. while it waits in Thread.join(), SIGTERM "
-        "kills the process and run.json stays 'running'); call initialize() on the main "
-        "thread to be sure",
-        key="initialize off the main thread",
-    )
-
-
-def _default_sigterm_in_child() -> None:
-    """After a fork: the child ends on SIGTERM by the default action (see _install_hooks);
-    an ``initialize()`` of its own installs the handler again for its own run."""
-    try:
-        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    except (ValueError, OSError):
-        pass
-
-
-os.register_at_fork(after_in_child=_default_sigterm_in_child)
 
 
 __all__ = ["current", "end_run", "flush", "initialize", "running", "set_final_stats", "shutdown"]

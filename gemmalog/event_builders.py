@@ -94,17 +94,8 @@ def model_output_event(
     problems: list[str] = []
     text = completion(model_output, problems)
     if reasoning is None or answer is None:
-        try:
-            found_reasoning, found_answer = extractor(text)
-        except Exception:
-            found_reasoning, found_answer = None, None
-        reasoning = found_reasoning if reasoning is None else reasoning
-        answer = found_answer if answer is None else answer
-    scores, problem = _coerce.mapping(rewards)
-    if problem:
-        problems.append(f"rewards: {problem}")
-    if scores is not None and not flat_finite_numbers(scores):
-        scores = metric_values(scores, problems)
+        reasoning, answer = _extracted(text, reasoning, answer, extractor)
+    scores = _reward_scores(rewards, problems)
     if total_reward is None and scores:
         numbers = [v for v in scores.values() if type(v) is float or type(v) is int]
         total_reward = sum(numbers) if len(numbers) == len(scores) else None
@@ -136,6 +127,35 @@ def model_output_event(
         event["event"] = _coerce.with_problems("model_output", problems)
         noted("log_model_output", problems)
     return event
+
+
+def _extracted(
+    text: str,
+    reasoning: str | None,
+    answer: str | None,
+    extractor: Callable[[str], tuple[str | None, str | None]],
+) -> tuple[str | None, str | None]:
+    """The reasoning and answer given, the missing one(s) found by ``extractor`` in ``text``
+    (none when it fails)."""
+    try:
+        found_reasoning, found_answer = extractor(text)
+    except Exception:
+        found_reasoning, found_answer = None, None
+    return (
+        found_reasoning if reasoning is None else reasoning,
+        found_answer if answer is None else answer,
+    )
+
+
+def _reward_scores(rewards: Any, problems: list[str]) -> dict[str, Any] | None:
+    """A model output's ``rewards``: function name -> number (None for a value that is no
+    number), or None; what could not be kept is said in ``problems``."""
+    scores, problem = _coerce.mapping(rewards)
+    if problem:
+        problems.append(f"rewards: {problem}")
+    if scores is not None and not flat_finite_numbers(scores):
+        scores = metric_values(scores, problems)
+    return scores
 
 
 #: model_output fields the TRL integration passes as keywords: typed here like the others.

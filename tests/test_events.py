@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gemmalog import events
+from gemmalog import event_schema, events
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 
 
 def test_docs_are_generated_from_the_declarations() -> None:
-    assert DOCS.read_text(encoding="utf-8") == events.markdown(), (
-        "run: python -c \"import gemmalog.events as e; open('docs/events.md','w').write(e.markdown())\""
+    assert DOCS.read_text(encoding="utf-8") == event_schema.markdown(), (
+        'run: python -c "import gemmalog.event_schema as e; '
+        "open('docs/events.md','w').write(e.markdown())\""
     )
 
 
@@ -48,7 +49,7 @@ def test_required_kinds_are_declared() -> None:
 
 
 def test_json_schema_covers_every_kind() -> None:
-    schema = events.json_schema()
+    schema = event_schema.json_schema()
     assert {v["title"] for v in schema["oneOf"]} == set(events.KINDS)
     assert set(schema["properties"]) == {f.name for f in events.ENVELOPE}
 

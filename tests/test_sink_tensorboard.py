@@ -12,8 +12,9 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 
 import gemmalog
 from gemmalog import running
-from gemmalog.sinks.tensorboard import TensorBoardSink, metric_tag
-from gemmalog.sinks.tfevents import histogram_parts
+from gemmalog.sinks.tensorboard import TensorBoardSink
+from gemmalog.sinks.tensorboard.histogram import histogram_parts
+from gemmalog.sinks.tensorboard.tags import metric_tag
 
 CONFIG = """\
 version: 1

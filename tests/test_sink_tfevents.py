@@ -21,17 +21,11 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 import gemmalog
-from gemmalog.sinks import tfevents
 from gemmalog.sinks.tensorboard import TensorBoardSink
-from gemmalog.sinks.tfevents import (
-    EventFile,
-    ScalarEncoder,
-    histogram_bytes,
-    histogram_value,
-    masked,
-    tag_field,
-    text_value,
-)
+from gemmalog.sinks.tensorboard.event_file import EventFile
+from gemmalog.sinks.tensorboard.histogram import histogram_bytes, histogram_value
+from gemmalog.sinks.tensorboard.protos import ScalarEncoder, ScalarPlan, tag_field, text_value
+from gemmalog.sinks.tensorboard.records import Framer, load_crc32c, masked
 
 
 def event_files(log_dir: Path) -> list[Path]:
@@ -286,9 +280,9 @@ def test_text_encoding_equals_protobufs(wall: float, step: int, tag: str, text: 
 
 @given(data=st.binary(max_size=2000))
 def test_checksums_equal_tensorboards(data: bytes) -> None:
-    crc = tfevents.load_crc32c()
+    crc = load_crc32c()
     assert masked(crc(data)) == pywrap_tensorflow.masked_crc32c(data)
-    framer = tfevents.Framer(crc)
+    framer = Framer(crc)
     assert framer(data) == framer(data) == framed_by_tensorboard([data])  # head cached by length
 
 
@@ -317,8 +311,8 @@ def test_without_the_c_package_python_checksums_say_so_once(
 ) -> None:
     monkeypatch.setitem(sys.modules, "crc32c", None)  # import crc32c raises ImportError
     monkeypatch.setattr("gemmalog.notices._said", set())
-    first = tfevents.load_crc32c()
-    second = tfevents.load_crc32c()
+    first = load_crc32c()
+    second = load_crc32c()
     assert first is pywrap_tensorflow.crc32c and second is first
     err = capsys.readouterr().err
     assert err.count("crc32c package is not installed") == 1 and "pure Python" in err
@@ -335,7 +329,7 @@ def test_the_c_package_is_a_core_dependency() -> None:
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     core = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0]
     assert '"crc32c' in core
-    assert tfevents.load_crc32c() is crc32c.crc32c
+    assert load_crc32c() is crc32c.crc32c
 
 
 def test_a_step_beyond_int64_drops_its_values_once_and_keeps_the_sink(
@@ -412,7 +406,7 @@ def test_metrics_packed_in_one_call_equal_value_by_value(
     ]
     with TensorBoardSink(tmp_path / "fast") as sink:
         sink.write(batch)
-    monkeypatch.setattr(tfevents.ScalarPlan, "pack", lambda self, values: None)
+    monkeypatch.setattr(ScalarPlan, "pack", lambda self, values: None)
     with TensorBoardSink(tmp_path / "careful") as sink:
         sink.write(batch)
     (fast,) = event_files(tmp_path / "fast")
@@ -445,7 +439,7 @@ def test_a_planned_metrics_event_equals_protobufs(
     value is not a float32-packable number."""
     values = data.draw(st.lists(st.floats(width=32), min_size=len(tags), max_size=len(tags)))
     encoder = ScalarEncoder()
-    plan = tfevents.ScalarPlan([encoder.prefix(t) for t in tags])
+    plan = ScalarPlan([encoder.prefix(t) for t in tags])
     Value = summary_pb2.Summary.Value
     proto_tags = [t.encode("utf-8", "backslashreplace").decode("utf-8") for t in tags]
     summary = summary_pb2.Summary(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from gemmalog.cli._group import cli, console, root_option
 from gemmalog.cli._remote_cmd import here_all
+
+if TYPE_CHECKING:
+    from gemmalog.doctor import Finding
 
 #: Exit status when a finding reaches ``--fail-on`` (1 is an error, 2 a usage error).
 FINDINGS_EXIT = 3
@@ -51,7 +56,7 @@ def doctor(
     """
     import orjson
 
-    from gemmalog.doctor import RANK, diagnose, steps_text
+    from gemmalog.doctor import RANK, diagnose
 
     runs, root = here_all(runs, root)
     findings = diagnose(list(runs), root=root, config=config, checks=checks or None)
@@ -62,35 +67,41 @@ def doctor(
     elif not findings:
         click.echo(f"no findings in {', '.join(runs)}")
     else:
-        from rich.table import Table
-        from rich.text import Text
-
-        from gemmalog._terminal import visible
-
-        several = len({f.run for f in findings}) > 1
-        table = Table(title="gemmalog doctor", show_lines=True)
-        for name in ["#", "severity", *(["run"] if several else []), "check", "steps", "finding"]:
-            table.add_column(name, overflow="fold")
-        styles = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-        for i, f in enumerate(findings, 1):
-            # Run ids and messages hold data (reward and metric names): shown literally.
-            table.add_row(
-                str(i),
-                Text(f.severity, style=styles[f.severity]),
-                *([Text(visible(f.run))] if several else []),
-                f.check,
-                steps_text(f.steps) or "—",
-                Text(visible(f.message)),
-            )
-        out = console()
-        out.print(table)
-        for i, f in enumerate(findings, 1):
-            if f.examples:
-                out.print(f"#{i} {f.check}, example completions:", markup=False, highlight=False)
-            for ex in f.examples:
-                where = f"step {ex['step']}" if "step" in ex else "example"
-                count = f", {ex['count']}×" if "count" in ex else ""
-                text = " ".join(str(ex["text"]).split())[:160]
-                out.print(f"  {where}{count}: {visible(text)}", markup=False, highlight=False)
+        _print_findings(findings)
     if fail_on is not None and any(RANK[f.severity] >= RANK[fail_on] for f in findings):
         click.get_current_context().exit(FINDINGS_EXIT)
+
+
+def _print_findings(findings: list[Finding]) -> None:
+    """The findings as a table, then the example completions some of them carry."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from gemmalog._terminal import visible
+    from gemmalog.doctor import steps_text
+
+    several = len({f.run for f in findings}) > 1
+    table = Table(title="gemmalog doctor", show_lines=True)
+    for name in ["#", "severity", *(["run"] if several else []), "check", "steps", "finding"]:
+        table.add_column(name, overflow="fold")
+    styles = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+    for i, f in enumerate(findings, 1):
+        # Run ids and messages hold data (reward and metric names): shown literally.
+        table.add_row(
+            str(i),
+            Text(f.severity, style=styles[f.severity]),
+            *([Text(visible(f.run))] if several else []),
+            f.check,
+            steps_text(f.steps) or "—",
+            Text(visible(f.message)),
+        )
+    out = console()
+    out.print(table)
+    for i, f in enumerate(findings, 1):
+        if f.examples:
+            out.print(f"#{i} {f.check}, example completions:", markup=False, highlight=False)
+        for ex in f.examples:
+            where = f"step {ex['step']}" if "step" in ex else "example"
+            count = f", {ex['count']}×" if "count" in ex else ""
+            text = " ".join(str(ex["text"]).split())[:160]
+            out.print(f"  {where}{count}: {visible(text)}", markup=False, highlight=False)

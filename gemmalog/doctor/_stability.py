@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gemmalog.doctor._core import Check, Context, Finding, check, num, steps_text
+
+if TYPE_CHECKING:
+    from gemmalog.config.model import DoctorConfig
 
 
 @check("metric_outliers", "warning", "spikes in loss, grad_norm or kl")
@@ -13,6 +16,21 @@ def metric_outliers(ctx: Context, chk: Check) -> list[Finding]:
     deviations (median/MAD) and several times the range those steps spanned, so that the
     ordinary swings of a noisy metric (GRPO's loss jumps between ~0 and a few tenths) are not
     spikes."""
+    out: list[Finding] = []
+    for run, found in ctx.by_run(_outlier_rows(ctx)).items():
+        cfg = ctx.settings[run]
+        per_metric: dict[str, list[dict[str, Any]]] = {}
+        for r in found:
+            far = abs(r["value"] - r["med"]) >= cfg.outlier_range * r["spread"]
+            if r["name"] in cfg.outlier_metrics and r["z"] >= cfg.outlier_z and far:
+                per_metric.setdefault(r["name"], []).append(r)
+        for name, spikes in sorted(per_metric.items()):
+            out.append(_spikes(ctx, chk, run, cfg, name, spikes))
+    return out
+
+
+def _outlier_rows(ctx: Context) -> list[dict[str, Any]]:
+    """The candidate spikes of every run, one query per outlier window the runs use."""
     by_window: dict[int, list[str]] = {}
     for run, cfg in ctx.settings.items():
         by_window.setdefault(cfg.outlier_window, []).append(run)
@@ -30,46 +48,46 @@ def metric_outliers(ctx: Context, chk: Check) -> list[Finding]:
             window=window,
             min_prior=max(3, window // 2),
         )
-    out: list[Finding] = []
-    for run, found in ctx.by_run(rows).items():
-        cfg = ctx.settings[run]
-        per_metric: dict[str, list[dict[str, Any]]] = {}
-        for r in found:
-            far = abs(r["value"] - r["med"]) >= cfg.outlier_range * r["spread"]
-            if r["name"] in cfg.outlier_metrics and r["z"] >= cfg.outlier_z and far:
-                per_metric.setdefault(r["name"], []).append(r)
-        for name, spikes in sorted(per_metric.items()):
-            worst = max(spikes, key=lambda r: r["z"])
-            steps = [r["step"] for r in spikes]
-            out.append(
-                chk.finding(
-                    ctx,
-                    run,
-                    f"{name} jumped at {len(steps)} step(s) ({steps_text(steps)}); the largest, "
-                    f"{num(worst['value'])} at step {worst['step']}, is {worst['z']:.0f} robust "
-                    f"standard deviations from the median of the {cfg.outlier_window} steps "
-                    f"before it ({num(worst['med'])})",
-                    steps=steps,
-                    values={
-                        "metric": name,
-                        "spikes": {
-                            r["step"]: {
-                                "value": r["value"],
-                                "median": r["med"],
-                                "z": r["z"],
-                                "window_range": r["spread"],
-                            }
-                            for r in spikes
-                        },
-                        "thresholds": {
-                            "outlier_z": cfg.outlier_z,
-                            "outlier_range": cfg.outlier_range,
-                            "outlier_window": cfg.outlier_window,
-                        },
-                    },
-                )
-            )
-    return out
+    return rows
+
+
+def _spikes(
+    ctx: Context,
+    chk: Check,
+    run: str,
+    cfg: DoctorConfig,
+    name: str,
+    spikes: list[dict[str, Any]],
+) -> Finding:
+    """The finding of one metric's spikes in one run."""
+    worst = max(spikes, key=lambda r: r["z"])
+    steps = [r["step"] for r in spikes]
+    return chk.finding(
+        ctx,
+        run,
+        f"{name} jumped at {len(steps)} step(s) ({steps_text(steps)}); the largest, "
+        f"{num(worst['value'])} at step {worst['step']}, is {worst['z']:.0f} robust "
+        f"standard deviations from the median of the {cfg.outlier_window} steps "
+        f"before it ({num(worst['med'])})",
+        steps=steps,
+        values={
+            "metric": name,
+            "spikes": {
+                r["step"]: {
+                    "value": r["value"],
+                    "median": r["med"],
+                    "z": r["z"],
+                    "window_range": r["spread"],
+                }
+                for r in spikes
+            },
+            "thresholds": {
+                "outlier_z": cfg.outlier_z,
+                "outlier_range": cfg.outlier_range,
+                "outlier_window": cfg.outlier_window,
+            },
+        },
+    )
 
 
 @check("non_finite", "error", "NaN or Inf values")

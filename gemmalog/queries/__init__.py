@@ -19,14 +19,13 @@ itself uses (it imports nothing else of this package):
   writes and of the SQL it runs.
 """
 
-from gemmalog.queries._cache import CACHE_NAME, MANIFEST, configured
-from gemmalog.queries._cache import build as cache_build
-from gemmalog.queries._cache import drop as cache_drop
-from gemmalog.queries._cache import status as cache_status
-from gemmalog.queries._cache import verify as cache_verify
+from gemmalog.queries._cache_admin import build as cache_build
+from gemmalog.queries._cache_admin import drop as cache_drop
+from gemmalog.queries._cache_admin import status as cache_status
+from gemmalog.queries._cache_admin import verify as cache_verify
+from gemmalog.queries._cache_config import CACHE_NAME, MANIFEST, cache_root, configured
+from gemmalog.queries._cache_config import enabled as cache_enabled
 from gemmalog.queries._cache_memo import remembered
-from gemmalog.queries._cache_store import cache_root
-from gemmalog.queries._cache_store import enabled as cache_enabled
 from gemmalog.queries._connect import (
     VIEWS,
     QueryError,

@@ -26,7 +26,6 @@ import errno
 import glob
 import hashlib
 import os
-import shutil
 import string
 import tempfile
 import weakref
@@ -39,34 +38,13 @@ import duckdb
 from gemmalog import events
 from gemmalog._version import __version__ as _version
 from gemmalog.notices import warn_once
-from gemmalog.queries._cache_store import (
-    CACHE_NAME,
-    FORMAT,
-    MANIFEST,
-    _DirCache,
-    cache_dir,
-    cache_root,
-    configured,
-    enabled,
-    quote,
-    segment_range,
-    source_select,
-)
+from gemmalog.queries._cache_config import FORMAT, cache_dir, enabled
+from gemmalog.queries._cache_entry import segment_range
+from gemmalog.queries._cache_store import _DirCache
 from gemmalog.queries._paths import Source
-from gemmalog.queries._sql import VIEWS, columns_literal, sql_file, sql_list
+from gemmalog.queries._sql import VIEWS, columns_literal, quote, source_select, sql_file, sql_list
 
-__all__ = [
-    "CACHE_NAME",
-    "MANIFEST",
-    "attach",
-    "build",
-    "cache_root",
-    "configured",
-    "drop",
-    "pin",
-    "status",
-    "verify",
-]
+__all__ = ["activate", "attach", "pin"]
 
 _LIVE = "/* gemmalog: JSONL read live */"
 #: Bytes after the watermark parsed into memory at connect; a read-only cache further behind
@@ -91,13 +69,6 @@ class _Shard:
     #: ``[lowest, highest]`` segment in the parts (``[]``: no rows), None if unknown.
     segments: list[int] | None
     tail: bool = False
-
-
-def _by_dir(files: list[str]) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {}
-    for f in files:
-        groups.setdefault(os.path.dirname(f), []).append(f)
-    return groups
 
 
 def _entries(shard_dir: str, shards: list[str]) -> dict[str, tuple[dict[str, Any], list[str]]]:
@@ -142,7 +113,7 @@ class _Snapshot:
 
     def build(self, con: duckdb.DuckDBPyConnection) -> None:
         tails: list[tuple[str, bytes]] = []
-        for shard_dir, shards in _by_dir(self.source.files()).items():
+        for shard_dir, shards in self.source.by_dir().items():
             for shard, (entry, parts) in _entries(shard_dir, shards).items():
                 try:
                     with open(shard, "rb") as fh:
@@ -310,92 +281,6 @@ def _segments_function(con: duckdb.DuckDBPyConnection, fn: Any) -> None:
     Without side effects DuckDB folds it into a constant when it plans a query, so the
     branch of the view not taken is pruned before anything is read."""
     con.create_function("gemmalog_mixed_segments", fn, [], "BOOLEAN", side_effects=False)
-
-
-# -- the `gemmalog cache` command's work ---------------------------------------------------------
-
-
-def _dirs(source: Source) -> dict[str, list[str]]:
-    return _by_dir(source.files())
-
-
-def build(source: Source) -> list[dict[str, Any]]:
-    """Bring the cache of every shard of ``source`` up to date; return :func:`status`."""
-    for shard_dir, shards in _dirs(source).items():
-        store = _DirCache(shard_dir)
-        store.sync(shards)
-    return status(source)
-
-
-def verify(source: Source) -> list[dict[str, Any]]:
-    """Check every byte each shard's cache was built from, and every part; rebuild from the
-    JSONL what does not match. Per shard: ``ok``, ``rebuilt`` or ``damaged`` (a cache that
-    cannot be written: queries read that shard's JSONL), and why."""
-    out: list[dict[str, Any]] = []
-    for shard_dir, shards in _dirs(source).items():
-        store = _DirCache(shard_dir)
-        try:
-            store.sync(shards, full=True)
-            broken = "rebuilt"
-        except OSError as exc:
-            warn_once(f"query cache {store.dir} cannot be written ({exc}); checked only")
-            store.usable(shards, full=True, quiet=True)
-            broken = "damaged"
-        for shard in shards:
-            why = store.problems.get(shard)
-            out.append(
-                {
-                    "shard": shard,
-                    "state": "ok" if why is None else broken,
-                    "problem": why or "",
-                    "cache": str(store.dir),
-                }
-            )
-    return out
-
-
-def status(source: Source) -> list[dict[str, Any]]:
-    """Per shard: its size, the bytes and rows cached, the parts, where the cache is, its state."""
-    out: list[dict[str, Any]] = []
-    for shard_dir, shards in _dirs(source).items():
-        store = _DirCache(shard_dir)
-        manifest = store.load()
-        usable = store.usable(shards, quiet=True)
-        for shard in shards:
-            entry = manifest["shards"].get(os.path.basename(shard))
-            size = os.stat(shard).st_size
-            if shard in usable:
-                cached = usable[shard][0]
-                state = "fresh" if cached["watermark"] >= size else "behind"
-            else:
-                state = "none" if entry is None else "stale"
-            parts = usable[shard][1] if shard in usable else []
-            out.append(
-                {
-                    "shard": shard,
-                    "size": size,
-                    "cached_bytes": usable[shard][0]["watermark"] if shard in usable else 0,
-                    "rows": sum(p["rows"] for p in usable[shard][0]["parts"])
-                    if shard in usable
-                    else 0,
-                    "parts": len(parts),
-                    "parquet_bytes": sum(os.path.getsize(p) for p in parts),
-                    "state": state,
-                    "cache": str(store.dir),
-                }
-            )
-    return out
-
-
-def drop(source: Source) -> list[str]:
-    """Delete the caches of ``source``'s directories; return the folders removed."""
-    removed: list[str] = []
-    for shard_dir in _dirs(source):
-        folder = cache_dir(shard_dir)
-        if folder.is_dir() and not folder.is_symlink():
-            shutil.rmtree(folder)
-            removed.append(str(folder))
-    return removed
 
 
 def activate(con: duckdb.DuckDBPyConnection) -> None:

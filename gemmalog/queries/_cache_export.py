@@ -22,20 +22,11 @@ from typing import Any
 import duckdb
 import orjson
 
-from gemmalog.queries._cache_store import (
-    FORMAT,
-    _DirCache,
-    _entry_ok,
-    _fingerprint,
-    _last_newline,
-    _matches,
-    _schema,
-    enabled,
-    quote,
-    source_select,
-)
+from gemmalog.queries._cache_config import FORMAT, enabled
+from gemmalog.queries._cache_entry import fingerprint, last_newline, matches, schema, well_formed
+from gemmalog.queries._cache_store import _DirCache
 from gemmalog.queries._paths import Source
-from gemmalog.queries._sql import sql_file, sql_list
+from gemmalog.queries._sql import quote, source_select, sql_file, sql_list
 from gemmalog.queries._summary import named_queries
 
 STATE = "_gemmalog_export.json"
@@ -70,18 +61,18 @@ def _tag(shard: str) -> str:
 
 
 def _load(folder: Path) -> dict[str, Any]:
-    fresh: dict[str, Any] = {"format": FORMAT, "schema": _schema(), "shards": {}}
+    fresh: dict[str, Any] = {"format": FORMAT, "schema": schema(), "shards": {}}
     try:
         data = orjson.loads((folder / STATE).read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return fresh
-    if not isinstance(data, dict) or data.get("schema") != _schema():
+    if not isinstance(data, dict) or data.get("schema") != schema():
         return fresh
     shards = data.get("shards")
     if not isinstance(shards, dict):
         return fresh
     data["shards"] = {
-        k: v for k, v in shards.items() if isinstance(v, dict) and _entry_ok({**v, "parts": []})
+        k: v for k, v in shards.items() if isinstance(v, dict) and well_formed({**v, "parts": []})
     }
     return data
 
@@ -153,11 +144,11 @@ def _export_shard(
     tag = _tag(shard)
     st = os.fstat(fd)
     entry = state["shards"].get(key)
-    if entry is not None and not _matches({**entry, "parts": []}, fd, st):
+    if entry is not None and not matches({**entry, "parts": []}, fd, st):
         _remove_files(out, tag)  # truncated, replaced or rotated: export it again
         entry = None
     start = entry["watermark"] if entry is not None else 0
-    end = _last_newline(fd, start, st.st_size)
+    end = last_newline(fd, start, st.st_size)
     if end == start:
         return 0
     parts = _cache_parts(shard, start, end)
@@ -190,6 +181,6 @@ def _export_shard(
         "dev": st.st_dev,
         "ino": st.st_ino,
         "watermark": end,
-        **_fingerprint(fd, end),
+        **fingerprint(fd, end),
     }
     return int(result[0][0]) if result and result[0] else 0

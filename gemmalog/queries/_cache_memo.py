@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from gemmalog.queries._cache import _snapshots
-from gemmalog.queries._cache_store import GRACE_S
+from gemmalog.queries._cache_config import GRACE_S
 
 
 class Unsupported(Exception):

@@ -1,12 +1,10 @@
 """The query cache on disk: per directory of shards, Parquet parts of byte ranges of complete
 lines and a ``cache.json`` manifest, written under an exclusive lock, renamed into place.
 
-Per shard the manifest keeps the byte-offset watermark (the end of the last complete line
-parsed), the shard's device and inode, and SHA-256 digests of its first bytes and of the
-bytes just before the watermark: a shard that was truncated, replaced or rotated no longer
-matches and is parsed again from its first byte. The block and part digests of
-:mod:`gemmalog.queries._cache_check` catch a shard edited in place and a damaged part. See :mod:`gemmalog.queries._cache` for how
-connections read it.
+Each shard's manifest entry (:mod:`._cache_entry`) tells whether the shard still holds what
+was parsed: a shard that was truncated, replaced or rotated is parsed again from its first
+byte. The block and part digests of :mod:`gemmalog.queries._cache_check` catch a shard edited
+in place and a damaged part. See :mod:`gemmalog.queries._cache` for how connections read it.
 """
 
 from __future__ import annotations
@@ -14,14 +12,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
-import hashlib
 import os
-import re
-import string
 import time
 import uuid
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,163 +24,20 @@ import orjson
 
 from gemmalog.notices import warn_once
 from gemmalog.queries import _cache_check as check
-from gemmalog.queries._sql import columns_literal, sql_file, sql_list
+from gemmalog.queries._cache_config import CONTENT, FORMAT, GRACE_S, MANIFEST, cache_dir
+from gemmalog.queries._cache_entry import (
+    SCAN,
+    fingerprint,
+    last_newline,
+    matches,
+    schema,
+    well_formed,
+)
+from gemmalog.queries._sql import quote, source_select, sql_list
 
-#: Bump when the layout of cache.json or of the parts changes.
-FORMAT = 1
-#: cache.json's ``content``: the entries carry the content checks of :mod:`._cache_check`
-#: (a cache without them is built again; FORMAT is shared with the Parquet export's state).
-CONTENT = 1
-CACHE_NAME = ".gemmalog-cache"
-MANIFEST = "cache.json"
-GRACE_S = 600.0  # a file no manifest names is deleted only this long after (open readers)
-_PREFIX_BYTES = 1 << 16
-_WINDOW_BYTES = 1 << 12
 #: How parts are written (measured in docs/performance.md, "The query cache").
 _PARQUET = "FORMAT parquet, COMPRESSION zstd"
 _MAX_PARTS = 32  # a shard with more parts than this has them merged into one
-_SCAN = 1 << 20
-_OFF = frozenset({"0", "off", "false", "no"})
-_CREATE = re.compile(r"CREATE\s+VIEW\s+_events_source\s+AS", re.IGNORECASE)
-_settings: dict[str, Any] = {}
-
-
-@contextlib.contextmanager
-def configured(*, enabled: bool | None = None, directory: str | None = None) -> Iterator[None]:
-    """Within the block, use the cache or not (``enabled``) and keep it under ``directory``."""
-    saved = dict(_settings)
-    if enabled is not None:
-        _settings["enabled"] = enabled
-    if directory is not None:
-        _settings["directory"] = directory
-    try:
-        yield
-    finally:
-        _settings.clear()
-        _settings.update(saved)
-
-
-def enabled() -> bool:
-    """Whether ``connect`` uses the cache: not with ``$GEMMALOG_CACHE=off`` or ``--no-cache``."""
-    if "enabled" in _settings:
-        return bool(_settings["enabled"])
-    return os.environ.get("GEMMALOG_CACHE", "").strip().lower() not in _OFF
-
-
-def cache_root() -> str | None:
-    """The folder holding every run's cache (``$GEMMALOG_CACHE_DIR``, ``--cache-dir``), if set."""
-    value = _settings.get("directory") or os.environ.get("GEMMALOG_CACHE_DIR") or None
-    return os.path.abspath(value) if value else None
-
-
-def cache_dir(shard_dir: str) -> Path:
-    """Where the cache of the shards in ``shard_dir`` lives."""
-    base = cache_root()
-    if base is None:
-        return Path(shard_dir) / CACHE_NAME
-    real = os.path.realpath(shard_dir)
-    digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return Path(base) / f"{os.path.basename(real)[:64]}-{digest}"
-
-
-def quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def source_select(patterns: list[str]) -> str:
-    """The SELECT of ``_source.sql`` over ``patterns`` (globs, escaped where literal)."""
-    text = string.Template(sql_file("_source")).substitute(
-        shards=sql_list(tuple(patterns)), columns=columns_literal()
-    )
-    parts = _CREATE.split(text, maxsplit=1)
-    if len(parts) != 2:
-        raise ValueError("_source.sql does not define the view _events_source")
-    return parts[1].strip().rstrip(";")
-
-
-@cache
-def _schema() -> str:
-    """What a part holds depends on: the source SELECT, the declared types, DuckDB's reader."""
-    text = f"{FORMAT}\n{source_select(['x'])}\n{duckdb.__version__}"
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _fingerprint(fd: int, end: int) -> dict[str, Any]:
-    """Digests that tell whether the first ``end`` bytes are still the ones that were parsed."""
-    head = min(end, _PREFIX_BYTES)
-    start = max(0, end - _WINDOW_BYTES)
-    return {
-        "prefix_len": head,
-        "prefix": _sha(os.pread(fd, head, 0)),
-        "window": _sha(os.pread(fd, end - start, start)),
-    }
-
-
-def _entry_ok(entry: Any) -> bool:
-    """A manifest entry with every field of the right type (a damaged manifest is ignored)."""
-    if not isinstance(entry, dict):
-        return False
-    ints = ("dev", "ino", "watermark", "prefix_len")
-    if not all(type(entry.get(k)) is int for k in ints) or entry["watermark"] <= 0:
-        return False
-    if not all(isinstance(entry.get(k), str) for k in ("prefix", "window")):
-        return False
-    parts = entry.get("parts")
-    return isinstance(parts, list) and all(
-        isinstance(p, dict)
-        and isinstance(p.get("file"), str)
-        and p["file"].startswith("parts/")
-        and ".." not in Path(p["file"]).parts
-        and type(p.get("rows")) is int
-        and type(p.get("end")) is int
-        and ("segments" not in p or _segments_ok(p["segments"]))
-        for p in parts
-    )
-
-
-def _segments_ok(value: Any) -> bool:
-    """``[min, max]`` of a part's segments, or ``[]`` for a part without rows."""
-    return isinstance(value, list) and (
-        value == [] or (len(value) == 2 and all(type(v) is int for v in value))
-    )
-
-
-def segment_range(parts: list[dict[str, Any]]) -> list[int] | None:
-    """``[lowest, highest]`` segment in ``parts`` (``[]``: no rows); None when a part does
-    not say (written before parts recorded it)."""
-    known: list[int] = []
-    for part in parts:
-        seg = part.get("segments")
-        if not isinstance(seg, list):
-            return None
-        known += seg
-    return [min(known), max(known)] if known else []
-
-
-def _matches(entry: dict[str, Any], fd: int, st: os.stat_result) -> bool:
-    """Same file (device, inode), not shorter, and the same bytes at its start and watermark."""
-    if (st.st_dev, st.st_ino) != (entry["dev"], entry["ino"]):
-        return False
-    if st.st_size < entry["watermark"]:
-        return False
-    now = _fingerprint(fd, entry["watermark"])
-    return all(now[k] == entry[k] for k in ("prefix_len", "prefix", "window"))
-
-
-def _last_newline(fd: int, start: int, end: int) -> int:
-    """The offset just after the last newline in ``[start, end)``; ``start`` when there is none."""
-    pos = end
-    while pos > start:
-        low = max(start, pos - _SCAN)
-        found = os.pread(fd, pos - low, low).rfind(b"\n")
-        if found >= 0:
-            return low + found + 1
-        pos = low
-    return start
 
 
 def _copy_range(fd: int, start: int, end: int, dest: Path, mode: int) -> None:
@@ -195,7 +46,7 @@ def _copy_range(fd: int, start: int, end: int, dest: Path, mode: int) -> None:
     try:
         pos = start
         while pos < end:
-            data = os.pread(fd, min(_SCAN * 16, end - pos), pos)
+            data = os.pread(fd, min(SCAN * 16, end - pos), pos)
             if not data:
                 raise OSError(f"{dest}: the shard ended before byte {end}")
             os.write(out, data)
@@ -224,7 +75,7 @@ class _DirCache:
         fresh: dict[str, Any] = {
             "format": FORMAT,
             "content": CONTENT,
-            "schema": _schema(),
+            "schema": schema(),
             "shards": {},
         }
         try:
@@ -235,12 +86,12 @@ class _DirCache:
             not isinstance(data, dict)
             or data.get("format") != FORMAT
             or data.get("content") != CONTENT
-            or data.get("schema") != _schema()
+            or data.get("schema") != schema()
             or not isinstance(data.get("shards"), dict)
         ):
             return fresh
         data["shards"] = {
-            k: v for k, v in data["shards"].items() if _entry_ok(v) and check.entry_ok(v)
+            k: v for k, v in data["shards"].items() if well_formed(v) and check.entry_ok(v)
         }
         return data
 
@@ -284,7 +135,7 @@ class _DirCache:
             try:
                 with open(shard, "rb") as fh:
                     st = os.fstat(fh.fileno())
-                    if not _matches(entry, fh.fileno(), st):
+                    if not matches(entry, fh.fileno(), st):
                         continue
                     why = check.problem(entry, fh.fileno(), st, parts, full)
             except OSError:
@@ -401,7 +252,7 @@ class _DirCache:
         self, shard: str, fd: int, entry: dict[str, Any] | None, full: bool = False
     ) -> dict[str, Any] | None:
         st = os.fstat(fd)
-        if entry is not None and not _matches(entry, fd, st):
+        if entry is not None and not matches(entry, fd, st):
             entry = None  # truncated, replaced or rotated: parse it again
         if entry is not None:
             paths = [str(self.dir / p["file"]) for p in entry["parts"]]
@@ -411,7 +262,7 @@ class _DirCache:
                 warn_once(f"query cache of {shard}: {why}; rebuilt from the JSONL")
                 entry = None
         watermark = entry["watermark"] if entry is not None else 0
-        end = _last_newline(fd, watermark, st.st_size)
+        end = last_newline(fd, watermark, st.st_size)
         if end == watermark:
             if entry is not None and entry["seen"] != check.seen(st):
                 entry = {**entry, "seen": check.seen(st)}  # checked as it is now
@@ -428,7 +279,7 @@ class _DirCache:
             "dev": st.st_dev,
             "ino": st.st_ino,
             "watermark": end,
-            **_fingerprint(fd, end),
+            **fingerprint(fd, end),
             "blocks": check.blocks(
                 fd, end, entry["blocks"] if entry is not None else None, watermark
             ),

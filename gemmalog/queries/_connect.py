@@ -11,7 +11,7 @@ import duckdb
 
 from gemmalog import events
 from gemmalog.queries._cache import activate, attach, pin
-from gemmalog.queries._cache_store import cache_root, enabled
+from gemmalog.queries._cache_config import cache_root, enabled
 from gemmalog.queries._guard import check_output
 from gemmalog.queries._paths import SHARDS, QueryError, Source, default_root, resolve
 from gemmalog.queries._sql import VIEWS, sql_file, sql_list

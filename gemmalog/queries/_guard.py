@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from gemmalog.config.validate import sink_file_form
-from gemmalog.queries._cache_store import CACHE_NAME, MANIFEST, cache_root
+from gemmalog.queries._cache_config import CACHE_NAME, MANIFEST, cache_root
 from gemmalog.queries._paths import SHARDS, QueryError, Source, default_root
 
 #: Names in a run directory that belong to the run whether its configuration names them or not.

@@ -34,6 +34,13 @@ class Source:
         """The shard files that exist now."""
         return sorted({f for pattern in self.shards for f in glob.glob(pattern)})
 
+    def by_dir(self) -> dict[str, list[str]]:
+        """The shard files that exist now, by directory (each has its own query cache)."""
+        groups: dict[str, list[str]] = {}
+        for f in self.files():
+            groups.setdefault(os.path.dirname(f), []).append(f)
+        return groups
+
 
 def default_root() -> str:
     """Where run ids are looked up: ``$GEMMALOG_ROOT``, else gemmalog's default root."""

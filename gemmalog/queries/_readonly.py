@@ -75,7 +75,7 @@ def lock_down(con: duckdb.DuckDBPyConnection, source: Source) -> None:
         head = _GLOB_CHARS.split(pattern, maxsplit=1)[0]
         directory = head if head.endswith(os.sep) else os.path.dirname(head)
         dirs.add(os.path.join(os.path.abspath(directory), ""))
-    from gemmalog.queries._cache import cache_root
+    from gemmalog.queries._cache_config import cache_root
 
     if (caches := cache_root()) is not None:  # the query cache kept outside the runs
         dirs |= {os.path.join(caches, ""), os.path.join(glob.escape(caches), "")}

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from gemmalog._version import __version__
+from gemmalog.queries._cache_config import FORMAT, cache_dir, enabled
 from gemmalog.queries._cache_memo import Unsupported, decode, encode, write_result
-from gemmalog.queries._cache_store import FORMAT, cache_dir, enabled
 from gemmalog.queries._connect import VIEWS, Source, connect, manifest_problems, resolve, sql_file
 
 Row = tuple[Any, ...]

@@ -3,6 +3,8 @@ literals they are filled with."""
 
 from __future__ import annotations
 
+import re
+import string
 from functools import cache
 from importlib import resources
 
@@ -21,6 +23,7 @@ VIEWS = (
     "accuracy",
     "runs",
 )
+_CREATE = re.compile(r"CREATE\s+VIEW\s+_events_source\s+AS", re.IGNORECASE)
 
 
 @cache
@@ -37,3 +40,19 @@ def sql_list(items: tuple[str, ...]) -> str:
 def columns_literal() -> str:
     """The declared columns of every kind as a DuckDB struct literal (read_json's columns)."""
     return "{" + ", ".join(f"'{name}': '{sql}'" for name, sql in events.all_columns().items()) + "}"
+
+
+def quote(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def source_select(patterns: list[str]) -> str:
+    """The SELECT of ``_source.sql`` over ``patterns`` (globs, escaped where literal)."""
+    text = string.Template(sql_file("_source")).substitute(
+        shards=sql_list(tuple(patterns)), columns=columns_literal()
+    )
+    parts = _CREATE.split(text, maxsplit=1)
+    if len(parts) != 2:
+        raise ValueError("_source.sql does not define the view _events_source")
+    return parts[1].strip().rstrip(";")

@@ -201,23 +201,7 @@ def _push_run(
         there = dst.files(dest_dir)
         if not there and dst.fs.exists(dest_dir) and dst.fs.isfile(dest_dir):
             raise RemoteError(f"{public(dst.location)}: {dest_dir} is a file, not a run folder")
-    with explained(src.location, "reading the source"):
-        ours = _identity(src, run_dir, files)
-    if there:
-        with explained(dst.location, "reading the destination"):
-            theirs = _identity(dst, dest_dir, there)
-        if theirs is None:
-            raise ConflictError(
-                f"{public(dst.location)}: {dest_dir} holds something that is not a gemmalog "
-                "run; refusing to write into it (give another DEST)",
-                posixpath.basename(dest_dir),
-            )
-        if ours is not None and theirs != ours:
-            raise ConflictError(
-                f"{public(dst.location)}: {dest_dir} holds run {theirs!r}, not {ours!r}; "
-                "refusing to mix two runs (give another DEST)",
-                posixpath.basename(dest_dir),
-            )
+    _refuse_another_run(src, dst, run_dir, dest_dir, files, there)
     with explained(dst.location, "creating the run folder"):
         store.prepare(dest_dir)
     manifests = sorted(n for n in files if n.endswith(".json"))
@@ -230,26 +214,75 @@ def _push_run(
         with explained(dst.location, f"pushing {name}"):
             if "/" in name:
                 store.prepare(posixpath.dirname(dst_path))
-            if name in manifests:
-                if have == end and _same(src, dst, src_path, dst_path, 0, end):
-                    stats.files_unchanged += 1
-                    continue
-                with src.fs.open(src_path, "rb") as fh:
-                    stats.bytes_sent += store.replace(dst_path, fh, end)
-                stats.files_sent += 1
-            elif 0 <= have <= end and _prefix(src, dst, src_path, dst_path, have):
-                if have == end:
-                    stats.files_unchanged += 1
-                    continue
-                with src.fs.open(src_path, "rb") as fh:
-                    stats.bytes_sent += store.append(dst_path, have, fh, end)
-                stats.files_appended += 1
-            else:
-                with src.fs.open(src_path, "rb") as fh:
-                    stats.bytes_sent += store.replace(dst_path, fh, end)
-                stats.files_sent += 1
-        if on_file is not None:
+            sent = _push_file(
+                src, dst, store, src_path, dst_path, have, end, name in manifests, stats
+            )
+        if sent and on_file is not None:
             on_file(name)
+
+
+def _refuse_another_run(
+    src: _Side,
+    dst: _Side,
+    run_dir: str,
+    dest_dir: str,
+    files: dict[str, dict[str, Any]],
+    there: dict[str, dict[str, Any]],
+) -> None:
+    """Raise :class:`ConflictError` when DEST holds another run, or something not a run."""
+    with explained(src.location, "reading the source"):
+        ours = _identity(src, run_dir, files)
+    if not there:
+        return
+    with explained(dst.location, "reading the destination"):
+        theirs = _identity(dst, dest_dir, there)
+    if theirs is None:
+        raise ConflictError(
+            f"{public(dst.location)}: {dest_dir} holds something that is not a gemmalog "
+            "run; refusing to write into it (give another DEST)",
+            posixpath.basename(dest_dir),
+        )
+    if ours is not None and theirs != ours:
+        raise ConflictError(
+            f"{public(dst.location)}: {dest_dir} holds run {theirs!r}, not {ours!r}; "
+            "refusing to mix two runs (give another DEST)",
+            posixpath.basename(dest_dir),
+        )
+
+
+def _push_file(
+    src: _Side,
+    dst: _Side,
+    store: Store,
+    src_path: str,
+    dst_path: str,
+    have: int,
+    end: int,
+    manifest: bool,
+    stats: PushStats,
+) -> bool:
+    """Send what DEST lacks of one file (``have`` bytes there, -1: none; ``end`` here): a
+    manifest whole, a shard appended when DEST holds its beginning, else whole. False when
+    DEST already had it all."""
+    if manifest:
+        if have == end and _same(src, dst, src_path, dst_path, 0, end):
+            stats.files_unchanged += 1
+            return False
+        with src.fs.open(src_path, "rb") as fh:
+            stats.bytes_sent += store.replace(dst_path, fh, end)
+        stats.files_sent += 1
+    elif 0 <= have <= end and _prefix(src, dst, src_path, dst_path, have):
+        if have == end:
+            stats.files_unchanged += 1
+            return False
+        with src.fs.open(src_path, "rb") as fh:
+            stats.bytes_sent += store.append(dst_path, have, fh, end)
+        stats.files_appended += 1
+    else:
+        with src.fs.open(src_path, "rb") as fh:
+            stats.bytes_sent += store.replace(dst_path, fh, end)
+        stats.files_sent += 1
+    return True
 
 
 def push(

@@ -109,6 +109,15 @@ def _problems(info: dict[str, Any], read_errors: Sequence[dict[str, Any]]) -> li
 
 
 def _load_one(con: duckdb.DuckDBPyConnection, runs: dict[str, RunData]) -> None:
+    """Add the runs ``con`` reads that ``runs`` does not hold yet, with everything shown."""
+    fresh = _new_runs(con, runs)
+    _add_curves(con, fresh)
+    _add_lengths_and_memory(con, fresh)
+    _add_examples_and_health(con, fresh)
+    runs.update(fresh)
+
+
+def _new_runs(con: duckdb.DuckDBPyConnection, runs: dict[str, RunData]) -> dict[str, RunData]:
     fresh: dict[str, RunData] = {}
     read_errors = _rows(con, "read_errors")
     for info in _rows(con, "runs"):
@@ -117,50 +126,59 @@ def _load_one(con: duckdb.DuckDBPyConnection, runs: dict[str, RunData]) -> None:
         for key in ("sink_errors", "config", "versions", "training_args"):
             info[key] = _json(info[key])
         fresh[info["run"]] = RunData(info["run"], info, problems=_problems(info, read_errors))
+    return fresh
 
-    def of(row: dict[str, Any]) -> RunData | None:
-        return fresh.get(row["run"])
 
+def _add_curves(con: duckdb.DuckDBPyConnection, fresh: dict[str, RunData]) -> None:
+    """Metrics, reward functions' means, total reward and accuracy, step by step."""
     for r in _rows(con, "metrics"):
-        if (d := of(r)) is not None:
+        if (d := fresh.get(r["run"])) is not None:
             d.metrics.setdefault((r["name"], r["phase"]), Series()).add(r["step"], r["value"])
     for r in _rows(con, "reward_fns"):
-        if (d := of(r)) is not None:
+        if (d := fresh.get(r["run"])) is not None:
             d.reward_fns.setdefault((r["reward_fn"], r["phase"]), Series()).add(
                 r["step"], r["value"]
             )
     for r in _rows(con, "total_reward"):
-        if (d := of(r)) is not None:
+        if (d := fresh.get(r["run"])) is not None:
             d.total_reward.setdefault(r["phase"], Series()).add(r["step"], r["value"])
     for r in _rows(con, "accuracy"):
-        if (d := of(r)) is not None:
+        if (d := fresh.get(r["run"])) is not None:
             d.accuracy.setdefault(r["phase"], Series()).add(r["step"], r["accuracy"])
             d.cumulative_accuracy.setdefault(r["phase"], Series()).add(
                 r["step"], r["cumulative_accuracy"]
             )
+
+
+def _add_lengths_and_memory(con: duckdb.DuckDBPyConnection, fresh: dict[str, RunData]) -> None:
+    """Completion lengths and their drift over the steps; memory over time, per rank."""
     for r in _rows(con, "lengths"):
-        if (d := of(r)) is not None:
+        if (d := fresh.get(r["run"])) is not None:
             d.lengths.append(r["length"])
     for r in _rows(con, "length_drift"):
-        if (d := of(r)) is not None:
+        if (d := fresh.get(r["run"])) is not None:
             drift = d.drift.setdefault(r["phase"], Drift())
             drift.steps.append(r["step"])
             drift.p10.append(r["p10"])
             drift.p50.append(r["p50"])
             drift.p90.append(r["p90"])
     for r in _rows(con, "memory"):
-        if (d := of(r)) is not None:
+        if (d := fresh.get(r["run"])) is not None:
             for which in ("cpu_rss_mb", "gpu_mb"):
                 if r[which] is not None:
                     d.memory.setdefault((r["rank"], which), Series()).add(r["t"], r[which])
+
+
+def _add_examples_and_health(con: duckdb.DuckDBPyConnection, fresh: dict[str, RunData]) -> None:
+    """The best and worst completions, the non-finite values and the doctor's findings."""
     for r in _rows(con, "extremes", {"limit": EXTREMES}):
-        if (d := of(r)) is not None:
+        if (d := fresh.get(r["run"])) is not None:
             if r["best"] <= EXTREMES:
                 d.best.append(r)
             if r["worst"] <= EXTREMES:
                 d.worst.append(r)
     for r in _rows(con, "non_finite", {"limit": NON_FINITE_ROWS}):
-        if (d := of(r)) is not None:
+        if (d := fresh.get(r["run"])) is not None:
             d.non_finite.append(r)
             d.non_finite_total = r["total"]
     for f in check_connection(con):
@@ -168,7 +186,6 @@ def _load_one(con: duckdb.DuckDBPyConnection, runs: dict[str, RunData]) -> None:
             d.health.append(f)
     for d in fresh.values():
         d.worst.reverse()  # the worst first
-    runs.update(fresh)
 
 
 def load(

@@ -283,6 +283,24 @@ def render(runs: Sequence[RunData]) -> str:
         _section("kl-entropy", _plot(_sections.policy_metrics(runs, labels), "Neither kl nor entropy was logged.")),
         _section("memory", _plot(_sections.memory(runs, labels), "No memory samples were logged.")),
     ]  # fmt: skip
+    parts.append(_section("completions", _completions_body(runs, labels)))
+    parts.append(_section("non-finite", _non_finite_body(runs, labels)))
+    parts.append(_section("sink-errors", _problems_body(runs, labels)))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="color-scheme" content="light dark">'
+        f"<title>gemmalog report: {escape(names)}</title><style>{_CSS}</style></head><body>"
+        f'<header><h1>gemmalog report</h1><p class="muted">{escape(names)} · generated {now} '
+        f"by gemmalog {escape(__version__)}</p><nav>{nav}</nav></header>"
+        + "".join(parts)
+        + "</body></html>\n"
+    )
+
+
+def _completions_body(runs: Sequence[RunData], labels: dict[str, str]) -> str:
+    """Each run's best and worst completions by total reward."""
     completions = [
         f"<h3>{escape(labels[d.run])}</h3>"
         + _completions(d.best, f"best {EXTREMES} by total reward")
@@ -290,12 +308,11 @@ def render(runs: Sequence[RunData]) -> str:
         for d in runs
         if d.best
     ]
-    parts.append(
-        _section(
-            "completions",
-            "".join(completions) or '<p class="empty">No completion has a total reward.</p>',
-        )
-    )
+    return "".join(completions) or '<p class="empty">No completion has a total reward.</p>'
+
+
+def _non_finite_body(runs: Sequence[RunData], labels: dict[str, str]) -> str:
+    """The metric values that are NaN or infinite, the first of each run."""
     non_finite = [
         [labels[d.run], r["rank"], r["phase"], r["step"], r["name"], r["value"]]
         for d in runs
@@ -315,24 +332,12 @@ def render(runs: Sequence[RunData]) -> str:
         nf_body += (
             f'<p class="muted">First {NON_FINITE_ROWS} per run; {escape("; ".join(more))}.</p>'
         )
-    parts.append(_section("non-finite", nf_body))
+    return nf_body
+
+
+def _problems_body(runs: Sequence[RunData], labels: dict[str, str]) -> str:
+    """Sink errors, lost or dropped events and unreadable lines, by run."""
     problems = [[labels[d.run], what, detail] for d in runs for what, detail in d.problems]
-    parts.append(
-        _section(
-            "sink-errors",
-            _table(["run", "what", "detail"], problems)
-            if problems
-            else '<p class="empty">No sink errors, lost or dropped events, or unreadable lines.</p>',
-        )
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="color-scheme" content="light dark">'
-        f"<title>gemmalog report: {escape(names)}</title><style>{_CSS}</style></head><body>"
-        f'<header><h1>gemmalog report</h1><p class="muted">{escape(names)} · generated {now} '
-        f"by gemmalog {escape(__version__)}</p><nav>{nav}</nav></header>"
-        + "".join(parts)
-        + "</body></html>\n"
-    )
+    if problems:
+        return _table(["run", "what", "detail"], problems)
+    return '<p class="empty">No sink errors, lost or dropped events, or unreadable lines.</p>'

@@ -18,6 +18,7 @@ from gemmalog.serve._series import _number
 from gemmalog.serve._sql import queries
 from gemmalog.serve._store import RunStore, arguments
 from gemmalog.serve._tail import Window
+from gemmalog.serve._tail_answers import completion_rows
 
 _EPS = 1e-4  # TRL's: (r - mean) / (std + 1e-4)
 
@@ -82,26 +83,54 @@ def completions(
 ) -> dict[str, Any]:
     """``{"run", "step", "phase", "scale_rewards", "reward_functions", "max_completion_length",
     "groups": [{"prompt", "question", "true_answer", "phase", "completions": [...]}]}``."""
+    rows, scored, args = _step_rows(store, run_id, step, phase)
+    scale = scale_mode(args)
+    limit = args.get("max_completion_length")
+    size = args.get("num_generations")
+    functions = _add_scores(rows, scored, limit)
+    batch_std = _batch_stds(rows) if scale == "batch" else {}
+    groups = [
+        _group(members, scale, batch_std)
+        for members in _groups(rows, size if isinstance(size, int) else None)
+    ]
+    return {
+        "run": run_id,
+        "step": step,
+        "phase": phase,
+        "scale_rewards": scale,
+        "max_completion_length": limit if isinstance(limit, int) else None,
+        "num_generations": size if isinstance(size, int) else None,
+        "reward_functions": functions,
+        "groups": groups,
+    }
+
+
+def _step_rows(
+    store: RunStore, run_id: str, step: int, phase: str | None
+) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]], dict[str, Any]]:
+    """The step's completions, its reward events' scores and the run's training arguments."""
 
     def from_window(window: Window) -> tuple[Any, ...]:
-        return (*window.completion_rows(step, phase), window.training_args)
+        return (*completion_rows(window, step, phase), window.training_args)
 
     # a live run's newest steps come from the lines the server parsed (no query)
     found = store.from_window(run_id, from_window)
     if found is not None:
         rows, scored, args = found
-    else:
-        q = queries("rollouts")
-        params = {"step": step, "phase": phase}
-        rows = store.records(run_id, q["completions"], params)
-        scored = store.query(run_id, q["reward_events"], params)[1]
-        args = training_args(store, run_id)
+        return rows, scored, args
+    q = queries("rollouts")
+    params = {"step": step, "phase": phase}
+    rows = store.records(run_id, q["completions"], params)
+    scored = store.query(run_id, q["reward_events"], params)[1]
+    return rows, scored, training_args(store, run_id)
+
+
+def _add_scores(rows: list[dict[str, Any]], scored: list[tuple[Any, ...]], limit: Any) -> list[str]:
+    """Complete each row's rewards with its reward events' scores (the logged map wins) and
+    say whether it was truncated; return the reward functions, in the order first seen."""
     extra: dict[tuple[Any, ...], dict[str, float | None]] = {}
     for rank, ph, sample, fn, value in scored:
         extra.setdefault((rank, ph, sample), {})[fn] = _number(value)
-    scale = scale_mode(args)
-    limit = args.get("max_completion_length")
-    size = args.get("num_generations")
     functions: dict[str, None] = {}
     for row in rows:
         scores = {str(k): _number(v) for k, v in (row["rewards"] or {}).items()}
@@ -113,49 +142,44 @@ def completions(
         row["total_reward"] = None if total is None else float(total)
         tokens = row["length_tokens"]
         row["truncated"] = None if tokens is None or not isinstance(limit, int) else tokens >= limit
+    return list(functions)
+
+
+def _batch_stds(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Per phase, the standard deviation of the whole step's total rewards (``batch`` scaling)."""
     batch_std: dict[str, float | None] = {}
-    if scale == "batch":
-        for ph in {r["phase"] for r in rows}:
-            totals = [
-                r["total_reward"]
-                for r in rows
-                if r["phase"] == ph
-                and r["total_reward"] is not None
-                and math.isfinite(r["total_reward"])
-            ]
-            batch_std[ph] = _std(totals)
-    groups = []
-    for members in _groups(rows, size if isinstance(size, int) else None):
-        phase_of = members[0]["phase"]
-        advantages = _advantages(
-            [m["total_reward"] for m in members], scale, batch_std.get(phase_of)
-        )
-        totals = [m["total_reward"] for m in members]
-        for member, advantage in zip(members, advantages, strict=True):
-            member["advantage"] = advantage
-            member["advantage_computed"] = True
-            member["total_reward"] = _number(member["total_reward"])
-        known = [t for t in totals if t is not None and math.isfinite(t)]
-        groups.append(
-            {
-                "phase": phase_of,
-                "prompt": members[0]["prompt"],
-                "question": members[0]["question"],
-                "true_answer": members[0]["true_answer"],
-                "mean_reward": statistics.fmean(known) if known else None,
-                "reward_std": _std(known),
-                "completions": members,
-            }
-        )
+    for ph in {r["phase"] for r in rows}:
+        totals = [
+            r["total_reward"]
+            for r in rows
+            if r["phase"] == ph
+            and r["total_reward"] is not None
+            and math.isfinite(r["total_reward"])
+        ]
+        batch_std[ph] = _std(totals)
+    return batch_std
+
+
+def _group(
+    members: list[dict[str, Any]], scale: str, batch_std: dict[str, float | None]
+) -> dict[str, Any]:
+    """One GRPO group: its completions, each with its advantage, and the group's rewards."""
+    phase_of = members[0]["phase"]
+    totals = [m["total_reward"] for m in members]
+    advantages = _advantages(totals, scale, batch_std.get(phase_of))
+    for member, advantage in zip(members, advantages, strict=True):
+        member["advantage"] = advantage
+        member["advantage_computed"] = True
+        member["total_reward"] = _number(member["total_reward"])
+    known = [t for t in totals if t is not None and math.isfinite(t)]
     return {
-        "run": run_id,
-        "step": step,
-        "phase": phase,
-        "scale_rewards": scale,
-        "max_completion_length": limit if isinstance(limit, int) else None,
-        "num_generations": size if isinstance(size, int) else None,
-        "reward_functions": list(functions),
-        "groups": groups,
+        "phase": phase_of,
+        "prompt": members[0]["prompt"],
+        "question": members[0]["question"],
+        "true_answer": members[0]["true_answer"],
+        "mean_reward": statistics.fmean(known) if known else None,
+        "reward_std": _std(known),
+        "completions": members,
     }
 
 

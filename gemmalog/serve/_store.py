@@ -25,7 +25,8 @@ import duckdb
 
 from gemmalog.queries import QueryError, connect, freeze, list_runs
 from gemmalog.serve._sql import queries
-from gemmalog.serve._tail import Unsupported, Window
+from gemmalog.serve._tail import Window
+from gemmalog.serve._tail_values import Unsupported
 
 #: Columns of the ``runs`` view the runs page shows.
 RUN_COLUMNS = (

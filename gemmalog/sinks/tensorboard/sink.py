@@ -1,8 +1,8 @@
-"""TensorBoard event files: tensorboard's record format and protos, checksummed in C.
+"""The TensorBoard sink: scalars, per-step histograms and sampled text of the events routed to it.
 
-No torch, TensorFlow or tensorboardX: the ``tensorboard.compat.proto`` messages and
-:mod:`gemmalog.sinks.tfevents` (the record format, with the ``crc32c`` package's C checksum)
-are enough, and they are imported only when the sink is built. Tags (``<p>`` is the
+No torch, TensorFlow or tensorboardX: the ``tensorboard.compat.proto`` messages and the
+modules beside this one (the record format, with the ``crc32c`` package's C checksum) are
+enough, and they are imported only when the sink is built. Tags (``<p>`` is the
 event's phase; train-phase tags carry no phase):
 
 =====================  ==========================================  ==========  ==================
@@ -43,21 +43,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gemmalog.events import ENVELOPE, NON_FINITE
+from gemmalog.events import ENVELOPE
 from gemmalog.notices import warn_once
 from gemmalog.sinks.base import BaseSink, Record
-from gemmalog.sinks.tfevents import (
+from gemmalog.sinks.tensorboard.event_file import EventFile
+from gemmalog.sinks.tensorboard.histogram import histogram_bytes, histogram_value
+from gemmalog.sinks.tensorboard.protos import (
     FLOAT32,
-    EventFile,
     ScalarEncoder,
     ScalarPlan,
     float32,
-    histogram_bytes,
-    histogram_value,
     tag_field,
     text_value,
     valid_step,
 )
+from gemmalog.sinks.tensorboard.tags import metric_tag, number, phase_prefix, sample_markdown
 
 _ENVELOPE = frozenset(f.name for f in ENVELOPE) | {"phase", "exc"}
 _STATS = ("mean", "std", "min", "max", "count")
@@ -70,67 +70,6 @@ FLOAT32_MAX = 3.4028234663852886e38
 _DATA_KINDS = frozenset(
     ("metrics", "generation_metrics", "system", "reward_summary", "reward", "model_output")
 )
-
-
-def number(value: Any) -> float | None:
-    """The float a value stands for in a scalar, or ``None`` when it is not numeric."""
-    t = type(value)
-    if t is float or t is bool:
-        return float(value)
-    if t is int:
-        try:
-            return float(value)
-        except OverflowError:  # an int beyond a double's range
-            return math.inf if value > 0 else -math.inf
-    if t is str:
-        return NON_FINITE.get(value)
-    return None
-
-
-def _prefix(name: str, phase: str) -> str:
-    return name if phase == "train" else f"{phase}_{name}"
-
-
-def metric_tag(key: str, phase: str) -> str:
-    """The tag transformers' TensorBoardCallback would give ``key`` (see ``rewrite_logs``)."""
-    if phase == "train":
-        if key.startswith("eval_"):
-            return "eval/" + key[5:]
-        if key.startswith("test_"):
-            return "test/" + key[5:]
-    return f"{phase}/{key}"
-
-
-def _fence(text: str) -> str:
-    """``text`` in a code fence longer than any run of backticks inside it."""
-    fence = "```"
-    while fence in text:
-        fence += "`"
-    return f"{fence}\n{text}\n{fence}"
-
-
-def sample_markdown(event: Mapping[str, Any]) -> str:
-    """The Text-tab rendering of one model output: every text in a fenced block (no markup runs)."""
-    parts = []
-    for label, key in (
-        ("question", "question"),
-        ("true answer", "true_answer"),
-        ("answer", "answer"),
-        ("reasoning", "reasoning"),
-        ("output", "model_output"),
-    ):
-        value = event.get(key)
-        if value is not None:
-            parts.append(f"**{label}**\n\n{_fence(str(value))}")
-    extras = []
-    if event.get("correct") is not None:
-        extras.append(f"correct: {event['correct']}")
-    rewards = event.get("rewards")
-    if isinstance(rewards, Mapping):
-        extras.extend(f"{k}: {v}" for k, v in rewards.items())
-    if extras:
-        parts.append(_fence(", ".join(extras)))
-    return "\n\n".join(parts)
 
 
 class TensorBoardSink(BaseSink):
@@ -192,25 +131,9 @@ class TensorBoardSink(BaseSink):
             kind = event.get("kind")
             if kind == "log" or kind is None:
                 continue
-            step = event.get("step")
-            if type(step) is int:
-                if not valid_step(step):
-                    self._drop(event, step)
-                    continue
-                self.step = step
-                # (no segment, or segment 0: not a resumed segment, nothing to restart)
-                if (
-                    not self._restarted
-                    and step > 0
-                    and event.get("segment")
-                    and kind in _DATA_KINDS
-                ):
-                    self._restart(event, step)
-            elif step is not None:  # beyond 64 bits, the JSONL (and this event) has its text
-                self._drop(event, step)
+            step = self._step_of(event, kind)
+            if step is None:
                 continue
-            else:
-                step = self.step
             ts = event.get("ts")
             wall = float(ts) if type(ts) is float or type(ts) is int else time.time()
             phase = event.get("phase") or "train"
@@ -221,37 +144,33 @@ class TensorBoardSink(BaseSink):
                 if isinstance(metrics, Mapping):
                     self._metrics(metrics, phase, step, wall)
             elif kind == "generation_metrics":
-                prefix = _prefix("generation", phase)
-                self._scalars(
-                    [(f"{prefix}/{k}", v) for k, v in event.items() if k not in _ENVELOPE],
-                    step,
-                    wall,
-                )
+                self._generation(event, phase, step, wall)
             elif kind == "system":
-                index = event.get("gpu_index")  # one event a device: its tags apart
-                prefix = f"system/gpu{index}" if type(index) is int else "system"
-                self._scalars(
-                    [
-                        (f"{prefix}/{k}", v)
-                        for k, v in event.items()
-                        if k not in _ENVELOPE and k != "gpu_index"
-                    ],
-                    step,
-                    wall,
-                )
+                self._system(event, step, wall)
             elif kind == "reward_summary":
                 self._reward_summary(event, phase, step, wall)
             elif kind == "reward" and self.histograms:
-                values = event.get("values")
-                if isinstance(values, list):
-                    self._collect(
-                        f"{_prefix('reward_values', phase)}/{event.get('reward_fn')}",
-                        values,
-                        step,
-                        wall,
-                    )
+                self._reward(event, phase, step, wall)
             elif kind == "model_output":
                 self._model_output(event, phase, step, wall)
+
+    def _step_of(self, event: Mapping[str, Any], kind: Any) -> int | None:
+        """The event's step (the last one seen when it has none), or None when TensorBoard
+        cannot hold it (the event is dropped with a notice). Starts a resumed segment."""
+        step = event.get("step")
+        if type(step) is int:
+            if not valid_step(step):
+                self._drop(event, step)
+                return None
+            self.step = step
+            # (no segment, or segment 0: not a resumed segment, nothing to restart)
+            if not self._restarted and step > 0 and event.get("segment") and kind in _DATA_KINDS:
+                self._restart(event, step)
+            return step
+        if step is not None:  # beyond 64 bits, the JSONL (and this event) has its text
+            self._drop(event, step)
+            return None
+        return self.step
 
     def _restart(self, event: Mapping[str, Any], step: int) -> None:
         """A resumed segment (n > 0) logs again the steps after its checkpoint: a SessionLog
@@ -319,16 +238,41 @@ class TensorBoardSink(BaseSink):
         if values:
             self.writer.add(self._scalar.event(wall, step, values))
 
+    def _generation(self, event: Mapping[str, Any], phase: str, step: int, wall: float) -> None:
+        prefix = phase_prefix("generation", phase)
+        self._scalars(
+            [(f"{prefix}/{k}", v) for k, v in event.items() if k not in _ENVELOPE], step, wall
+        )
+
+    def _system(self, event: Mapping[str, Any], step: int, wall: float) -> None:
+        index = event.get("gpu_index")  # one event a device: its tags apart
+        prefix = f"system/gpu{index}" if type(index) is int else "system"
+        self._scalars(
+            [
+                (f"{prefix}/{k}", v)
+                for k, v in event.items()
+                if k not in _ENVELOPE and k != "gpu_index"
+            ],
+            step,
+            wall,
+        )
+
     def _reward_summary(self, event: Mapping[str, Any], phase: str, step: int, wall: float) -> None:
         stats = event.get("stats")
         if not isinstance(stats, Mapping):
             return
-        prefix = _prefix("reward", phase)
+        prefix = phase_prefix("reward", phase)
         pairs: list[tuple[str, Any]] = []
         for fn, values in stats.items():
             if isinstance(values, Mapping):
                 pairs.extend((f"{prefix}/{fn}/{stat}", values.get(stat)) for stat in _STATS)
         self._scalars(pairs, step, wall)
+
+    def _reward(self, event: Mapping[str, Any], phase: str, step: int, wall: float) -> None:
+        values = event.get("values")
+        if isinstance(values, list):
+            tag = f"{phase_prefix('reward_values', phase)}/{event.get('reward_fn')}"
+            self._collect(tag, values, step, wall)
 
     def _model_output(self, event: Mapping[str, Any], phase: str, step: int, wall: float) -> None:
         if self.histograms:
@@ -336,7 +280,7 @@ class TensorBoardSink(BaseSink):
             if tags is None:
                 if len(self._completion_tags) >= _MAX_PLANS:
                     self._completion_tags.clear()
-                prefix = _prefix("completion", phase)
+                prefix = phase_prefix("completion", phase)
                 tags = self._completion_tags[phase] = (
                     f"{prefix}/length_chars",
                     f"{prefix}/length_tokens",
