@@ -28,7 +28,7 @@ from gemmalog._rundir import (
     tighten,
     write_manifest,
 )
-from gemmalog.config.build import build_sink
+from gemmalog.config.build import LIVE_DOCTOR, build_live_doctor, build_sink
 from gemmalog.config.loader import ConfigError
 from gemmalog.config.model import Config
 from gemmalog.notices import say, warn_once
@@ -187,16 +187,13 @@ class Pipeline:
             *(Isolated(p, "caller") for p in processors),
         )
         primary = JsonlSink(shard, fsync=s.fsync, private=s.private, lazy=late)
-        sinks, failed = ({}, {}) if child else self._build_sinks(config, extra_sinks)
+        sinks, own, failed = ({}, (), {}) if child else self._build_sinks(config, extra_sinks)
         routes = {
             name: Route(lc.level, lc.handlers, lc.propagate) for name, lc in config.loggers.items()
         }
         root = config.root
-        # The user's sinks take every event their own level lets through, whatever the
-        # loggers' routes (as the JSONL does).
-        always = (primary, *(sink for sink in extra_sinks if sink.name in sinks))
         self.router = Router(
-            sinks, routes, Route(root.level, root.handlers, root.propagate), always=always
+            sinks, routes, Route(root.level, root.handlers, root.propagate), always=(primary, *own)
         )
         # One instance for the events and run.json (argv, error, config): the same rules.
         self.redact = Redact(s.redact_patterns) if s.redact else None
@@ -278,9 +275,13 @@ class Pipeline:
 
     def _build_sinks(
         self, config: Config, extra: Sequence[Sink]
-    ) -> tuple[dict[str, Sink], dict[str, Exception]]:
-        """The configured handlers' sinks (CSV and TensorBoard on rank 0 only) and the user's;
-        a handler that cannot start is returned with its error, to be reported."""
+    ) -> tuple[dict[str, Sink], tuple[Sink, ...], dict[str, Exception]]:
+        """The sinks by name, those that take every event their own level lets through,
+        whatever the loggers' routes, as the JSONL does (the user's ``extra`` and the live
+        doctor), and the sinks that could not start with their errors, to be reported.
+
+        CSV, TensorBoard and the live doctor are rank 0's only.
+        """
         sinks: dict[str, Sink] = {}
         failed: dict[str, Exception] = {}
         for name, spec in config.handlers.items():
@@ -293,17 +294,22 @@ class Pipeline:
                 continue
             if sink is not None:
                 sinks[name] = sink
+        if config.doctor.live and self.run.rank == 0:
+            try:
+                extra = (*extra, build_live_doctor(config, self.run.id, self.run.dir))
+            except Exception as exc:
+                failed[LIVE_DOCTOR] = exc
         for sink in extra:
             if sink.name in sinks:
                 failed[sink.name] = ValueError(f"a handler is already named {sink.name!r}")
                 continue
             sinks[sink.name] = sink
-        return sinks, failed
+        return sinks, tuple(sink for sink in extra if sink.name in sinks), failed
 
     def _listener_chain(self, config: Config, user: Sequence[Processor]) -> tuple[Processor, ...]:
         """Listener-side processors: batches expanded, derived statistics, the user's, fields
         made castable, redaction (after those, so it sees what they added), the segment
-        stamp, the live doctor."""
+        stamp."""
         # Expand first: the events a handed-over batch becomes go through all the others.
         chain: list[Processor] = [
             Expand(),
@@ -316,10 +322,6 @@ class Pipeline:
             chain.append(self.redact)
         if self.run.segment:
             chain.append(StampSegment(self.run.segment))
-        if config.doctor.live and not self.is_child and self.run.rank == 0:
-            from gemmalog.doctor._live import LiveDoctor  # duckdb and the checks: only if asked
-
-            chain.append(LiveDoctor(config.doctor, self.run.id, self.run.dir))
         return tuple(chain)
 
     # -- the hot path -------------------------------------------------------------------

@@ -135,3 +135,14 @@ def _user_sink(config: Config, spec: HandlerConfig) -> Sink:
         sink.flush_now = sink.flush
     sink.levelno = LEVEL_NUMBERS.get(spec.level, 0)  # the router applies the handler's level
     return sink  # type: ignore[no-any-return]
+
+
+#: The live doctor's sink name (it is turned on by ``doctor.live``).
+LIVE_DOCTOR = "doctor.live"
+
+
+def build_live_doctor(config: Config, run: str, run_dir: Path) -> Sink:
+    """The live doctor's sink (``doctor.live: true``): the cheap checks while the run writes."""
+    from gemmalog.sinks.live_doctor import LiveDoctorSink  # duckdb and the checks: only if asked
+
+    return LiveDoctorSink(config.doctor, run, run_dir, name=LIVE_DOCTOR)
