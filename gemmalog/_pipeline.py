@@ -207,10 +207,11 @@ class Pipeline:
             rank=run.rank,
             segment=run.segment,
         )
-        if primary.error is not None:
-            self.listener.report_primary_failure(primary.error)
+        health = self.listener.health
+        if primary.error is not None:  # counted and reported like a failed write
+            health.primary_failed(primary.error)
         for name, error in failed.items():  # reported like any sink failure: stderr + JSONL
-            self.listener.report_start_failure(name, error)
+            health.sink_failed(name, error, starting=True)
         self._levels: dict[str, int] = {}
         # Role -> logger name when that logger takes INFO events, else None: the helpers'
         # one-lookup level check.
@@ -496,7 +497,7 @@ class Pipeline:
                 "events_written": primary.lines_written,
                 "events_lost": primary.lines_lost,
                 "drops": self.queue.drops,
-                "sink_errors": self.listener.sink_errors(),
+                "sink_errors": self.listener.health.sink_errors(),
                 "error": error,
             }
             write_manifest(self.run, redact=self.redact, **self._manifest)
