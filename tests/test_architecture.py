@@ -240,3 +240,61 @@ def test_remote_uses_only_the_public_api() -> None:
         for dep in deps
         if dep.startswith("gemmalog.cli")
     }
+
+
+#: The engine: the pipeline, its queue, listener, router and renderer, and what they are
+#: built and kept with.
+ENGINE = (
+    "gemmalog._pipeline",
+    "gemmalog._assembly",
+    "gemmalog._queue",
+    "gemmalog._listener",
+    "gemmalog._sink_health",
+    "gemmalog._write_through",
+    "gemmalog.router",
+    "gemmalog._render",
+    "gemmalog._late",
+)
+#: The layers above the engine (docs/architecture.md).
+ABOVE_ENGINE = (
+    "gemmalog.api",
+    "gemmalog.event_builders",
+    "gemmalog._lifecycle",
+    "gemmalog.integrations",
+    "gemmalog.cli",
+    "gemmalog.report",
+    "gemmalog.doctor",
+    "gemmalog.serve",
+    "gemmalog.remote",
+)
+
+
+def test_the_engine_imports_nothing_above_it() -> None:
+    """The live doctor is a sink the sink factory builds: the engine never reaches up."""
+    graph = import_graph()
+    assert set(ENGINE) <= set(graph)
+    problems = {
+        (module, dep)
+        for module in ENGINE
+        for dep in graph[module]
+        if any(dep == up or dep.startswith(up + ".") for up in ABOVE_ENGINE)
+    }
+    assert problems == set()
+
+
+def test_below_the_users_of_the_views_only_the_live_doctor_reads_the_doctor() -> None:
+    """The live doctor's sink reads the doctor's live rules (their checks' names, titles and
+    severities are the batch checks'): the one way up from the sinks, and the sink factory
+    imports it only when ``doctor.live`` is on."""
+    graph = import_graph()
+    readers = {
+        module
+        for module, deps in graph.items()
+        if not module.startswith("gemmalog.doctor")
+        and any(d == "gemmalog.doctor" or d.startswith("gemmalog.doctor.") for d in deps)
+    }
+    users = ("gemmalog.cli.", "gemmalog.report.", "gemmalog.serve.")
+    assert {m for m in readers if not m.startswith(users)} == {"gemmalog.sinks.live_doctor"}
+    assert graph["gemmalog.sinks.live_doctor"] & {
+        d for d in graph if d.startswith("gemmalog.doctor")
+    } == {"gemmalog.doctor._live"}
