@@ -1,9 +1,10 @@
 """The listener thread: take batches off the queue, process, render once, fan out to sinks.
 
 A stdlib ``QueueListener`` whose ``dequeue`` returns a whole batch (possibly empty, which
-doubles as the flush timer's tick) and whose ``handle`` never raises: what a failing sink or
-a failing write of the JSONL shard becomes is :mod:`gemmalog._sink_health`'s (a sink is
-reported once and disabled, every other sink carries on; the JSONL sink is never disabled).
+doubles as the flush timer's tick) and whose ``handle`` never raises: what a sink, or a
+write of the JSONL shard, raises goes to :class:`~gemmalog._sink_health.SinkHealth` (a
+failing sink is reported once and disabled, the others carry on; the JSONL sink is never
+disabled).
 """
 
 from __future__ import annotations
@@ -90,10 +91,7 @@ class EventListener(QueueListener):
         self.router = router
         self.processors = tuple(processors)
         self.flush_interval = flush_interval
-        self.run = run
-        self.rank = rank
         self.events_handled = 0
-        self.segment = segment
         #: The sinks' failures and the shard's incidents, reported once (see _sink_health).
         self.health = SinkHealth(primary, self.processors, run=run, rank=rank, segment=segment)
         self._next_flush = time.monotonic() + flush_interval

@@ -139,21 +139,7 @@ class Pipeline:
         self.router = build_router(config, sinks, always=(primary, *own))
         # One instance for the events and run.json (argv, error, config): the same rules.
         self.redact = Redact(s.redact_patterns) if s.redact else None
-        self.listener = EventListener(
-            self.queue,
-            primary,
-            self.router,
-            listener_chain(run, self.redact, listener_processors),
-            flush_interval=s.flush_interval,
-            run=run.id,
-            rank=run.rank,
-            segment=run.segment,
-        )
-        health = self.listener.health
-        if primary.error is not None:  # counted and reported like a failed write
-            health.primary_failed(primary.error)
-        for name, error in failed.items():  # reported like any sink failure: stderr + JSONL
-            health.sink_failed(name, error, starting=True)
+        self.listener = self._make_listener(primary, listener_processors, failed)
         self._levels: dict[str, int] = {}
         # Role -> logger name when that logger takes INFO events, else None: the helpers'
         # one-lookup level check.
@@ -161,9 +147,36 @@ class Pipeline:
             role: (name if self.levelno(name) <= 20 else None) for role, name in self.roles.items()
         }
         self._init_ending()
-        if not child:
-            self._sample_gpus(s.gpu_interval)
+        gpus = self.role_names["system"]  # GPU counters read on the listener's tick
+        if not child and gpus is not None and self.metrics.enabled("resource_metrics"):
+            sample_gpus(self.listener, self.chain, gpus, s.gpu_interval)
         self._start_writing()
+
+    def _make_listener(
+        self,
+        primary: JsonlSink,
+        listener_processors: Sequence[Processor],
+        failed: Mapping[str, Exception],
+    ) -> EventListener:
+        """The listener (not started), told what failed already: the shard's opening, the
+        sinks that could not start."""
+        run = self.run
+        listener = EventListener(
+            self.queue,
+            primary,
+            self.router,
+            listener_chain(run, self.redact, listener_processors),
+            flush_interval=self.config.settings.flush_interval,
+            run=run.id,
+            rank=run.rank,
+            segment=run.segment,
+        )
+        health = listener.health
+        if primary.error is not None:  # counted and reported like a failed write
+            health.primary_failed(primary.error)
+        for name, error in failed.items():  # reported like any sink failure: stderr + JSONL
+            health.sink_failed(name, error, starting=True)
+        return listener
 
     def _init_ending(self) -> None:
         """The state of the run's end (see stop()): none of it has happened yet."""
@@ -200,12 +213,6 @@ class Pipeline:
             self._put = self.queue.put
             self._put_forced = self.queue.put_nowait
             self.listener.start()
-
-    def _sample_gpus(self, interval: float) -> None:
-        """GPU counters on the listener's tick, as ``system`` events (see _assembly)."""
-        name = self.role_names["system"]
-        if name is not None and self.metrics.enabled("resource_metrics"):
-            sample_gpus(self.listener, self.chain, name, interval)
 
     # -- the hot path -------------------------------------------------------------------
     def levelno(self, logger: str) -> int:
