@@ -1,13 +1,10 @@
-"""The listener thread: take batches off the queue, redact, render once, fan out to sinks.
+"""The listener thread: take batches off the queue, process, render once, fan out to sinks.
 
 A stdlib ``QueueListener`` whose ``dequeue`` returns a whole batch (possibly empty, which
-doubles as the flush timer's tick) and whose ``handle`` never raises: a sink that fails is
-reported once, on stderr and as a ``log`` event in the JSONL, then disabled, and every other
-sink carries on. The JSONL sink is never disabled: a failed write is counted and the next
-flush tries again (a disk that was full may have room again); the first failure is
-reported on stderr, and when writes succeed again a ``log`` event in the JSONL says how
-many events were lost meanwhile. A shard deleted under the sink (the run directory
-removed) is reported the same way, with the lines that went with it.
+doubles as the flush timer's tick) and whose ``handle`` never raises: what a sink, or a
+write of the JSONL shard, raises goes to :class:`~gemmalog._sink_health.SinkHealth` (a
+failing sink is reported once and disabled, the others carry on; the JSONL sink is never
+disabled).
 """
 
 from __future__ import annotations
@@ -15,22 +12,18 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from logging.handlers import QueueListener
 from typing import Any, Protocol
 
 from gemmalog._queue import EventQueue
 from gemmalog._render import render
-from gemmalog.events import CORE_FIELDS, SCHEMA_VERSION
-from gemmalog.notices import say
+from gemmalog._sink_health import Processor, SinkHealth
+from gemmalog.events import CORE_FIELDS
 from gemmalog.processors.sanitize import plain_key
 from gemmalog.router import Router
 from gemmalog.sinks.base import Record, Sink
 from gemmalog.sinks.jsonl import JsonlSink
-
-#: A listener processor may also return a list of events (see ``EventListener._apply``).
-Processor = Callable[[Any, str, dict[str, Any]], Any]
 
 
 class Sampler(Protocol):
@@ -51,20 +44,6 @@ class FlushRequest:
 
     def __init__(self) -> None:
         self.done = threading.Event()
-
-
-class SinkFailure:
-    """What went wrong with one sink and how many events it missed afterwards."""
-
-    __slots__ = ("error", "missed", "when")
-
-    def __init__(self, error: str) -> None:
-        self.error = error
-        self.missed = 0
-        self.when = time.time()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"error": self.error, "missed": self.missed, "when": self.when}
 
 
 class StampSegment:
@@ -91,10 +70,6 @@ def _plain_keys(value: Any, depth: int = 0) -> Any:
     return value
 
 
-#: At most this many JSONL incident events per run (a flapping disk must not flood the log).
-MAX_NOTICES = 10
-
-
 class EventListener(QueueListener):
     """Drain the :class:`EventQueue` in batches on a background thread."""
 
@@ -116,17 +91,9 @@ class EventListener(QueueListener):
         self.router = router
         self.processors = tuple(processors)
         self.flush_interval = flush_interval
-        self.run = run
-        self.rank = rank
         self.events_handled = 0
-        self.failures: dict[str, SinkFailure] = {}
-        self.segment = segment
-        self.primary_errors = 0
-        #: The JSONL shard's first failure (what run.json reports), None while it never failed.
-        self.primary_failure: SinkFailure | None = None
-        self._primary_down = False
-        self._lost_ok = 0  # lines_lost when writes last succeeded
-        self._notices = 0
+        #: The sinks' failures and the shard's incidents, reported once (see _sink_health).
+        self.health = SinkHealth(primary, self.processors, run=run, rank=rank, segment=segment)
         self._next_flush = time.monotonic() + flush_interval
         #: Events processed between two looks at the loss window (see _between_chunks).
         self.chunk = 32
@@ -167,7 +134,7 @@ class EventListener(QueueListener):
         try:
             self._handle(record)
         except BaseException as exc:  # the thread must survive anything
-            self._report("listener", exc)
+            self.health.sink_failed("listener", exc)
 
     def _sampled(self, batch: list[Any]) -> list[Any]:
         """``batch`` with the events of the samplers that are due, at the latest step the
@@ -188,7 +155,7 @@ class EventListener(QueueListener):
                 events = sampler.sample()
             except BaseException as exc:
                 self.samplers.remove(sampler)
-                self._report(type(sampler).__name__, exc)
+                self.health.sink_failed(type(sampler).__name__, exc)
                 continue
             for event in events:
                 if self._step is not None:
@@ -240,6 +207,11 @@ class EventListener(QueueListener):
         self.events_handled += len(primary_batch)
         if primary_batch:
             self._write_primary(primary_batch)
+        self._deliver(buckets, requests)
+
+    def _deliver(self, buckets: dict[Sink, list[Record]], requests: list[FlushRequest]) -> None:
+        """After the batch's lines are in the shard: flush it when due, then the other sinks'
+        records (a disabled sink's only counted), their tick, and the flush requests."""
         # The shard first: the loss window is about the JSONL, and the other sinks (a
         # console, TensorBoard) may take much longer to write than it does.
         now = time.monotonic()
@@ -253,8 +225,9 @@ class EventListener(QueueListener):
         )
         if due:
             self._flush_primary()
+        failures = self.health.failures
         for sink, records in buckets.items():
-            failure = self.failures.get(sink.name)
+            failure = failures.get(sink.name)
             if failure is not None:
                 failure.missed += len(records)
                 continue
@@ -291,14 +264,6 @@ class EventListener(QueueListener):
     def on_listener_thread(self) -> bool:
         """Whether the caller is this listener's thread (a sink or library logging from it)."""
         return threading.current_thread() is self._thread
-
-    def report_primary_failure(self, exc: BaseException) -> None:
-        """The JSONL shard could not be opened: counted and reported like a failed write."""
-        self._primary_failed(exc)
-
-    def report_start_failure(self, name: str, exc: BaseException) -> None:
-        """A sink could not be built: reported once (stderr and JSONL) like a failing sink."""
-        self._report(name, exc, starting=True)
 
     def _apply(self, event: Any, start: int) -> Any:
         """Run the processors from ``start``. One that returns a list (an event handed over
@@ -340,130 +305,34 @@ class EventListener(QueueListener):
         try:
             self.primary.write(records)
         except BaseException as exc:
-            self._primary_failed(exc)
-        self._check_primary()
+            self.health.primary_failed(exc)
+        self.health.check_primary()
 
     def _flush_primary(self, rest_since: float | None = None) -> None:
         """Flush the shard; ``rest_since``: ``ts`` of the oldest event taken and not written yet."""
         try:
             self.primary.flush()
         except BaseException as exc:
-            self._primary_failed(exc)
+            self.health.primary_failed(exc)
         # Written, or counted as lost: either way producers no longer wait for these.
         self.events.flushed(rest_since)
-        self._check_primary()
-
-    def _primary_failed(self, exc: BaseException) -> None:
-        self.primary_errors += 1
-        self._primary_down = True
-        if self.primary_failure is None:
-            self.primary_failure = SinkFailure(f"{type(exc).__name__}: {exc}")
-            say(
-                f"writing {self.primary.path} failed ({type(exc).__name__}: {exc}); "
-                "events are counted as lost until a write succeeds again",
-            )
-
-    def _check_primary(self) -> None:
-        """Turn what the JSONL sink noticed (recovery, a deleted shard) into reports."""
-        primary = self.primary
-        if primary.removed_lines is not None:
-            removed, primary.removed_lines = primary.removed_lines, None
-            message = (
-                f"{primary.path} was deleted during the run (run directory removed?): "
-                f"{removed} events written to it are lost; writing a new shard at that path"
-            )
-            if self.primary_failure is None:
-                self.primary_failure = SinkFailure(f"FileNotFoundError: {message}")
-                say(message)
-            self._notice(message, lost=removed, error=f"FileNotFoundError: {message}")
-        if self._primary_down and primary.error is None:
-            self._primary_down = False
-            lost = primary.lines_lost - self._lost_ok
-            failure = self.primary_failure
-            error = failure.error if failure is not None else "unknown error"
-            self._notice(
-                f"writing {primary.path.name} failed ({error}); {lost} events were lost "
-                "before writes succeeded again",
-                lost=lost,
-                error=error,
-            )
-        if not self._primary_down:
-            self._lost_ok = primary.lines_lost
-
-    def _incident(self, event: dict[str, Any]) -> Record:
-        """gemmalog's own report as a record: through the listener's processors (redaction:
-        an error text can quote a credential) like any event, then rendered."""
-        try:
-            for proc in self.processors:
-                event = proc(None, "", event)
-        except Exception:
-            event = {k: event.get(k) for k in CORE_FIELDS}
-            event["event"] = "gemmalog incident (details withheld: redaction failed)"
-        return (event, render(event))
-
-    def _notice(self, message: str, *, lost: int, error: str) -> None:
-        self._notices += 1
-        if self._notices > MAX_NOTICES:
-            return
-        event = self._event(
-            "warning", message, sink=self.primary.name, error=error, events_lost=lost
-        )
-        try:
-            self.primary.write([self._incident(event)])
-        except BaseException as exc:
-            self._primary_failed(exc)
-
-    def _event(self, level: str, message: str, **fields: Any) -> dict[str, Any]:
-        event: dict[str, Any] = {
-            "v": SCHEMA_VERSION,
-            "ts": time.time(),
-            "kind": "log",
-            "logger": "gemmalog",
-            "level": level,
-            "run": self.run,
-            "rank": self.rank,
-            "event": message,
-            **fields,
-        }
-        if self.segment:
-            event["segment"] = self.segment
-        return event
+        self.health.check_primary()
 
     def flush_all(self, now: bool = False, primary: bool = True) -> None:
         """Flush every sink: a periodic tick (sinks may keep buffering) or, ``now``, everything."""
         if primary:
             self._flush_primary()
         method = "flush_now" if now else "flush"
+        failures = self.health.failures
         for sink in self.sinks[1:]:
-            if sink.name not in self.failures:
+            if sink.name not in failures:
                 self._call(sink, method if hasattr(sink, method) else "flush")
 
     def _call(self, sink: Sink, method: str, *args: Any) -> None:
         try:
             getattr(sink, method)(*args)
         except BaseException as exc:
-            self._report(sink.name, exc)
-
-    def _report(self, name: str, exc: BaseException, *, starting: bool = False) -> None:
-        if name in self.failures:
-            return
-        message = f"{type(exc).__name__}: {exc}"
-        self.failures[name] = SinkFailure(message)
-        when = "could not start" if starting else "failed"
-        say(
-            f"sink {name!r} {when} and is disabled for this run: {message}",
-        )
-        event = self._event(
-            "error",
-            f"sink {name} {when} and was disabled",
-            sink=name,
-            error=message,
-            exc="".join(traceback.format_exception(exc)),
-        )
-        try:
-            self.primary.write([self._incident(event)])
-        except BaseException as primary_exc:
-            self._primary_failed(primary_exc)
+            self.health.sink_failed(sink.name, exc)
 
     def close_sinks(self) -> None:
         """Flush and close every sink; failures are reported, never raised."""
@@ -473,13 +342,4 @@ class EventListener(QueueListener):
         try:
             self.primary.close()
         except BaseException as exc:
-            self._primary_failed(exc)
-
-    def sink_errors(self) -> dict[str, dict[str, Any]]:
-        """Every sink's failure for run.json, the JSONL shard's with all the events it lost."""
-        out = {name: f.as_dict() for name, f in self.failures.items()}
-        if self.primary_failure is not None:
-            entry = self.primary_failure.as_dict()
-            entry["missed"] = self.primary.lines_lost
-            out[self.primary.name] = entry
-        return out
+            self.health.primary_failed(exc)

@@ -9,38 +9,33 @@ running, and :mod:`gemmalog._state` holds it.
 from __future__ import annotations
 
 import itertools
-import os
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gemmalog._late import calls_on_this_thread, record_late, wait_for_turns
-from gemmalog._listener import EventListener, FlushRequest, StampSegment
-from gemmalog._queue import EventQueue
-from gemmalog._run import Run, read_manifest
-from gemmalog._rundir import (
-    WriterLock,
-    make_run_dir,
-    resumed_segment,
-    tighten,
-    write_manifest,
+from gemmalog._assembly import (
+    build_router,
+    build_sinks,
+    caller_chain,
+    child_run,
+    listener_chain,
+    open_run,
+    sample_gpus,
 )
-from gemmalog.config.loader import ConfigError
+from gemmalog._late import calls_on_this_thread, wait_for_turns
+from gemmalog._listener import EventListener, FlushRequest
+from gemmalog._queue import EventQueue
+from gemmalog._run import Run
+from gemmalog._run_record import RunRecord
+from gemmalog._rundir import WriterLock, tighten
+from gemmalog._write_through import WriteThrough
 from gemmalog.config.model import Config
 from gemmalog.notices import say, warn_once
-from gemmalog.processors import AddEnvelope, AddResources, Redact, Sanitize, Sanitizer
-from gemmalog.processors.conform import ConformToSchema
-from gemmalog.processors.derive import DeriveGenerationStats
+from gemmalog.processors import Redact
 from gemmalog.processors.expand import EXPAND, Deferred, Expand, ExpandContext
-from gemmalog.processors.gpu import GpuCounters
-from gemmalog.processors.isolated import Isolated, Processor
-from gemmalog.router import Route, Router
-from gemmalog.run_identity import distributed_env, new_run_id, run_dir_for, shared_run_id
+from gemmalog.processors.isolated import Processor
 from gemmalog.sinks.base import Sink
-from gemmalog.sinks.factory import build_sink
 from gemmalog.sinks.jsonl import JsonlSink
 
 
@@ -64,30 +59,8 @@ class Pipeline:
         :class:`ConfigError` when the run directory belongs to another run id, or when
         another process is writing this rank of the run.
         """
-        s = config.settings
-        rank, world = distributed_env()
-        run_id = s.run_id or shared_run_id(s.run_name) or new_run_id(s.run_name)
-        run_dir = run_dir_for(Path(s.root).expanduser(), run_id)
-        owner = read_manifest(run_dir / "run.json")
-        if owner is not None and owner.get("id") not in (None, run_id):
-            raise ConfigError(
-                f"run directory {run_dir} belongs to run {owner.get('id')!r}, not "
-                f"{run_id!r}: choose another run_id (or root)"
-            )
-        run = Run(
-            run_id,
-            s.run_name or run_id,
-            run_dir,
-            rank,
-            world,
-            config=config.snapshot(),
-            private=s.private,
-        )
-        make_run_dir(run_dir, s.private)
-        # Held from before the segment is chosen until run.json is final (D4).
-        lock = WriterLock.acquire(run_dir, run_id, rank, s.private)
+        run, lock = open_run(config)
         try:
-            run.segment, run.history = resumed_segment(run_dir, rank)
             pipeline = cls(
                 config,
                 run,
@@ -118,18 +91,8 @@ class Pipeline:
         after the run ended (``late``): its own shard, no other sinks, no manifest, and no
         listener thread (events are written before the log call returns). A late writer
         opens its shard on its first event and says once on stderr where late events go."""
-        run = Run(
-            parent.id,
-            parent.name,
-            parent.dir,
-            parent.rank,
-            parent.world_size,
-            config=parent.config,
-            segment=parent.segment,
-            private=parent.private,
-        )
-        shard = parent.dir / f"events.{parent.rank}.{os.getpid()}.jsonl"
-        pipeline = cls(
+        run, shard = child_run(parent)
+        return cls(
             config,
             run,
             shard,
@@ -138,12 +101,6 @@ class Pipeline:
             processors=processors,
             listener_processors=listener_processors,
         )
-        if late:
-            pipeline.late_notice = (
-                f"logging after shutdown(): late events are appended to run {run.id} "
-                f"({shard.name}); call initialize() to start a new run"
-            )
-        return pipeline
 
     def __init__(
         self,
@@ -178,26 +135,10 @@ class Pipeline:
             s.backpressure,  # type: ignore[arg-type]
             max_lag=1.5 * s.flush_interval,
         )
-        # Sanitize first: it then walks only the fields of the call (the envelope's own
-        # values are plain, and bound context values were sanitized by bind()).
-        self.chain: tuple[Processor, ...] = (
-            Sanitize(Sanitizer(max_string_length=s.max_string_length)),
-            AddEnvelope(run.id, run.rank),
-            AddResources(s.memory_interval),
-            *(Isolated(p, "caller") for p in processors),
-        )
+        self.chain: tuple[Processor, ...] = caller_chain(s, run, processors)
         primary = JsonlSink(shard, fsync=s.fsync, private=s.private, lazy=late)
-        sinks, failed = ({}, {}) if child else self._build_sinks(config, extra_sinks)
-        routes = {
-            name: Route(lc.level, lc.handlers, lc.propagate) for name, lc in config.loggers.items()
-        }
-        root = config.root
-        # The user's sinks take every event their own level lets through, whatever the
-        # loggers' routes (as the JSONL does).
-        always = (primary, *(sink for sink in extra_sinks if sink.name in sinks))
-        self.router = Router(
-            sinks, routes, Route(root.level, root.handlers, root.propagate), always=always
-        )
+        sinks, own, failed = ({}, (), {}) if child else build_sinks(config, run, extra_sinks)
+        self.router = build_router(config, sinks, always=(primary, *own))
         # One instance for the events and run.json (argv, error, config): the same rules.
         self.redact = Redact(s.redact_patterns) if s.redact else None
         self._levels: dict[str, int] = {}
@@ -206,20 +147,46 @@ class Pipeline:
         self.role_names: dict[str, str | None] = {
             role: (name if self.levelno(name) <= 20 else None) for role, name in self.roles.items()
         }
-        self.listener = EventListener(
+        self.listener = self._make_listener(primary, listener_processors, failed)
+        self._init_ending()
+        gpus = self.role_names["system"]  # GPU counters read on the listener's tick
+        if not child and gpus is not None and self.metrics.enabled("resource_metrics"):
+            sample_gpus(self.listener, self.chain, gpus, s.gpu_interval)
+        self._start_writing()
+
+    def _make_listener(
+        self,
+        primary: JsonlSink,
+        listener_processors: Sequence[Processor],
+        failed: Mapping[str, Exception],
+    ) -> EventListener:
+        """The listener (not started), told what failed already: the shard's opening, the
+        sinks that could not start."""
+        run = self.run
+        listener = EventListener(
             self.queue,
             primary,
             self.router,
-            self._listener_chain(config, listener_processors),
-            flush_interval=s.flush_interval,
+            listener_chain(
+                run,
+                Expand(self.chain[0], ExpandContext(self.role_names, self.metrics)),
+                self.redact,
+                listener_processors,
+            ),
+            flush_interval=self.config.settings.flush_interval,
             run=run.id,
             rank=run.rank,
             segment=run.segment,
         )
-        if primary.error is not None:
-            self.listener.report_primary_failure(primary.error)
+        health = listener.health
+        if primary.error is not None:  # counted and reported like a failed write
+            health.primary_failed(primary.error)
         for name, error in failed.items():  # reported like any sink failure: stderr + JSONL
-            self.listener.report_start_failure(name, error)
+            health.sink_failed(name, error, starting=True)
+        return listener
+
+    def _init_ending(self) -> None:
+        """The state of the run's end (see stop()): none of it has happened yet."""
         self.stopped = False
         self._stopping = False
         # (calls that took their turn, calls that handed over): shutdown() waits for those
@@ -229,98 +196,29 @@ class Pipeline:
         self._turns = (itertools.count(), itertools.count())
         #: Where the events logged once this run has ended go (set by stop()).
         self.late: Pipeline | None = None
-        #: Said on stderr at this (late) writer's first event.
-        self.late_notice: str | None = None
         # Set once the listener has stopped: an event queued after that is taken by the
         # call that queued it (see emit) or by stop(), and goes to the late writer.
         self._stranded = False
-        self._manifest: dict[str, Any] = {}
-        self._late_recorded = (0, 0)
-        if not child:
-            self._sample_gpus(s.gpu_interval)
-        if child:
-            # Written on the calling thread, at once: a child may leave through os._exit()
-            # or be terminated by its parent (multiprocessing.Pool.terminate, SIGTERM), and
-            # then no thread or exit hook of its own runs again.
+        self.record = RunRecord(self.run, self.redact)
+
+    def _start_writing(self) -> None:
+        """Events to the queue and the listener thread, or, for a child, to the shard at once."""
+        if self.is_child:
+            # Written on the calling thread, at once (see _write_through); a late writer
+            # says where the late events go at its first.
+            notice = (
+                f"logging after shutdown(): late events are appended to run {self.run.id} "
+                f"({self.listener.primary.path.name}); call initialize() to start a new run"
+                if self.is_late
+                else None
+            )
+            self._write_now = WriteThrough(self.listener, notice)
             self._put: Callable[[dict[str, Any]], None] = self._write_now
             self._put_forced: Callable[[dict[str, Any]], None] = self._write_now
-            self._backlog: deque[dict[str, Any]] = deque()
-            self._write_lock = threading.Lock()
-            self._writer: int | None = None
         else:
             self._put = self.queue.put
             self._put_forced = self.queue.put_nowait
             self.listener.start()
-
-    def _sample_gpus(self, interval: float) -> None:
-        """GPU counters on the listener's tick, as ``system`` events, when NVML sees a
-        device (``processors/gpu.py``); with several devices visible, local rank 0 samples
-        them for its node. Nothing at all without NVML."""
-        name = self.role_names["system"]
-        if name is None or not self.metrics.enabled("resource_metrics"):
-            return
-        several = "," in os.environ.get("CUDA_VISIBLE_DEVICES", ",")  # unset: every device
-        if several and os.environ.get("LOCAL_RANK", "0") not in ("", "0"):
-            return
-        counters = GpuCounters.open(interval)
-        if counters is None:
-            return
-        chain = self.chain
-
-        def prepare(event: dict[str, Any]) -> dict[str, Any]:
-            event["logger"] = name
-            for proc in chain:
-                event = proc(None, "info", event)
-            return event
-
-        self.listener.prepare_sampled = prepare
-        self.listener.samplers.append(counters)
-
-    def _build_sinks(
-        self, config: Config, extra: Sequence[Sink]
-    ) -> tuple[dict[str, Sink], dict[str, Exception]]:
-        """The configured handlers' sinks (CSV and TensorBoard on rank 0 only) and the user's;
-        a handler that cannot start is returned with its error, to be reported."""
-        sinks: dict[str, Sink] = {}
-        failed: dict[str, Exception] = {}
-        for name, spec in config.handlers.items():
-            if self.run.rank != 0 and spec.type in ("csv", "tensorboard"):
-                continue
-            try:
-                sink = build_sink(config, spec, self.run.dir)
-            except Exception as exc:  # e.g. permission denied: report, carry on without it
-                failed[name] = exc
-                continue
-            if sink is not None:
-                sinks[name] = sink
-        for sink in extra:
-            if sink.name in sinks:
-                failed[sink.name] = ValueError(f"a handler is already named {sink.name!r}")
-                continue
-            sinks[sink.name] = sink
-        return sinks, failed
-
-    def _listener_chain(self, config: Config, user: Sequence[Processor]) -> tuple[Processor, ...]:
-        """Listener-side processors: deferred payloads expanded, derived statistics, the user's, fields
-        made castable, redaction (after those, so it sees what they added), the segment
-        stamp, the live doctor."""
-        # Expand first: the events a deferred payload becomes go through all the others.
-        chain: list[Processor] = [
-            Expand(self.chain[0], ExpandContext(self.role_names, self.metrics)),
-            DeriveGenerationStats(),
-            *(Isolated(p, "listener") for p in user),
-            # After everything that adds fields, before redaction and rendering.
-            ConformToSchema(),
-        ]
-        if self.redact is not None:
-            chain.append(self.redact)
-        if self.run.segment:
-            chain.append(StampSegment(self.run.segment))
-        if config.doctor.live and not self.is_child and self.run.rank == 0:
-            from gemmalog.doctor._live import LiveDoctor  # duckdb and the checks: only if asked
-
-            chain.append(LiveDoctor(config.doctor, self.run.id, self.run.dir))
-        return tuple(chain)
 
     # -- the hot path -------------------------------------------------------------------
     def levelno(self, logger: str) -> int:
@@ -353,14 +251,10 @@ class Pipeline:
             warn_once(f"an event could not be logged ({type(exc).__name__})")
 
     def defer(self, payload: Deferred, logger: str) -> None:
-        """Hand over ``payload``, to be turned into its events on the listener thread; never
-        raises. The one way to move an event's work off the caller's thread.
-
-        The carrier ``{"kind": payload.kind, "logger": logger}`` runs through the caller's
-        processors here (its envelope, bound context and resources are its events'), then
-        queues as any event does, in order with the others; the listener's :class:`Expand`
-        writes ``payload.events(...)`` in its place (``gemmalog/processors/expand.py``).
-        """
+        """Hand over ``payload``, turned into its events on the listener thread (the one way
+        to move an event's work off the caller's thread); never raises. Its carrier event runs
+        through the caller's processors here (its envelope, context and resources are its
+        events') and queues in order with the others; :class:`Expand` writes its events."""
         try:
             event: dict[str, Any] = {"kind": payload.kind, "logger": logger}
             for proc in self.chain:
@@ -385,32 +279,6 @@ class Pipeline:
         for proc in self.chain:
             event = proc(None, method, event)
         self.queue.put_nowait(event)
-
-    def _write_now(self, event: dict[str, Any]) -> None:
-        """Write an event to this process's shard before returning (children, late events).
-
-        A signal handler that logs while this thread is writing leaves its event in the
-        backlog, which the interrupted call writes before it returns: one lock, never
-        taken twice by one thread.
-        """
-        self._backlog.append(event)
-        me = threading.get_ident()
-        if self._writer == me:
-            return
-        with self._write_lock:
-            self._writer = me
-            try:
-                if self.late_notice is not None:
-                    notice, self.late_notice = self.late_notice, None
-                    warn_once(notice)
-                backlog = self._backlog
-                while backlog:
-                    batch = []
-                    while backlog:
-                        batch.append(backlog.popleft())
-                    self.listener.write_through(batch)
-            finally:
-                self._writer = None
 
     def _divert(self, event: dict[str, Any]) -> None:
         """Hand an event logged after the run ended to the late writer (written at once)."""
@@ -469,31 +337,9 @@ class Pipeline:
             return
         self._stopping = True
         self.run.status = status
-        self.run.ended = time.time()
+        ended = self.run.ended = time.time()
         if not self.is_child:
-            self.late = self.late_writer()
-            self._put = self._divert
-            turns, self._turns = self._turns, (itertools.count(), itertools.count())
-            self.queue.close()
-            own = calls_on_this_thread(self, (Pipeline.emit.__code__, Pipeline.defer.__code__))
-            wait_for_turns(turns, own, timeout=30.0)
-            # Drain: a batch the listener holds is in neither count below.
-            self.flush(timeout=30.0)
-            self.emit(
-                "info" if status == "completed" else "error",
-                {
-                    "kind": "run_end",
-                    "logger": self.roles["system"],
-                    "event": f"run {status}",
-                    "status": status,
-                    "duration_s": self.run.ended - self.started,
-                    "events": self.listener.events_handled + len(self.queue) + 1,
-                    "drops": self.queue.drops,
-                    "error": error,
-                    "final_stats": dict(stats or {}),
-                },
-                force=True,
-            )
+            self._end_with_run_end(status, error, stats, ended - self.started)
         self.stopped = True
         if not self.is_child:
             self.listener.stop()
@@ -511,34 +357,43 @@ class Pipeline:
         if self.run.private:
             tighten(self.run.dir)
         if not self.is_child:
-            primary = self.listener.primary
-            self._manifest = {
-                "events_written": primary.lines_written,
-                "events_lost": primary.lines_lost,
-                "drops": self.queue.drops,
-                "sink_errors": self.listener.sink_errors(),
-                "error": error,
-            }
-            write_manifest(self.run, redact=self.redact, **self._manifest)
+            self.record.write_end(self.listener, self.queue.drops, error)
         # run.json is final: the run id may start again (a resumed segment). The late
         # events' count in run.json is only added while it is still this segment's.
         if self.writer_lock is not None:
             self.writer_lock.release()
 
+    def _end_with_run_end(
+        self, status: str, error: str | None, stats: Mapping[str, Any] | None, duration: float
+    ) -> None:
+        """Switch new calls to the late writer, wait for those under way, drain the queue,
+        then hand over ``run_end`` (its counts final)."""
+        self.late = self.late_writer()
+        self._put = self._divert
+        turns, self._turns = self._turns, (itertools.count(), itertools.count())
+        self.queue.close()
+        own = calls_on_this_thread(self, (Pipeline.emit.__code__, Pipeline.defer.__code__))
+        wait_for_turns(turns, own, timeout=30.0)
+        # Drain: a batch the listener holds is in neither count below.
+        self.flush(timeout=30.0)
+        self.emit(
+            "info" if status == "completed" else "error",
+            {
+                "kind": "run_end",
+                "logger": self.roles["system"],
+                "event": f"run {status}",
+                "status": status,
+                "duration_s": duration,
+                "events": self.listener.events_handled + len(self.queue) + 1,
+                "drops": self.queue.drops,
+                "error": error,
+                "final_stats": dict(stats or {}),
+            },
+            force=True,
+        )
+
     def record_late(self) -> None:
         """Count the events logged after this run ended in its run.json, and say so
         (when the process ends, and at the next ``initialize()``): see :mod:`gemmalog._late`."""
         if self.late is not None:
-            record_late(
-                self.run,
-                self.late.listener.primary,
-                self._manifest,
-                self.redact,
-                self._late_counted,
-            )
-
-    def _late_counted(self, counts: tuple[int, int]) -> bool:
-        if counts == self._late_recorded:
-            return True
-        self._late_recorded = counts
-        return False
+            self.record.record_late(self.late.listener.primary)

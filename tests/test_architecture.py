@@ -394,15 +394,6 @@ DECLARATIVE = {
     ),
 }
 
-#: Modules being split on other branches (issue 23, item 6, "small rooms"): exempt until those
-#: branches are merged; the lead then empties this dict (the test below says which entries
-#: are no longer needed).
-SPLIT_ELSEWHERE = {
-    "gemmalog/_listener.py": "split by the helper that owns _listener.py",
-    "gemmalog/_pipeline.py": "split by the helper that owns _pipeline.py",
-    "gemmalog/doctor/_live.py": "split by the helper that owns doctor/_live.py",
-}
-
 
 def too_long(root: Path = PACKAGE) -> dict[str, list[str]]:
     """Path (``gemmalog/...``) -> what is too long in it: ``module: N lines`` and
@@ -429,7 +420,6 @@ def test_no_module_over_400_lines_and_no_function_over_60() -> None:
     problems = [
         f"{path}: {issue}"
         for path, issues in too_long().items()
-        if path not in SPLIT_ELSEWHERE
         for issue in issues
         if not (path in DECLARATIVE and issue.startswith("module:"))
     ]
@@ -438,8 +428,8 @@ def test_no_module_over_400_lines_and_no_function_over_60() -> None:
 
 def test_every_length_exemption_is_still_needed() -> None:
     found = too_long()
-    stale = [path for path in [*DECLARATIVE, *SPLIT_ELSEWHERE] if path not in found]
-    assert stale == [], "no longer too long: remove from DECLARATIVE / SPLIT_ELSEWHERE"
+    stale = [path for path in DECLARATIVE if path not in found]
+    assert stale == [], "no longer too long: remove from DECLARATIVE"
 
 
 def test_the_length_finder_finds_a_long_module_and_a_long_function(tmp_path: Path) -> None:

@@ -550,10 +550,16 @@ def test_grpo_trainer_reward_hack_is_flagged(
 # -- live mode --------------------------------------------------------------------------
 
 
-def _live_run(root: Path, name: str, metrics: Callable[[int, dict[str, float]], None]) -> Path:
+def _live_run(
+    root: Path,
+    name: str,
+    metrics: Callable[[int, dict[str, float]], None],
+    yaml: str = "",
+    run_id: str | None = None,
+) -> Path:
     config = root / f"{name}.yaml"
-    config.write_text("doctor:\n  live: true\n")
-    run = gemmalog.initialize(config, root=root, run_name=name)
+    config.write_text("doctor:\n  live: true\n" + yaml)
+    run = gemmalog.initialize(config, root=root, run_name=name, run_id=run_id)
     rng = random.Random(3)
     for step in range(1, STEPS + 1):
         values = {
@@ -603,3 +609,57 @@ def test_live_mode_is_quiet_on_a_healthy_run(
     run_dir = _live_run(root, "live-ok", lambda step, m: None)
     assert not (run_dir / "doctor.live.jsonl").exists()
     assert "gemmalog doctor (live)" not in capsys.readouterr().err
+
+
+def _spiky(step: int, m: dict[str, float]) -> None:
+    if step == 6:
+        m["loss"] = math.nan
+    if step == 14:
+        m["grad_norm"] = 30.0
+
+
+def test_live_mode_sees_the_metrics_whatever_the_loggers_routes(root: Path) -> None:
+    """The live doctor takes every event, as the JSONL does: a training logger routed to
+    no handler at all still has its metrics checked."""
+    yaml = (
+        "loggers:\n  gemmalog.training:\n    level: info\n    handlers: []\n    propagate: false\n"
+    )
+    run_dir = _live_run(root, "unrouted", _spiky, yaml)
+    lines = (run_dir / "doctor.live.jsonl").read_bytes().splitlines()
+    found = {f["check"]: f["steps"] for f in map(orjson.loads, lines)}
+    assert found == {"non_finite": [6], "metric_outliers": [14]}
+
+
+def test_a_live_doctor_that_cannot_write_stops_with_one_line_and_the_run_goes_on(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its own failure, not the run's: one line on stderr, no sink error in run.json, every
+    event written."""
+    (root / "blocked" / "doctor.live.jsonl").mkdir(parents=True)  # where the file would go
+    run_dir = _live_run(root, "blocked", _spiky, run_id="blocked")
+    err = capsys.readouterr().err
+    assert err.count("gemmalog doctor (live): stopped after an internal error: IsADirectory") == 1
+    assert "disabled" not in err
+    manifest = orjson.loads((run_dir / "run.json").read_bytes())
+    assert manifest["status"] == "completed" and manifest["sink_errors"] == {}
+    events = [orjson.loads(line) for line in (run_dir / "events.0.jsonl").read_bytes().splitlines()]
+    assert [e["step"] for e in events if e["kind"] == "metrics"] == list(range(1, STEPS + 1))
+
+
+def test_a_live_doctor_that_cannot_start_is_reported_like_any_sink(
+    root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gemmalog.sinks.live_doctor
+
+    def cannot_start(*args: Any, **kwargs: Any) -> None:
+        raise OSError("no room for the checks")
+
+    monkeypatch.setattr(gemmalog.sinks.live_doctor.LiveDoctorSink, "__init__", cannot_start)
+    run_dir = _live_run(root, "unstarted", _spiky)
+    assert "sink 'doctor.live' could not start" in capsys.readouterr().err
+    manifest = orjson.loads((run_dir / "run.json").read_bytes())
+    assert manifest["status"] == "completed"
+    assert manifest["sink_errors"]["doctor.live"]["error"] == "OSError: no room for the checks"
+    events = [orjson.loads(line) for line in (run_dir / "events.0.jsonl").read_bytes().splitlines()]
+    assert [e["step"] for e in events if e["kind"] == "metrics"] == list(range(1, STEPS + 1))
+    assert not (run_dir / "doctor.live.jsonl").exists()

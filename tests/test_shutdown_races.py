@@ -321,7 +321,7 @@ def test_a_process_forked_after_the_run_ended_writes_its_late_events_to_its_own_
     late = gemmalog.running()
     assert late is not None
     gemmalog.shutdown()  # counts the late event; the late writer stays for the next ones
-    with late._write_lock:  # another thread is writing a late event as the fork happens
+    with late._write_now.lock:  # another thread is writing a late event as the fork happens
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             try:

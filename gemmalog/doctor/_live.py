@@ -1,24 +1,21 @@
-"""Live mode (``doctor.live: true``): the cheap checks on a rolling window, while training runs.
+"""Live mode's rules (``doctor.live: true``): the cheap checks on a rolling window.
 
-:class:`LiveDoctor` is a processor of the listener thread: it watches the training
-``metrics`` events as they are written and, the first time a rule fires, prints the finding
-to stderr and appends it to ``doctor.live.jsonl`` in the run directory. The rules are the
-batch checks' (same names, thresholds and severities) restricted to what one metric stream
-shows: ``non_finite``, ``metric_outliers``, ``entropy_collapse``, ``zero_signal`` and
-``length_clipping``. Each costs O(``outlier_window``) per step; ``gemmalog doctor`` after the
-run applies every check.
+:class:`LiveChecks` watches the training ``metrics`` events one at a time, while training
+runs, and hands each finding, the first time its rule fires, to ``found``: the live
+doctor's sink (:mod:`gemmalog.sinks.live_doctor`) prints it to stderr and appends it to
+``doctor.live.jsonl``. The rules are the batch checks' (same names, thresholds and
+severities) restricted to what one metric stream shows: ``non_finite``,
+``metric_outliers``, ``entropy_collapse``, ``zero_signal`` and ``length_clipping``. Each
+costs O(``outlier_window``) per step; ``gemmalog doctor`` after the run applies every check.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-import sys
 from collections import deque
-from pathlib import Path
-from typing import Any, TextIO
-
-import orjson
+from collections.abc import Callable
+from typing import Any
 
 from gemmalog.config.model import DoctorConfig
 from gemmalog.doctor._core import REGISTRY, Finding, num
@@ -27,15 +24,12 @@ from gemmalog.events import NON_FINITE
 #: How a sanitized event spells a non-finite float (the JSONL's strings); float() reads them.
 _NON_FINITE = frozenset(NON_FINITE)
 
-#: The file findings are appended to, in the run directory.
-LIVE_FILE = "doctor.live.jsonl"
 
+class LiveChecks:
+    """The live rules over one run's ``metrics`` events; each finding is reported once.
 
-class LiveDoctor:
-    """A listener-thread processor: returns every event unchanged, reports findings aside.
-
-    An error inside a rule stops the live checks (reported once on stderr); the event is
-    always passed on.
+    :meth:`observe` takes one ``metrics`` event (its ``metrics`` a dict) and calls ``found``
+    with each finding as its rule fires (that check's first, unless its severity is ``off``).
     """
 
     __slots__ = (
@@ -47,20 +41,14 @@ class LiveDoctor:
         "_window",
         "_zero",
         "config",
-        "failed",
-        "path",
+        "found",
         "run",
-        "stream",
     )
 
-    def __init__(
-        self, config: DoctorConfig, run: str, run_dir: Path, stream: TextIO | None = None
-    ) -> None:
+    def __init__(self, config: DoctorConfig, run: str, found: Callable[[Finding], None]) -> None:
         self.config = config
         self.run = run
-        self.path = run_dir / LIVE_FILE
-        self.stream = stream
-        self.failed = False
+        self.found = found
         self._window = window = max(config.min_steps, 3)
         self._prior: dict[str, deque[float]] = {
             name: deque(maxlen=config.outlier_window) for name in config.outlier_metrics
@@ -71,26 +59,9 @@ class LiveDoctor:
         self._zero: list[int] = []  # the current stretch of zero-signal steps
         self._reported: set[tuple[str, str]] = set()
 
-    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-        if (
-            not self.failed
-            and event.get("kind") == "metrics"
-            and isinstance(event.get("metrics"), dict)
-        ):
-            try:
-                self._observe(event)
-            except Exception as exc:  # a rule's bug must not cost the event: say so, stop
-                self.failed = True
-                print(
-                    "gemmalog doctor (live): stopped after an internal error: "
-                    f"{type(exc).__name__}: {exc}",
-                    file=self.stream or sys.stderr,
-                )
-        return event
-
     # -- rules ------------------------------------------------------------------------
 
-    def _observe(self, event: dict[str, Any]) -> None:
+    def observe(self, event: dict[str, Any]) -> None:
         step = event.get("step")
         if not isinstance(step, int):
             return
@@ -111,9 +82,11 @@ class LiveDoctor:
                     "weights, every later step is lost",
                     {"metric": name, "phase": phase, "value": value},
                 )
-        if phase != "train":
-            return
-        cfg = self.config
+        if phase == "train":
+            self._train(step, values)
+
+    def _train(self, step: int, values: dict[str, float]) -> None:
+        """The rules over the training phase's steps."""
         for name, prior in self._prior.items():
             current = values.get(name)
             if current is not None and math.isfinite(current):
@@ -125,33 +98,40 @@ class LiveDoctor:
                 self._first_entropy.append(entropy)
             self._entropy_rule(step)
         if (zero := values.get("frac_reward_zero_std")) is not None:
-            self._zero = [*self._zero, step] if zero >= cfg.zero_std_share else []
-            if len(self._zero) == cfg.zero_std_steps:
-                self._report(
-                    "zero_signal",
-                    str(self._zero[0]),
-                    step,
-                    f"for {len(self._zero)} steps ({self._zero[0]}–{step}) at least "
-                    f"{100 * cfg.zero_std_share:.0f}% of the prompt groups had all completions "
-                    "scored the same: their advantages are zero",
-                    {"frac_reward_zero_std": zero},
-                    steps=list(self._zero),
-                )
+            self._zero_signal(step, zero)
         if (clipped := values.get("completions/clipped_ratio")) is not None:
-            self._clipped.append((step, clipped))
-            if len(self._clipped) == self._window:
-                mean = sum(v for _, v in self._clipped) / len(self._clipped)
-                if mean >= cfg.clipped_ratio:
-                    first = self._clipped[0][0]
-                    self._report(
-                        "length_clipping",
-                        "",
-                        step,
-                        f"{100 * mean:.0f}% of the completions of steps {first}–{step} were "
-                        "cut at max_completion_length",
-                        {"mean_clipped_ratio": mean},
-                        steps=[s for s, _ in self._clipped],
-                    )
+            self._clipping(step, clipped)
+
+    def _zero_signal(self, step: int, zero: float) -> None:
+        cfg = self.config
+        self._zero = [*self._zero, step] if zero >= cfg.zero_std_share else []
+        if len(self._zero) == cfg.zero_std_steps:
+            self._report(
+                "zero_signal",
+                str(self._zero[0]),
+                step,
+                f"for {len(self._zero)} steps ({self._zero[0]}–{step}) at least "
+                f"{100 * cfg.zero_std_share:.0f}% of the prompt groups had all completions "
+                "scored the same: their advantages are zero",
+                {"frac_reward_zero_std": zero},
+                steps=list(self._zero),
+            )
+
+    def _clipping(self, step: int, clipped: float) -> None:
+        self._clipped.append((step, clipped))
+        if len(self._clipped) == self._window:
+            mean = sum(v for _, v in self._clipped) / len(self._clipped)
+            if mean >= self.config.clipped_ratio:
+                first = self._clipped[0][0]
+                self._report(
+                    "length_clipping",
+                    "",
+                    step,
+                    f"{100 * mean:.0f}% of the completions of steps {first}–{step} were "
+                    "cut at max_completion_length",
+                    {"mean_clipped_ratio": mean},
+                    steps=[s for s, _ in self._clipped],
+                )
 
     def _spike(self, name: str, step: int, value: float, prior: deque[float]) -> None:
         cfg = self.config
@@ -208,10 +188,6 @@ class LiveDoctor:
         if severity == "off" or (check, key) in self._reported:
             return
         self._reported.add((check, key))
-        finding = Finding(
-            check, severity, self.run, registered.title, message, steps or [step], values
+        self.found(
+            Finding(check, severity, self.run, registered.title, message, steps or [step], values)
         )
-        with open(self.path, "ab") as f:
-            f.write(orjson.dumps({**finding.to_dict(), "live": True}) + b"\n")
-        stream = self.stream or sys.stderr
-        print(f"gemmalog doctor (live): {severity} {check}: {message}", file=stream, flush=True)

@@ -146,3 +146,14 @@ _BUILDERS: dict[str, Callable[[Config, HandlerConfig, Path], Sink]] = {
     "tensorboard": _tensorboard,
     "user": _user_sink,
 }
+
+
+#: The live doctor's sink name (it is turned on by ``doctor.live``).
+LIVE_DOCTOR = "doctor.live"
+
+
+def build_live_doctor(config: Config, run: str, run_dir: Path) -> Sink:
+    """The live doctor's sink (``doctor.live: true``): the cheap checks while the run writes."""
+    from gemmalog.sinks.live_doctor import LiveDoctorSink  # duckdb and the checks: only if asked
+
+    return LiveDoctorSink(config.doctor, run, run_dir, name=LIVE_DOCTOR)
