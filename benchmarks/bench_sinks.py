@@ -44,7 +44,7 @@ import orjson
 
 import gemmalog
 from gemmalog import running
-from gemmalog._pipeline import Pipeline
+from gemmalog.engine._pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "configs" / "gemma_logging.yaml"

@@ -27,9 +27,7 @@ from gemmalog._version import __version__
 if TYPE_CHECKING:
     import duckdb
 
-    from gemmalog._lifecycle import flush, initialize, running, set_final_stats, shutdown
     from gemmalog._logger import BoundLogger, get_logger
-    from gemmalog._run import Run
     from gemmalog.api import (
         get_metrics_logger,
         get_model_logger,
@@ -45,7 +43,9 @@ if TYPE_CHECKING:
         log_training_progress,
     )
     from gemmalog.config import Config, ConfigError
+    from gemmalog.lifecycle._lifecycle import flush, initialize, running, set_final_stats, shutdown
     from gemmalog.processors.textstats import extract_reasoning_and_answer
+    from gemmalog.run._manifest import Run
 
 # Where each public name lives. ``import gemmalog`` imports none of these modules: the
 # pipeline, its sinks and processors, the configuration loader (yaml) and psutil load on
@@ -54,12 +54,12 @@ if TYPE_CHECKING:
 _LAZY = {
     "BoundLogger": "gemmalog._logger",
     "get_logger": "gemmalog._logger",
-    "flush": "gemmalog._lifecycle",
-    "initialize": "gemmalog._lifecycle",
-    "set_final_stats": "gemmalog._lifecycle",
-    "shutdown": "gemmalog._lifecycle",
-    "running": "gemmalog._lifecycle",
-    "Run": "gemmalog._run",
+    "flush": "gemmalog.lifecycle._lifecycle",
+    "initialize": "gemmalog.lifecycle._lifecycle",
+    "set_final_stats": "gemmalog.lifecycle._lifecycle",
+    "shutdown": "gemmalog.lifecycle._lifecycle",
+    "running": "gemmalog.lifecycle._lifecycle",
+    "Run": "gemmalog.run._manifest",
     "log_event": "gemmalog.api",
     "get_metrics_logger": "gemmalog.api",
     "get_model_logger": "gemmalog.api",
@@ -99,7 +99,7 @@ def _bind_public_names() -> None:
     """At exit, once a run was started: bind every public name here, so that code the
     interpreter runs while it finalizes (an object's ``__del__``) finds ``gemmalog.get_logger``
     and the helpers: by then imports fail (``sys.meta_path is None``)."""
-    if "gemmalog._lifecycle" not in sys.modules:
+    if "gemmalog.lifecycle._lifecycle" not in sys.modules:
         return
     for name in _LAZY:
         with contextlib.suppress(Exception):

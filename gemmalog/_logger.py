@@ -17,9 +17,9 @@ from typing import Any
 from structlog import BoundLoggerBase
 
 from gemmalog._coerce import text, type_name
-from gemmalog._lifecycle import current
 from gemmalog.events import SET_BY_GEMMALOG, as_user_fields, free_name
 from gemmalog.levels import LEVEL_NUMBERS, METHOD_LEVELS, NUMBER_LEVELS
+from gemmalog.lifecycle._lifecycle import current
 from gemmalog.notices import warn_once
 
 

@@ -14,11 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gemmalog import _coerce
-from gemmalog._lifecycle import current
-from gemmalog._logger import BoundLogger, _Target
-from gemmalog._pipeline import Pipeline
-from gemmalog._state import running
-from gemmalog.event_builders import (
+from gemmalog._event_builders import (
     as_step,
     generation_metrics_event,
     metric_values,
@@ -27,7 +23,11 @@ from gemmalog.event_builders import (
     reward_event,
     reward_summary_event,
 )
+from gemmalog._logger import BoundLogger, _Target
+from gemmalog.engine._pipeline import Pipeline
 from gemmalog.events import ENVELOPE, KINDS, as_user_fields
+from gemmalog.lifecycle._lifecycle import current
+from gemmalog.lifecycle._state import running
 from gemmalog.notices import warn_once
 from gemmalog.processors.conform import declared_fields
 from gemmalog.processors.resources import accelerator_memory_mb, detect_device, process_memory

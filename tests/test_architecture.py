@@ -117,7 +117,7 @@ EXEMPT = {
     ),
     # Fast paths checked against the algorithm they replace, or shown to be taken: the
     # reference needs the fast path's own tables, which no public call exposes.
-    "tests/test_queue_handoff.py: gemmalog._queue": (
+    "tests/test_queue_handoff.py: gemmalog.engine._queue": (
         "drives the producer/listener hand-off step by step (wake-up at 64, resume at half the "
         "queue): through the public API the listener thread races the test"
     ),
@@ -316,7 +316,11 @@ def test_cli_imports_no_private_module_of_another_package() -> None:
 #: The engine: the only modules that may reach a pipeline's hand-over (``_put``, the queue's
 #: side of it) or its caller-side processor chain (``chain``). Everything else goes through
 #: ``Pipeline.emit``, ``Pipeline.defer`` (deferred events) or ``Pipeline.emit_on_listener``.
-ENGINE = ("gemmalog/_pipeline.py", "gemmalog/_queue.py", "gemmalog/_listener.py")
+ENGINE = (
+    "gemmalog/engine/_pipeline.py",
+    "gemmalog/engine/_queue.py",
+    "gemmalog/engine/_listener.py",
+)
 ENGINE_ONLY = frozenset({"_put", "_put_forced", "chain"})
 
 
@@ -449,3 +453,72 @@ def test_the_length_finder_finds_a_long_module_and_a_long_function(tmp_path: Pat
         "gemmalog/long.py": [f"run() at line 2: {MAX_FUNCTION_LINES + 1} lines"],
         "gemmalog/tables.py": [f"module: {MAX_MODULE_LINES + 1} lines"],
     }
+
+
+# --- docs/architecture.md's layer table, enforced -------------------------------------------
+
+ARCHITECTURE = REPO / "docs" / "architecture.md"
+
+
+def layer_table() -> dict[str, tuple[list[str], set[str]]]:
+    """The table under "## Layers" in docs/architecture.md: part -> (its modules, the parts it
+    may import). A module belongs to the part whose module prefix is the longest match."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    section = text.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    table: dict[str, tuple[list[str], set[str]]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) != 4 or cells[0] in {"part", ""}:
+            continue
+        if set(cells[0]) <= {"-", ":"}:
+            continue
+        part, modules, may_import = cells[0], cells[1], cells[2]
+        names = [m.strip(" `") for m in modules.split(",")]
+        allowed = set() if may_import == "nothing" else {p.strip() for p in may_import.split(",")}
+        table[part] = (names, allowed)
+    return table
+
+
+def _part_of(module: str, table: dict[str, tuple[list[str], set[str]]]) -> str | None:
+    best, length = None, -1
+    for part, (names, _) in table.items():
+        for name in names:
+            if (module == name or module.startswith(name + ".")) and len(name) > length:
+                best, length = part, len(name)
+    return best
+
+
+def test_the_layer_table_is_read() -> None:
+    table = layer_table()
+    assert len(table) >= 10
+    for part, (_, allowed) in table.items():
+        assert allowed <= set(table), f"{part} names an unknown part: {allowed - set(table)}"
+
+
+def test_every_module_has_a_layer() -> None:
+    table = layer_table()
+    assert [m for m in sorted(import_graph()) if _part_of(m, table) is None] == []
+
+
+def layer_problems(
+    graph: dict[str, set[str]], table: dict[str, tuple[list[str], set[str]]]
+) -> list[str]:
+    """Every import from one part into another that the table does not allow."""
+    problems = []
+    for module, deps in sorted(graph.items()):
+        part = _part_of(module, table)
+        for dep in sorted(deps):
+            other = _part_of(dep, table)
+            if part is None or (other != part and other not in table[part][1]):
+                problems.append(f"{module} ({part}) imports {dep} ({other})")
+    return problems
+
+
+def test_each_part_imports_only_what_the_layer_table_allows() -> None:
+    assert layer_problems(import_graph(), layer_table()) == []
+
+
+def test_the_layer_check_finds_an_upward_import() -> None:
+    table = {"low": (["a"], set()), "high": (["a.top", "b"], {"low"})}
+    graph = {"a.x": {"a.y", "b.z"}, "b.z": {"a.x"}, "a.top.m": {"a.x"}}
+    assert layer_problems(graph, table) == ["a.x (low) imports b.z (high)"]

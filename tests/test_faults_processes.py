@@ -388,7 +388,7 @@ def test_torchrun_two_ranks_one_run(root: Path) -> None:
 def test_static_rendezvous_run_id_comes_from_the_launcher(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from gemmalog.run_identity import shared_run_id
+    from gemmalog.run import shared_run_id
 
     for key, value in {
         "TORCHELASTIC_RUN_ID": "none",
@@ -403,7 +403,7 @@ def test_static_rendezvous_run_id_comes_from_the_launcher(
     # sibling ranks (same parent, same port, running together) compute the same id: each
     # stays until both have computed theirs, as the ranks of a launch run together
     code = (
-        "import os, sys, time; from gemmalog.run_identity import shared_run_id; "
+        "import os, sys, time; from gemmalog.run import shared_run_id; "
         "os.write(1, (str(shared_run_id()) + '\\n').encode()); "
         "open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close(); "
         "end = time.monotonic() + 60; "

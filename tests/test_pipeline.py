@@ -541,7 +541,7 @@ def test_logging_before_initialize_starts_a_default_run(tmp_path: Path) -> None:
 
 
 def test_import_is_light(tmp_path: Path) -> None:
-    heavy = "('torch', 'transformers', 'trl', 'duckdb', 'tensorboard', 'yaml', 'psutil', 'structlog', 'gemmalog._lifecycle', 'gemmalog._pipeline', 'gemmalog.config')"
+    heavy = "('torch', 'transformers', 'trl', 'duckdb', 'tensorboard', 'yaml', 'psutil', 'structlog', 'gemmalog.lifecycle._lifecycle', 'gemmalog.engine._pipeline', 'gemmalog.config')"
     code = f"import sys, gemmalog; print(sorted(m for m in {heavy} if m in sys.modules))"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = subprocess.run(
@@ -557,7 +557,14 @@ def test_import_is_light(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout
-    expected = ["gemmalog._lifecycle", "gemmalog._pipeline", "gemmalog.config", "structlog"]
+    expected = sorted(
+        [
+            "gemmalog.lifecycle._lifecycle",
+            "gemmalog.engine._pipeline",
+            "gemmalog.config",
+            "structlog",
+        ]
+    )
     if not sys.platform.startswith("linux"):  # no /proc/self/statm: psutil reads the RSS
         expected = sorted([*expected, "psutil"])
     assert out.strip().splitlines()[-1] == str(expected)
@@ -567,7 +574,7 @@ def test_lazy_names_are_the_modules_objects() -> None:
     import gemmalog.api
     import gemmalog.config
 
-    assert gemmalog.initialize.__module__ == "gemmalog._lifecycle"
+    assert gemmalog.initialize.__module__ == "gemmalog.lifecycle._lifecycle"
     assert gemmalog.log_model_output is gemmalog.api.log_model_output
     assert gemmalog.ConfigError is gemmalog.config.ConfigError
     assert set(gemmalog.__all__) <= set(dir(gemmalog))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import gemmalog
-from gemmalog._queue import EventQueue
+from gemmalog.engine._queue import EventQueue
 from tests.helpers import events_of
 
 

@@ -148,7 +148,7 @@ def test_a_10mb_completion_is_truncated_with_a_flag(root: Path) -> None:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.text(max_size=200))
 def test_run_names_never_leave_the_root(name: str) -> None:
-    from gemmalog.run_identity import safe_name
+    from gemmalog.run import safe_name
 
     root = Path("/runs/root")
     cleaned = safe_name(name)

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 import gemmalog
-from gemmalog.run_identity import LAUNCH_WINDOW
+from gemmalog.run import LAUNCH_WINDOW
 from tests.helpers import read_events
 
 REPO = Path(__file__).resolve().parents[1]

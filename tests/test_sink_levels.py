@@ -10,7 +10,7 @@ import orjson
 from tensorboard.backend.event_processing import event_accumulator as ea
 
 import gemmalog
-from gemmalog.router import Route, Router
+from gemmalog.engine import Route, Router
 from gemmalog.sinks.base import BaseSink, Record
 
 CONFIG = """\

@@ -9,9 +9,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from gemmalog._queue import POLICIES
+#: What a full queue does to the caller (``backpressure``): wait for room, or drop and count.
+Policy = Literal["block", "drop"]
+POLICIES: tuple[Policy, ...] = ("block", "drop")
+
 
 #: The largest integer any setting takes: run.json, the JSONL and DuckDB hold 64-bit integers.
 MAX_INT: Final = 2**63 - 1

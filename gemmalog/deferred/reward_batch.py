@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gemmalog import event_builders
+from gemmalog import _event_builders as event_builders
 from gemmalog.deferred.answers import answers_match, number, prompt_text
 from gemmalog.deferred.grpo import AdvantageSettings, computed_advantages
 from gemmalog.deferred.tally import Tally

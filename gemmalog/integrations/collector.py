@@ -33,7 +33,7 @@ from gemmalog.integrations.advantages import Capture, pending_extra, read_logged
 from gemmalog.notices import say
 
 if TYPE_CHECKING:
-    from gemmalog._pipeline import Pipeline
+    from gemmalog.engine._pipeline import Pipeline
 
 Extractor = Callable[[str], tuple[str | None, str | None]]
 Predicate = Callable[[dict[str, Any]], bool | None]

@@ -19,7 +19,7 @@ from typing import Any
 from gemmalog.config.model import Config, FormatterConfig, HandlerConfig
 from gemmalog.config.resolve import resolve as resolve_object
 from gemmalog.levels import LEVEL_NUMBERS
-from gemmalog.run_identity import distributed_env
+from gemmalog.run._identity import distributed_env
 from gemmalog.sinks.base import Sink
 from gemmalog.sinks.text import HandlerSink
 from gemmalog.sinks.textformat import ConsoleHandler, JsonFormatter, TextFormatter

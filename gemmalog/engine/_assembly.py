@@ -3,7 +3,7 @@
 The run (its id, directory and writer lock), the caller's processor chain, the listener's,
 the sinks (the configured handlers', the user's and, with ``doctor.live``, the live
 doctor's), the router between them, and the GPU counters read on the listener's tick.
-:class:`~gemmalog._pipeline.Pipeline` runs them.
+:class:`~gemmalog.engine._pipeline.Pipeline` runs them.
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gemmalog._listener import EventListener, StampSegment
-from gemmalog._run import Run, read_manifest
-from gemmalog._rundir import WriterLock, make_run_dir, resumed_segment
 from gemmalog.config.loader import ConfigError
 from gemmalog.config.model import Config, Settings
+from gemmalog.engine._listener import EventListener, StampSegment
+from gemmalog.engine._router import Route, Router
 from gemmalog.processors import AddEnvelope, AddResources, Redact, Sanitize, Sanitizer
 from gemmalog.processors.conform import ConformToSchema
 from gemmalog.processors.derive import DeriveGenerationStats
 from gemmalog.processors.expand import Expand
 from gemmalog.processors.gpu import GpuCounters
 from gemmalog.processors.isolated import Isolated, Processor
-from gemmalog.router import Route, Router
-from gemmalog.run_identity import distributed_env, new_run_id, run_dir_for, shared_run_id
+from gemmalog.run._directory import WriterLock, make_run_dir, resumed_segment
+from gemmalog.run._identity import distributed_env, new_run_id, run_dir_for, shared_run_id
+from gemmalog.run._manifest import Run, read_manifest
 from gemmalog.sinks.base import Sink
 from gemmalog.sinks.factory import LIVE_DOCTOR, build_live_doctor, build_sink
 

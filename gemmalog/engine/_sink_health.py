@@ -15,9 +15,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gemmalog._render import render
 from gemmalog.events import CORE_FIELDS, SCHEMA_VERSION
 from gemmalog.notices import say
+from gemmalog.processors.render import render
 from gemmalog.sinks.base import Record
 from gemmalog.sinks.jsonl import JsonlSink
 

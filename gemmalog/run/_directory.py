@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gemmalog._run import Run, last_segment_in, read_manifest, segment_history
 from gemmalog.config.loader import ConfigError
 from gemmalog.notices import warn_once
 from gemmalog.processors.redact import Redact
+from gemmalog.run._manifest import Run, last_segment_in, read_manifest, segment_history
 
 
 def resumed_segment(run_dir: Path, rank: int) -> tuple[int, list[dict[str, Any]]]:

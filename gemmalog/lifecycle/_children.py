@@ -24,14 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gemmalog._run import Run
 from gemmalog.config.loader import ConfigError
 from gemmalog.config.model import Config, default_config
 from gemmalog.config.overrides import apply_overrides
 from gemmalog.notices import warn_once
+from gemmalog.run._manifest import Run
 
 if TYPE_CHECKING:
-    from gemmalog._pipeline import Pipeline
+    from gemmalog.engine._pipeline import Pipeline
 
 #: Set by initialize() for the processes it starts (spawn, subprocess): which run to join.
 PARENT_ENV = "GEMMALOG_PARENT"

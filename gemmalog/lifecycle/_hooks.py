@@ -3,7 +3,7 @@
 
 The hooks are installed by the first ``initialize()`` (:func:`install`) and capture whatever
 was installed before them at that moment. They end the run with the lifecycle's
-``shutdown()``, handed to :func:`install` (:mod:`gemmalog._lifecycle` imports this module).
+``shutdown()``, handed to :func:`install` (:mod:`gemmalog.lifecycle._lifecycle` imports this module).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from gemmalog._state import State as _State
-from gemmalog._state import running as _running
+from gemmalog.lifecycle._state import State as _State
+from gemmalog.lifecycle._state import running as _running
 from gemmalog.notices import warn_once
 
 if TYPE_CHECKING:
-    from gemmalog._pipeline import Pipeline
+    from gemmalog.engine._pipeline import Pipeline
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """What is running in this process: the one piece of gemmalog's global state.
 
 structlog's ``_config`` is the model: every other module asks here. The lifecycle
-(:mod:`gemmalog._lifecycle`) changes it; the engine (:mod:`gemmalog._pipeline`) never reads it.
+(:mod:`gemmalog.lifecycle._lifecycle`) changes it; the engine (:mod:`gemmalog.engine._pipeline`) never reads it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gemmalog._pipeline import Pipeline
+    from gemmalog.engine._pipeline import Pipeline
 
 
 class State:

@@ -18,12 +18,12 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gemmalog._state import State, running
 from gemmalog.config.model import Config
 from gemmalog.events import as_user_fields, free_name
+from gemmalog.lifecycle._state import State, running
 
 if TYPE_CHECKING:
-    from gemmalog._pipeline import Pipeline
+    from gemmalog.engine._pipeline import Pipeline
     from gemmalog.processors.redact import Redact
 
 # What every LogRecord has; anything else was given with ``extra={...}``.

@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from gemmalog._listener import EventListener
+from gemmalog.engine._listener import EventListener
 from gemmalog.notices import warn_once
 
 

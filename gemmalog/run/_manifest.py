@@ -1,4 +1,4 @@
-"""A run on disk: its directory and its ``run.json`` manifest (ids: :mod:`gemmalog.run_identity`).
+"""A run on disk: its directory and its ``run.json`` manifest (ids: :mod:`gemmalog.run._identity`).
 
 ```
 <root>/<run id>/
@@ -27,8 +27,8 @@ from typing import Any
 
 import orjson
 
-from gemmalog._render import repair
 from gemmalog._version import __version__
+from gemmalog.processors.render import repair
 
 
 @functools.lru_cache(maxsize=1)

@@ -2,7 +2,7 @@
 
 A stdlib ``QueueListener`` whose ``dequeue`` returns a whole batch (possibly empty, which
 doubles as the flush timer's tick) and whose ``handle`` never raises: what a sink, or a
-write of the JSONL shard, raises goes to :class:`~gemmalog._sink_health.SinkHealth` (a
+write of the JSONL shard, raises goes to :class:`~gemmalog.engine._sink_health.SinkHealth` (a
 failing sink is reported once and disabled, the others carry on; the JSONL sink is never
 disabled).
 """
@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from logging.handlers import QueueListener
 from typing import Any, Protocol
 
-from gemmalog._queue import EventQueue
-from gemmalog._render import render
-from gemmalog._sink_health import Processor, SinkHealth
+from gemmalog.engine._queue import EventQueue
+from gemmalog.engine._router import Router
+from gemmalog.engine._sink_health import Processor, SinkHealth
 from gemmalog.events import CORE_FIELDS
+from gemmalog.processors.render import render
 from gemmalog.processors.sanitize import plain_key
-from gemmalog.router import Router
 from gemmalog.sinks.base import Record, Sink
 from gemmalog.sinks.jsonl import JsonlSink
 

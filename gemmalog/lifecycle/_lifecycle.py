@@ -1,6 +1,6 @@
 """Starting and ending runs: initialize, flush, shutdown.
 
-``initialize()`` installs the process hooks of :mod:`gemmalog._hooks` (atexit,
+``initialize()`` installs the process hooks of :mod:`gemmalog.lifecycle._hooks` (atexit,
 ``sys.excepthook``, ``sys.exit``, SIGTERM), which end the run with :func:`shutdown`. Children
 (fork, spawn, subprocesses) and late events find their pipeline through :func:`current`.
 """
@@ -12,26 +12,26 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal, overload
 
-from gemmalog import _hooks
-from gemmalog import _stdlib as _bridge
-from gemmalog._children import (
+from gemmalog.config.loader import ConfigError, load
+from gemmalog.config.model import Config, default_config
+from gemmalog.config.overrides import apply_overrides, env_overrides
+from gemmalog.config.resolve import processor
+from gemmalog.engine._pipeline import Pipeline
+from gemmalog.lifecycle import _hooks
+from gemmalog.lifecycle import _stdlib as _bridge
+from gemmalog.lifecycle._children import (
     PARENT_ENV,
     flush_at_child_exit,
     forget_parent_env,
     parent_description,
     spawned_from,
 )
-from gemmalog._pipeline import Pipeline
-from gemmalog._run import Run
-from gemmalog._rundir import write_manifest
-from gemmalog._state import State as _State
-from gemmalog._state import running as _running
-from gemmalog.config.loader import ConfigError, load
-from gemmalog.config.model import Config, default_config
-from gemmalog.config.overrides import apply_overrides, env_overrides
-from gemmalog.config.resolve import processor
+from gemmalog.lifecycle._state import State as _State
+from gemmalog.lifecycle._state import running as _running
 from gemmalog.notices import warn_once
 from gemmalog.processors.isolated import Processor
+from gemmalog.run._directory import write_manifest
+from gemmalog.run._manifest import Run
 from gemmalog.sinks.base import Sink
 
 

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, TypeAlias
 
-from gemmalog._run import Run, read_manifest
-from gemmalog._rundir import write_manifest
 from gemmalog.notices import say
 from gemmalog.processors.redact import Redact
+from gemmalog.run._directory import write_manifest
+from gemmalog.run._manifest import Run, read_manifest
 from gemmalog.sinks.jsonl import JsonlSink
 
-#: (calls that took their turn, calls that handed over): lock-free, see gemmalog._queue.
+#: (calls that took their turn, calls that handed over): lock-free, see gemmalog.engine._queue.
 Turns: TypeAlias = "tuple[itertools.count[int], itertools.count[int]]"
 
 

@@ -1,17 +1,17 @@
 """What the end of a run leaves in its run.json: the counts of what was written and lost,
-then, when the process ends, the events logged after the run ended (:mod:`gemmalog._late`)."""
+then, when the process ends, the events logged after the run ended (:mod:`gemmalog.engine._late`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gemmalog._late import record_late
-from gemmalog._rundir import write_manifest
+from gemmalog.engine._late import record_late
+from gemmalog.run._directory import write_manifest
 
 if TYPE_CHECKING:
-    from gemmalog._listener import EventListener
-    from gemmalog._run import Run
+    from gemmalog.engine._listener import EventListener
     from gemmalog.processors import Redact
+    from gemmalog.run._manifest import Run
     from gemmalog.sinks.jsonl import JsonlSink
 
 

@@ -45,10 +45,9 @@ import itertools
 import queue
 import threading
 from collections import deque
-from typing import Any, Literal
+from typing import Any
 
-Policy = Literal["block", "drop"]
-POLICIES: tuple[Policy, ...] = ("block", "drop")
+from gemmalog.config.schema import POLICIES, Policy
 
 
 class EventQueue:

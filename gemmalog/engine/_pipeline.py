@@ -2,8 +2,8 @@
 
 A :class:`Pipeline` is built from a configuration, for a new run (:meth:`Pipeline.new_run`)
 or for a child process writing into its parent's run (:meth:`Pipeline.child`). It knows
-nothing of the process's global state: :mod:`gemmalog._lifecycle` decides which pipeline is
-running, and :mod:`gemmalog._state` holds it.
+nothing of the process's global state: :mod:`gemmalog.lifecycle._lifecycle` decides which pipeline is
+running, and :mod:`gemmalog.lifecycle._state` holds it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gemmalog._assembly import (
+from gemmalog.config.model import Config
+from gemmalog.engine._assembly import (
     build_router,
     build_sinks,
     caller_chain,
@@ -23,18 +24,17 @@ from gemmalog._assembly import (
     open_run,
     sample_gpus,
 )
-from gemmalog._late import calls_on_this_thread, wait_for_turns
-from gemmalog._listener import EventListener, FlushRequest
-from gemmalog._queue import EventQueue
-from gemmalog._run import Run
-from gemmalog._run_record import RunRecord
-from gemmalog._rundir import WriterLock, tighten
-from gemmalog._write_through import WriteThrough
-from gemmalog.config.model import Config
+from gemmalog.engine._late import calls_on_this_thread, wait_for_turns
+from gemmalog.engine._listener import EventListener, FlushRequest
+from gemmalog.engine._queue import EventQueue
+from gemmalog.engine._run_record import RunRecord
+from gemmalog.engine._write_through import WriteThrough
 from gemmalog.notices import say, warn_once
 from gemmalog.processors import Redact
 from gemmalog.processors.expand import EXPAND, Deferred, Expand, ExpandContext
 from gemmalog.processors.isolated import Processor
+from gemmalog.run._directory import WriterLock, tighten
+from gemmalog.run._manifest import Run
 from gemmalog.sinks.base import Sink
 from gemmalog.sinks.jsonl import JsonlSink
 
@@ -394,6 +394,6 @@ class Pipeline:
 
     def record_late(self) -> None:
         """Count the events logged after this run ended in its run.json, and say so
-        (when the process ends, and at the next ``initialize()``): see :mod:`gemmalog._late`."""
+        (when the process ends, and at the next ``initialize()``): see :mod:`gemmalog.engine._late`."""
         if self.late is not None:
             self.record.record_late(self.late.listener.primary)
