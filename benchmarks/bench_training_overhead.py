@@ -19,6 +19,9 @@ The loggers:
 - ``none``: ``report_to="none"``, no callback;
 - ``minimal`` / ``seed``: gemmalog with ``configs/minimal.yaml`` / ``configs/gemma_logging.yaml``,
   the callback and the wrapped reward functions (every completion of every step is logged);
+- ``seed-tokens``: ``seed`` with the callback's ``log_token_stats=True`` (not among the
+  defaults; its forward hook runs inside the model's forward, so its cost shows in the
+  training thread's CPU, not in the per-hook figures);
 - ``tensorboard``: transformers' own ``report_to="tensorboard"`` (its TensorBoardCallback);
 - ``trackio`` and ``wandb`` (offline): ``report_to=...``, when the package imports.
 
@@ -88,12 +91,16 @@ from gemmalog.integrations.trl import GemmalogCallback, RewardCollector  # noqa:
 CONFIGS = {
     "minimal": HERE.parent / "configs" / "minimal.yaml",
     "seed": HERE.parent / "configs" / "gemma_logging.yaml",
+    "seed-tokens": HERE.parent / "configs" / "gemma_logging.yaml",
 }
+#: Configurations run with the callback's log_token_stats=True (per-completion statistics).
+TOKEN_STATS = {"seed-tokens"}
 REPORTERS = {"tensorboard", "trackio", "wandb"}
 LABELS = {
     "none": 'no logging (`report_to="none"`)',
     "minimal": "gemmalog, `configs/minimal.yaml`",
     "seed": "gemmalog, seed configuration (`configs/gemma_logging.yaml`)",
+    "seed-tokens": "gemmalog, seed configuration, `log_token_stats=True`",
     "tensorboard": 'transformers\' TensorBoardCallback (`report_to="tensorboard"`)',
     "trackio": 'trackio, local (`report_to="trackio"`)',
     "wandb": 'wandb offline (`report_to="wandb"`, `WANDB_MODE=offline`)',
@@ -290,7 +297,8 @@ def one_run(
     children_before = children_cpu()
     if config in CONFIGS:
         gemmalog.initialize(str(CONFIGS[config]), root=str(tmp / "runs"), capture_stdlib=True)
-        callback = GemmalogCallback(RewardCollector())
+        options = {"log_token_stats": True} if config in TOKEN_STATS else {}
+        callback = GemmalogCallback(RewardCollector(), **options)
         funcs = callback.wrap(funcs)
         callbacks = [callback]
         time_hooks(callback.collector, ["record"], hooks)
