@@ -20,8 +20,8 @@ The loggers:
 - ``minimal`` / ``seed``: gemmalog with ``configs/minimal.yaml`` / ``configs/gemma_logging.yaml``,
   the callback and the wrapped reward functions (every completion of every step is logged);
 - ``seed-tokens``: ``seed`` with the callback's ``log_token_stats=True`` (not among the
-  defaults; its forward hook runs inside the model's forward, so its cost shows in the
-  training thread's CPU, not in the per-hook figures);
+  defaults); its forward hook, called in every forward of the model, is timed like a
+  callback hook (``_observe``);
 - ``tensorboard``: transformers' own ``report_to="tensorboard"`` (its TensorBoardCallback);
 - ``trackio`` and ``wandb`` (offline): ``report_to=...``, when the package imports.
 
@@ -86,6 +86,7 @@ from transformers import (  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]  # noqa: E402
 
 import gemmalog  # noqa: E402
+from gemmalog.integrations.token_stats import TokenStats  # noqa: E402
 from gemmalog.integrations.trl import GemmalogCallback, RewardCollector  # noqa: E402
 
 CONFIGS = {
@@ -302,6 +303,11 @@ def one_run(
         funcs = callback.wrap(funcs)
         callbacks = [callback]
         time_hooks(callback.collector, ["record"], hooks)
+    # The token statistics' forward hook (every forward of the model, the loss pass's and
+    # generation's): timed on the class, whose instance the callback makes in on_train_begin.
+    observe = TokenStats._observe
+    if config in TOKEN_STATS:
+        time_hooks(TokenStats, ["_observe"], hooks)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(tmp / "tb")
     args = GRPOConfig(
         output_dir=str(tmp / "out"),
@@ -334,7 +340,10 @@ def one_run(
     process = psutil.Process()
     rss_before = process.memory_info().rss
     wall0, proc0, thread0 = time.perf_counter(), time.process_time(), time.thread_time()
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        TokenStats._observe = observe  # type: ignore[method-assign]
     if config in CONFIGS:
         gemmalog.shutdown()  # drains the queue: the listener's work for the run is counted
     wall = time.perf_counter() - wall0
