@@ -351,15 +351,17 @@ def test_every_completion_has_its_statistics(on_off: dict[str, dict[str, Any]]) 
         assert e["tokens"] == outputs[key]["length_tokens"]
         assert e["logp_min"] <= e["logp_mean"] < 0 < e["entropy_mean"]
         assert e["logger"] == "logging.metrics"
-    # ... and the completions view carries them
+    # ... the token_stats view has them, and joins the completions view one to one
     import gemmalog
 
     con = gemmalog.connect(run.dir)
     rows = con.sql(
-        "SELECT phase, step, sample, logp_mean, logp_min, entropy_mean FROM completions"
+        "SELECT phase, step, sample, tokens, logp_mean, logp_min, entropy_mean, length_tokens "
+        "FROM completions JOIN token_stats USING (run, rank, phase, step, sample)"
     ).fetchall()
-    assert {(p, s, n): (a, b, c) for p, s, n, a, b, c in rows} == {
-        k: (e["logp_mean"], e["logp_min"], e["entropy_mean"]) for k, e in stats.items()
+    assert {(p, s, n): v for p, s, n, *v in rows} == {
+        k: [e["tokens"], e["logp_mean"], e["logp_min"], e["entropy_mean"], e["tokens"]]
+        for k, e in stats.items()
     }
 
 
@@ -421,8 +423,8 @@ def test_off_changes_nothing(on_off: dict[str, dict[str, Any]]) -> None:
     assert events_of(off["run"].dir, "token_stats") == []
     con = gemmalog.connect(off["run"].dir)
     assert con.sql(
-        "SELECT count(*), count(logp_mean), count(logp_min), count(entropy_mean) FROM completions"
-    ).fetchall() == [(24, 0, 0, 0)]
+        "SELECT (SELECT count(*) FROM completions), (SELECT count(*) FROM token_stats)"
+    ).fetchall() == [(24, 0)]
     # the same training
     a, b = on["trainer"].model.state_dict(), off["trainer"].model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -569,5 +571,6 @@ def test_a_collapsed_batch_gets_no_statistics(collisions: dict[str, Any]) -> Non
     assert not [k for k in stats if k[1] == 2]
     con = gemmalog.connect(collisions["run"].dir)
     assert con.sql(
-        "SELECT step, count(*), count(logp_mean) FROM completions GROUP BY step ORDER BY step"
+        "SELECT step, count(*), count(logp_mean) FROM completions "
+        "LEFT JOIN token_stats USING (run, rank, phase, step, sample) GROUP BY step ORDER BY step"
     ).fetchall() == [(1, 16, 16), (2, 16, 0)]

@@ -7,9 +7,6 @@
 -- advantage: TRL's own value (advantage_source 'trl') or its formula's ('computed');
 -- extra: what reward functions logged through log_extra (extra->>'column' reads one);
 -- messages: the whole conversation of chat data (prompt_turns of them are the prompt).
--- logp_mean, logp_min, entropy_mean: the completion's token statistics in TRL's loss pass,
--- from its token_stats event (same run, rank, phase, step, sample and segment; the TRL
--- callback's log_token_stats); NULL without one.
 CREATE VIEW completions AS
 WITH outputs AS NOT MATERIALIZED (
     SELECT run, rank, phase, step, sample, ts, epoch,
@@ -22,25 +19,8 @@ WITH outputs AS NOT MATERIALIZED (
            segment
     FROM _events_source  -- `events`' rows (kind and run set), with _rewards_sum
     WHERE kind = 'model_output' AND run IS NOT NULL
-),
-token_stats AS NOT MATERIALIZED (
-    -- one row a completion: the latest, should one be logged twice
-    SELECT run, rank, phase, step, sample, segment,
-           arg_max(logp_mean, ts) AS logp_mean,
-           arg_max(logp_min, ts) AS logp_min,
-           arg_max(entropy_mean, ts) AS entropy_mean
-    FROM _events_source
-    WHERE kind = 'token_stats' AND run IS NOT NULL
-    GROUP BY run, rank, phase, step, sample, segment
-),
-joined AS NOT MATERIALIZED (
-    SELECT o.*, t.logp_mean, t.logp_min, t.entropy_mean
-    FROM outputs o
-    LEFT JOIN token_stats t
-        ON t.run = o.run AND t.rank = o.rank AND t.phase = o.phase AND t.step = o.step
-       AND t.sample = o.sample AND t.segment = o.segment
 )
-SELECT * EXCLUDE (segment) FROM joined WHERE NOT gemmalog_mixed_segments()
+SELECT * EXCLUDE (segment) FROM outputs WHERE NOT gemmalog_mixed_segments()
 UNION ALL
-SELECT * EXCLUDE (segment) FROM joined WHERE gemmalog_mixed_segments()
+SELECT * EXCLUDE (segment) FROM outputs WHERE gemmalog_mixed_segments()
 QUALIFY step IS NULL OR segment = max(segment) OVER (PARTITION BY run, rank, phase, step);
