@@ -19,6 +19,9 @@ The loggers:
 - ``none``: ``report_to="none"``, no callback;
 - ``minimal`` / ``seed``: gemmalog with ``configs/minimal.yaml`` / ``configs/gemma_logging.yaml``,
   the callback and the wrapped reward functions (every completion of every step is logged);
+- ``seed-tokens``: ``seed`` with the callback's ``log_token_stats=True`` (not among the
+  defaults); its forward hook, called in every forward of the model, is timed like a
+  callback hook (``_observe``);
 - ``tensorboard``: transformers' own ``report_to="tensorboard"`` (its TensorBoardCallback);
 - ``trackio`` and ``wandb`` (offline): ``report_to=...``, when the package imports.
 
@@ -83,17 +86,22 @@ from transformers import (  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]  # noqa: E402
 
 import gemmalog  # noqa: E402
+from gemmalog.integrations.token_stats import TokenStats  # noqa: E402
 from gemmalog.integrations.trl import GemmalogCallback, RewardCollector  # noqa: E402
 
 CONFIGS = {
     "minimal": HERE.parent / "configs" / "minimal.yaml",
     "seed": HERE.parent / "configs" / "gemma_logging.yaml",
+    "seed-tokens": HERE.parent / "configs" / "gemma_logging.yaml",
 }
+#: Configurations run with the callback's log_token_stats=True (per-completion statistics).
+TOKEN_STATS = {"seed-tokens"}
 REPORTERS = {"tensorboard", "trackio", "wandb"}
 LABELS = {
     "none": 'no logging (`report_to="none"`)',
     "minimal": "gemmalog, `configs/minimal.yaml`",
     "seed": "gemmalog, seed configuration (`configs/gemma_logging.yaml`)",
+    "seed-tokens": "gemmalog, seed configuration, `log_token_stats=True`",
     "tensorboard": 'transformers\' TensorBoardCallback (`report_to="tensorboard"`)',
     "trackio": 'trackio, local (`report_to="trackio"`)',
     "wandb": 'wandb offline (`report_to="wandb"`, `WANDB_MODE=offline`)',
@@ -290,10 +298,16 @@ def one_run(
     children_before = children_cpu()
     if config in CONFIGS:
         gemmalog.initialize(str(CONFIGS[config]), root=str(tmp / "runs"), capture_stdlib=True)
-        callback = GemmalogCallback(RewardCollector())
+        options = {"log_token_stats": True} if config in TOKEN_STATS else {}
+        callback = GemmalogCallback(RewardCollector(), **options)
         funcs = callback.wrap(funcs)
         callbacks = [callback]
         time_hooks(callback.collector, ["record"], hooks)
+    # The token statistics' forward hook (every forward of the model, the loss pass's and
+    # generation's): timed on the class, whose instance the callback makes in on_train_begin.
+    observe = TokenStats._observe
+    if config in TOKEN_STATS:
+        time_hooks(TokenStats, ["_observe"], hooks)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(tmp / "tb")
     args = GRPOConfig(
         output_dir=str(tmp / "out"),
@@ -326,7 +340,10 @@ def one_run(
     process = psutil.Process()
     rss_before = process.memory_info().rss
     wall0, proc0, thread0 = time.perf_counter(), time.process_time(), time.thread_time()
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        TokenStats._observe = observe  # type: ignore[method-assign]
     if config in CONFIGS:
         gemmalog.shutdown()  # drains the queue: the listener's work for the run is counted
     wall = time.perf_counter() - wall0

@@ -273,6 +273,30 @@ KINDS: Final[dict[str, Kind]] = {
             ),
         ),
         Kind(
+            "token_stats",
+            "One completion's token statistics in TRL's loss pass (the TRL callback's "
+            "log_token_stats, off by default); phase, step and sample are its model_output's.",
+            "metrics",
+            (
+                _PHASE,
+                Field("sample", "INTEGER", "Index of the sample within its batch."),
+                Field("tokens", "INTEGER", "Completion tokens the loss pass scored."),
+                Field(
+                    "logp_mean",
+                    "DOUBLE",
+                    "Mean log-probability of the completion's tokens under the policy of its "
+                    "first loss pass, at TRL's temperature (nats).",
+                ),
+                Field("logp_min", "DOUBLE", "Lowest log-probability among its tokens."),
+                Field(
+                    "entropy_mean",
+                    "DOUBLE",
+                    "Mean entropy of the next-token distributions its tokens were scored "
+                    "under (nats; TRL's entropy metric is the token-weighted mean of these).",
+                ),
+            ),
+        ),
+        Kind(
             "reward",
             "One reward function's values for a batch of samples.",
             "reward",

@@ -52,6 +52,9 @@ class MetricsConfig:
     validation_frequency: int = 250
     sampling_ratio: float = 0.1
     gradient_frequency: int = 20
+    #: Per-completion token log-probability and entropy statistics from TRL's loss pass (the
+    #: TRL callback's ``log_token_stats``; off: nothing is hooked).
+    log_token_stats: bool = False
     enable: dict[str, bool] = field(
         default_factory=lambda: {
             "reward_metrics": True,

@@ -199,6 +199,7 @@ METRICS: dict[str, tuple[Checker, str]] = {
     "validation_frequency": (positive_int, "a positive integer (steps)"),
     "gradient_frequency": (positive_int, "a positive integer (steps)"),
     "sampling_ratio": (fraction, "a number between 0 and 1"),
+    "log_token_stats": (boolean, "true or false"),
     "enable": (lambda v: isinstance(v, dict), "a mapping of category: true/false"),
 }
 ENABLE_KEYS = ("reward_metrics", "generation_metrics", "validation_metrics", "resource_metrics")

@@ -24,7 +24,10 @@ The payloads:
   events, a ``reward_summary`` and ``generation_metrics``;
 - :class:`Progress`: a step's ``progress`` metrics, the answers of a :class:`Tally` counted
   when it is written;
-- :class:`MemorySample`: a ``system`` memory event, ``/proc`` read on the listener.
+- :class:`MemorySample`: a ``system`` memory event, ``/proc`` read on the listener;
+- :class:`TokenStatsBatch`: the per-token statistics of a reward batch's loss pass (the TRL
+  callback's ``log_token_stats``), matched to its completions by token ids; one
+  ``token_stats`` event per completion.
 
 A new payload is a class with a ``kind`` (the carrier's) and ``events(context)`` (see
 :class:`Deferred`), added here; ``docs/architecture.md`` ("Adding an integration") says when
@@ -36,6 +39,7 @@ from gemmalog.deferred.grpo import AdvantageSettings, computed_advantages
 from gemmalog.deferred.reward_batch import RewardBatch, Scoring
 from gemmalog.deferred.steps import MemorySample, Progress
 from gemmalog.deferred.tally import Tally
+from gemmalog.deferred.token_stats import TokenStatsBatch
 from gemmalog.processors.expand import Deferred, ExpandContext
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
     "RewardBatch",
     "Scoring",
     "Tally",
+    "TokenStatsBatch",
     "answers_match",
     "computed_advantages",
 ]

@@ -140,6 +140,9 @@ class RewardCollector:
         self.grpo_config: Any = None
         self.hooked = False
         self._awaiting: list[_Batch] = []  # scored, waiting for the trainer's advantages
+        #: The batch whose reward functions ran last: TRL's loss passes over its completions
+        #: follow (read by ``token_stats.py``; its ``scoring`` is set once it is handed over).
+        self.latest: RewardBatch | None = None
         #: The running run's answer counts, added to on the listener thread.
         self._tally = Tally()
         self._samples: dict[tuple[str, int | None], int] = {}
@@ -181,6 +184,7 @@ class RewardCollector:
             self._samples = {}
             self._pending = None
             self._awaiting = []
+            self.latest = None
 
     def _scoring_now(self) -> Scoring:
         scoring = self._scoring
@@ -241,6 +245,7 @@ class RewardCollector:
                 if batch is not None:
                     done.append(self._with_trainer_values(batch))
                 batch = self._pending = self._new_batch(completions, prompts, kwargs)
+                self.latest = batch.data
             data = batch.data
             data.values[name] = list(values)
             if batch.trainer is not None:  # every function's log_extra so far, wrapped or not

@@ -30,7 +30,10 @@ What it records, without monkeypatching:
 - through the wrapped reward functions: every completion with every function's score, the
   advantage TRL used for it (read from the trainer after each generation: see
   ``gemmalog/integrations/advantages.py``), what reward functions logged through TRL's
-  ``log_extra``, and the whole conversation of conversational data (``messages``).
+  ``log_extra``, and the whole conversation of conversational data (``messages``);
+- with ``log_token_stats`` (off by default): each completion's mean and minimum token
+  log-probability and mean entropy in TRL's loss pass (``token_stats`` events, see
+  ``gemmalog/integrations/token_stats.py``).
 
 Every rank writes its own shard; TensorBoard and CSV are written by rank 0 only (the
 pipeline does not build those sinks elsewhere). No collective call is made.
@@ -52,6 +55,7 @@ from gemmalog.integrations.rewards import (
     default_collector,
     wrap_reward_functions,
 )
+from gemmalog.integrations.token_stats import TokenStats
 from gemmalog.integrations.trainer_values import gradient_norms, snapshot, split_logs
 from gemmalog.notices import warn_once
 
@@ -67,6 +71,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         *,
         logging_frequency: int | None = None,
         gradient_frequency: int | None = None,
+        log_token_stats: bool | None = None,
         **collector_options: Any,
     ) -> None:
         # No collector given: share the default one, which wrap_reward_functions() without a
@@ -77,6 +82,8 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         self.collector.logging_frequency = logging_frequency
         self._logging_frequency = logging_frequency
         self._gradient_frequency = gradient_frequency
+        self._log_token_stats = log_token_stats  # None: the configuration's metrics section
+        self.token_stats: TokenStats | None = None  # set while training, when asked for
         self._model: Any = None
         self._tokens_seen: tuple[float, float] | None = None  # (num_tokens, monotonic time)
         self.tokens_per_second: float | None = None
@@ -88,6 +95,12 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
     def wrap(self, funcs: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
         """Wrap reward functions so they report to this callback's collector."""
         return wrap_reward_functions(funcs, self.collector)
+
+    def _flush(self, final: bool = False) -> None:
+        """Log the batches the last generation scored (and their token statistics)."""
+        self.collector.flush()
+        if self.token_stats is not None:
+            self.token_stats.hand_over(final)
 
     def _phase(self) -> str:
         model = self._model
@@ -127,6 +140,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             }
         pipeline = running()
         run = pipeline.run if pipeline is not None else gemmalog.initialize()
+        self._hook_token_stats()
         model = self._model
         name = (
             getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
@@ -169,15 +183,15 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         return control
 
     def on_substep_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        self.collector.flush()  # a micro-batch's generation (gradient accumulation)
+        self._flush()  # a micro-batch's generation (gradient accumulation)
         return control
 
     def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        self.collector.flush()  # an eval batch's generation
+        self._flush()  # an eval batch's generation
         return control
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        self.collector.flush()
+        self._flush()
         step = state.global_step
         bind(step=step, epoch=state.epoch)
         max_steps = state.max_steps or args.max_steps or 0
@@ -200,7 +214,7 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
     ) -> Any:
         if not logs:
             return control
-        self.collector.flush()
+        self._flush()
         step = state.global_step
         split = split_logs(logs)
         if self._logged is not None and self._logged[0] == step:
@@ -227,11 +241,14 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
         return control
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        self.collector.flush()
+        self._flush()
         return control
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        self.collector.flush()
+        self._flush(final=True)
+        if self.token_stats is not None:
+            self.token_stats.detach()
+            self.token_stats = None
         self.collector.hooked = False
         correct, total, accuracy = self.collector.accuracy("train")
         eval_correct, eval_total, eval_accuracy = self.collector.accuracy("eval")
@@ -269,6 +286,25 @@ class GemmalogCallback(TrainerCallback):  # type: ignore[misc]
             message, **{k: v for k, v in stats.items() if k != "global_step"}
         )
         return control
+
+    def _hook_token_stats(self) -> None:
+        """Hook the model for per-completion token statistics when asked (the argument, else
+        ``metrics.log_token_stats``); nothing is hooked otherwise."""
+        if self.token_stats is not None:
+            self.token_stats.detach()
+            self.token_stats = None
+        wanted = self._log_token_stats
+        if wanted is None:
+            pipeline = running()
+            wanted = pipeline is not None and pipeline.metrics.log_token_stats
+        if not wanted or self._model is None:
+            return
+        try:
+            self.token_stats = TokenStats(self.collector)
+            self.token_stats.attach(self._model)
+        except Exception as exc:
+            self.token_stats = None
+            warn_once(f"token statistics not recorded: {exc}", key="trl:tokens:attach")
 
     # -- progress and resources, finished on the listener thread --------------------------
     def _log_progress(self, step: int, percent: float) -> None:

@@ -16,6 +16,7 @@ VIEWS = (
     "gemmalog_read_errors",
     "metrics",
     "completions",
+    "token_stats",
     "rewards",
     "generation",
     "system",
