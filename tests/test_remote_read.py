@@ -171,3 +171,47 @@ def test_a_remote_run_replaced_by_another_is_fetched_anew(
     push(tmp_path / "second" / "ra", bucket)
     again = summary(f"{bucket}/ra", cache)
     assert (again["run"]["run"], again["run"]["steps"]) == ("other", 5)
+
+
+def test_a_copy_up_to_date_costs_one_listing(
+    s3: s3server.S3Server, remote_root: str, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    first = summary(f"{remote_root}/ra", cache)
+    before = len(s3.requests())
+    again = summary(f"{remote_root}/ra", cache)
+    asked = s3.requests()[before:]
+    assert again == first
+    prefix = remote_root.split("/", 3)[3]
+    assert len(asked) == 1, asked  # the listing, and no read, no HEAD
+    assert "list-type=2" in asked[0] and f"prefix={prefix}/ra/" in asked[0]
+
+
+def test_a_remote_file_rewritten_with_the_same_size_is_fetched_again(
+    s3: s3server.S3Server, remote_root: str, root: Path, tmp_path: Path
+) -> None:
+    """The listing's ETag and time say a file changed where its size does not."""
+    cache = tmp_path / "cache"
+    assert summary(f"{remote_root}/ra", cache)["loss"]["train"]["first"] == 1.0
+    shard = root / "ra" / "events.0.jsonl"
+    data = shard.read_bytes()
+    assert data.count(b'"metrics":{"loss":1.0,') == 1
+    shard.write_bytes(data.replace(b'"metrics":{"loss":1.0,', b'"metrics":{"loss":9.0,'))
+    key = f"{remote_root.split('/', 3)[3]}/ra/events.0.jsonl"
+    s3.client().put_object(Bucket=s3server.BUCKET, Key=key, Body=shard.read_bytes())  # type: ignore[attr-defined]
+    after = summary(f"{remote_root}/ra", cache)
+    assert after["loss"]["train"]["first"] == 9.0
+    local = summary(str(root / "ra"), tmp_path / "other-cache")
+    after["run"].pop("dir"), local["run"].pop("dir")
+    assert after == local
+
+
+def test_a_copy_changed_locally_is_brought_back(remote_root: str, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = summary(f"{remote_root}/ra", cache)
+    copy = Path(local_copy(f"{remote_root}/ra", cache_dir=cache))
+    shard = copy / "events.0.jsonl"
+    whole = shard.read_bytes()
+    shard.write_bytes(whole[: len(whole) // 2])
+    assert summary(f"{remote_root}/ra", cache) == first
+    assert shard.read_bytes() == whole

@@ -10,11 +10,12 @@ imported only when a URL needs them.
 
 from gemmalog.remote._export import export, replay
 from gemmalog.remote._fs import RemoteError, is_url
-from gemmalog.remote._mirror import cache_home, local_copy, local_run
+from gemmalog.remote._mirror import Mirror, cache_home, local_copy, local_run
 from gemmalog.remote._push import ConflictError, PushStats, finished, push, runs_at, watch
 
 __all__ = [
     "ConflictError",
+    "Mirror",
     "PushStats",
     "RemoteError",
     "cache_home",
