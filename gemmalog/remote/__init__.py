@@ -9,7 +9,7 @@ imported only when a URL needs them.
 """
 
 from gemmalog.remote._export import export, replay
-from gemmalog.remote._fs import RemoteError, is_url
+from gemmalog.remote._fs import RemoteError, is_url, public
 from gemmalog.remote._mirror import Mirror, cache_home, local_copy, local_run
 from gemmalog.remote._push import ConflictError, PushStats, finished, push, runs_at, watch
 
@@ -24,6 +24,7 @@ __all__ = [
     "is_url",
     "local_copy",
     "local_run",
+    "public",
     "push",
     "replay",
     "runs_at",

@@ -13,6 +13,7 @@ needs nothing else (docs/performance.md).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -55,6 +56,8 @@ def _fsspec_configures(protocol: str) -> bool:
         return False
 
 
+_SETTINGS = ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_REGION", "AWS_DEFAULT_REGION")
+_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 #: botocore clients by the settings they were made with (a client takes 0.1 s to make).
 _clients: dict[tuple[str | None, ...], Any] = {}
 
@@ -64,10 +67,11 @@ def _client() -> Any:
     from botocore.config import Config
 
     settings = s3_settings()
+    # the variables botocore reads (secrets by a digest: the key stays in this process alone)
     key = (
         settings.get("endpoint_url"),
-        *(os.environ.get(name) for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_REGION")),
-        os.environ.get("AWS_DEFAULT_REGION"),
+        *(os.environ.get(name) for name in _SETTINGS),
+        *(hashlib.sha256(os.environ.get(name, "").encode()).hexdigest() for name in _SECRETS),
     )
     client = _clients.get(key)
     if client is None:
