@@ -3,6 +3,7 @@ s3:// or file:// URL answer as they do for the local run, and the query cache st
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -215,3 +216,96 @@ def test_a_copy_changed_locally_is_brought_back(remote_root: str, tmp_path: Path
     shard.write_bytes(whole[: len(whole) // 2])
     assert summary(f"{remote_root}/ra", cache) == first
     assert shard.read_bytes() == whole
+
+
+def test_with_no_cache_duckdb_reads_the_remote_files_in_place(
+    remote_root: str, root: Path, tmp_path: Path
+) -> None:
+    """``--no-cache``: no local copy, no query cache; DuckDB reads the objects through
+    fsspec (``register_filesystem``), and every answer is the local run's."""
+    cache = tmp_path / "cache"
+    here = ("--no-cache", "--cache-dir", str(cache))
+    for name in ("ra", "rb"):
+        local = orjson.loads(run_cli("--no-cache", "summary", str(root / name), "--json"))
+        local["run"].pop("dir")
+        for args in ((f"{remote_root}/{name}",), (name, "--root", remote_root)):
+            remote = orjson.loads(run_cli(*here, "summary", *args, "--json"))
+            assert remote["run"].pop("dir") == f"{remote_root}/{name}"
+            assert remote == local
+    for query in SQL:
+        local_rows = run_cli("--no-cache", "sql", str(root), query, "--format", "csv")
+        assert run_cli(*here, "sql", remote_root, query, "--format", "csv") == local_rows
+    assert run_cli(*here, "runs", remote_root) == run_cli("--no-cache", "runs", str(root))
+    assert orjson.loads(run_cli(*here, "doctor", f"{remote_root}/ra", "--json")) == orjson.loads(
+        run_cli("--no-cache", "doctor", str(root / "ra"), "--json")
+    )
+    assert run_cli(*here, "compare", f"{remote_root}/ra", f"{remote_root}/rb") == run_cli(
+        "--no-cache", "compare", str(root / "ra"), str(root / "rb")
+    )
+    assert not (cache / "remote").exists()  # nothing copied
+    assert not list(tmp_path.rglob("cache.json"))  # no query cache anywhere
+    pytest.importorskip("matplotlib")
+    run_cli("--no-cache", "report", str(root / "ra"), "-o", str(tmp_path / "local.html"))
+    run_cli(*here, "report", f"{remote_root}/ra", "-o", str(tmp_path / "remote.html"))
+    stamp = re.compile(rb"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?(\.\d+)?( UTC)?")
+    local_html = stamp.sub(b"", (tmp_path / "local.html").read_bytes())
+    remote_html = stamp.sub(b"", (tmp_path / "remote.html").read_bytes())
+    url = f"{remote_root}/ra".encode()
+    assert remote_html.count(url) == 1  # the one difference: it names where it read the run
+    assert remote_html.replace(url, str(root / "ra").encode()) == local_html
+
+
+def test_a_run_read_in_place_from_python(remote_root: str, root: Path) -> None:
+    from gemmalog.remote import remote_source
+
+    source = remote_source(f"{remote_root}/ra")
+    assert source.run and source.fs is not None and os.fspath(source) == f"{remote_root}/ra"
+    con = gemmalog.connect(source)
+    local = gemmalog.connect(str(root / "ra"), cache=False)
+    for query in SQL:
+        assert con.execute(query).fetchall() == local.execute(query).fetchall()
+    # the objects came through fsspec, never through an extension DuckDB would download
+    settings = con.execute(
+        "SELECT current_setting('autoinstall_known_extensions'), "
+        "current_setting('autoload_known_extensions')"
+    ).fetchone()
+    assert settings == (False, False)
+    files = [f for (f,) in con.execute("SELECT DISTINCT filename FROM _events_source").fetchall()]
+    assert files == [f"{remote_root}/ra/events.0.jsonl"]
+
+
+def test_sql_read_in_place_reads_that_run_only(remote_root: str) -> None:
+    other = f"{remote_root}/rb/run.json"
+    result = CliRunner().invoke(
+        cli, ["--no-cache", "sql", f"{remote_root}/ra", f"SELECT * FROM read_text('{other}')"]
+    )
+    assert result.exit_code == 1
+    assert (
+        result.output.startswith("gemmalog: error: ")
+        and "disabled by configuration" in result.output
+    )
+    allowed = run_cli(
+        "--no-cache",
+        "sql",
+        f"{remote_root}/ra",
+        f"SELECT count(*) FROM read_text('{remote_root}/ra/run.json')",
+        "--format",
+        "csv",
+    )
+    assert allowed.splitlines()[-1] == "1"
+
+
+def test_read_in_place_errors_are_one_line(
+    bucket: str, remote_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = CliRunner().invoke(cli, ["--no-cache", "summary", f"{bucket}/nope", "--json"])
+    assert missing.exit_code == 1 and "no such run" in missing.output
+    wrong = "not-the-secret-" + "y" * 24
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    refused = CliRunner().invoke(cli, ["--no-cache", "summary", f"{remote_root}/ra", "--json"])
+    assert refused.exit_code == 1
+    assert (
+        refused.output.startswith("gemmalog: error: ")
+        and "refused the credentials" in refused.output
+    )
+    assert wrong not in refused.output and "Traceback" not in refused.output

@@ -59,7 +59,7 @@ def _table_key(phase: str | None) -> str:
     return "completions" if (phase or "train") == "train" else f"{phase}/completions"
 
 
-def replay(run: str, *, root: str | None = None) -> Replay:
+def replay(run: str | os.PathLike[str], *, root: str | None = None) -> Replay:
     """Read ``run`` (a run directory or id) through the views into a :class:`Replay`."""
     con = gemmalog.connect(run, root=root)
     found = con.execute("SELECT run, name FROM runs ORDER BY run").fetchall()
@@ -206,7 +206,7 @@ def to_wandb(data: Replay, *, project: str, directory: str | None = None) -> Pat
 
 
 def export(
-    run: str,
+    run: str | os.PathLike[str],
     to: str,
     *,
     root: str | None = None,
