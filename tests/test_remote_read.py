@@ -309,3 +309,44 @@ def test_read_in_place_errors_are_one_line(
         and "refused the credentials" in refused.output
     )
     assert wrong not in refused.output and "Traceback" not in refused.output
+
+
+def test_files_read_in_place_keep_a_position_per_thread(tmp_path: Path) -> None:
+    """DuckDB seeks and reads one file object from several threads: each thread reads what
+    it asked for, across block edges, however the threads interleave."""
+    import random
+    import sys
+    import threading
+
+    import fsspec
+
+    from gemmalog.remote import remote_source
+
+    memory = fsspec.filesystem("memory")
+    base = f"memory://gemmalog-{tmp_path.name}/run"
+    data = random.Random(7).randbytes(40 << 20)  # three 16 MiB blocks
+    memory.pipe_file(f"{base}/events.0.jsonl", data)
+    source = remote_source(base)
+    handle = source.fs.open(f"{base}/events.0.jsonl", "rb")
+    wrong: list[tuple[int, int]] = []
+
+    def reader(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(200):
+            start, length = rng.randrange(len(data)), rng.choice([1, 4096, 2 << 20, 5 << 20])
+            handle.seek(start)
+            if handle.read(length) != data[start : start + length]:
+                wrong.append((start, length))
+
+    threads = [threading.Thread(target=reader, args=(seed,)) for seed in range(6)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between a seek and its read (a shared
+    try:  # position, as an fsspec file has, then reads the wrong bytes now and then)
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert wrong == []
+    memory.rm(f"memory://gemmalog-{tmp_path.name}", recursive=True)
