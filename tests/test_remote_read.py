@@ -324,7 +324,7 @@ def test_files_read_in_place_keep_a_position_per_thread(tmp_path: Path) -> None:
 
     memory = fsspec.filesystem("memory")
     base = f"memory://gemmalog-{tmp_path.name}/run"
-    data = random.Random(7).randbytes(40 << 20)  # three 16 MiB blocks
+    data = random.Random(7).randbytes(140 << 20)  # three 64 MiB blocks
     memory.pipe_file(f"{base}/events.0.jsonl", data)
     source = remote_source(base)
     handle = source.fs.open(f"{base}/events.0.jsonl", "rb")

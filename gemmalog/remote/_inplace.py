@@ -7,7 +7,7 @@ then a ``read`` on one shared file object. An fsspec file (s3fs's among them) ke
 position and one read-ahead buffer, so threads move each other's position (a ``read`` waits
 for the network without the GIL) and discard each other's buffer (the same bytes are fetched
 many times over). :class:`Reader` gives DuckDB files whose position is each thread's own,
-over blocks of 16 MiB fetched once with one ranged GET each and shared by every reader of
+over blocks of 64 MiB fetched once with one ranged GET each and shared by every reader of
 the connection.
 """
 
@@ -25,10 +25,11 @@ from gemmalog.queries import Source
 from gemmalog.remote._fs import RemoteError, explained, filesystem, is_url, public
 from gemmalog.remote._push import _runs, _Side
 
-#: Bytes fetched with one request.
-BLOCK = 16 << 20
-#: Blocks kept in memory for a connection (a few shards read side by side, by a few threads).
-KEPT = 12
+#: Bytes fetched with one request (a store's cost is much per request: docs/performance.md).
+BLOCK = 64 << 20
+#: Blocks kept for a connection: one per DuckDB thread (each reads its own shard, or its
+#: own place in one) and two more, so that no thread's block goes before it is read.
+KEPT = (os.cpu_count() or 2) + 2
 
 
 class _Blocks:
