@@ -7,10 +7,14 @@ Over one generated run (``bench_queries.generate``: 100 events a step, a million
   same files (``LocalFileSystem.cp(recursive=True)``), alternated, best of ``--repeat``;
 * **incremental push**: one more step appended (and run.json rewritten), then `push` again:
   what it sends and how long it takes;
-* **summary over the remote copy vs local** (only when ``moto_server`` is installed): the run
+* **summary over the remote run vs local** (only when ``moto_server`` is installed): the run
   pushed to a local S3 server (moto's, in-process Python, so slower than a real store), then
-  `gemmalog summary s3://...` cold (empty cache folder: fetch + parse) and again (cached),
-  against `gemmalog summary` of the local run cold (no query cache) and cached.
+  `gemmalog summary s3://...` through the local copy cold (empty cache folder: fetch +
+  parse) and again (cached, best of ``--repeat``), and with ``--no-cache`` read in place
+  by DuckDB through fsspec (every byte read and parsed each time), against `gemmalog
+  summary` of the local run with a cold query cache, cached, and without one; the time
+  one GET of the whole shard takes, what an up-to-date copy's refresh costs alone,
+  botocore's import and Python's start; and whether the three answers are the same.
 
     python benchmarks/bench_push.py --steps 10000          # the full million events
     python benchmarks/bench_push.py --steps 1000 --no-s3   # quick
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -48,10 +53,10 @@ def _drop(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _cli(*args: str, env: dict[str, str]) -> float:
+def _cli(*args: str, env: dict[str, str], module: bool = True) -> float:
     t = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "gemmalog", *args],
+        [sys.executable, *(("-m", "gemmalog") if module else ()), *args],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -104,7 +109,7 @@ def main() -> None:
         results["incremental_bytes_appended"] = grown - size
 
         if not args.no_s3:
-            results.update(_remote_summary(run, base))
+            results.update(_remote_summary(run, base, args.repeat))
     finally:
         _drop(base)
     text = json.dumps(results, indent=2)
@@ -113,7 +118,7 @@ def main() -> None:
         args.json.write_text(text + "\n")
 
 
-def _remote_summary(run: Path, base: Path) -> dict[str, Any]:
+def _remote_summary(run: Path, base: Path, repeat: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     from tests import s3server
 
@@ -125,31 +130,84 @@ def _remote_summary(run: Path, base: Path) -> dict[str, Any]:
         os.environ.update(server.env())
         from gemmalog.remote import push
 
-        url = f"s3://{s3server.BUCKET}/bench"
-        upload_s, _ = _timed(lambda: push(run, url))
-        remote_cold = _cli(
-            "--cache-dir", str(base / "cache-remote"), "summary", f"{url}/{run.name}", env=env
+        url = f"s3://{s3server.BUCKET}/bench/{run.name}"
+        upload_s, _ = _timed(lambda: push(run, url.rsplit("/", 1)[0]))
+        mirror = ("--cache-dir", str(base / "cache-remote"))
+        local = ("--cache-dir", str(base / "cache-local"))
+        out: dict[str, Any] = {"s3_upload_s": round(upload_s, 3)}
+        # what any reader pays before parsing: the shard's bytes, in one GET
+        from gemmalog.remote._fs import filesystem
+
+        fs, path = filesystem(f"{url}/events.0.jsonl")
+        out["s3_read_shard_s"] = _timed(lambda: len(fs.cat_file(path)))[0]
+        # cold: the first command, every byte fetched (a copy) or read (in place) and parsed
+        out["summary_remote_cold_s"] = _cli(*mirror, "summary", url, env=env)
+        out["summary_local_cold_cache_s"] = _cli(*local, "summary", str(run), env=env)
+        out["summary_local_no_cache_s"] = _best(repeat, "--no-cache", "summary", str(run), env=env)
+        out["summary_in_place_s"] = _best(repeat, "--no-cache", "summary", url, env=env)
+        # cached: the same command again, nothing new
+        out["summary_remote_cached_s"] = _best(repeat, *mirror, "summary", url, env=env)
+        out["summary_local_cached_s"] = _best(repeat, *local, "summary", str(run), env=env)
+        out["remote_refresh_up_to_date_s"] = _best(
+            repeat,
+            "-c",
+            f"from gemmalog.remote import local_copy; local_copy({url!r}, cache_dir={str(base / 'cache-remote')!r})",
+            env=env,
+            module=False,
         )
-        remote_warm = _cli(
-            "--cache-dir", str(base / "cache-remote"), "summary", f"{url}/{run.name}", env=env
+        out["import_botocore_s"] = _best(
+            repeat, "-c", "import botocore.session", env=env, module=False
         )
-        local_cold = _cli("--no-cache", "summary", str(run), env=env)
-        local_cache_cold = _cli(
-            "--cache-dir", str(base / "cache-local"), "summary", str(run), env=env
+        out["python_startup_s"] = _best(repeat, "-c", "pass", env=env, module=False)
+        answers = {
+            name: _json(*args, env=env)
+            for name, args in {
+                "local": (*local, "summary", str(run), "--json"),
+                "remote": (*mirror, "summary", url, "--json"),
+                "in_place": ("--no-cache", "summary", url, "--json"),
+            }.items()
+        }
+        for answer in answers.values():
+            answer["run"].pop("dir")
+        # equal up to the last bit of a float mean: DuckDB's parallel sums differ there
+        # between two runs of the very same local command
+        out["answers_equal"] = _same(answers["local"], answers["remote"]) and _same(
+            answers["local"], answers["in_place"]
         )
-        local_warm = _cli("--cache-dir", str(base / "cache-local"), "summary", str(run), env=env)
     finally:
         server.stop()
-    return {
-        "s3_upload_s": round(upload_s, 3),
-        "summary_local_no_cache_s": round(local_cold, 3),
-        "summary_local_cold_cache_s": round(local_cache_cold, 3),
-        "summary_local_cached_s": round(local_warm, 3),
-        "summary_remote_cold_s": round(remote_cold, 3),
-        "summary_remote_cached_s": round(remote_warm, 3),
-        "remote_cold_vs_local_cold_cache": round(remote_cold / local_cache_cold, 2),
-        "remote_cached_vs_local_cached": round(remote_warm / local_warm, 2),
-    }
+    out = {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+    out["remote_cold_vs_local_cold_cache"] = round(
+        out["summary_remote_cold_s"] / out["summary_local_cold_cache_s"], 2
+    )
+    out["in_place_vs_local_no_cache"] = round(
+        out["summary_in_place_s"] / out["summary_local_no_cache_s"], 2
+    )
+    out["remote_cached_vs_local_cached"] = round(
+        out["summary_remote_cached_s"] / out["summary_local_cached_s"], 2
+    )
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12)
+    return bool(a == b)
+
+
+def _best(repeat: int, *args: str, env: dict[str, str], module: bool = True) -> float:
+    return min(_cli(*args, env=env, module=module) for _ in range(repeat))
+
+
+def _json(*args: str, env: dict[str, str]) -> Any:
+    done = subprocess.run(
+        [sys.executable, "-m", "gemmalog", *args], env=env, check=True, capture_output=True
+    )
+    return json.loads(done.stdout)
 
 
 if __name__ == "__main__":

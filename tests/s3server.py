@@ -45,6 +45,7 @@ class S3Server:
     key_id: str
     secret: str
     process: subprocess.Popen[bytes]
+    log: Path
 
     def env(self) -> dict[str, str]:
         return {
@@ -64,6 +65,11 @@ class S3Server:
             aws_access_key_id=self.key_id,
             aws_secret_access_key=self.secret,
         )
+
+    def requests(self) -> list[str]:
+        """The requests the server has answered so far, one access-log line each."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return [line for line in lines if '] "' in line and " HTTP/1.1" in line]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -112,7 +118,7 @@ def start(log: Path) -> S3Server:
         PolicyDocument='{"Version": "2012-10-17", "Statement": '
         '[{"Effect": "Allow", "Action": "*", "Resource": "*"}]}',
     )
-    server = S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"], process)
+    server = S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"], process, log)
     server.client().create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
     return server
 

@@ -70,11 +70,14 @@ def make_run(root: Path, name: str, steps: int = 5, **kwargs: Any) -> gemmalog.R
 
 
 @contextmanager
-def running_server(roots: list[Path], token: str | None = None) -> Iterator[str]:
-    """``gemmalog.serve.server`` on a free port in a thread; yields its base URL."""
+def running_server(
+    roots: list[Path] | list[str], token: str | None = None, **options: Any
+) -> Iterator[str]:
+    """``gemmalog.serve.server`` on a free port in a thread; yields its base URL.
+    ``options`` go to ``create_app`` (``remote_interval``, ``cache_dir``)."""
     from gemmalog.serve import server
 
-    srv = server([str(r) for r in roots], host="127.0.0.1", port=0, token=token)
+    srv = server([str(r) for r in roots], host="127.0.0.1", port=0, token=token, **options)
     thread = threading.Thread(target=srv.run, name="serve-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -184,8 +184,16 @@ def test_integrations_and_tests_import_no_private_module() -> None:
 
 
 #: What ``gemmalog/serve/`` may import of gemmalog: the public query and doctor API and its
-#: own modules, never the engine (it only reads, in its own process).
-SERVE_MAY_IMPORT = ("gemmalog", "gemmalog.queries", "gemmalog.doctor", "gemmalog.config")
+#: own modules, never the engine (it only reads, in its own process). ``gemmalog.remote``:
+#: a root given as a URL is served from the local copy its ``Mirror`` keeps up to date (the
+#: copy, its refresh and its errors are remote's; queries, below remote, cannot hold them).
+SERVE_MAY_IMPORT = (
+    "gemmalog",
+    "gemmalog.queries",
+    "gemmalog.doctor",
+    "gemmalog.config",
+    "gemmalog.remote",
+)
 
 
 def test_serve_uses_the_public_query_api_only() -> None:

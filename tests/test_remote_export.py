@@ -5,6 +5,7 @@ JSONL."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import subprocess
@@ -23,10 +24,12 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline", "HF_HUB_O
 
 def make_run(root: Path) -> Path:
     """Metrics every second step (as TRL's logging_steps=2), an evaluation at step 4,
-    completions at every step, two reward functions."""
+    completions at every step, two reward functions, advantages at every step but the
+    first (as the TRL callback logs them; the first step's samples have none)."""
     run = gemmalog.initialize(root=str(root), run_id="grpo-run", capture_stdlib=False)
     for step in range(1, 7):
         for i in range(3):
+            advantage = {} if step == 1 else {"advantage": (i - 1) * 0.75 + step / 8}
             gemmalog.log_model_output(
                 f"question {step}",
                 "4",
@@ -35,6 +38,8 @@ def make_run(root: Path) -> Path:
                 sample=i,
                 prompt=f"prompt {step}",
                 rewards={"format": 1.0, "correct": float((step + i) % 4 == 0)},
+                **advantage,
+                **({"advantage_source": "trl"} if advantage else {}),
             )
         if step % 2 == 0:
             gemmalog.log_training_progress(
@@ -79,8 +84,11 @@ def expected(run_dir: Path) -> tuple[dict[int, dict[str, Any]], dict[int, dict[s
                     "prompt": e.get("prompt") or e["question"],
                     "completion": e["model_output"],
                     **e["rewards"],
+                    "advantage": e.get("advantage"),
                 }
             )
+    logged = [r["advantage"] for t in tables.values() for rows in t.values() for r in rows]
+    assert None in logged and len({a for a in logged if a is not None}) > 3  # some, not all
     return metrics, tables
 
 
@@ -95,6 +103,15 @@ def export(*args: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def _missing_is_none(row: dict[str, Any]) -> dict[str, Any]:
+    """A table row as read back, a missing float as None: the DataFrame holds it as NaN,
+    which trackio stores as the text 'NaN' and W&B's table file as JSON's NaN."""
+    return {
+        k: None if v == "NaN" or (isinstance(v, float) and math.isnan(v)) else v
+        for k, v in row.items()
+    }
 
 
 def test_trackio_reads_back_the_run(root: Path, tmp_path: Path) -> None:
@@ -122,7 +139,11 @@ def test_trackio_reads_back_the_run(root: Path, tmp_path: Path) -> None:
     assert [log["step"] for log in read["logs"]] == sorted(metrics)
     for log in read["logs"]:
         step = log["step"]
-        got_tables = {k: v["_value"] for k, v in log.items() if isinstance(v, dict)}
+        got_tables = {
+            k: [_missing_is_none(row) for row in v["_value"]]
+            for k, v in log.items()
+            if isinstance(v, dict)
+        }
         got_metrics = {
             k: v for k, v in log.items() if k not in got_tables and k not in ("step", "timestamp")
         }
@@ -193,8 +214,18 @@ def test_wandb_offline_run_reads_back_and_is_ready_to_sync(root: Path, tmp_path:
             ref = logged.pop(key)
             assert ref["_type"] == "table-file"
             table = json.loads((folder / "files" / ref["path"]).read_text())
+            # TRL's columns, in TRL's order: the advantage comes after the reward functions
+            assert table["columns"] == [
+                "step",
+                "prompt",
+                "completion",
+                "format",
+                "correct",
+                "advantage",
+            ]
             got_tables[key] = [
-                dict(zip(table["columns"], row, strict=True)) for row in table["data"]
+                _missing_is_none(dict(zip(table["columns"], row, strict=True)))
+                for row in table["data"]
             ]
         assert logged == metrics[step]
         assert got_tables == tables[step]

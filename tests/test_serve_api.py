@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -400,7 +401,9 @@ def test_the_serve_command(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[tuple[str, int, str | None]] = []
 
     class Recorded:
-        def __init__(self, roots: list[str], *, host: str, port: int, token: str | None) -> None:
+        def __init__(
+            self, roots: list[str], *, host: str, port: int, token: str | None, **options: Any
+        ) -> None:
             started.append((host, port, token))
 
         def run(self) -> None:

@@ -24,8 +24,7 @@ def runs(root: str | None) -> None:
     """
     from gemmalog.queries import QueryError, connect, default_root
 
-    if root is not None:
-        root, _ = here(root, None)
+    where = default_root() if root is None else here(root, None)[0]
     if root is None and not Path(default_root()).is_dir():
         raise QueryError(
             f"no ROOT given and {default_root()} (the default root) does not exist here; "
@@ -44,13 +43,13 @@ def runs(root: str | None) -> None:
         "accuracy",
         "ranks",
     ]
-    listed = list_runs(root or default_root(), tuple(columns), ("start", "run"))  # per run
+    listed = list_runs(where, tuple(columns), ("start", "run"))  # per run
     if listed is not None:
         names, rows, problems = listed
         warn_skipped(problems)
         render(console(), names, rows, "table", title="runs")
         return
-    con = connect(root or default_root())
+    con = connect(where)
     warn_skipped(con)
     cur = con.execute(f"SELECT {', '.join(columns)} FROM runs ORDER BY start, run")
     names = [d[0] for d in cur.description or ()]
@@ -94,9 +93,9 @@ def sql(args: tuple[str, ...], root: str | None, fmt: str, limit: int | None) ->
         raise click.UsageError("give at most PATH and one quoted SQL string")
     path, query = (".", args[0]) if len(args) == 1 else args
     check_read_only(query)
-    path, root = here(path, root)
-    con = connect(path, root=root)
-    lock_down(con, resolve(path, root=root))
+    where, root = here(path, root)
+    con = connect(where, root=root)
+    lock_down(con, resolve(where, root=root))
     warn_skipped(con)
     cur = con.execute(query)
     names = [d[0] for d in cur.description or ()]
@@ -178,9 +177,9 @@ def summary(run: str, root: str | None, as_json: bool) -> None:
     from gemmalog.queries import summary as compute
 
     asked = run if "://" in run else f"{(root or '').rstrip('/')}/{run}"
-    run, root = here(run, root)
-    s = compute(run, root=root)
-    if run != asked and "://" in asked:  # read from a local copy: name where the run lies
+    where, root = here(run, root)
+    s = compute(where, root=root)
+    if where != asked and "://" in asked:  # read from a local copy: name where the run lies
         s["run"]["dir"] = asked
     if as_json:
         click.echo(
@@ -212,8 +211,8 @@ def compare(runs: tuple[str, ...], root: str | None) -> None:
 
     if len(runs) < 2:
         raise click.UsageError("compare needs at least two runs")
-    runs, root = here_all(runs, root)
-    tables = [dict(_summary_rows(compute(r, root=root))) for r in runs]
+    where, root = here_all(runs, root)
+    tables = [dict(_summary_rows(compute(r, root=root))) for r in where]
     labels = list(dict.fromkeys(k for t in tables for k in t))
     names = ["", *(str(t["run"]) for t in tables)]
     names += [f"Δ {t['run']}" for t in tables[1:]]
@@ -257,8 +256,8 @@ def report(runs: tuple[str, ...], root: str | None, output: str) -> None:
     """
     from gemmalog.report import build_report
 
-    runs, root = here_all(runs, root)
-    path = build_report(runs, output, root=root)
+    where, root = here_all(runs, root)
+    path = build_report(where, output, root=root)
     click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 
 

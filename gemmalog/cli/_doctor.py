@@ -58,8 +58,8 @@ def doctor(
 
     from gemmalog.doctor import RANK, diagnose
 
-    runs, root = here_all(runs, root)
-    findings = diagnose(list(runs), root=root, config=config, checks=checks or None)
+    read, root = here_all(runs, root)
+    findings = diagnose(list(read), root=root, config=config, checks=checks or None)
     if as_json:
         click.echo(
             orjson.dumps([f.to_dict() for f in findings], option=orjson.OPT_INDENT_2).decode()

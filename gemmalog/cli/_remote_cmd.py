@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from gemmalog.cli._group import cli, root_option
@@ -83,22 +85,32 @@ def export(run: str, to: str, root: str | None, project: str, directory: str | N
     """
     from gemmalog.remote import export as replay
 
-    run, root = here(run, root)
-    click.echo(replay(run, to, root=root, project=project, directory=directory))
+    where, root = here(run, root)
+    click.echo(replay(where, to, root=root, project=project, directory=directory))
 
 
-def here(run: str, root: str | None) -> tuple[str, str | None]:
+def here(run: str, root: str | None) -> tuple[str | os.PathLike[str], str | None]:
     """``(run, root)`` the query commands read: a URL (or a run id under a URL ``--root``)
-    becomes its local copy, brought up to date (docs/remote.md, "Read where it lies")."""
-    if "://" not in run and (root is None or "://" not in root):
+    becomes its local copy, brought up to date, or with ``--no-cache`` a source DuckDB reads
+    in place through fsspec (docs/remote.md, "Read where it lies")."""
+    url = run if "://" in run else root if root is not None and "://" in root else None
+    if url is None:
         return run, root
+    from gemmalog.queries._cache_store import enabled
+
+    if not enabled() and url.split("://", 1)[0].lower() not in ("file", "local"):
+        from gemmalog.remote import remote_source
+
+        return remote_source(run, root), None
     from gemmalog.remote import local_run
 
     cache_dir = click.get_current_context().find_root().params.get("cache_dir")
     return local_run(run, root, cache_dir=cache_dir)
 
 
-def here_all(runs: tuple[str, ...], root: str | None) -> tuple[tuple[str, ...], str | None]:
+def here_all(
+    runs: tuple[str, ...], root: str | None
+) -> tuple[tuple[str | os.PathLike[str], ...], str | None]:
     """:func:`here` for each of ``runs``."""
     pairs = [here(run, root) for run in runs]
     roots = {r for _, r in pairs}

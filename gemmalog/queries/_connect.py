@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import string
 from collections.abc import Iterable
@@ -26,7 +25,8 @@ def connect(
     """An in-memory DuckDB connection with gemmalog's views over a run, a root of runs or a glob.
 
     ``path`` is a run directory, a directory holding runs, a glob of run directories or of
-    ``events.*.jsonl`` shards, or a run id (or unique prefix) under ``root``. The views read
+    ``events.*.jsonl`` shards, a run id (or unique prefix) under ``root``, or a
+    :class:`Source` (one over remote files: ``gemmalog.remote.remote_source``). The views read
     the files again on every query, so they follow a run that is still writing. Raises
     :class:`QueryError` when nothing matches. ``cache`` (default: on unless
     ``$GEMMALOG_CACHE=off``) reads the lines already parsed from the query cache beside the
@@ -35,12 +35,20 @@ def connect(
     source = resolve(path, root=root)
     if not source.files():
         raise QueryError(f"{source.label}: no {SHARDS} files found (is it a gemmalog run or root?)")
+    if source.fs is not None:
+        cache = False  # the query cache stays local: files read in place are parsed each time
     if cache is not False and enabled():
         _check_cache_root(source)
     con = duckdb.connect(":memory:")
     try:
+        if source.fs is not None:
+            # DuckDB reads the files through the source's fsspec file system, never through
+            # an extension it would download (httpfs)
+            con.execute("SET autoinstall_known_extensions = false")
+            con.execute("SET autoload_known_extensions = false")
+            con.register_filesystem(source.fs)
         attach(con, source, use_cache=cache)
-        has_manifest = any(glob.glob(m) for m in source.manifests)
+        has_manifest = any(source.glob(m) for m in source.manifests)
         if has_manifest:
             con.execute(
                 string.Template(sql_file("_manifests")).substitute(

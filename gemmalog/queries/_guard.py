@@ -120,6 +120,8 @@ def _runs_near(places: Iterable[str | os.PathLike[str]]) -> set[Path]:
 def _places(sources: Iterable[Source], root: str | os.PathLike[str] | None) -> list[str]:
     places: list[str] = [os.fspath(root) if root is not None else default_root()]
     for source in sources:
+        if source.fs is not None:  # remote files: no local path is one of them
+            continue
         if source.directory is not None:
             places.append(source.directory)
         places += {os.path.dirname(f) for f in source.files()}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _GLOB_CHARS = frozenset("*?[")
 SHARDS = "events.*.jsonl"
@@ -22,6 +23,11 @@ class Source:
     The globs escape ``[``, ``*`` and ``?`` of literal directory names (``exp[v2]``), as
     both Python's glob and DuckDB read them. ``directory`` is the literal run directory or
     root of runs the path named (``None`` for a glob), and ``run`` says it is one run.
+
+    ``fs``: an fsspec file system the globs are URLs of (``s3://...``); :func:`connect`
+    registers it on its DuckDB connection (``register_filesystem``) and reads the files
+    there, without the query cache. A Source is a path-like object (its ``label``), so it
+    is accepted wherever a run's path is, and taken as it is.
     """
 
     label: str
@@ -29,10 +35,23 @@ class Source:
     manifests: tuple[str, ...]
     directory: str | None = None
     run: bool = False
+    fs: Any = field(default=None, compare=False)
 
     def files(self) -> list[str]:
         """The shard files that exist now."""
-        return sorted({f for pattern in self.shards for f in glob.glob(pattern)})
+        return sorted({f for pattern in self.shards for f in self.glob(pattern)})
+
+    def glob(self, pattern: str) -> list[str]:
+        """The files ``pattern`` matches, where the source's files are."""
+        if self.fs is None:
+            return glob.glob(pattern)
+        return [str(self.fs.unstrip_protocol(f)) for f in self.fs.glob(pattern)]
+
+    def __fspath__(self) -> str:
+        return self.label
+
+    def __str__(self) -> str:
+        return self.label
 
     def by_dir(self) -> dict[str, list[str]]:
         """The shard files that exist now, by directory (each has its own query cache)."""
@@ -75,8 +94,10 @@ def resolve(
     """Resolve a run directory, a root of runs, a glob, a shard, or a run id under ``root``.
 
     A path that exists is taken literally, even when its name holds ``[``, ``*`` or ``?``;
-    only a path that does not exist is read as a glob.
+    only a path that does not exist is read as a glob. A :class:`Source` is its own answer.
     """
+    if isinstance(path, Source):
+        return path
     text = os.fspath(path)
     p = Path(text).absolute()
     if p.is_file():

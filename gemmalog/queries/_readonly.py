@@ -67,11 +67,15 @@ def check_read_only(sql: str) -> None:
 def lock_down(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     """Let ``con`` read only the run directories of ``source``, and freeze its settings."""
     dirs = set()
-    if source.directory is not None:  # a literal folder: its name may hold [ * ?
+    if source.fs is not None:  # files read in place: the run's (or root's) URL alone
+        url = (source.directory or "").rstrip("/")
+        dirs |= {url + "/", glob.escape(url) + "/"}
+    elif source.directory is not None:  # a literal folder: its name may hold [ * ?
         literal = os.path.abspath(source.directory)
         # DuckDB checks the glob as written (escaped) and the files it expands to (literal).
         dirs |= {os.path.join(literal, ""), os.path.join(glob.escape(literal), "")}
-    for pattern in () if source.directory is not None else (*source.shards, *source.manifests):
+    named = source.directory is not None or source.fs is not None
+    for pattern in () if named else (*source.shards, *source.manifests):
         head = _GLOB_CHARS.split(pattern, maxsplit=1)[0]
         directory = head if head.endswith(os.sep) else os.path.dirname(head)
         dirs.add(os.path.join(os.path.abspath(directory), ""))

@@ -121,9 +121,10 @@ def list_runs(
     ``order``, and the run.json files skipped; each run's rows are remembered in its cache
     while nothing it depends on changed. None when the cache is off, ``path`` is not a root
     of runs or two runs share an id: the caller then queries the whole root at once."""
-    if not enabled():
+    source = resolve(path)
+    if not enabled() or source.fs is not None:
         return None
-    dirs = _run_dirs(resolve(path))
+    dirs = _run_dirs(source)
     if not dirs:
         return None
     select = f"SELECT dir, {', '.join(columns)} FROM runs"

@@ -5,8 +5,9 @@ Names are those transformers' trackio and W&B callbacks give TRL's logs: a metri
 of phase ``train`` is ``train/name``, of phase ``eval`` is ``eval/name`` (TRL's ``eval_``
 prefix), and every logged step carries ``train/global_step``. Each logged step also gets
 one completions table (``completions``; ``eval/completions`` for evaluation samples) with
-TRL's columns: ``step``, ``prompt``, ``completion`` and one column per reward function,
-holding the completions of the steps since the previous logged step. Nothing is read from
+TRL's columns: ``step``, ``prompt``, ``completion``, one column per reward function and
+``advantage`` (the advantage gemmalog logged, empty where none was), holding the completions
+of the steps since the previous logged step. Nothing is read from
 or sent to the network: trackio is initialized without a Space or server, W&B in offline
 mode.
 """
@@ -58,7 +59,7 @@ def _table_key(phase: str | None) -> str:
     return "completions" if (phase or "train") == "train" else f"{phase}/completions"
 
 
-def replay(run: str, *, root: str | None = None) -> Replay:
+def replay(run: str | os.PathLike[str], *, root: str | None = None) -> Replay:
     """Read ``run`` (a run directory or id) through the views into a :class:`Replay`."""
     con = gemmalog.connect(run, root=root)
     found = con.execute("SELECT run, name FROM runs ORDER BY run").fetchall()
@@ -86,21 +87,22 @@ def replay(run: str, *, root: str | None = None) -> Replay:
         logged[_key(phase, str(metric))] = None if value is None else float(value)
     logged_steps = sorted(out.metrics)
     samples = con.execute(
-        "SELECT phase, step, coalesce(prompt, question) AS prompt, model_output, rewards "
-        "FROM completions WHERE step IS NOT NULL ORDER BY step, phase, rank, sample, ts"
+        "SELECT phase, step, coalesce(prompt, question) AS prompt, model_output, rewards, "
+        "advantage FROM completions WHERE step IS NOT NULL ORDER BY step, phase, rank, sample, ts"
     ).fetchall()
-    for phase, step, prompt, completion, rewards in samples:
+    for phase, step, prompt, completion, rewards, advantage in samples:
         at = _logged_at(logged_steps, int(step))
         table = out.tables.setdefault(at, {}).setdefault(_table_key(phase), [])
         row: dict[str, Any] = {"step": int(step), "prompt": prompt, "completion": completion}
         row.update({str(k): v for k, v in (rewards or {}).items()})
+        row["advantage"] = None if advantage is None else float(advantage)
         table.append(row)
-    for tables in out.tables.values():  # every row has every reward column of its table
-        for rows_ in tables.values():
-            columns = list(dict.fromkeys(k for r in rows_ for k in r))
-            for r in rows_:
-                for c in columns:
-                    r.setdefault(c, None)
+    for tables in out.tables.values():
+        for key, rows_ in tables.items():
+            # TRL's order: step, prompt, completion, the reward functions, advantage last;
+            # every row has every column of its table
+            columns = [*dict.fromkeys(k for r in rows_ for k in r if k != "advantage")]
+            tables[key] = [{c: r.get(c) for c in [*columns, "advantage"]} for r in rows_]
     return out
 
 
@@ -204,7 +206,7 @@ def to_wandb(data: Replay, *, project: str, directory: str | None = None) -> Pat
 
 
 def export(
-    run: str,
+    run: str | os.PathLike[str],
     to: str,
     *,
     root: str | None = None,

@@ -66,7 +66,7 @@ def filesystem(location: str | os.PathLike[str]) -> tuple[Any, str]:
     protocol = text.split("://", 1)[0].lower()
     options: dict[str, Any] = {"skip_instance_cache": True}
     if protocol in ("s3", "s3a"):
-        options.update(_s3_options())
+        options.update(s3_settings())
     try:
         from fsspec.core import url_to_fs
 
@@ -87,7 +87,7 @@ def filesystem(location: str | os.PathLike[str]) -> tuple[Any, str]:
     return fs, str(path).rstrip("/")
 
 
-def _s3_options() -> dict[str, Any]:
+def s3_settings() -> dict[str, Any]:
     """Bounded timeouts and retries: a dead endpoint is an error in seconds, not minutes."""
     options: dict[str, Any] = {
         "config_kwargs": {
@@ -159,6 +159,12 @@ _UNREACHABLE = {
 }
 
 
+def refused_or_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store cannot be reached, refuses the credentials or has no
+    such bucket: asking it again another way gets the same answer."""
+    return bool(_codes(exc) & (_UNREACHABLE | _REFUSED | {"NoSuchBucket"}))
+
+
 def explain(exc: BaseException, location: str, doing: str) -> RemoteError:
     """One sentence for what went wrong ``doing`` something at ``location``."""
     if isinstance(exc, RemoteError):
@@ -209,5 +215,7 @@ __all__ = [
     "is_url",
     "join",
     "public",
+    "refused_or_unreachable",
+    "s3_settings",
     "scrub",
 ]

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from gemmalog.remote._fs import RemoteError, explained, filesystem, join, public
-from gemmalog.remote._store import TEMP_MARK, Store, store_for
+from gemmalog.remote._store import Store, ignored, store_for
 
 
 class ConflictError(RemoteError):
@@ -99,9 +99,7 @@ class _Side:
             if info.get("type") == "directory":
                 continue
             rel = name[len(prefix) :] if name.startswith(prefix) else posixpath.basename(name)
-            parts = rel.split("/")
-            # hidden files are temporary files (ours, the manifest's) or the query cache
-            if any(part.startswith(".") for part in parts) or TEMP_MARK in parts[-1]:
+            if ignored(rel):
                 continue
             out[rel] = info
         return out

@@ -27,6 +27,14 @@ S3_MAX_PART = 5 << 30
 TEMP_MARK = ".gemmalog-push-"
 
 
+def ignored(rel: str) -> bool:
+    """Whether a file (its path in its run or root, ``/``-separated) is one a push neither
+    sends nor reads: hidden files (temporary files, the query cache, writer locks) and a
+    push's own temporary files."""
+    parts = rel.split("/")
+    return any(part.startswith(".") for part in parts) or TEMP_MARK in parts[-1]
+
+
 def chunks(src: BinaryIO, start: int, end: int, size: int = CHUNK) -> Iterator[bytes]:
     """The bytes ``[start, end)`` of ``src``, ``size`` at a time; short reads are an error
     (the source shrank under us: the push of that file is redone next time)."""
@@ -226,4 +234,13 @@ def store_for(fs: Any) -> Store:
     return Store(fs)
 
 
-__all__ = ["CHUNK", "TEMP_MARK", "LocalStore", "S3Store", "Store", "chunks", "store_for"]
+__all__ = [
+    "CHUNK",
+    "TEMP_MARK",
+    "LocalStore",
+    "S3Store",
+    "Store",
+    "chunks",
+    "ignored",
+    "store_for",
+]

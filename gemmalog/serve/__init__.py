@@ -66,9 +66,11 @@ def server(
     host: str = "127.0.0.1",
     port: int = 8765,
     token: str | None = None,
+    **options: Any,
 ) -> uvicorn.Server:
-    """A uvicorn server for :func:`create_app` (call ``.run()``). Off loopback a token is
-    required: ``ValueError`` without one."""
+    """A uvicorn server for :func:`create_app` (call ``.run()``; ``options`` are
+    create_app's: ``remote_interval``, ``cache_dir``). Off loopback a token is required:
+    ``ValueError`` without one."""
     import uvicorn
 
     if token is None and not is_loopback(host):
@@ -77,7 +79,7 @@ def server(
             "(or let gemmalog serve make one)"
         )
     config = uvicorn.Config(
-        create_app(roots, token=token),
+        create_app(roots, token=token, **options),
         host=host,
         port=port,
         log_level="warning",

@@ -76,11 +76,13 @@ async def runs(request: Request) -> JSON:
     for row in rows:
         row["doctor"] = findings.counts(row["run"])
         row["live"] = row["status"] == "running"
-    return JSON({"roots": store.roots, "runs": rows, "problems": problems})
+        row["dir"] = store.shown(str(row["dir"]))
+    return JSON({"roots": store.shown_roots, "runs": rows, "problems": problems})
 
 
 async def run(request: Request) -> JSON:
-    """``GET /api/runs/{run_id}``: the manifest (run.json) and the summary."""
+    """``GET /api/runs/{run_id}``: the manifest (run.json) and the summary; for a run of a
+    remote root, ``remote``: its URL, the last refresh's error and time."""
     run_id = request.path_params["run_id"]
     store = _store(request)
 
@@ -101,10 +103,15 @@ async def run(request: Request) -> JSON:
             if run_state(run_dir) is None:
                 raise ServeError(410, f"run {run_id} was deleted while it was read") from None
             raise ServeError(500, f"run {run_id}: no summary ({exc})") from None
-        return {"run": run_id, "dir": run_dir, "manifest": manifest, "summary": data}
+        shown = store.shown(run_dir)
+        if shown != run_dir:  # a remote run's copy: named by where the run lies
+            data["run"]["dir"] = shown
+        return {"run": run_id, "dir": shown, "manifest": manifest, "summary": data}
 
     # an unchanged run is not summarized twice (a page asks again on every change of a live run)
-    return JSON(await _off_loop(store.remembered, run_id, "summary", work))
+    answer = await _off_loop(store.remembered, run_id, "summary", work)
+    remote = store.remote(store.locate(run_id))
+    return JSON({**answer, "remote": None if remote is None else remote.status()})
 
 
 async def metrics(request: Request) -> JSON:

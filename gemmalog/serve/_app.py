@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from gemmalog.serve import _api
 from gemmalog.serve._findings import Findings
+from gemmalog.serve._remote import REMOTE_POLL_S, Followed, in_place, is_remote
 from gemmalog.serve._security import Guard
 from gemmalog.serve._store import RunStore, ServeError
 
@@ -96,13 +97,23 @@ def create_app(
     *,
     token: str | None = None,
     doctor_interval: float | None = None,
+    remote_interval: float = REMOTE_POLL_S,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> Starlette:
     """The ASGI app serving the runs under ``roots``.
 
     ``token``: when given, every request must show it (header, ``?token=`` or the cookie the
     first visit sets); without one, only requests addressed to localhost are answered.
+    A root given as a URL (``s3://...``, any fsspec URL) is served from a local copy under
+    ``cache_dir`` (see :func:`gemmalog.remote.cache_home`) brought up to date every
+    ``remote_interval`` seconds by a thread of its own; ``file://`` URLs are read in place.
     """
-    store = RunStore(roots)
+    remotes = [
+        Followed(os.fspath(r), interval=remote_interval, cache_dir=cache_dir)
+        for r in roots
+        if is_remote(r)
+    ]
+    store = RunStore([in_place(r) for r in roots if not is_remote(r)], remotes)
     findings = Findings(store) if doctor_interval is None else Findings(store, doctor_interval)
 
     @contextlib.asynccontextmanager
@@ -111,6 +122,8 @@ def create_app(
             yield
         finally:
             app.state.stopping.set()
+            for remote in remotes:
+                remote.close()
             findings.close()
             store.close()
 

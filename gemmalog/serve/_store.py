@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from gemmalog.queries import QueryError, connect, freeze, list_runs
+from gemmalog.serve._remote import FIRST_WAIT_S, Followed
 from gemmalog.serve._sql import queries
 from gemmalog.serve._tail import Window
 from gemmalog.serve._tail_values import Unsupported
@@ -100,10 +101,18 @@ def _plain(value: Any) -> Any:
 
 
 class RunStore:
-    """The runs under ``roots`` and a cached, refreshed query connection for each."""
+    """The runs under ``roots`` (and under the copies of the ``remotes``), and a cached,
+    refreshed query connection for each."""
 
-    def __init__(self, roots: Sequence[str | os.PathLike[str]]) -> None:
-        self.roots = [os.path.abspath(os.fspath(r)) for r in roots]
+    def __init__(
+        self, roots: Sequence[str | os.PathLike[str]], remotes: Sequence[Followed] = ()
+    ) -> None:
+        self.remotes = list(remotes)
+        local = [os.path.abspath(os.fspath(r)) for r in roots]
+        #: The folders read: the local roots, then the copies of the remote ones.
+        self.roots = [*local, *(f.path for f in self.remotes)]
+        #: The roots as the user named them (a remote one by its URL).
+        self.shown_roots = [*local, *(f.url for f in self.remotes)]
         self._runs: dict[str, _Run] = {}
         self._open: OrderedDict[str, _Run] = OrderedDict()
         self._lock = threading.Lock()
@@ -118,7 +127,15 @@ class RunStore:
         rows: list[dict[str, Any]] = []
         problems: list[str] = []
         for root in self.roots:
-            if not os.path.isdir(root):
+            remote = self.remote(root)
+            if remote is not None:
+                remote.ready(FIRST_WAIT_S)
+                problem = remote.problem()
+                if problem is not None:
+                    problems.append(problem)
+                if not remote.ready(0) or not remote.copied():
+                    continue
+            elif not os.path.isdir(root):
                 problems.append(f"{root}: no such directory")
                 continue
             try:
@@ -153,6 +170,15 @@ class RunStore:
                     self._runs[run_id] = _Run(run_id, str(row["dir"]))
         out = sorted(seen.values(), key=lambda r: (r["start"] or "", r["run"]), reverse=True)
         return out, problems
+
+    def remote(self, path: str) -> Followed | None:
+        """The remote root whose copy holds ``path``, if any."""
+        return next((f for f in self.remotes if f.owns(path)), None)
+
+    def shown(self, path: str) -> str:
+        """``path`` as the user knows it: a file or run of a remote root's copy by its URL."""
+        remote = self.remote(path)
+        return path if remote is None else remote.where(path)
 
     def locate(self, run_id: str) -> str:
         """The directory of ``run_id``; :class:`ServeError` 404 when no served run has it."""

@@ -428,7 +428,9 @@
         ["completions", fmt(s.completions.count)]];
       for (const [phase, acc] of Object.entries(s.accuracy)) pairs.push(["accuracy " + phase, (100 * acc.accuracy).toFixed(1) + "%"]);
       if (s.read_errors) pairs.push(["unreadable lines", fmt(s.read_errors)]);
+      if (body.remote) pairs.push(["copied from", body.remote.url]);
       facts.replaceChildren(...pairs.map(([k, v]) => el("div", {}, el("b", { text: k }), literal(v))));
+      if (body.remote && body.remote.error) banner(body.remote.error);
     };
 
     const curves = serial(async () => {
@@ -446,6 +448,7 @@
         if (Date.now() - factsAt > 3000) { factsAt = Date.now(); refreshFacts().catch((e) => banner(e.message)); }
       },
       gone: (data) => banner(data.error),
+      remote: (data) => banner(data.error),
     });
     const tab = location.hash.slice(1);
     show(tab in sections ? tab : "curves");
@@ -722,6 +725,7 @@
         if (follow.checked && steps.length !== before) { wantedStep = steps[steps.length - 1]; await showStep(); }
       }),
       gone: (d) => banner(d.error),
+      remote: (d) => banner(d.error),
     });
     follow.addEventListener("change", () => { if (follow.checked) { wantedStep = steps[steps.length - 1]; showStep(); } });
     try {
