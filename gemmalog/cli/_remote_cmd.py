@@ -96,9 +96,9 @@ def here(run: str, root: str | None) -> tuple[str | os.PathLike[str], str | None
     url = run if "://" in run else root if root is not None and "://" in root else None
     if url is None:
         return run, root
-    from gemmalog.queries._cache_store import enabled
+    from gemmalog.queries import cache_enabled
 
-    if not enabled() and url.split("://", 1)[0].lower() not in ("file", "local"):
+    if not cache_enabled() and url.split("://", 1)[0].lower() not in ("file", "local"):
         from gemmalog.remote import remote_source
 
         return remote_source(run, root), None

@@ -79,10 +79,7 @@ def serve(
         remote_interval=remote_interval,
         cache_dir=cache_dir,
     )
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
-    if token is not None:
-        url += f"?token={token}"
+    url = _address(host, port, token)
     if any("://" in p for p in paths):
         from gemmalog.remote import public
 
@@ -93,3 +90,10 @@ def serve(
 
         webbrowser.open(url)
     server.run()
+
+
+def _address(host: str, port: int, token: str | None) -> str:
+    """The page's address to print: a wildcard host as 127.0.0.1, the token in the query."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
+    return url if token is None else f"{url}?token={token}"

@@ -17,8 +17,9 @@ from starlette.responses import Response, StreamingResponse
 
 from gemmalog.queries import summary
 from gemmalog.serve import _live, _rollouts, _series, _sqlbox
+from gemmalog.serve._errors import ServeError
 from gemmalog.serve._findings import Findings
-from gemmalog.serve._store import RunStore, ServeError, run_state
+from gemmalog.serve._store import RunStore, run_state
 
 T = TypeVar("T")
 

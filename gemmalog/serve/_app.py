@@ -20,10 +20,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gemmalog.serve import _api
+from gemmalog.serve._errors import ServeError
 from gemmalog.serve._findings import Findings
 from gemmalog.serve._remote import REMOTE_POLL_S, Followed, in_place, is_remote
 from gemmalog.serve._security import Guard
-from gemmalog.serve._store import RunStore, ServeError
+from gemmalog.serve._store import RunStore
 
 STATIC = Path(__file__).resolve().parent / "static"
 Endpoint = Callable[[Request], Awaitable[Response]]

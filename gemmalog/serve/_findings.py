@@ -19,7 +19,8 @@ import duckdb
 from gemmalog.config import ConfigError
 from gemmalog.doctor import diagnose
 from gemmalog.queries import QueryError
-from gemmalog.serve._store import RunStore, ServeError, State
+from gemmalog.serve._errors import ServeError
+from gemmalog.serve._store import RunStore, State
 
 #: Seconds between two checks of a run that keeps changing, for its own page (``of``) and
 #: for the runs page's counts (``want``: a list of live runs must not keep a core busy).

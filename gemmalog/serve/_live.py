@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 
-from gemmalog.serve._store import RunStore, ServeError, State, run_state, state_size
+from gemmalog.serve._errors import ServeError
+from gemmalog.serve._store import RunStore, State, run_state, state_size
 
 #: Says whether the client left (``Request.is_disconnected``).
 Disconnected = Callable[[], Awaitable[bool]]

@@ -15,7 +15,8 @@ from typing import Any
 import duckdb
 
 from gemmalog.queries import QueryError, check_read_only, connect, lock_down, resolve
-from gemmalog.serve._store import RunStore, ServeError, first_line
+from gemmalog.serve._errors import ServeError, first_line
+from gemmalog.serve._store import RunStore
 
 #: Rows a result table holds unless the request asks for fewer (CSV has every row).
 ROW_LIMIT = 1000

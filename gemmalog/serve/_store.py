@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from gemmalog.queries import QueryError, connect, freeze, list_runs
+from gemmalog.serve._errors import ServeError, first_line, unknown_run
 from gemmalog.serve._remote import FIRST_WAIT_S, Followed
 from gemmalog.serve._sql import queries
 from gemmalog.serve._tail import Window
@@ -37,21 +38,9 @@ RUN_COLUMNS = (
 _OPEN_CONNECTIONS = 16
 _SHARDS = "events.*.jsonl"
 
+
 State = tuple[tuple[str, int, int, int], ...]
 T = TypeVar("T")
-
-
-class ServeError(Exception):
-    """A request the server answers with an error: ``status`` is its HTTP status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def unknown_run(run_id: str) -> ServeError:
-    return ServeError(404, f"unknown run {run_id!r}: no run with that id under the served roots")
 
 
 def run_state(run_dir: str) -> State | None:
@@ -394,8 +383,3 @@ def _gone(entry: _Run) -> ServeError:
     return ServeError(
         410, f"run {entry.run_id} was deleted: its folder {entry.dir} no longer exists"
     )
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
