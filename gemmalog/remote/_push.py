@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from gemmalog.remote._fs import RemoteError, explained, filesystem, join, public
-from gemmalog.remote._store import Store, ignored, store_for
+from gemmalog.remote._store import READ_AHEAD, Store, ignored, is_local, store_for
 
 
 class ConflictError(RemoteError):
@@ -103,6 +103,13 @@ class _Side:
                 continue
             out[rel] = info
         return out
+
+    def reader(self, path: str) -> Any:
+        """``path`` open to read, through a large read-ahead when the store is remote (a
+        store's cost is much per request: fewer, larger GETs; docs/performance.md)."""
+        if is_local(self.fs):
+            return self.fs.open(path, "rb")
+        return self.fs.open(path, "rb", block_size=READ_AHEAD)
 
     def read(self, path: str, start: int, end: int) -> bytes:
         if end <= start:
@@ -266,18 +273,18 @@ def _push_file(
         if have == end and _same(src, dst, src_path, dst_path, 0, end):
             stats.files_unchanged += 1
             return False
-        with src.fs.open(src_path, "rb") as fh:
+        with src.reader(src_path) as fh:
             stats.bytes_sent += store.replace(dst_path, fh, end)
         stats.files_sent += 1
     elif 0 <= have <= end and _prefix(src, dst, src_path, dst_path, have):
         if have == end:
             stats.files_unchanged += 1
             return False
-        with src.fs.open(src_path, "rb") as fh:
+        with src.reader(src_path) as fh:
             stats.bytes_sent += store.append(dst_path, have, fh, end)
         stats.files_appended += 1
     else:
-        with src.fs.open(src_path, "rb") as fh:
+        with src.reader(src_path) as fh:
             stats.bytes_sent += store.replace(dst_path, fh, end)
         stats.files_sent += 1
     return True

@@ -19,6 +19,9 @@ from typing import Any, BinaryIO
 
 #: Bytes read and sent at a time.
 CHUNK = 16 << 20
+#: Bytes a remote file being copied is read ahead by: one GET each (a store's cost is much
+#: per request; docs/performance.md).
+READ_AHEAD = 128 << 20
 #: S3's smallest part but the last: below this an object cannot be the first part of an append.
 S3_MIN_PART = 5 << 20
 #: S3's largest copied part.
@@ -224,10 +227,16 @@ class S3Store(Store):
             self.fs.invalidate_cache(path)
 
 
+def is_local(fs: Any) -> bool:
+    """Whether ``fs`` is the local file system."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    return "file" in protocols or "local" in protocols
+
+
 def store_for(fs: Any) -> Store:
     """The store that writes to ``fs`` best."""
     protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
-    if "file" in protocols or "local" in protocols:
+    if is_local(fs):
         return LocalStore(fs)
     if "s3" in protocols and hasattr(fs, "call_s3"):
         return S3Store(fs)
@@ -236,11 +245,13 @@ def store_for(fs: Any) -> Store:
 
 __all__ = [
     "CHUNK",
+    "READ_AHEAD",
     "TEMP_MARK",
     "LocalStore",
     "S3Store",
     "Store",
     "chunks",
     "ignored",
+    "is_local",
     "store_for",
 ]
